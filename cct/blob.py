@@ -1,0 +1,170 @@
+"""Blob: a named N-d array pair (``data``, ``diff``) of one dtype, mirroring Caffe's blob.hpp.
+
+Storage is a flat buffer with a capacity, as in Caffe: reshaping to a smaller or equal count keeps the
+buffer (and its values); a larger count allocates a new zeroed one. ``diff`` is allocated on first use,
+so inference nets never pay for gradients. ``data``/``diff`` return writable views in the blob's
+current shape, which is what pycaffe scripts index into.
+"""
+import numpy as np
+
+
+def _as_shape(dims):
+    if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
+        dims = tuple(dims[0])
+    shape = tuple(int(d) for d in dims)
+    if any(d < 0 for d in shape):
+        raise ValueError('blob dimensions must be non-negative, got %s' % (shape,))
+    return shape
+
+
+def shape_string(shape):
+    """Caffe's ``shape_string()``: ``"64 3 227 227 (9916992)"``."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return ' '.join(str(d) for d in shape) + (' ' if shape else '') + '(%d)' % count
+
+
+class Blob:
+    """Data and gradient arrays of one shape.
+
+    Args:
+        shape: the initial dimensions (any number of axes; a scalar blob has shape ``()``).
+        dtype: ``numpy.float32`` (training) or ``numpy.float64`` (gradient checks).
+    """
+
+    __slots__ = ('_shape', '_count', '_data', '_diff', '_data_view', '_diff_view', 'dtype',
+                 '__weakref__')
+
+    def __init__(self, *shape, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self._shape = _as_shape(shape) if shape else (0,)
+        self._count = int(np.prod(self._shape, dtype=np.int64))
+        self._data = np.zeros(self._count, self.dtype)
+        self._diff = None
+        self._data_view = self._diff_view = None
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def count(self):
+        return self._count
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    num_axes = ndim
+
+    def legacy_shape(self, index):
+        """Caffe's LegacyShape: axis ``index`` (negative from the end), 1 beyond the real axes."""
+        if index >= len(self._shape) or index < -len(self._shape):
+            return 1
+        return self._shape[index]
+
+    @property
+    def num(self):
+        return self.legacy_shape(0)
+
+    @property
+    def channels(self):
+        return self.legacy_shape(1)
+
+    @property
+    def height(self):
+        return self.legacy_shape(2)
+
+    @property
+    def width(self):
+        return self.legacy_shape(3)
+
+    def count_range(self, start, end=None):
+        """Product of the dimensions in [start, end) (Caffe's ``count(start, end)``)."""
+        return int(np.prod(self._shape[start:end], dtype=np.int64))
+
+    def canonical_axis(self, axis):
+        """Caffe's CanonicalAxisIndex: a negative axis counts from the end; out of range raises."""
+        if not -len(self._shape) <= axis < max(len(self._shape), 1):
+            raise ValueError('axis %d out of range for %d-D blob with shape %s'
+                             % (axis, len(self._shape), shape_string(self._shape)))
+        return axis % len(self._shape) if self._shape else 0
+
+    def reshape(self, *shape):
+        """Change the shape; the buffer grows (zeroed) only when the new count exceeds its capacity."""
+        shape = _as_shape(shape)
+        if shape == self._shape:
+            return
+        count = int(np.prod(shape, dtype=np.int64))
+        self._shape, self._count = shape, count
+        if count > self._data.size:
+            self._data = np.zeros(count, self.dtype)
+            self._diff = None
+        self._data_view = self._diff_view = None
+
+    def reshape_like(self, other):
+        self.reshape(other.shape)
+
+    @property
+    def data(self):
+        view = self._data_view
+        if view is None:
+            view = self._data_view = self._data[:self._count].reshape(self._shape)
+        return view
+
+    @data.setter
+    def data(self, value):
+        self.data[...] = value
+
+    @property
+    def diff(self):
+        view = self._diff_view
+        if view is None:
+            if self._diff is None or self._diff.size < self._data.size:
+                self._diff = np.zeros(self._data.size, self.dtype)
+            view = self._diff_view = self._diff[:self._count].reshape(self._shape)
+        return view
+
+    @diff.setter
+    def diff(self, value):
+        self.diff[...] = value
+
+    @property
+    def has_diff(self):
+        """True once a gradient buffer exists (it is allocated on first use)."""
+        return self._diff is not None
+
+    def share_data(self, other):
+        """Use ``other``'s data buffer (Caffe's ShareData); counts must agree."""
+        if self._count != other._count:
+            raise ValueError('cannot share data of blob %s with blob %s: counts differ'
+                             % (shape_string(other.shape), shape_string(self.shape)))
+        self._data = other._data
+        self._data_view = None
+
+    def share_diff(self, other):
+        """Use ``other``'s diff buffer (Caffe's ShareDiff); counts must agree."""
+        if self._count != other._count:
+            raise ValueError('cannot share diff of blob %s with blob %s: counts differ'
+                             % (shape_string(other.shape), shape_string(self.shape)))
+        other.diff  # allocate it so both blobs hold the same buffer
+        self._diff = other._diff
+        self._diff_view = None
+
+    def shares_data_with(self, other):
+        return self._data is other._data
+
+    def __repr__(self):
+        return 'Blob(%s, %s)' % (shape_string(self._shape), self.dtype.name)
+
+
+class BlobVec(list):
+    """A layer's list of parameter blobs; ``add_blob(*shape)`` is pycaffe's way to append one."""
+
+    def __init__(self, blobs=(), dtype=np.float32):
+        super().__init__(blobs)
+        self.dtype = dtype
+
+    def add_blob(self, *shape):
+        blob = Blob(*shape, dtype=self.dtype)
+        self.append(blob)
+        return blob

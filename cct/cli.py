@@ -1,0 +1,77 @@
+"""The ``cct`` command line: Caffe's ``caffe <action> [flags]`` (tools/caffe.cpp) plus Caffe's other
+tools as actions.
+
+Flags take every spelling gflags accepts (``-solver x``, ``-solver=x``, ``--solver x``,
+``--solver=x``), and glog's own flags are accepted. A user mistake ends in one line naming what is
+wrong, never a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from cct.errors import CctError
+from cct.log import init_log
+from cct.tools import ACTIONS
+
+
+class CaffeArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``add_flag('solver', ...)`` also accepts gflags' single dash."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('allow_abbrev', False)
+        super().__init__(*args, **kwargs)
+        glog = self.add_argument_group('logging flags (glog)')
+        for name, kind in (('minloglevel', int), ('v', int), ('log_dir', str)):
+            glog.add_argument('-' + name, '--' + name, type=kind, default=None,
+                              help=argparse.SUPPRESS if name != 'minloglevel' else
+                              '0 = INFO (default), 1 = WARNING, 2 = ERROR')
+        for name in ('logtostderr', 'alsologtostderr'):
+            glog.add_argument('-' + name, '--' + name, nargs='?', const='true', default=None,
+                              help=argparse.SUPPRESS)
+
+    def add_flag(self, name, **kwargs):
+        """Add ``-name``/``--name``; the value lands in ``args.<name>``."""
+        kwargs.setdefault('dest', name)
+        return self.add_argument('-' + name, '--' + name, **kwargs)
+
+
+def _usage():
+    import_lines = []
+    for name in ACTIONS:
+        doc = (importlib.import_module('cct.tools.' + name).__doc__ or '').strip().splitlines()
+        import_lines.append('  %-20s %s' % (name, doc[0] if doc else ''))
+    return ('usage: cct <action> [flags]\n\nAvailable cct actions:\n' + '\n'.join(import_lines) +
+            '\n\n`cct <action> --help` lists the flags of an action.')
+
+
+def main(argv=None):
+    """Entry point of the ``cct`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help', 'help'):
+        print(_usage(), file=sys.stderr if not argv else sys.stdout)
+        return 1 if not argv else 0
+    action = argv[0]
+    if action not in ACTIONS:
+        print(_usage(), file=sys.stderr)
+        print('Unknown action: %s' % action, file=sys.stderr)
+        return 1
+    module = importlib.import_module('cct.tools.' + action)
+    doc = (module.__doc__ or '').strip()
+    parser = CaffeArgumentParser(prog='cct ' + action, description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    init_log(args.minloglevel or 0)
+    try:
+        status = module.run(args)
+    except CctError as e:
+        print('cct %s: error: %s' % (action, e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('cct %s: interrupted' % action, file=sys.stderr)
+        return 130
+    return 0 if status is None else int(status)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

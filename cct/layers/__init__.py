@@ -1,0 +1,18 @@
+"""cct's layers, one family per module, each registered under its Caffe type name.
+
+Importing this package imports every layer module below (an explicit list, no directory walk), so
+the registry knows every type once ``cct.layers`` is imported.
+"""
+import importlib
+
+from cct.layers.base import Layer, layer_class, layer_type_list, register
+
+_MODULES = [
+    'input', 'split', 'convolution', 'pooling', 'inner_product', 'relu', 'softmax',
+    'softmax_loss', 'accuracy', 'dropout',
+]
+
+for _name in _MODULES:
+    importlib.import_module('cct.layers.' + _name)
+
+__all__ = ['Layer', 'layer_class', 'layer_type_list', 'register']

@@ -1,0 +1,197 @@
+"""The layer contract and the registry of layer types (Caffe's layer.hpp and layer_factory.hpp).
+
+A layer is pycaffe's Python layer: ``setup(bottom, top)``, ``reshape(bottom, top)``,
+``forward(bottom, top)``, ``backward(top, propagate_down, bottom)`` on lists of Blobs. It reads its
+LayerParameter (``self.param``) in ``setup`` and never overrides ``__init__``. Arity is declared with
+class attributes and checked once by the base class. A user's ``type: "Python"`` layer subclasses
+this same class.
+"""
+import numpy as np
+
+from cct.blob import BlobVec
+from cct.errors import NetError, UnknownLayerError
+from cct.fillers import fill
+from cct.proto import caffe_pb2
+
+_REGISTRY = {}
+
+# V1 (``layers { type: CONVOLUTION }``) enum names and the V2 type strings they became.
+V1_TYPE_NAMES = {
+    'ABSVAL': 'AbsVal', 'ACCURACY': 'Accuracy', 'ARGMAX': 'ArgMax', 'BNLL': 'BNLL',
+    'CONCAT': 'Concat', 'CONTRASTIVE_LOSS': 'ContrastiveLoss', 'CONVOLUTION': 'Convolution',
+    'DECONVOLUTION': 'Deconvolution', 'DATA': 'Data', 'DROPOUT': 'Dropout',
+    'DUMMY_DATA': 'DummyData', 'EUCLIDEAN_LOSS': 'EuclideanLoss', 'ELTWISE': 'Eltwise',
+    'EXP': 'Exp', 'FLATTEN': 'Flatten', 'HDF5_DATA': 'HDF5Data', 'HDF5_OUTPUT': 'HDF5Output',
+    'HINGE_LOSS': 'HingeLoss', 'IM2COL': 'Im2col', 'IMAGE_DATA': 'ImageData',
+    'INFOGAIN_LOSS': 'InfogainLoss', 'INNER_PRODUCT': 'InnerProduct', 'LRN': 'LRN',
+    'MEMORY_DATA': 'MemoryData', 'MULTINOMIAL_LOGISTIC_LOSS': 'MultinomialLogisticLoss',
+    'MVN': 'MVN', 'POOLING': 'Pooling', 'POWER': 'Power', 'RELU': 'ReLU', 'SIGMOID': 'Sigmoid',
+    'SIGMOID_CROSS_ENTROPY_LOSS': 'SigmoidCrossEntropyLoss', 'SILENCE': 'Silence',
+    'SOFTMAX': 'Softmax', 'SOFTMAX_LOSS': 'SoftmaxWithLoss', 'SPLIT': 'Split', 'SLICE': 'Slice',
+    'TANH': 'TanH', 'WINDOW_DATA': 'WindowData', 'THRESHOLD': 'Threshold',
+}
+
+
+def register(type_name):
+    """Class decorator: make a layer class buildable from prototxt ``type: "<type_name>"``."""
+    def decorate(cls):
+        if type_name in _REGISTRY:
+            raise RuntimeError('layer type %r registered twice: %s and %s' % (
+                type_name, _REGISTRY[type_name].__qualname__, cls.__qualname__))
+        _REGISTRY[type_name] = cls
+        cls.type = type_name
+        return cls
+    return decorate
+
+
+def layer_type_list():
+    """Every registered layer type string, sorted (pycaffe's ``caffe.layer_type_list()``)."""
+    return sorted(_REGISTRY)
+
+
+def layer_class(type_name, layer_name=''):
+    """The class registered for ``type_name`` (a V2 type string or a V1 enum name)."""
+    cls = _REGISTRY.get(V1_TYPE_NAMES.get(type_name, type_name))
+    if cls is None:
+        raise UnknownLayerError("Unknown layer type: %s (layer '%s'); known types: %s"
+                                % (type_name, layer_name, ', '.join(layer_type_list())))
+    return cls
+
+
+class Layer:
+    """Base class of every layer; subclasses override ``setup``/``reshape``/``forward``/``backward``.
+
+    Class attributes declare the arity (None = unconstrained): ``num_bottom``/``num_top`` exact,
+    ``min_bottom``/``max_bottom``/``min_top``/``max_top`` bounds, ``equal_bottom_top`` for layers
+    that map bottom i to top i. ``auto_top_blobs`` lets the net add anonymous tops up to the
+    minimum; ``inplace = False`` refuses top == bottom; ``loss_layer`` gives top 0 a default loss
+    weight of 1, as Caffe's LossLayer does.
+
+    Attributes:
+        param: this layer's ``caffe_pb2.LayerParameter`` (a copy owned by the net).
+        blobs: learnable parameter blobs (``BlobVec``).
+        phase: ``caffe_pb2.TRAIN`` or ``caffe_pb2.TEST``.
+        param_propagate_down: per param blob, whether its gradient is wanted (lr_mult != 0).
+    """
+
+    type = 'Python'
+    num_bottom = min_bottom = max_bottom = None
+    num_top = min_top = max_top = None
+    equal_bottom_top = False
+    auto_top_blobs = False
+    inplace = True
+    loss_layer = False
+
+    def __init__(self, param=None, dtype=np.float32):
+        self.param = param if param is not None else caffe_pb2.LayerParameter()
+        self.phase = self.param.phase
+        self.param_str = self.param.python_param.param_str
+        self.dtype = np.dtype(dtype)
+        self.blobs = BlobVec(dtype=self.dtype)
+        self.param_propagate_down = []
+        self.loss_weights = []
+
+    @property
+    def name(self):
+        return self.param.name
+
+    # The contract subclasses implement.
+    def setup(self, bottom, top):
+        """Read ``self.param``, check bottoms, create ``self.blobs``; called once."""
+
+    def reshape(self, bottom, top):
+        """Shape tops and buffers from the bottoms; called before every forward."""
+        raise NotImplementedError('%s must implement reshape' % self.describe())
+
+    def forward(self, bottom, top):
+        raise NotImplementedError('%s must implement forward' % self.describe())
+
+    def backward(self, top, propagate_down, bottom):
+        if any(propagate_down):
+            raise NotImplementedError('%s cannot backpropagate to its bottoms' % self.describe())
+
+    def allow_force_backward(self, bottom_index):
+        """Whether ``force_backward`` may make bottom ``bottom_index`` need a gradient."""
+        return not (self.loss_layer and bottom_index == 1)
+
+    # Helpers for subclasses.
+    def make_param_blobs(self, specs):
+        """Create ``self.blobs`` from ``(shape, filler)`` pairs (filler None = constant 0).
+
+        Blobs given in the prototxt itself (``LayerParameter.blobs``) are used instead, as Caffe
+        skips filler initialisation for them; their shapes must match.
+        """
+        from cct.io.blobproto import blobproto_to_array
+        if len(self.param.blobs):
+            if len(self.param.blobs) != len(specs):
+                self.fail('the prototxt gives %d param blobs, the layer has %d'
+                          % (len(self.param.blobs), len(specs)))
+            for i, ((shape, _), proto) in enumerate(zip(specs, self.param.blobs)):
+                values = blobproto_to_array(proto, dtype=self.dtype)
+                if values.size != int(np.prod(shape)):
+                    self.fail('param blob %d in the prototxt has shape %s, expected %s'
+                              % (i, values.shape, tuple(shape)))
+                self.blobs.add_blob(*shape).data[...] = values.reshape(shape)
+            self.param.ClearField('blobs')
+            return
+        for i, (shape, filler) in enumerate(specs):
+            blob = self.blobs.add_blob(*shape)
+            if filler is not None:
+                fill(blob, filler, '%s, param blob %d' % (self.describe(), i))
+
+    # What the net calls.
+    def describe(self):
+        return "layer '%s' (type %s)" % (self.name, self.type)
+
+    def fail(self, message, error=NetError):
+        """Raise ``error`` with ``message`` prefixed by this layer's name and type."""
+        raise error('%s: %s' % (self.describe()[0].upper() + self.describe()[1:], message))
+
+    def check_arity(self, num_bottom, num_top):
+        def count(what, n, exact, low, high):
+            if exact is not None and n != exact:
+                self.fail('takes %d %s blob(s), got %d' % (exact, what, n))
+            if low is not None and n < low:
+                self.fail('takes at least %d %s blob(s), got %d' % (low, what, n))
+            if high is not None and n > high:
+                self.fail('takes at most %d %s blob(s), got %d' % (high, what, n))
+        count('bottom', num_bottom, self.num_bottom, self.min_bottom, self.max_bottom)
+        count('top', num_top, self.num_top, self.min_top, self.max_top)
+        if self.equal_bottom_top and num_bottom != num_top:
+            self.fail('takes the same number of bottom and top blobs, got %d and %d'
+                      % (num_bottom, num_top))
+
+    def layer_setup(self, bottom, top):
+        """Caffe's ``Layer::SetUp``: arity check, ``setup``, ``reshape``, loss weights."""
+        self.check_arity(len(bottom), len(top))
+        if self.loss_layer and not self.param.loss_weight:
+            self.param.loss_weight.append(1.0)
+        self.setup(bottom, top)
+        self.reshape(bottom, top)
+        weights = list(self.param.loss_weight)
+        if weights and len(weights) != len(top):
+            self.fail('loss_weight must be unspecified or specified once per top blob '
+                      '(%d given, %d tops)' % (len(weights), len(top)))
+        self.loss_weights = weights + [0.0] * (len(top) - len(weights))
+        self.seed_loss_diffs(top)
+        if len(self.param_propagate_down) != len(self.blobs):
+            self.param_propagate_down = [True] * len(self.blobs)
+
+    def seed_loss_diffs(self, top):
+        """Fill each loss top's diff with its weight: that is how Caffe seeds backward."""
+        for blob, weight in zip(top, self.loss_weights):
+            if weight:
+                blob.diff[...] = weight
+
+    def loss(self, top_index):
+        return self.loss_weights[top_index] if top_index < len(self.loss_weights) else 0.0
+
+    def run_forward(self, bottom, top):
+        """Caffe's ``Layer::Forward``: reshape, forward, and return the weighted loss of the tops."""
+        self.reshape(bottom, top)
+        self.forward(bottom, top)
+        loss = 0.0
+        for blob, weight in zip(top, self.loss_weights):
+            if weight:
+                loss += weight * float(blob.data.sum(dtype=np.float64))
+        return loss

@@ -1,0 +1,43 @@
+"""Dropout (Caffe's dropout_layer.cpp): in TRAIN, y = x * mask / (1 - ratio) with mask ~ Bernoulli(1 -
+ratio) ("inverted" dropout: the scaling happens at train time); in TEST, y = x. Backward reuses the
+mask and scale."""
+import numpy as np
+
+from cct import rng
+from cct.layers.base import Layer, register
+from cct.proto import caffe_pb2
+
+
+@register('Dropout')
+class DropoutLayer(Layer):
+    num_bottom = 1
+    num_top = 1
+
+    def setup(self, bottom, top):
+        ratio = np.float32(self.param.dropout_param.dropout_ratio)
+        if not 0 < ratio < 1:
+            self.fail('dropout_ratio must be in (0, 1), got %g' % ratio)
+        self.ratio = float(ratio)
+        self.scale = self.dtype.type(1.0 / (1.0 - float(ratio)))
+
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
+
+    def forward(self, bottom, top):
+        if self.phase != caffe_pb2.TRAIN:
+            if top[0] is not bottom[0]:
+                top[0].data[...] = bottom[0].data
+            return
+        self.mask = rng.generator().random(bottom[0].shape, dtype=np.float32) >= self.ratio
+        np.multiply(bottom[0].data, self.mask, out=top[0].data)
+        top[0].data[...] *= self.scale
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        if self.phase != caffe_pb2.TRAIN:
+            if top[0] is not bottom[0]:
+                bottom[0].diff[...] = top[0].diff
+            return
+        np.multiply(top[0].diff, self.mask, out=bottom[0].diff)
+        bottom[0].diff[...] *= self.scale

@@ -1,0 +1,80 @@
+"""Pooling: MAX and AVE (Caffe's pooling_layer.cpp), over 4-D (N, C, H, W) blobs.
+
+Easy to get wrong, all as Caffe does it: the output size rounds *up* by default
+(``round_mode: CEIL``) and, with padding, drops a last window that would start inside the padding;
+MAX treats padding as absent (windows clipped to the image) and keeps the first maximum; AVE divides
+by the window clipped to the padded extent, so border windows count padding cells but not cells
+beyond the padding. ``global_pooling`` takes the whole plane. A second top for MAX holds each window's
+argmax (flat index within the plane) as a float.
+"""
+import numpy as np
+
+from cct import kernels
+from cct.layers.base import Layer, register
+from cct.layers.geometry import pool_geometry, pool_out_size
+from cct.proto import caffe_pb2
+
+MAX = caffe_pb2.PoolingParameter.MAX
+AVE = caffe_pb2.PoolingParameter.AVE
+STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
+
+
+@register('Pooling')
+class PoolingLayer(Layer):
+    num_bottom = 1
+    min_top = 1
+    max_top = 2
+
+    def setup(self, bottom, top):
+        p = self.param.pooling_param
+        if bottom[0].ndim != 4:
+            self.fail('pooling needs a 4-D input (N, C, H, W), got shape %s' % (bottom[0].shape,))
+        self.method = p.pool
+        if len(top) == 2 and self.method != MAX:
+            self.fail('a second top (the argmax mask) is only produced by MAX pooling')
+        self.ceil_mode = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+        self.geometry = pool_geometry(p, bottom[0].shape[2], bottom[0].shape[3], self.describe())
+        self._shape_key = None
+
+    def reshape(self, bottom, top):
+        if bottom[0].ndim != 4:
+            self.fail('pooling needs a 4-D input (N, C, H, W), got shape %s' % (bottom[0].shape,))
+        key = bottom[0].shape
+        if key == self._shape_key:
+            return
+        num, channels, height, width = key
+        if self.param.pooling_param.global_pooling:
+            self.geometry = self.geometry._replace(kernel_h=height, kernel_w=width)
+        g = self.geometry
+        out_h = pool_out_size(height, g.kernel_h, g.stride_h, g.pad_h, self.ceil_mode)
+        out_w = pool_out_size(width, g.kernel_w, g.stride_w, g.pad_w, self.ceil_mode)
+        for blob in top:
+            blob.reshape(num, channels, out_h, out_w)
+        if self.method == MAX:
+            self.mask = np.empty((num, channels, out_h, out_w), np.int32)
+        self._shape_key = key
+
+    def forward(self, bottom, top):
+        g = self.geometry
+        if self.method == MAX:
+            kernels.max_pool_forward(bottom[0].data, top[0].data, self.mask, g.kernel_h, g.kernel_w,
+                                     g.pad_h, g.pad_w, g.stride_h, g.stride_w)
+            if len(top) == 2:
+                top[1].data[...] = self.mask
+        elif self.method == AVE:
+            kernels.ave_pool_forward(bottom[0].data, top[0].data, g.kernel_h, g.kernel_w,
+                                     g.pad_h, g.pad_w, g.stride_h, g.stride_w)
+        else:
+            self.fail('STOCHASTIC pooling is not implemented yet')
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        g = self.geometry
+        if self.method == MAX:
+            kernels.max_pool_backward(top[0].diff, self.mask, bottom[0].diff)
+        elif self.method == AVE:
+            kernels.ave_pool_backward(top[0].diff, bottom[0].diff, g.kernel_h, g.kernel_w,
+                                      g.pad_h, g.pad_w, g.stride_h, g.stride_w)
+        else:
+            self.fail('STOCHASTIC pooling is not implemented yet')

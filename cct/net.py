@@ -1,0 +1,398 @@
+"""Net: layers wired by blob names, built from a NetParameter and a NetState (Caffe's net.cpp).
+
+Construction follows Net::Init step by step: filter layers by the state, insert Splits, create each
+layer from the registry, wire bottoms/tops (in-place when a top repeats the bottom at its index),
+set layers up, register parameters (shared by ParamSpec name), decide which layers need backward,
+and collect outputs (blobs nobody consumes, sorted by name).
+"""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from cct import io as cct_io
+from cct import layers as _layers  # noqa: F401  (registers every layer type)
+from cct.blob import Blob, shape_string
+from cct.errors import NetError, ParseError, WeightsError
+from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
+from cct.layers.base import layer_class
+from cct.log import logger
+from cct.netgraph import filter_net, insert_splits
+from cct.proto import caffe_pb2
+from cct.net_api import PycaffeNetMixin
+
+
+class Net(PycaffeNetMixin):
+    """A network ready to run forward and backward.
+
+    Accepts pycaffe's constructor forms: ``Net(model, phase)``, ``Net(model, weights, phase)`` and
+    ``Net(model, phase, level=0, stages=None, weights=None)``. ``model`` is a prototxt path (parsed
+    and upgraded) or a ``NetParameter`` (used as is, like Caffe's in-memory constructor).
+    """
+
+    def __init__(self, model, *args, phase=None, level=None, stages=None, weights=None,
+                 dtype=np.float32):
+        if len(args) == 1:
+            phase = args[0]
+        elif len(args) == 2:
+            weights, phase = args
+        elif args:
+            raise TypeError('Net(model, phase) or Net(model, weights, phase), got %d extra '
+                            'positional arguments' % len(args))
+        if isinstance(model, caffe_pb2.NetParameter):
+            param = caffe_pb2.NetParameter()
+            param.CopyFrom(model)
+        else:
+            model = os.fspath(model)
+            if not os.path.isfile(model):
+                raise ParseError('net file not found: %s' % model)
+            param = cct_io.read_net_text(model)
+        if phase is not None:
+            param.state.phase = phase
+        if level is not None:
+            param.state.level = level
+        if stages:
+            param.state.stage.extend(stages)
+        self.dtype = np.dtype(dtype)
+        self._init(param)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # ------------------------------------------------------------------ construction
+    def _init(self, in_param):
+        self.name = in_param.name
+        self.phase = in_param.state.phase
+        param = insert_splits(filter_net(in_param))
+        self.param = param
+        logger.info('Initializing net from parameters (%s phase, %d layers)',
+                    caffe_pb2.Phase.Name(self.phase), len(param.layer))
+        self.layers, self.layer_names = [], []
+        self.bottom_vecs, self.top_vecs, self.bottom_ids, self.top_ids = [], [], [], []
+        self.bottom_need_backward, self.layer_need_backward = [], []
+        self.blobs_list, self.blob_names, self.blob_need_backward = [], [], []
+        self.input_blob_indices = []
+        self.loss_weight_by_blob = []
+        self.net_params, self.param_owners, self.param_layer_indices = [], [], []
+        self.param_display_names, self.param_id_vecs = [], []
+        self.learnable_params, self.learnable_param_ids = [], []
+        self.params_lr, self.params_weight_decay, self.has_params_lr, self.has_params_decay = \
+            [], [], [], []
+        self._param_names_index = {}
+        available = set()
+        blob_index = {}
+        memory = 0
+        for layer_id, layer_param in enumerate(param.layer):
+            if not layer_param.HasField('phase'):
+                layer_param.phase = self.phase
+            if len(layer_param.propagate_down) not in (0, len(layer_param.bottom)):
+                raise NetError("Layer '%s': propagate_down param must be specified either 0 or "
+                               'bottom_size times (%d given, %d bottoms)' % (
+                                   layer_param.name, len(layer_param.propagate_down),
+                                   len(layer_param.bottom)))
+            layer = layer_class(layer_param.type, layer_param.name)(layer_param, self.dtype)
+            self.layers.append(layer)
+            self.layer_names.append(layer_param.name)
+            logger.info('Creating Layer %s', layer_param.name)
+            self.bottom_vecs.append([])
+            self.bottom_ids.append([])
+            self.top_vecs.append([])
+            self.top_ids.append([])
+            self.bottom_need_backward.append([])
+            need_backward = False
+            for bottom_id, blob_name in enumerate(layer_param.bottom):
+                if blob_name not in available:
+                    raise NetError("Unknown bottom blob '%s' (layer '%s', bottom index %d)"
+                                   % (blob_name, layer_param.name, bottom_id))
+                blob_id = blob_index[blob_name]
+                logger.info('%s <- %s', layer_param.name, blob_name)
+                self.bottom_vecs[-1].append(self.blobs_list[blob_id])
+                self.bottom_ids[-1].append(blob_id)
+                available.discard(blob_name)
+                wanted = self.blob_need_backward[blob_id]
+                if len(layer_param.propagate_down):
+                    wanted = layer_param.propagate_down[bottom_id]
+                self.bottom_need_backward[-1].append(wanted)
+                need_backward |= self.blob_need_backward[blob_id]
+            for top_id, blob_name in enumerate(layer_param.top):
+                self._append_top(layer, layer_param, top_id, blob_name, blob_index)
+                available.add(blob_name)
+                if layer_param.type == 'Input':
+                    self.input_blob_indices.append(len(self.blobs_list) - 1)
+            if layer.auto_top_blobs:
+                needed = max(layer.min_top or 0, layer.num_top or 0)
+                for top_id in range(len(layer_param.top), needed):
+                    self._append_top(layer, layer_param, top_id, '(automatic)', None)
+            logger.info('Setting up %s', layer_param.name)
+            layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
+            for top_id, blob_id in enumerate(self.top_ids[-1]):
+                while len(self.loss_weight_by_blob) <= blob_id:
+                    self.loss_weight_by_blob.append(0.0)
+                self.loss_weight_by_blob[blob_id] = layer.loss(top_id)
+                blob = self.blobs_list[blob_id]
+                logger.info('Top shape: %s', shape_string(blob.shape))
+                if layer.loss(top_id):
+                    logger.info('    with loss weight %g', layer.loss(top_id))
+                memory += blob.count
+            need_backward |= self._append_params(layer_id, layer)
+            self.layer_need_backward.append(need_backward)
+            if need_backward:
+                for blob_id in self.top_ids[-1]:
+                    self.blob_need_backward[blob_id] = True
+        logger.info('Memory required for data: %d', memory * self.dtype.itemsize)
+        self._analyse_backward(param.force_backward)
+        self.output_blob_indices = [blob_index[name] for name in sorted(available)]
+        for name in sorted(available):
+            logger.info('This network produces output %s', name)
+        self._blob_index = {name: i for i, name in enumerate(self.blob_names)}
+        self._layer_index = {name: i for i, name in enumerate(self.layer_names)}
+        self.share_weights()
+        logger.info('Network initialization done.')
+
+    def _append_top(self, layer, layer_param, top_id, blob_name, blob_index):
+        if blob_index is not None and top_id < len(layer_param.bottom) and \
+                blob_name == layer_param.bottom[top_id]:
+            if not layer.inplace:
+                layer.fail('does not allow in-place computation (top %d is bottom %r)'
+                           % (top_id, blob_name))
+            logger.info('%s -> %s (in-place)', layer_param.name, blob_name)
+            blob_id = blob_index[blob_name]
+        elif blob_index is not None and blob_name in blob_index:
+            raise NetError("Top blob '%s' produced by multiple sources (layer '%s', top index %d)"
+                           % (blob_name, layer_param.name, top_id))
+        else:
+            logger.info('%s -> %s', layer_param.name, blob_name)
+            blob_id = len(self.blobs_list)
+            self.blobs_list.append(Blob(dtype=self.dtype))
+            self.blob_names.append(blob_name)
+            self.blob_need_backward.append(False)
+            if blob_index is not None:
+                blob_index[blob_name] = blob_id
+        self.top_vecs[-1].append(self.blobs_list[blob_id])
+        self.top_ids[-1].append(blob_id)
+
+    def _append_params(self, layer_id, layer):
+        """Register a layer's param blobs (owned, or shared by ParamSpec name); return whether any
+        has a non-zero lr_mult."""
+        specs = layer.param.param
+        if len(specs) > len(layer.blobs):
+            layer.fail('too many params specified (%d ParamSpecs, %d param blobs)'
+                       % (len(specs), len(layer.blobs)))
+        default = caffe_pb2.ParamSpec()
+        need_backward = False
+        layer.param_propagate_down = []
+        self.param_id_vecs.append([])
+        for param_id, blob in enumerate(layer.blobs):
+            spec = specs[param_id] if param_id < len(specs) else default
+            learns = spec.lr_mult != 0
+            need_backward |= learns
+            layer.param_propagate_down.append(learns)
+            name = spec.name
+            self.param_display_names.append(name or str(param_id))
+            net_param_id = len(self.net_params)
+            self.net_params.append(blob)
+            self.param_id_vecs[-1].append(net_param_id)
+            self.param_layer_indices.append((layer_id, param_id))
+            if not name or name not in self._param_names_index:
+                self.param_owners.append(-1)
+                if name:
+                    self._param_names_index[name] = net_param_id
+                self.learnable_param_ids.append(len(self.learnable_params))
+                self.learnable_params.append(blob)
+                self.has_params_lr.append(spec.HasField('lr_mult'))
+                self.has_params_decay.append(spec.HasField('decay_mult'))
+                self.params_lr.append(spec.lr_mult)
+                self.params_weight_decay.append(spec.decay_mult)
+                continue
+            owner_id = self._param_names_index[name]
+            self.param_owners.append(owner_id)
+            owner_layer, owner_param = self.param_layer_indices[owner_id]
+            logger.info("Sharing parameters '%s' owned by layer '%s', param index %d",
+                        name, self.layer_names[owner_layer], owner_param)
+            owner = self.net_params[owner_id]
+            permissive = spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE
+            if (owner.count != blob.count) if permissive else (owner.shape != blob.shape):
+                layer.fail("cannot share param '%s' owned by layer '%s': %s mismatch. Owner "
+                           'layer param shape is %s; sharing layer expects shape %s' % (
+                               name, self.layer_names[owner_layer],
+                               'count' if permissive else 'shape', shape_string(owner.shape),
+                               shape_string(blob.shape)))
+            learnable_id = self.learnable_param_ids[owner_id]
+            self.learnable_param_ids.append(learnable_id)
+            for has, values, field in ((self.has_params_lr, self.params_lr, 'lr_mult'),
+                                       (self.has_params_decay, self.params_weight_decay,
+                                        'decay_mult')):
+                if spec.HasField(field):
+                    if has[learnable_id] and values[learnable_id] != getattr(spec, field):
+                        layer.fail("shared param '%s' has mismatched %s" % (name, field))
+                    has[learnable_id] = True
+                    values[learnable_id] = getattr(spec, field)
+        return need_backward
+
+    def _analyse_backward(self, force_backward):
+        """Caffe's reverse pass: a layer runs backward only if it feeds a loss and some bottom or
+        param wants a gradient; ``force_backward`` then turns everything permitted back on."""
+        under_loss, skip = set(), set()
+        for layer_id in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[layer_id]
+            contributes, skips_all = False, True
+            for top_id, blob_id in enumerate(self.top_ids[layer_id]):
+                name = self.blob_names[blob_id]
+                if layer.loss(top_id) or name in under_loss:
+                    contributes = True
+                if name not in skip:
+                    skips_all = False
+                if contributes and not skips_all:
+                    break
+            if self.layer_need_backward[layer_id] and skips_all:
+                self.layer_need_backward[layer_id] = False
+                self.bottom_need_backward[layer_id] = [False] * len(self.bottom_ids[layer_id])
+            if not contributes:
+                self.layer_need_backward[layer_id] = False
+            logger.info('%s %s backward computation.', self.layer_names[layer_id],
+                        'needs' if self.layer_need_backward[layer_id] else 'does not need')
+            for bottom_id, blob_id in enumerate(self.bottom_ids[layer_id]):
+                if contributes:
+                    under_loss.add(self.blob_names[blob_id])
+                else:
+                    self.bottom_need_backward[layer_id][bottom_id] = False
+                if not self.bottom_need_backward[layer_id][bottom_id]:
+                    skip.add(self.blob_names[blob_id])
+        if force_backward:
+            for layer_id, layer in enumerate(self.layers):
+                self.layer_need_backward[layer_id] = True
+                for bottom_id, blob_id in enumerate(self.bottom_ids[layer_id]):
+                    wanted = self.bottom_need_backward[layer_id][bottom_id] or \
+                        layer.allow_force_backward(bottom_id)
+                    self.bottom_need_backward[layer_id][bottom_id] = wanted
+                    self.blob_need_backward[blob_id] |= wanted
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    def share_weights(self):
+        """Make every shared (non-owner) param blob use its owner's data and diff."""
+        for param_id, owner_id in enumerate(self.param_owners):
+            if owner_id >= 0:
+                self.net_params[param_id].share_data(self.net_params[owner_id])
+                self.net_params[param_id].share_diff(self.net_params[owner_id])
+
+    # ------------------------------------------------------------------ running
+    def forward_from_to(self, start=0, end=None):
+        """Run layers ``start``..``end`` (inclusive) forward; return the summed weighted loss."""
+        end = len(self.layers) - 1 if end is None else end
+        loss = 0.0
+        for i in range(start, end + 1):
+            loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
+        return loss
+
+    def backward_from_to(self, start=None, end=0):
+        """Run layers ``start`` down to ``end`` backward, skipping layers that need no gradient."""
+        start = len(self.layers) - 1 if start is None else start
+        for i in range(start, end - 1, -1):
+            if self.layer_need_backward[i]:
+                self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
+                                        self.bottom_vecs[i])
+
+    _forward = forward_from_to
+    _backward = backward_from_to
+
+    def forward_backward(self):
+        loss = self.forward_from_to()
+        self.backward_from_to()
+        return loss
+
+    def reshape(self):
+        for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
+            layer.reshape(bottom, top)
+            layer.seed_loss_diffs(top)
+
+    def clear_param_diffs(self):
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    def update(self):
+        """Caffe's Net::Update: every owned learnable blob steps ``data -= diff``."""
+        for blob in self.learnable_params:
+            np.subtract(blob.data, blob.diff, out=blob.data)
+
+    # ------------------------------------------------------------------ lookup
+    def blob_by_name(self, name):
+        try:
+            return self.blobs_list[self._blob_index[name]]
+        except KeyError:
+            raise KeyError("Unknown blob name '%s' in net '%s'" % (name, self.name)) from None
+
+    def has_blob(self, name):
+        return name in self._blob_index
+
+    def layer_by_name(self, name):
+        try:
+            return self.layers[self._layer_index[name]]
+        except KeyError:
+            raise KeyError("Unknown layer name '%s' in net '%s'" % (name, self.name)) from None
+
+    def has_layer(self, name):
+        return name in self._layer_index
+
+    # ------------------------------------------------------------------ weights
+    def copy_trained_layers_from(self, net_param, source='<NetParameter>'):
+        """Copy blobs layer by layer (matched by name) from a NetParameter with weights.
+
+        Layers the net lacks are logged as ignored; a blob count or shape mismatch raises
+        WeightsError naming the layer, blob index and both shapes.
+        """
+        for source_layer in net_param.layer:
+            name = source_layer.name
+            target = self._layer_index.get(name)
+            if target is None:
+                logger.info('Ignoring source layer %s', name)
+                continue
+            blobs = self.layers[target].blobs
+            if len(blobs) != len(source_layer.blobs):
+                raise WeightsError("%s: incompatible number of blobs for layer '%s': the net has "
+                                   '%d, the file has %d' % (source, name, len(blobs),
+                                                            len(source_layer.blobs)))
+            for j, (blob, proto) in enumerate(zip(blobs, source_layer.blobs)):
+                if not _shape_equals(blob, proto):
+                    raise WeightsError(
+                        "%s: cannot copy param %d weights from layer '%s'; shape mismatch. Source "
+                        'param shape is %s; target param shape is %s. To learn this layer\'s '
+                        'parameters from scratch rather than copying from a saved net, rename the '
+                        'layer.' % (source, j, name, shape_string(proto_shape(proto)),
+                                    shape_string(blob.shape)))
+                blob.data[...] = blobproto_to_array(proto, dtype=self.dtype).reshape(blob.shape)
+
+    def copy_from(self, path):
+        """Load weights from a .caffemodel (or .caffemodel.h5) by layer name, as Caffe's
+        CopyTrainedLayersFrom does; several comma-separated files load in order."""
+        for one in str(path).split(','):
+            one = one.strip()
+            if one.endswith('.h5'):
+                from cct.io.hdf5 import load_weights_hdf5
+                load_weights_hdf5(self, one)
+            else:
+                self.copy_trained_layers_from(cct_io.read_net_binary(one), one)
+
+    def to_proto(self, write_diff=False):
+        """The net as a NetParameter with every layer's blobs (Caffe's Net::ToProto)."""
+        from cct.io.blobproto import fill_blobproto
+        out = caffe_pb2.NetParameter(name=self.name)
+        for layer in self.layers:
+            layer_proto = out.layer.add()
+            layer_proto.CopyFrom(layer.param)
+            layer_proto.ClearField('blobs')
+            for blob in layer.blobs:
+                fill_blobproto(layer_proto.blobs.add(), blob.data,
+                               blob.diff if write_diff else None)
+        return out
+
+    def save(self, path, write_diff=False):
+        """Write the weights as a binary .caffemodel that real Caffe reads."""
+        cct_io.write_binary(self.to_proto(write_diff), os.fspath(path))
+
+
+def _shape_equals(blob, proto):
+    """Caffe's Blob::ShapeEquals: legacy 4-D dims compare right-aligned (an old (1,1,N,K)
+    InnerProduct weight matches an (N,K) blob)."""
+    if has_legacy_shape(proto):
+        return blob.ndim <= 4 and all(blob.legacy_shape(i) == getattr(proto, f) for i, f in
+                                      zip((-4, -3, -2, -1), ('num', 'channels', 'height', 'width')))
+    return tuple(blob.shape) == tuple(proto.shape.dim)

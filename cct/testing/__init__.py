@@ -1,0 +1,42 @@
+"""Test helpers shared by cct's own tests and users' layer tests: building one layer from a prototxt
+fragment, and the numerical gradient checker (``cct.testing.gradcheck``)."""
+import numpy as np
+
+from cct.blob import Blob
+from cct.io.protofiles import parse_text
+from cct.layers.base import layer_class
+from cct.proto import caffe_pb2
+
+
+def make_layer(text, bottom_shapes=(), num_top=1, dtype=np.float64, phase=caffe_pb2.TRAIN,
+               bottom_data=None, seed=None, inplace=False):
+    """Build and set up one layer from a LayerParameter prototxt fragment.
+
+    Args:
+        text: e.g. ``'type: "ReLU" relu_param { negative_slope: 0.1 }'``.
+        bottom_shapes: one shape per bottom blob.
+        num_top: number of top blobs (ignored when ``inplace``).
+        dtype: blob dtype; gradient checks use float64.
+        phase: the layer's phase.
+        bottom_data: optional arrays for the bottoms; otherwise standard normal values.
+        seed: seeds the bottom values.
+        inplace: make top i the same blob as bottom i.
+
+    Returns:
+        (layer, bottom, top): the set-up layer and its blob lists.
+    """
+    param = parse_text(text, caffe_pb2.LayerParameter(), '<layer>')
+    if not param.name:
+        param.name = param.type.lower() or 'layer'
+    if not param.HasField('phase'):
+        param.phase = phase
+    gen = np.random.default_rng(seed)
+    bottom = []
+    for i, shape in enumerate(bottom_shapes):
+        blob = Blob(*shape, dtype=dtype) if shape else Blob((), dtype=dtype)
+        blob.data[...] = bottom_data[i] if bottom_data is not None else gen.standard_normal(shape)
+        bottom.append(blob)
+    top = list(bottom) if inplace else [Blob(dtype=dtype) for _ in range(num_top)]
+    layer = layer_class(param.type, param.name)(param, dtype)
+    layer.layer_setup(bottom, top)
+    return layer, bottom, top

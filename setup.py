@@ -1,0 +1,41 @@
+"""Build script: compiles proto/caffe.proto into cct/proto/caffe_descriptor.pb and the Cython kernels.
+
+The descriptor is regenerated whenever this script runs (every install, editable or not), with the
+protoc that grpcio-tools ships: ``python -m grpc_tools.protoc -Iproto
+--descriptor_set_out=cct/proto/caffe_descriptor.pb proto/caffe.proto`` is the same command by hand.
+"""
+import os
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def compile_schema():
+    from grpc_tools import protoc
+    out = os.path.join(HERE, 'cct', 'proto', 'caffe_descriptor.pb')
+    status = protoc.main(['protoc', '-I' + os.path.join(HERE, 'proto'),
+                          '--descriptor_set_out=' + out, os.path.join(HERE, 'proto', 'caffe.proto')])
+    if status != 0:
+        sys.exit('protoc failed to compile proto/caffe.proto')
+
+
+def kernel_extensions():
+    # CCT_PORTABLE=1 builds for any x86-64 instead of this machine's vector units.
+    arch = [] if os.environ.get('CCT_PORTABLE') else ['-march=native']
+    args = ['-O3', '-fopenmp'] + arch
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(HERE, 'cct', 'kernels')) if f.endswith('.pyx'))
+    return [Extension('cct.kernels.' + name, [os.path.join('cct', 'kernels', name + '.pyx')],
+                      include_dirs=[numpy.get_include()], extra_compile_args=args,
+                      extra_link_args=['-fopenmp'],
+                      define_macros=[('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')])
+            for name in names]
+
+
+compile_schema()
+setup(ext_modules=cythonize(kernel_extensions(), language_level=3,
+                            compiler_directives={'boundscheck': False, 'wraparound': False,
+                                                 'cdivision': True, 'initializedcheck': False}))

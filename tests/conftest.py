@@ -1,0 +1,21 @@
+"""Shared fixtures: the one way tests find ../shared (Caffe's nets, the real MNIST test set, the real
+LeNet weights). CCT_SHARED overrides the default location; without it the tests that need it skip."""
+import os
+
+import pytest
+
+_DEFAULT_SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')
+
+
+def shared_path():
+    return os.path.abspath(os.environ.get('CCT_SHARED', _DEFAULT_SHARED))
+
+
+@pytest.fixture(scope='session')
+def shared():
+    """Absolute path of ../shared (or $CCT_SHARED); skips the test when it is absent."""
+    path = shared_path()
+    if not os.path.isdir(os.path.join(path, 'nets')):
+        pytest.skip('Caffe reference material not found at %s (set CCT_SHARED to its location)'
+                    % path)
+    return path
