@@ -17,10 +17,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def compile_schema():
     from grpc_tools import protoc
     out = os.path.join(HERE, 'cct', 'proto', 'caffe_descriptor.pb')
+    tmp = '%s.%d.tmp' % (out, os.getpid())
     status = protoc.main(['protoc', '-I' + os.path.join(HERE, 'proto'),
-                          '--descriptor_set_out=' + out, os.path.join(HERE, 'proto', 'caffe.proto')])
+                          '--descriptor_set_out=' + tmp, os.path.join(HERE, 'proto', 'caffe.proto')])
     if status != 0:
         sys.exit('protoc failed to compile proto/caffe.proto')
+    os.replace(tmp, out)  # a concurrent import never sees a half-written descriptor
 
 
 def kernel_extensions():
