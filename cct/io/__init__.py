@@ -4,3 +4,7 @@ from cct.io.blobproto import (array_to_blobproto, blobproto_to_array, fill_blobp
 from cct.io.protofiles import (parse_text, read_binary, read_net, read_net_binary, read_net_text,
                                read_solver_text, read_text, write_binary, write_text)
 from cct.io.upgrade import upgrade_net, upgrade_solver
+# pycaffe's caffe.io helpers (``import cct as caffe; caffe.io.Transformer``).
+from cct.io.images import load_image, oversample, resize_image
+from cct.io.pycaffe_io import (Transformer, array_to_datum, arraylist_to_blobprotovector_str,
+                               blobprotovector_str_to_arraylist, datum_to_array)
