@@ -280,16 +280,24 @@ class Net(PycaffeNetMixin):
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
         for i in range(start, end + 1):
+            for callback in self._before_forward:
+                callback(i)
             loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
+            for callback in self._after_forward:
+                callback(i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
         """Run layers ``start`` down to ``end`` backward, skipping layers that need no gradient."""
         start = len(self.layers) - 1 if start is None else start
         for i in range(start, end - 1, -1):
+            for callback in self._before_backward:
+                callback(i)
             if self.layer_need_backward[i]:
                 self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
                                         self.bottom_vecs[i])
+            for callback in self._after_backward:
+                callback(i)
 
     _forward = forward_from_to
     _backward = backward_from_to
