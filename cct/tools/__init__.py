@@ -6,4 +6,5 @@ entry here.
 """
 
 ACTIONS = [
+    'draw', 'plot', 'parse_log',
 ]
