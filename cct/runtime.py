@@ -86,15 +86,19 @@ def init_log(level=0, stderr=True):
     Returns:
         The log file's path when ``stderr`` is False, else None.
     """
+    log_file = _state.pop('log_file', None)
     if stderr:
         _log.init_log(level)
-        return None
-    directory = os.environ.get('GLOG_log_dir') or tempfile.gettempdir()
-    path = os.path.join(directory, 'cct.%s.%s.log.INFO.%s.%d' % (
-        socket.gethostname(), os.environ.get('USER', 'user'), time.strftime('%Y%m%d-%H%M%S'),
-        os.getpid()))
-    _log.init_log(level, open(path, 'a', buffering=1))
-    return path
+    else:
+        directory = os.environ.get('GLOG_log_dir') or tempfile.gettempdir()
+        path = os.path.join(directory, 'cct.%s.%s.log.INFO.%s.%d' % (
+            socket.gethostname(), os.environ.get('USER', 'user'), time.strftime('%Y%m%d-%H%M%S'),
+            os.getpid()))
+        _state['log_file'] = open(path, 'a', buffering=1)
+        _log.init_log(level, _state['log_file'])
+    if log_file is not None:
+        log_file.close()
+    return None if stderr else path
 
 
 def log(message):

@@ -1,0 +1,119 @@
+"""``cct parse_log`` (Caffe's parse_log.py CSVs, cct/tools/parse_log.py) and ``cct plot`` (training
+curves, cct/tools/plot.py) on a Caffe LeNet training log."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from cct.cli import main as cct_main
+from cct.tools.parse_log import parse_log
+
+CAFFE_LOG = """\
+I0210 13:39:20.100000 25210 caffe.cpp:217] Using GPUs 0
+I0210 13:39:21.381027 25210 solver.cpp:280] Solving LeNet
+I0210 13:39:21.381040 25210 solver.cpp:281] Learning Rate Policy: inv
+I0210 13:39:21.382000 25210 solver.cpp:338] Iteration 0, Testing net (#0)
+I0210 13:39:22.100000 25210 solver.cpp:406]     Test net output #0: accuracy = 0.0894
+I0210 13:39:22.100010 25210 solver.cpp:406]     Test net output #1: loss = 2.33834 (* 1 = 2.33834 loss)
+I0210 13:39:22.110000 25210 solver.cpp:229] Iteration 0, loss = 2.30982
+I0210 13:39:22.110010 25210 solver.cpp:245]     Train net output #0: loss = 2.30982 (* 1 = 2.30982 loss)
+I0210 13:39:22.110020 25210 sgd_solver.cpp:106] Iteration 0, lr = 0.01
+I0210 13:39:23.500000 25210 solver.cpp:229] Iteration 100, loss = 0.242524
+I0210 13:39:23.500010 25210 solver.cpp:245]     Train net output #0: loss = 0.242524 (* 1 = 0.242524 loss)
+I0210 13:39:23.500020 25210 sgd_solver.cpp:106] Iteration 100, lr = 0.00992565
+I0210 13:39:24.900000 25210 solver.cpp:338] Iteration 200, Testing net (#0)
+I0210 13:39:25.600000 25210 solver.cpp:406]     Test net output #0: accuracy = 0.9625
+I0210 13:39:25.600010 25210 solver.cpp:406]     Test net output #1: loss = 0.121514 (* 1 = 0.121514 loss)
+I0210 13:39:25.610000 25210 solver.cpp:229] Iteration 200, loss = 0.152361
+I0210 13:39:25.610010 25210 solver.cpp:245]     Train net output #0: loss = 0.152361 (* 1 = 0.152361 loss)
+I0210 13:39:25.610020 25210 sgd_solver.cpp:106] Iteration 200, lr = 0.00985258
+I0210 13:39:27.000000 25210 solver.cpp:229] Iteration 300, loss = 0.0971
+I0210 13:39:27.000010 25210 solver.cpp:245]     Train net output #0: loss = 0.0971 (* 1 = 0.0971 loss)
+I0210 13:39:27.000020 25210 sgd_solver.cpp:106] Iteration 300, lr = 0.00978075
+I0210 13:39:28.400000 25210 solver.cpp:338] Iteration 400, Testing net (#0)
+I0210 13:39:29.100000 25210 solver.cpp:406]     Test net output #0: accuracy = 0.9748
+I0210 13:39:29.100010 25210 solver.cpp:406]     Test net output #1: loss = 0.0801 (* 1 = 0.0801 loss)
+I0210 13:39:29.110000 25210 solver.cpp:229] Iteration 400, loss = 0.0858
+I0210 13:39:29.110010 25210 solver.cpp:245]     Train net output #0: loss = 0.0858 (* 1 = 0.0858 loss)
+I0210 13:39:29.110020 25210 sgd_solver.cpp:106] Iteration 400, lr = 0.00971013
+"""
+
+# What Caffe's tools/extra/parse_log.py writes for CAFFE_LOG (excel dialect: CRLF line ends). A
+# row's LearningRate is the last 'lr = ' printed before its outputs; the first row's is copied
+# from the second.
+EXPECTED_TRAIN = (
+    'NumIters,Seconds,LearningRate,loss\r\n'
+    '0.0,0.728983,0.01,2.30982\r\n'
+    '100.0,2.118983,0.01,0.242524\r\n'
+    '200.0,4.228983,0.00992565,0.152361\r\n'
+    '300.0,5.618983,0.00985258,0.0971\r\n'
+    '400.0,7.728983,0.00978075,0.0858\r\n')
+EXPECTED_TEST = (
+    'NumIters,Seconds,LearningRate,accuracy,loss\r\n'
+    '0.0,0.718973,0.00992565,0.0894,2.33834\r\n'
+    '200.0,4.218973,0.00992565,0.9625,0.121514\r\n'
+    '400.0,7.718973,0.00978075,0.9748,0.0801\r\n')
+
+
+@pytest.fixture
+def caffe_log(tmp_path):
+    path = tmp_path / 'lenet.log'
+    path.write_text(CAFFE_LOG)
+    return str(path)
+
+
+def test_parse_log_writes_caffes_two_csv_files(caffe_log, tmp_path):
+    out = tmp_path / 'csv'
+    out.mkdir()
+    assert cct_main(['parse_log', caffe_log, str(out)]) == 0
+    assert (out / 'lenet.log.train').read_bytes().decode() == EXPECTED_TRAIN
+    assert (out / 'lenet.log.test').read_bytes().decode() == EXPECTED_TEST
+    assert cct_main(['parse_log', caffe_log, str(out), '--delimiter', ';']) == 0
+    assert (out / 'lenet.log.test').read_text().startswith('NumIters;Seconds;LearningRate;')
+
+
+def test_parse_log_year_rollover_and_single_rows(tmp_path):
+    path = tmp_path / 'newyear.log'
+    path.write_text(
+        'I1231 23:59:59.000000 1 solver.cpp:280] Solving LeNet\n'
+        'I1231 23:59:59.500000 1 solver.cpp:245] Iteration 0, loss = 1\n'
+        'I1231 23:59:59.500000 1 solver.cpp:245]     Train net output #0: loss = 1\n'
+        'I0101 00:00:01.000000 1 solver.cpp:245] Iteration 10, loss = 0.5\n'
+        'I0101 00:00:01.000000 1 solver.cpp:245]     Train net output #0: loss = 0.5\n'
+        'a line without a glog prefix\n'
+        'I0101 00:00:02.000000 1 solver.cpp:406]     Test net output #0: accuracy = 0.5\n')
+    train, test = parse_log(str(path))
+    assert [(row['NumIters'], row['Seconds'], row['loss']) for row in train] == \
+        [(0.0, 0.5, 1.0), (10.0, 2.0, 0.5)]
+    assert test == []  # Caffe writes a row only once the next one starts or it is complete
+
+
+def test_parse_log_needs_a_training_log(tmp_path, capsys):
+    path = tmp_path / 'not_a_log.txt'
+    path.write_text('hello\n')
+    assert cct_main(['parse_log', str(path), str(tmp_path)]) == 1
+    assert "no 'Solving' line" in capsys.readouterr().err
+
+
+def assert_curves_png(path, size):
+    image = Image.open(path)
+    assert image.format == 'PNG' and image.size == size
+    rgb = np.asarray(image.convert('RGB')).reshape(-1, 3).astype(int)
+    assert (rgb.min(axis=1) < 200).mean() > 0.01  # axes, text and curves, not a blank page
+    # matplotlib's default blue (train loss), and the red, green and purple of the test loss,
+    # test accuracy and learning-rate curves.
+    for colour in ('#1f77b4', '#d62728', '#2ca02c', '#9467bd'):
+        value = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+        assert (rgb == value).all(axis=1).sum() > 50, colour
+
+
+def test_cct_plot_default_output(caffe_log, capsys):
+    assert cct_main(['plot', caffe_log]) == 0
+    assert 'Plotted 5 train and 3 test rows' in capsys.readouterr().out
+    assert_curves_png(caffe_log + '.png', (800, 900))
+
+
+def test_cct_plot_out_and_size(caffe_log, tmp_path):
+    out = str(tmp_path / 'curves.png')
+    assert cct_main(['plot', caffe_log, '--out', out, '--width', '6', '--height', '5',
+                     '--dpi', '80']) == 0
+    assert_curves_png(out, (480, 400))
