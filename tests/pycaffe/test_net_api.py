@@ -273,3 +273,31 @@ def test_share_with_rejects_shape_mismatch(net, tmp_path):
 def test_set_input_arrays_needs_memory_data_first(net):
     with pytest.raises(NetError, match='first layer is a MemoryDataLayer'):
         net.set_input_arrays(np.zeros((4, 3, 2, 2), np.float32), np.zeros(4, np.float32))
+
+
+def level_stage_net(tmp_path):
+    ip = ("layer { name: '%s' type: 'InnerProduct' bottom: 'data' top: '%s' "
+          "inner_product_param { num_output: 1 } %s }")
+    rules = [('NoLevel', ''), ('Level0Only', 'include { min_level: 0 max_level: 0 }'),
+             ('Level1Only', 'include { min_level: 1 max_level: 1 }'),
+             ('Level>=0', 'include { min_level: 0 }'), ('Level>=1', 'include { min_level: 1 }'),
+             ('A', "include { stage: 'A' }"), ('B', "include { stage: 'B' }"),
+             ('AorB', "include { stage: 'A' } include { stage: 'B' }"),
+             ('AandB', "include { stage: 'A' stage: 'B' }")]
+    text = ("layer { name: 'data' type: 'Input' top: 'data' "
+            "input_param { shape { dim: 1 dim: 1 dim: 10 dim: 10 } } }\n" +
+            '\n'.join(ip % (name, name, rule) for name, rule in rules))
+    return write(tmp_path, text, 'levels.prototxt')
+
+
+@pytest.mark.parametrize('kwargs, expected', [
+    ({}, ['NoLevel', 'Level0Only', 'Level>=0']),
+    ({'level': 1}, ['NoLevel', 'Level1Only', 'Level>=0', 'Level>=1']),
+    ({'stages': ['A']}, ['NoLevel', 'Level0Only', 'Level>=0', 'A', 'AorB']),
+    ({'stages': ['B']}, ['NoLevel', 'Level0Only', 'Level>=0', 'B', 'AorB']),
+    ({'stages': ['A', 'B']}, ['NoLevel', 'Level0Only', 'Level>=0', 'A', 'B', 'AorB', 'AandB']),
+])
+def test_constructor_level_and_stages(tmp_path, kwargs, expected):
+    """pycaffe's TestLevels/TestStages: Net(file, phase, level=..., stages=...)."""
+    net = caffe.Net(level_stage_net(tmp_path), caffe.TEST, **kwargs)
+    assert [name for name in net.blobs if 'data' not in name] == expected  # no splits
