@@ -301,3 +301,56 @@ def test_constructor_level_and_stages(tmp_path, kwargs, expected):
     """pycaffe's TestLevels/TestStages: Net(file, phase, level=..., stages=...)."""
     net = caffe.Net(level_stage_net(tmp_path), caffe.TEST, **kwargs)
     assert [name for name in net.blobs if 'data' not in name] == expected  # no splits
+
+
+FAKE_MEMORY_DATA = '''
+import cct
+
+
+class RecordingMemoryData(cct.Layer):
+    """Stands in for MemoryData: records what set_input_arrays hands to reset()."""
+    type = 'MemoryData'
+
+    def setup(self, bottom, top):
+        self.received = None
+
+    def reshape(self, bottom, top):
+        memory = self.param.memory_data_param
+        top[0].reshape(memory.batch_size, memory.channels, memory.height, memory.width)
+        top[1].reshape(memory.batch_size)
+
+    def forward(self, bottom, top):
+        pass
+
+    def reset(self, data, labels):
+        self.received = (data, labels)
+'''
+
+
+def test_set_input_arrays_checks_and_hands_arrays_to_reset(tmp_path, monkeypatch):
+    (tmp_path / 'cct_test_fake_memory.py').write_text(FAKE_MEMORY_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = caffe.Net(write(tmp_path, """
+        layer { name: 'data' type: 'Python' top: 'data' top: 'label'
+                python_param { module: 'cct_test_fake_memory' layer: 'RecordingMemoryData' }
+                memory_data_param { batch_size: 2 channels: 3 height: 4 width: 5 } }"""),
+        caffe.TRAIN)
+    data = np.zeros((6, 3, 4, 5), np.float32)
+    net.set_input_arrays(data, np.arange(6, dtype=np.float32))
+    received_data, received_labels = net.layers[0].received
+    assert received_data is data
+    assert received_labels.shape == (6, 1, 1, 1) and received_labels.flags.c_contiguous
+    np.testing.assert_array_equal(received_labels.ravel(), np.arange(6))
+    labels = np.zeros(6, np.float32)
+    for bad_data, bad_labels, message in [
+            (data[:, :, :, ::-1], labels, 'data array must be C contiguous'),
+            (data.astype(np.float64), labels, 'data array must be float32'),
+            (data[0], labels, 'data array must be 4-d'),
+            (np.zeros((6, 2, 4, 5), np.float32), labels, 'wrong number of channels'),
+            (np.zeros((6, 3, 4, 4), np.float32), labels, 'wrong width'),
+            (data, np.zeros(5, np.float32), 'same first dimension'),
+            (data[:5], np.zeros(5, np.float32), 'multiple of batch size'),
+            (data, np.zeros((6, 2, 1, 1), np.float32), 'labels array has wrong number')]:
+        with pytest.raises(ValueError, match=message):
+            net.set_input_arrays(np.ascontiguousarray(bad_data)
+                                 if 'contiguous' not in message else bad_data, bad_labels)
