@@ -6,6 +6,7 @@ The dicts are built once per net (the net's structure never changes after constr
 pycaffe caches them. ``forward``/``backward`` return *views* of blob memory: the next pass overwrites
 them, while ``forward_all`` returns copies.
 """
+import importlib
 import itertools
 from collections import OrderedDict
 from functools import cached_property
@@ -13,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from cct.blob import shape_string
-from cct.errors import NetError, WeightsError
+from cct.errors import CctError, NetError, WeightsError
 from cct.log import logger
 
 
@@ -303,13 +304,22 @@ class PycaffeNetMixin:
 
     def save_hdf5(self, filename):
         """Write the weights as a .caffemodel.h5 (Caffe's ToHDF5, data only)."""
-        from cct.io.hdf5 import save_weights_hdf5
-        save_weights_hdf5(self, filename)
+        _hdf5_helper('save_weights_hdf5')(self, filename)
 
     def load_hdf5(self, filename):
         """Load weights from a .caffemodel.h5 by layer name (Caffe's CopyTrainedLayersFromHDF5)."""
-        from cct.io.hdf5 import load_weights_hdf5
-        load_weights_hdf5(self, filename)
+        _hdf5_helper('load_weights_hdf5')(self, filename)
+
+
+def _hdf5_helper(name):
+    try:
+        hdf5 = importlib.import_module('cct.io.hdf5')
+    except ModuleNotFoundError as e:
+        if e.name != 'cct.io.hdf5':
+            raise
+        raise CctError('HDF5 weight files (.caffemodel.h5) are not supported by this cct yet; '
+                       'use save()/copy_from() with a binary .caffemodel') from None
+    return getattr(hdf5, name)
 
 
 def _check_input_array(array, what, chw):

@@ -1,11 +1,13 @@
 """pycaffe's Net surface (cct/net_api.py): attributes, forward/backward, batching, weight sharing and
 saving, callbacks and Blob behaviour, on small nets whose results are computed by hand here."""
+import importlib.util
+
 import numpy as np
 import pytest
 
 import cct as caffe
 from cct.blob import Blob
-from cct.errors import NetError, WeightsError
+from cct.errors import CctError, NetError, WeightsError
 
 TRAIN_NET = """name: 'tiny' force_backward: true
 layer { name: 'data' type: 'Input' top: 'data' top: 'label'
@@ -354,3 +356,20 @@ def test_set_input_arrays_checks_and_hands_arrays_to_reset(tmp_path, monkeypatch
         with pytest.raises(ValueError, match=message):
             net.set_input_arrays(np.ascontiguousarray(bad_data)
                                  if 'contiguous' not in message else bad_data, bad_labels)
+
+
+def test_save_hdf5_and_load_hdf5(net, tmp_path):
+    """Round trip through .caffemodel.h5 where cct's HDF5 helper exists; a plain CctError
+    otherwise (never a bare ImportError)."""
+    path = str(tmp_path / 'w.caffemodel.h5')
+    if importlib.util.find_spec('cct.io.hdf5') is None:
+        with pytest.raises(CctError, match='HDF5 weight files'):
+            net.save_hdf5(path)
+        return
+    net.save_hdf5(path)
+    caffe.set_random_seed(123)
+    other = caffe.Net(write(tmp_path, TRAIN_NET, 'other.prototxt'), caffe.TRAIN)
+    other.load_hdf5(path)
+    for name in net.params:
+        for mine, theirs in zip(net.params[name], other.params[name]):
+            np.testing.assert_array_equal(mine.data, theirs.data)
