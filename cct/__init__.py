@@ -7,6 +7,13 @@ friends), ``NetSpec``/``layers``/``params``/``to_proto``, ``Classifier``, ``Dete
 ``proto.caffe_pb2``. cct runs on the CPU; ``set_mode_gpu`` says so and raises.
 """
 import importlib
+import os
+
+# OpenBLAS's threads spin for ~2^28 cycles after each GEMM and OpenMP's after each parallel region;
+# on a few cores the two pools then fight and a 0.1 ms kernel takes 4-8 ms. Both must be set before
+# the libraries load (numpy's OpenBLAS reads its variable at import, libgomp when cct's kernels load).
+os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '4')
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 __version__ = '0.1.0'
 
