@@ -131,11 +131,11 @@ class Layer:
                 if values.size != int(np.prod(shape)):
                     self.fail('param blob %d in the prototxt has shape %s, expected %s'
                               % (i, values.shape, tuple(shape)))
-                self.blobs.add_blob(*shape).data[...] = values.reshape(shape)
+                self.blobs.add_blob(tuple(shape)).data[...] = values.reshape(shape)
             self.param.ClearField('blobs')
             return
         for i, (shape, filler) in enumerate(specs):
-            blob = self.blobs.add_blob(*shape)
+            blob = self.blobs.add_blob(tuple(shape))
             if filler is not None:
                 fill(blob, filler, '%s, param blob %d' % (self.describe(), i))
 
