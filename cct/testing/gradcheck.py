@@ -130,17 +130,22 @@ class GradientChecker:
                 self._compare(layer, what, np.unravel_index(i, blob.shape), value,
                               float(computed.reshape(-1)[i]), numeric)
         self._forward(layer, bottom, top, originals)
+        _restore(bottom, originals)
 
     def check_exhaustive(self, layer, bottom, top, check_bottom=None):
         """Caffe's CheckGradientExhaustive: every top element in turn is the objective."""
-        self._forward(layer, bottom, top, [blob.data.copy() for blob in bottom])
+        originals = [blob.data.copy() for blob in bottom]
+        self._forward(layer, bottom, top, originals)
+        _restore(bottom, originals)
         for top_id, blob in enumerate(top):
             for top_index in range(blob.count):
                 self.check(layer, bottom, top, check_bottom, top_id, top_index)
 
     def check_eltwise(self, layer, bottom, top):
         """Caffe's CheckGradientEltwise: top element i depends only on bottom element i."""
-        self._forward(layer, bottom, top, [blob.data.copy() for blob in bottom])
+        originals = [blob.data.copy() for blob in bottom]
+        self._forward(layer, bottom, top, originals)
+        _restore(bottom, originals)
         for top_id, blob in enumerate(top):
             for top_index in range(blob.count):
                 self.check(layer, bottom, top, None, top_id, top_index, elementwise=True)
@@ -176,6 +181,14 @@ class GradientChecker:
             self._compare(layer, 'direction %d over %s' % (d, ', '.join(w for w, _ in targets)),
                           d, None, predicted, numeric)
         self._forward(layer, bottom, top, originals)
+        _restore(bottom, originals)
+
+
+def _restore(bottom, originals):
+    """Put back the bottom values a check started from: an in-place forward overwrote them, and
+    the next check (one per top element) must start from the same point."""
+    for blob, values in zip(bottom, originals):
+        blob.data[...] = values
 
 
 def _unique(blobs):
