@@ -10,6 +10,7 @@ from cct.layers.base import Layer, layer_class, layer_type_list, register
 _MODULES = [
     'input', 'split', 'convolution', 'pooling', 'inner_product', 'relu', 'softmax',
     'softmax_loss', 'accuracy', 'dropout', 'python_layer',
+    'neuron', 'power',
 ]
 
 for _name in _MODULES:
