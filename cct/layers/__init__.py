@@ -11,6 +11,8 @@ _MODULES = [
     'input', 'split', 'convolution', 'pooling', 'inner_product', 'relu', 'softmax',
     'softmax_loss', 'accuracy', 'dropout', 'python_layer',
     'neuron', 'power',
+    'eltwise', 'slicing', 'reshaping', 'tile', 'reduction', 'argmax', 'embed', 'routing',
+    'distance_loss', 'logistic_loss', 'hinge_loss', 'infogain_loss',
 ]
 
 for _name in _MODULES:

@@ -1,0 +1,91 @@
+"""Eltwise (Caffe's eltwise_layer.cpp): element-wise SUM (with one coeff per bottom), PROD or MAX of
+two or more bottoms of identical shape.
+
+Easy to get wrong, all as Caffe does it: coefficients are only allowed for SUM, and then one per
+bottom. PROD's gradient is the product of the *other* bottoms when ``stable_prod_grad`` (default), else
+top / bottom (which divides by zero where a bottom is 0). MAX keeps the index of the winning bottom
+for backward: between bottoms 0 and 1 a tie goes to bottom 1 (``a > b`` else b), later bottoms win
+only when strictly greater, and the gradient goes to the winner alone.
+"""
+import numpy as np
+
+from cct.layers.base import Layer, register
+from cct.proto import caffe_pb2
+
+_Op = caffe_pb2.EltwiseParameter
+
+
+@register('Eltwise')
+class EltwiseLayer(Layer):
+    min_bottom = 2
+    num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.param.eltwise_param
+        if len(p.coeff) not in (0, len(bottom)):
+            self.fail('takes one coefficient per bottom blob (%d coeffs, %d bottoms)'
+                      % (len(p.coeff), len(bottom)))
+        if p.operation != _Op.SUM and len(p.coeff):
+            self.fail('only takes coefficients for summation (operation %s)'
+                      % _Op.EltwiseOp.Name(p.operation))
+        self.op = p.operation
+        self.coeffs = [self.dtype.type(c) for c in p.coeff] if len(p.coeff) else \
+            [self.dtype.type(1)] * len(bottom)
+        self.stable_prod_grad = p.stable_prod_grad
+        self.max_index = None
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        for i, blob in enumerate(bottom[1:], 1):
+            if blob.shape != shape:
+                self.fail('bottom %d has shape %s, bottom 0 has %s; all bottoms must match'
+                          % (i, blob.shape, shape))
+        top[0].reshape(shape)
+        if self.op == _Op.MAX and (self.max_index is None or self.max_index.shape != shape):
+            self.max_index = np.empty(shape, np.int32)
+
+    def forward(self, bottom, top):
+        out = top[0].data
+        if self.op == _Op.SUM:
+            # Accumulate into a temporary when in-place, so bottom 0 is read before it is written.
+            acc = np.multiply(bottom[0].data, self.coeffs[0])
+            for blob, coeff in zip(bottom[1:], self.coeffs[1:]):
+                acc += blob.data * coeff if coeff != 1 else blob.data
+            out[...] = acc
+        elif self.op == _Op.PROD:
+            acc = bottom[0].data * bottom[1].data
+            for blob in bottom[2:]:
+                acc *= blob.data
+            out[...] = acc
+        else:
+            first, second = bottom[0].data, bottom[1].data
+            self.max_index[...] = first <= second  # a tie goes to bottom 1, as Caffe's a > b test
+            best = np.maximum(first, second)
+            for i, blob in enumerate(bottom[2:], 2):
+                wins = blob.data > best
+                self.max_index[wins] = i
+                np.maximum(best, blob.data, out=best)
+            out[...] = best
+
+    def backward(self, top, propagate_down, bottom):
+        top_diff = top[0].diff
+        if any(blob is top[0] for blob in bottom):
+            top_diff = top_diff.copy()  # in-place: bottom i's diff is the top's diff
+        if self.op == _Op.PROD and not self.stable_prod_grad:
+            top_data = top[0].data.copy()
+        for i, blob in enumerate(bottom):
+            if not propagate_down[i]:
+                continue
+            if self.op == _Op.SUM:
+                np.multiply(top_diff, self.coeffs[i], out=blob.diff)
+            elif self.op == _Op.PROD:
+                if self.stable_prod_grad:
+                    others = [b.data for j, b in enumerate(bottom) if j != i]
+                    grad = others[0].copy()
+                    for data in others[1:]:
+                        grad *= data
+                else:
+                    grad = top_data / blob.data
+                np.multiply(grad, top_diff, out=blob.diff)
+            else:
+                np.multiply(top_diff, self.max_index == i, out=blob.diff)
