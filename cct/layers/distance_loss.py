@@ -1,0 +1,97 @@
+"""Distance losses: EuclideanLoss and ContrastiveLoss (Caffe's euclidean_loss_layer.cpp and
+contrastive_loss_layer.cpp).
+
+Easy to get wrong, all as Caffe does it. EuclideanLoss is sum((a - b)^2) / (2N) with N the first
+dimension; it backpropagates to *both* bottoms (b gets the negated gradient), and force_backward
+reaches both. ContrastiveLoss takes two (N, C[, 1, 1]) feature blobs and a (N[, 1, 1, 1]) similarity
+blob (cast to int: non-zero means similar) and is sum(y d^2 + (1 - y) max(margin - d, 0)^2) / (2N)
+with d the Euclidean distance; ``legacy_version`` uses max(margin - d^2, 0) instead of the squared
+hinge on d. The dissimilar-pair gradient divides by d + 1e-4, as Caffe's does, to stay finite at d = 0.
+"""
+import numpy as np
+
+from cct.layers.base import register
+from cct.layers.loss import LossLayer
+
+
+@register('EuclideanLoss')
+class EuclideanLossLayer(LossLayer):
+
+    def allow_force_backward(self, bottom_index):
+        return True
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        if bottom[0].count_range(1) != bottom[1].count_range(1):
+            self.fail('inputs must have the same dimension: %s vs %s'
+                      % (bottom[0].shape, bottom[1].shape))
+        self.num = bottom[0].num
+
+    def forward(self, bottom, top):
+        self.difference = bottom[0].data - bottom[1].data.reshape(bottom[0].shape)
+        flat = self.difference.reshape(-1)
+        top[0].data[...] = np.dot(flat, flat) / self.num / 2
+
+    def backward(self, top, propagate_down, bottom):
+        for i, sign in ((0, 1.0), (1, -1.0)):
+            if propagate_down[i]:
+                alpha = sign * top[0].diff.reshape(-1)[0] / self.num
+                np.multiply(self.difference.reshape(bottom[i].shape), alpha, out=bottom[i].diff)
+
+
+@register('ContrastiveLoss')
+class ContrastiveLossLayer(LossLayer):
+    num_bottom = 3
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index != 2
+
+    def setup(self, bottom, top):
+        p = self.param.contrastive_loss_param
+        self.margin = p.margin
+        self.legacy = p.legacy_version
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        first, second, similar = bottom
+        if first.channels != second.channels:
+            self.fail('both feature bottoms need the same channels: %s vs %s'
+                      % (first.shape, second.shape))
+        for i, blob in enumerate(bottom):
+            singletons = (2, 3) if i < 2 else (1, 2, 3)
+            if any(blob.legacy_shape(axis) != 1 for axis in singletons):
+                self.fail('bottom %d must be %s, got shape %s' % (
+                    i, '(N, C) or (N, C, 1, 1)' if i < 2 else '(N) or (N, 1, 1, 1)', blob.shape))
+        self.num = first.num
+        self.channels = first.channels
+
+    def forward(self, bottom, top):
+        a = bottom[0].data.reshape(self.num, self.channels)
+        b = bottom[1].data.reshape(self.num, self.channels)
+        self.difference = a - b
+        self.dist_sq = np.einsum('ij,ij->i', self.difference, self.difference)
+        self.similar = bottom[2].data.reshape(self.num).astype(np.int64) != 0
+        if self.legacy:
+            dissimilar = np.maximum(self.margin - self.dist_sq, 0)
+        else:
+            dissimilar = np.maximum(self.margin - np.sqrt(self.dist_sq), 0) ** 2
+        per_pair = np.where(self.similar, self.dist_sq, dissimilar)
+        top[0].data[...] = per_pair.sum() / self.num / 2
+
+    def backward(self, top, propagate_down, bottom):
+        for i, sign in ((0, 1.0), (1, -1.0)):
+            if not propagate_down[i]:
+                continue
+            alpha = sign * top[0].diff.reshape(-1)[0] / self.num
+            if self.legacy:
+                shortfall = self.margin - self.dist_sq
+                beta = np.full_like(shortfall, -alpha)
+            else:
+                dist = np.sqrt(self.dist_sq)
+                shortfall = self.margin - dist
+                beta = -alpha * shortfall / (dist + self.dtype.type(1e-4))
+            scale = np.where(self.similar, alpha, np.where(shortfall > 0, beta, 0))
+            np.multiply(self.difference, scale[:, None].astype(self.dtype, copy=False),
+                        out=bottom[i].diff.reshape(self.num, self.channels))
+        if len(propagate_down) > 2 and propagate_down[2]:
+            self.fail('cannot backpropagate to the similarity input (bottom 2)')
