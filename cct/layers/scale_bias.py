@@ -1,0 +1,171 @@
+"""Scale and Bias (Caffe's scale_layer.cpp and bias_layer.cpp): multiply by, or add, a blob that
+broadcasts over bottom[0] starting at ``axis``.
+
+Rules that are easy to get wrong:
+* The operand is a learned param blob, or bottom[1] when there are two bottoms (then nothing is
+  learned for it and its gradient is written, not accumulated).
+* Its shape is bottom[0].shape[axis : axis + num_axes]; num_axes −1 runs to the last axis and 0
+  makes it a scalar (then the axis is irrelevant and treated as 0).
+* Scale's filler defaults to constant 1 (identity), Bias's to FillerParameter's constant 0.
+* Scale with bias_term adds a bias param blob after the scale (bias_filler), shaped like the scale;
+  with two bottoms the bias is the only param blob.
+* Scale in-place keeps a copy of the bottom for the scale gradient.
+* Caffe accumulates the learned scale's gradient except when the outer dimension (the product of
+  the axes before ``axis``) is 1 and either the scale is element-wise or has more than one element;
+  then it overwrites the param diff (which breaks iter_size > 1). cct does the same.
+"""
+import numpy as np
+
+from cct.layers.base import Layer, register
+from cct.proto import caffe_pb2
+from cct.workspace import scratch
+
+
+class _BroadcastLayer(Layer):
+    """What Scale and Bias share: the operand's shape, and the (outer, dim, inner) view of the
+    bottom against which the operand broadcasts."""
+
+    min_bottom = 1
+    max_bottom = 2
+    num_top = 1
+    what = 'operand'
+
+    def _axis(self, blob, axis):
+        try:
+            return blob.canonical_axis(axis)
+        except ValueError as error:
+            self.fail(str(error))
+
+    def operand_shape(self, bottom, num_axes):
+        """The learned operand's shape for bottom[0], ``axis`` and ``num_axes`` (Caffe's setup)."""
+        param = self.broadcast_param
+        axis = self._axis(bottom[0], param.axis)
+        if num_axes < -1:
+            self.fail('num_axes must be non-negative, or -1 to extend to the end of bottom[0] '
+                      '(got %d)' % num_axes)
+        if num_axes >= 0 and bottom[0].ndim < axis + num_axes:
+            self.fail("%s blob's shape extends past bottom[0]'s shape %s when applied starting "
+                      'with bottom[0] axis = %d' % (self.what, bottom[0].shape, axis))
+        return bottom[0].shape[axis:] if num_axes == -1 else bottom[0].shape[axis:axis + num_axes]
+
+    def broadcast_dims(self, bottom, operand):
+        """Check ``operand`` against bottom[0]; return (outer, dim, inner)."""
+        shape = bottom[0].shape
+        axis = 0 if operand.ndim == 0 else self._axis(bottom[0], self.broadcast_param.axis)
+        if len(shape) < axis + operand.ndim:
+            self.fail("%s blob's shape %s extends past bottom[0]'s shape %s when applied "
+                      'starting with bottom[0] axis = %d'
+                      % (self.what, operand.shape, shape, axis))
+        if shape[axis:axis + operand.ndim] != operand.shape:
+            self.fail('dimension mismatch between bottom[0] shape %s (from axis %d) and %s '
+                      'shape %s' % (shape, axis, self.what, operand.shape))
+        outer = bottom[0].count_range(0, axis)
+        return outer, operand.count, bottom[0].count_range(axis + operand.ndim)
+
+    def view(self, array):
+        return array.reshape(self.outer, self.dim, self.inner)
+
+    def reduce_into(self, values, blob, accumulate):
+        """Sum a (outer, dim, inner) array over outer and inner into ``blob.diff``."""
+        total = values.sum(axis=(0, 2)).reshape(blob.shape)
+        if accumulate:
+            blob.diff[...] += total
+        else:
+            blob.diff[...] = total
+
+
+@register('Bias')
+class BiasLayer(_BroadcastLayer):
+    """y = x + b, b broadcast from ``axis``."""
+
+    what = 'bias'
+
+    @property
+    def broadcast_param(self):
+        return self.param.bias_param
+
+    def setup(self, bottom, top):
+        if len(bottom) == 1:
+            param = self.param.bias_param
+            self.make_param_blobs([(self.operand_shape(bottom, param.num_axes), param.filler)])
+
+    def reshape(self, bottom, top):
+        bias = bottom[1] if len(bottom) > 1 else self.blobs[0]
+        self.outer, self.dim, self.inner = self.broadcast_dims(bottom, bias)
+        top[0].reshape(bottom[0].shape)
+
+    def forward(self, bottom, top):
+        bias = (bottom[1] if len(bottom) > 1 else self.blobs[0]).data
+        np.add(self.view(bottom[0].data), bias.reshape(1, -1, 1), out=self.view(top[0].data))
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0] and top[0] is not bottom[0]:
+            np.copyto(bottom[0].diff, top[0].diff)
+        learned = len(bottom) == 1
+        if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
+            target = self.blobs[0] if learned else bottom[1]
+            self.reduce_into(self.view(top[0].diff), target, accumulate=learned)
+
+
+@register('Scale')
+class ScaleLayer(_BroadcastLayer):
+    """y = x ⊙ s (+ b), s and b broadcast from ``axis``."""
+
+    what = 'scale'
+
+    @property
+    def broadcast_param(self):
+        return self.param.scale_param
+
+    def setup(self, bottom, top):
+        param = self.param.scale_param
+        specs = []
+        if len(bottom) == 1:
+            filler = param.filler
+            if not param.HasField('filler'):
+                filler = caffe_pb2.FillerParameter(type='constant', value=1)
+            specs.append((self.operand_shape(bottom, param.num_axes), filler))
+        self.bias_term = param.bias_term
+        if self.bias_term:
+            # Caffe's inner Bias layer: num_axes from bottom[1] when the scale is a bottom.
+            num_axes = bottom[1].ndim if len(bottom) > 1 else param.num_axes
+            specs.append((self.operand_shape(bottom, num_axes), param.bias_filler))
+        self.make_param_blobs(specs)
+        self.bottom_copy = None
+
+    def _scale(self, bottom):
+        return bottom[1] if len(bottom) > 1 else self.blobs[0]
+
+    def reshape(self, bottom, top):
+        scale = self._scale(bottom)
+        self.outer, self.dim, self.inner = self.broadcast_dims(bottom, scale)
+        if self.bias_term and self.blobs[-1].shape != scale.shape:
+            self.fail('bias shape %s differs from scale shape %s'
+                      % (self.blobs[-1].shape, scale.shape))
+        top[0].reshape(bottom[0].shape)
+        if top[0] is bottom[0] and (self.bottom_copy is None
+                                    or self.bottom_copy.shape != bottom[0].shape):
+            self.bottom_copy = np.empty(bottom[0].shape, self.dtype)
+
+    def forward(self, bottom, top):
+        if top[0] is bottom[0]:
+            np.copyto(self.bottom_copy, bottom[0].data)
+        y = self.view(top[0].data)
+        np.multiply(self.view(bottom[0].data), self._scale(bottom).data.reshape(1, -1, 1), out=y)
+        if self.bias_term:
+            y += self.blobs[-1].data.reshape(1, -1, 1)
+
+    def backward(self, top, propagate_down, bottom):
+        dy = self.view(top[0].diff)
+        if self.bias_term and self.param_propagate_down[-1]:
+            self.reduce_into(dy, self.blobs[-1], accumulate=True)
+        learned = len(bottom) == 1
+        scale = self._scale(bottom)
+        if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
+            x = self.view(self.bottom_copy if top[0] is bottom[0] else bottom[0].data)
+            product = scratch('scale', x.shape, self.dtype)
+            np.multiply(dy, x, out=product)
+            overwrite = self.outer == 1 and (self.inner == 1 or self.dim > 1)
+            self.reduce_into(product, scale, accumulate=learned and not overwrite)
+        if propagate_down[0]:
+            np.multiply(dy, scale.data.reshape(1, -1, 1), out=self.view(bottom[0].diff))
