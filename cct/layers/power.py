@@ -15,8 +15,8 @@ Rules that are easy to get wrong:
 """
 import numpy as np
 
-from cct.layers.neuron import NeuronLayer
 from cct.layers.base import register
+from cct.layers.neuron import NeuronLayer
 
 
 @register('Power')

@@ -165,6 +165,7 @@ class ScaleLayer(_BroadcastLayer):
             x = self.view(self.bottom_copy if top[0] is bottom[0] else bottom[0].data)
             product = scratch('scale', x.shape, self.dtype)
             np.multiply(dy, x, out=product)
+            # Caffe's inconsistency, kept: these shapes overwrite the learned scale's diff.
             overwrite = self.outer == 1 and (self.inner == 1 or self.dim > 1)
             self.reduce_into(product, scale, accumulate=learned and not overwrite)
         if propagate_down[0]:

@@ -147,8 +147,9 @@ def test_log(case):
 
 def test_exp_and_log_float32():
     x = positive()
-    for text, reference in (('type: "Exp" exp_param { base: 2 shift: 1 }', lambda v: 2 ** (v + 1)),
-                            ('type: "Log" log_param { base: 2 shift: 1 }', lambda v: np.log2(v + 1))):
+    cases = (('type: "Exp" exp_param { base: 2 shift: 1 }', lambda v: 2 ** (v + 1)),
+             ('type: "Log" log_param { base: 2 shift: 1 }', lambda v: np.log2(v + 1)))
+    for text, reference in cases:
         layer, bottom, top = make_layer(text, [SHAPE], bottom_data=[x], dtype=np.float32)
         layer.forward(bottom, top)
         assert top[0].data.dtype == np.float32
