@@ -46,26 +46,25 @@ class EltwiseLayer(Layer):
 
     def forward(self, bottom, top):
         out = top[0].data
+        # In-place (top is a bottom): build the result aside so no bottom is overwritten early.
+        acc = np.empty_like(out) if any(blob is top[0] for blob in bottom) else out
         if self.op == _Op.SUM:
-            # Accumulate into a temporary when in-place, so bottom 0 is read before it is written.
-            acc = np.multiply(bottom[0].data, self.coeffs[0])
+            np.multiply(bottom[0].data, self.coeffs[0], out=acc)
             for blob, coeff in zip(bottom[1:], self.coeffs[1:]):
-                acc += blob.data * coeff if coeff != 1 else blob.data
-            out[...] = acc
+                acc += blob.data if coeff == 1 else blob.data * coeff
         elif self.op == _Op.PROD:
-            acc = bottom[0].data * bottom[1].data
+            np.multiply(bottom[0].data, bottom[1].data, out=acc)
             for blob in bottom[2:]:
                 acc *= blob.data
-            out[...] = acc
         else:
             first, second = bottom[0].data, bottom[1].data
             self.max_index[...] = first <= second  # a tie goes to bottom 1, as Caffe's a > b test
-            best = np.maximum(first, second)
+            np.maximum(first, second, out=acc)
             for i, blob in enumerate(bottom[2:], 2):
-                wins = blob.data > best
-                self.max_index[wins] = i
-                np.maximum(best, blob.data, out=best)
-            out[...] = best
+                self.max_index[blob.data > acc] = i
+                np.maximum(acc, blob.data, out=acc)
+        if acc is not out:
+            out[...] = acc
 
     def backward(self, top, propagate_down, bottom):
         top_diff = top[0].diff

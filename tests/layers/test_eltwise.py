@@ -75,3 +75,18 @@ def test_errors():
         eltwise('operation: PROD coeff: 1 coeff: 2 coeff: 3')
     with pytest.raises(NetError, match='all bottoms must match'):
         eltwise('operation: SUM', [(2, 3), (3, 2)])
+
+
+@pytest.mark.parametrize('operation', ['SUM coeff: 2 coeff: -1 coeff: 3', 'PROD', 'MAX'])
+def test_in_place_on_bottom_0(operation):
+    layer, bottom, top = eltwise('operation: %s' % operation)
+    layer.forward(bottom, top)
+    expected = top[0].data.copy()
+    inputs = [blob.data.copy() for blob in bottom]
+    layer.forward(bottom, [bottom[0]])
+    np.testing.assert_array_equal(bottom[0].data, expected)
+    if operation.startswith('SUM'):
+        bottom[0].diff[...] = 1
+        layer.backward([bottom[0]], [True] * 3, bottom)
+        np.testing.assert_array_equal([b.diff[0, 0, 0, 0] for b in bottom], [2, -1, 3])
+    assert inputs[1].tolist() == bottom[1].data.tolist()

@@ -9,6 +9,7 @@ from cct.io import parse_text
 from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.testing import make_layer
+from cct.testing.gradcheck import GradientChecker
 
 SHAPE = (2, 3, 6, 5)
 
@@ -99,3 +100,10 @@ def test_reshape_errors(params, message):
 def test_flatten_bad_axis():
     with pytest.raises(NetError, match='out of range'):
         build('type: "Flatten" flatten_param { axis: 4 }')
+
+
+@pytest.mark.parametrize('text', ['type: "Flatten" flatten_param { axis: 1 end_axis: 2 }',
+                                  'type: "Reshape" reshape_param { shape { dim: -1 dim: 10 } }'])
+def test_gradient_passes_through_unchanged(text):
+    layer, bottom, top = build(text)
+    GradientChecker(1e-2, 1e-3).check(layer, bottom, top)
