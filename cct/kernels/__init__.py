@@ -8,9 +8,13 @@ import numpy as np
 from cct.kernels.im2col import col2im, im2col
 from cct.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
                                  max_pool_forward)
+from cct.kernels.stochastic_pooling import (stochastic_pool_backward_test,
+                                            stochastic_pool_forward_test,
+                                            stochastic_pool_forward_train)
 
 __all__ = ['im2col', 'col2im', 'max_pool_forward', 'max_pool_backward', 'ave_pool_forward',
-           'ave_pool_backward', 'gemm']
+           'ave_pool_backward', 'stochastic_pool_forward_train', 'stochastic_pool_forward_test',
+           'stochastic_pool_backward_test', 'gemm']
 
 
 def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):

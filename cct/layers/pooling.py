@@ -1,4 +1,4 @@
-"""Pooling: MAX and AVE (Caffe's pooling_layer.cpp), over 4-D (N, C, H, W) blobs.
+"""Pooling: MAX, AVE and STOCHASTIC (Caffe's pooling_layer.cpp and .cu), over 4-D (N, C, H, W) blobs.
 
 Easy to get wrong, all as Caffe does it: the output size rounds *up* by default
 (``round_mode: CEIL``) and, with padding, drops a last window that would start inside the padding;
@@ -6,10 +6,16 @@ MAX treats padding as absent (windows clipped to the image) and keeps the first 
 by the window clipped to the padded extent, so border windows count padding cells but not cells
 beyond the padding. ``global_pooling`` takes the whole plane. A second top for MAX holds each window's
 argmax (flat index within the plane) as a float.
+
+STOCHASTIC (GPU-only in Caffe, here on the CPU with Caffe's GPU semantics) takes no padding. In TRAIN
+it samples one element per window with probability proportional to its (non-negative) activation,
+outputs that activation and routes the gradient to it; in TEST it outputs sum(x^2)/sum(x) (0 when the
+sum is not positive). Caffe's TEST backward reuses stale TRAIN samples; cct differentiates the TEST
+output instead.
 """
 import numpy as np
 
-from cct import kernels
+from cct import kernels, rng
 from cct.layers.base import Layer, register
 from cct.layers.geometry import pool_geometry, pool_out_size
 from cct.proto import caffe_pb2
@@ -50,8 +56,10 @@ class PoolingLayer(Layer):
         out_w = pool_out_size(width, g.kernel_w, g.stride_w, g.pad_w, self.ceil_mode)
         for blob in top:
             blob.reshape(num, channels, out_h, out_w)
-        if self.method == MAX:
+        if self.method in (MAX, STOCHASTIC):
             self.mask = np.empty((num, channels, out_h, out_w), np.int32)
+        if self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN:
+            self.uniforms = np.empty((num, channels, out_h, out_w), self.dtype)
         self._shape_key = key
 
     def forward(self, bottom, top):
@@ -64,17 +72,25 @@ class PoolingLayer(Layer):
         elif self.method == AVE:
             kernels.ave_pool_forward(bottom[0].data, top[0].data, g.kernel_h, g.kernel_w,
                                      g.pad_h, g.pad_w, g.stride_h, g.stride_w)
+        elif self.phase == caffe_pb2.TRAIN:
+            rng.generator().random(out=self.uniforms, dtype=self.dtype)
+            kernels.stochastic_pool_forward_train(bottom[0].data, top[0].data, self.mask,
+                                                  self.uniforms, g.kernel_h, g.kernel_w,
+                                                  g.stride_h, g.stride_w)
         else:
-            self.fail('STOCHASTIC pooling is not implemented yet')
+            kernels.stochastic_pool_forward_test(bottom[0].data, top[0].data, g.kernel_h,
+                                                 g.kernel_w, g.stride_h, g.stride_w)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         g = self.geometry
-        if self.method == MAX:
+        if self.method == MAX or (self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN):
             kernels.max_pool_backward(top[0].diff, self.mask, bottom[0].diff)
         elif self.method == AVE:
             kernels.ave_pool_backward(top[0].diff, bottom[0].diff, g.kernel_h, g.kernel_w,
                                       g.pad_h, g.pad_w, g.stride_h, g.stride_w)
         else:
-            self.fail('STOCHASTIC pooling is not implemented yet')
+            kernels.stochastic_pool_backward_test(bottom[0].data, top[0].data, top[0].diff,
+                                                  bottom[0].diff, g.kernel_h, g.kernel_w,
+                                                  g.stride_h, g.stride_w)
