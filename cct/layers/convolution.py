@@ -3,6 +3,8 @@
 Caffe lowers and multiplies one image at a time. Here a whole *partition* of the batch is lowered
 into one column buffer (rows: channel x kernel offsets, columns: image x output pixel) and each group
 is one GEMM over it; partitions are sized so the buffer stays under ``workspace.LOWERING_BUDGET_BYTES``.
+``LoweredConvolution`` holds that machinery (Caffe's BaseConvolutionLayer) for Convolution and
+Deconvolution alike.
 
 Rules worth remembering: output size is floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1; weights
 are (num_output, channels/group, kh, kw); an omitted filler is constant 0; several bottoms are each
@@ -16,11 +18,19 @@ from cct.layers.geometry import conv_geometry, conv_out_size
 
 
 class LoweredConvolution(Layer):
-    """Shared machinery of Convolution and Deconvolution: geometry, params, partitions."""
+    """Geometry, parameters and the partition-wide lowered GEMMs shared by Convolution and
+    Deconvolution (Caffe's BaseConvolutionLayer).
+
+    In Caffe's terms the *image side* is what im2col reads (``conv_in_channels`` planes of
+    ``image_hw``) and the *column side* is what one GEMM per group produces (``conv_out_channels``
+    planes of ``col_hw``). Convolution lowers its bottom; Deconvolution (``reverse_dimensions``)
+    lowers its top, so its weights are (channels, num_output/group, kh, kw).
+    """
 
     min_bottom = 1
     min_top = 1
     equal_bottom_top = True
+    reverse_dimensions = False
 
     def setup(self, bottom, top):
         p = self.param.convolution_param
@@ -38,8 +48,13 @@ class LoweredConvolution(Layer):
         if self.group == 0 or self.channels % self.group or self.num_output % self.group:
             self.fail('channels (%d) and num_output (%d) must be divisible by group (%d)'
                       % (self.channels, self.num_output, self.group))
+        if self.reverse_dimensions:
+            self.conv_in_channels, self.conv_out_channels = self.num_output, self.channels
+        else:
+            self.conv_in_channels, self.conv_out_channels = self.channels, self.num_output
         kh, kw = self.geometry.kernel
-        specs = [(self.weight_shape(kh, kw), p.weight_filler)]
+        specs = [((self.conv_out_channels, self.conv_in_channels // self.group, kh, kw),
+                  p.weight_filler)]
         if p.bias_term:
             specs.append(((self.num_output,), p.bias_filler))
         self.bias_term = p.bias_term
@@ -59,42 +74,119 @@ class LoweredConvolution(Layer):
             self.fail('input has %d channels, the weights expect %d' % (shape[self.axis],
                                                                        self.channels))
         self.num = int(np.prod(shape[:self.axis], dtype=np.int64))
-        self.in_hw = shape[self.axis + 1:]
-        self.out_hw = self.output_hw(self.in_hw)
+        self.in_hw = tuple(shape[self.axis + 1:])
+        self.out_hw = tuple(self.output_hw(self.in_hw))
         if min(self.out_hw) <= 0:
-            self.fail('output would be empty: input %s with kernel %s, stride %s, pad %s'
-                      % (self.in_hw, self.geometry.kernel, self.geometry.stride, self.geometry.pad))
+            self.fail('output would be empty: input %s with kernel %s, stride %s, pad %s, '
+                      'dilation %s' % (self.in_hw, self.geometry.kernel, self.geometry.stride,
+                                       self.geometry.pad, self.geometry.dilation))
+        if self.reverse_dimensions:
+            self.image_hw, self.col_hw = self.out_hw, self.in_hw
+        else:
+            self.image_hw, self.col_hw = self.in_hw, self.out_hw
+        kh, kw = self.geometry.kernel
+        self.col_rows = self.conv_in_channels * kh * kw
+        self.col_pixels = self.col_hw[0] * self.col_hw[1]
+        per_image = self.col_rows * self.col_pixels * self.dtype.itemsize
+        self.partition = int(max(1, min(self.num,
+                                        workspace.LOWERING_BUDGET_BYTES // max(per_image, 1))))
         for blob in top:
-            blob.reshape(shape[:self.axis] + (self.num_output,) + tuple(self.out_hw))
+            blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
         self._shape_key = key
 
-    def partition_size(self, col_rows, col_pixels):
-        """Images per partition: as many as keep the column buffer under the lowering budget."""
-        per_image = col_rows * col_pixels * self.dtype.itemsize
-        return int(max(1, min(self.num, workspace.LOWERING_BUDGET_BYTES // max(per_image, 1))))
+    # ------------------------------------------------ partition-wide primitives
+    def partitions(self):
+        """(start, stop) of each batch partition whose column buffer fits the lowering budget."""
+        return [(start, min(start + self.partition, self.num))
+                for start in range(0, self.num, self.partition)]
+
+    def image_view(self, array):
+        """``array`` (a blob's data or diff) as (num, conv_in_channels, *image_hw)."""
+        return array.reshape((self.num, self.conv_in_channels) + self.image_hw)
+
+    def col_side_view(self, array):
+        """``array`` as (num, conv_out_channels, column-side pixels)."""
+        return array.reshape(self.num, self.conv_out_channels, self.col_pixels)
+
+    def column_buffer(self, count):
+        """The shared (col_rows, count * col_pixels) scratch, split per group."""
+        col = workspace.scratch('col', (self.col_rows, count * self.col_pixels), self.dtype)
+        return col, col.reshape(self.group, self.col_rows // self.group, -1)
+
+    def row_buffer(self, count):
+        """The shared (conv_out_channels, count * col_pixels) scratch, split per group."""
+        rows = workspace.scratch('gemm_rows', (self.conv_out_channels, count * self.col_pixels),
+                                 self.dtype)
+        return rows, rows.reshape(self.group, self.conv_out_channels // self.group, -1)
+
+    def grouped_weights(self):
+        return self.blobs[0].data.reshape(self.group, self.conv_out_channels // self.group, -1)
 
     def lower(self, images, col):
         g = self.geometry
         kernels.im2col(images, col, g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0],
-                       g.stride[1], g.dilation[0], g.dilation[1], col_hw(self)[0], col_hw(self)[1])
+                       g.stride[1], g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
 
     def unlower(self, col, images):
         g = self.geometry
         kernels.col2im(col, images, g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0],
-                       g.stride[1], g.dilation[0], g.dilation[1], col_hw(self)[0], col_hw(self)[1])
+                       g.stride[1], g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
 
+    def gather_rows(self, by_image, count):
+        """Copy (count, conv_out, P) into the row buffer as (conv_out, count * P)."""
+        rows, grouped = self.row_buffer(count)
+        rows.reshape(self.conv_out_channels, count, self.col_pixels)[...] = \
+            by_image.transpose(1, 0, 2)
+        return grouped
 
-def col_hw(layer):
-    """Spatial size of the lowered side: the output for Convolution, the input for Deconvolution."""
-    return layer.out_hw if layer.type != 'Deconvolution' else layer.in_hw
+    def scatter_rows(self, rows, by_image, bias=None):
+        """Write the row buffer (conv_out, count * P) to (count, conv_out, P), adding ``bias``."""
+        count = by_image.shape[0]
+        source = rows.reshape(self.conv_out_channels, count, self.col_pixels).transpose(1, 0, 2)
+        if bias is not None:
+            np.add(source, bias[None, :, None], out=by_image)
+        else:
+            by_image[...] = source
+
+    def weights_times(self, cols, count):
+        """The row buffer set to W * col, one GEMM per group over the whole partition."""
+        rows, products = self.row_buffer(count)
+        weights = self.grouped_weights()
+        for g in range(self.group):
+            kernels.gemm(weights[g], cols[g], products[g])
+        return rows
+
+    def forward_gemm(self, images, out, bias=None):
+        """Caffe's forward_cpu_gemm over a partition: out = W * im2col(images) (+ bias)."""
+        count = images.shape[0]
+        col, cols = self.column_buffer(count)
+        self.lower(images, col)
+        self.scatter_rows(self.weights_times(cols, count), out, bias)
+
+    def backward_gemm(self, grouped_rows, images):
+        """Caffe's backward_cpu_gemm over a partition: images = col2im(W^T * rows)."""
+        col, cols = self.column_buffer(images.shape[0])
+        weights = self.grouped_weights()
+        for g in range(self.group):
+            kernels.gemm(weights[g], grouped_rows[g], cols[g], trans_a=True)
+        self.unlower(col, images)
+
+    def weight_gemm(self, grouped_rows, cols):
+        """Caffe's weight_cpu_gemm: weight_diff += rows * col^T, per group."""
+        weight_diff = self.blobs[0].diff.reshape(self.group, self.conv_out_channels // self.group,
+                                                 -1)
+        for g in range(self.group):
+            kernels.gemm(grouped_rows[g], cols[g], weight_diff[g], trans_b=True, beta=1.0)
+
+    def accumulate_bias_diff(self, top):
+        for t in top:
+            self.blobs[1].diff[...] += t.diff.reshape(self.num, self.num_output, -1).sum(
+                axis=(0, 2), dtype=np.float64)
 
 
 @register('Convolution')
 class ConvolutionLayer(LoweredConvolution):
     """Caffe's Convolution layer, lowered over batch partitions (see the module docstring)."""
-
-    def weight_shape(self, kh, kw):
-        return (self.num_output, self.channels // self.group, kh, kw)
 
     def output_hw(self, in_hw):
         g = self.geometry
@@ -102,59 +194,28 @@ class ConvolutionLayer(LoweredConvolution):
                      for i in range(2))
 
     def forward(self, bottom, top):
-        weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
         bias = self.blobs[1].data if self.bias_term else None
-        pixels = self.out_hw[0] * self.out_hw[1]
-        rows = weights.shape[2] * self.group
-        part = self.partition_size(rows, pixels)
         for b, t in zip(bottom, top):
-            images = b.data.reshape((self.num, self.channels) + tuple(self.in_hw))
-            out = t.data.reshape(self.num, self.num_output, pixels)
-            for start in range(0, self.num, part):
-                stop = min(start + part, self.num)
-                n = stop - start
-                col = workspace.scratch('col', (rows, n * pixels), self.dtype)
-                self.lower(images[start:stop], col)
-                product = workspace.scratch('gemm_out', (self.num_output, n * pixels), self.dtype)
-                cols = col.reshape(self.group, rows // self.group, n * pixels)
-                products = product.reshape(self.group, self.num_output // self.group, n * pixels)
-                for g in range(self.group):
-                    kernels.gemm(weights[g], cols[g], products[g])
-                by_image = product.reshape(self.num_output, n, pixels).transpose(1, 0, 2)
-                if bias is not None:
-                    np.add(by_image, bias[None, :, None], out=out[start:stop])
-                else:
-                    out[start:stop] = by_image
+            images = self.image_view(b.data)
+            out = self.col_side_view(t.data)
+            for start, stop in self.partitions():
+                self.forward_gemm(images[start:stop], out[start:stop], bias)
 
     def backward(self, top, propagate_down, bottom):
-        weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
         want_w = self.param_propagate_down[0]
-        want_b = self.bias_term and self.param_propagate_down[1]
-        weight_diff = self.blobs[0].diff.reshape(weights.shape) if want_w else None
-        pixels = self.out_hw[0] * self.out_hw[1]
-        rows = weights.shape[2] * self.group
-        part = self.partition_size(rows, pixels)
+        if self.bias_term and self.param_propagate_down[1]:
+            self.accumulate_bias_diff(top)
         for t, down, b in zip(top, propagate_down, bottom):
-            top_diff = t.diff.reshape(self.num, self.num_output, pixels)
-            if want_b:
-                self.blobs[1].diff[...] += top_diff.sum(axis=(0, 2), dtype=np.float64)
             if not (want_w or down):
                 continue
-            images = b.data.reshape((self.num, self.channels) + tuple(self.in_hw))
-            image_diff = b.diff.reshape(images.shape) if down else None
-            for start in range(0, self.num, part):
-                stop = min(start + part, self.num)
-                n = stop - start
-                grads = workspace.scratch('gemm_out', (self.num_output, n, pixels), self.dtype)
-                grads[...] = top_diff[start:stop].transpose(1, 0, 2)
-                grads = grads.reshape(self.group, self.num_output // self.group, n * pixels)
-                col = workspace.scratch('col', (rows, n * pixels), self.dtype)
-                cols = col.reshape(self.group, rows // self.group, n * pixels)
+            top_diff = self.col_side_view(t.diff)
+            images = self.image_view(b.data)
+            image_diff = self.image_view(b.diff) if down else None
+            for start, stop in self.partitions():
+                grads = self.gather_rows(top_diff[start:stop], stop - start)
                 if want_w:
+                    col, cols = self.column_buffer(stop - start)
                     self.lower(images[start:stop], col)
-                    for g in range(self.group):
-                        weight_diff[g] += grads[g] @ cols[g].T
+                    self.weight_gemm(grads, cols)
                 if down:
-                    for g in range(self.group):
-                        kernels.gemm(weights[g], grads[g], cols[g], trans_a=True)
-                    self.unlower(col, image_diff[start:stop])
+                    self.backward_gemm(grads, image_diff[start:stop])
