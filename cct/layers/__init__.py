@@ -13,7 +13,7 @@ _MODULES = [
     'neuron', 'power', 'prelu', 'batch_norm', 'scale_bias', 'mvn',
     'eltwise', 'slicing', 'reshaping', 'tile', 'reduction', 'argmax', 'embed', 'routing',
     'distance_loss', 'logistic_loss', 'hinge_loss', 'infogain_loss',
-    'deconvolution', 'im2col', 'spp',
+    'deconvolution', 'im2col', 'spp', 'crop',
 ]
 
 for _name in _MODULES:
