@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 from cct.errors import NetError
+from cct.io.protofiles import parse_text
+from cct.net import Net
+from cct.proto import caffe_pb2
 from cct.testing import make_layer
 from cct.testing.gradcheck import GradientChecker
 
@@ -71,3 +74,34 @@ def test_no_backward_without_propagate_down():
 def test_errors(params, size_shape, message):
     with pytest.raises(NetError, match=message):
         crop_layer(params, size_shape)
+
+
+FCN_NET = '''
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 13 dim: 13 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 3 kernel_size: 3 stride: 2
+                            weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "up" type: "Deconvolution" bottom: "conv" top: "up" param { lr_mult: 0 }
+        convolution_param { num_output: 3 kernel_size: 4 stride: 2 group: 3 bias_term: false
+                            weight_filler { type: "bilinear" } } }
+layer { name: "crop" type: "Crop" bottom: "up" bottom: "data" top: "score"
+        crop_param { axis: 2 offset: 1 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "score" bottom: "data" top: "loss" }
+'''
+
+
+def test_fcn_style_upsample_and_crop_in_a_net():
+    """Caffe's FCN pattern: a fixed bilinear Deconvolution upsamples, Crop aligns with the input."""
+    net = Net(parse_text(FCN_NET, caffe_pb2.NetParameter(), '<fcn>'), caffe_pb2.TRAIN,
+              dtype=np.float64)
+    net.blobs['data'].data[...] = np.random.default_rng(0).standard_normal((2, 3, 13, 13))
+    loss = float(net.forward()['loss'])
+    assert net.blobs['up'].data.shape == (2, 3, 14, 14)
+    assert net.blobs['score'].data.shape == (2, 3, 13, 13)
+    np.testing.assert_array_equal(net.blobs['score'].data, net.blobs['up'].data[:, :, 1:, 1:])
+    assert np.isfinite(loss) and loss > 0
+    net.clear_param_diffs()
+    net.backward()
+    assert np.abs(net.params['conv'][0].diff).sum() > 0
+    assert not net.params['up'][0].diff.any()  # lr_mult 0: the bilinear kernel stays fixed

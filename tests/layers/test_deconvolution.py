@@ -81,6 +81,24 @@ def test_shapes_follow_caffe():
     assert layer_class('DECONVOLUTION') is DeconvolutionLayer
 
 
+def test_caffe_simple_deconvolution():
+    """Caffe's TestSimpleDeconvolution: ones through ones, stride 2 overlaps on even rows/columns."""
+    layer, bottom, top = make_layer(
+        'type: "Deconvolution" convolution_param { num_output: 4 kernel_size: 3 stride: 2 '
+        'weight_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0.1 } }',
+        [(2, 3, 6, 4)], bottom_data=[np.ones((2, 3, 6, 4))])
+    layer.forward(bottom, top)
+    assert top[0].shape == (2, 4, 13, 9)
+    rows = np.arange(13) % 2 == 0
+    rows[[0, -1]] = False
+    cols = np.arange(9) % 2 == 0
+    cols[[0, -1]] = False
+    overlaps = rows[:, None].astype(int) + cols[None, :].astype(int)
+    bias = float(np.float32(0.1))  # FillerParameter.value is a proto float
+    expected = 3 + bias + np.choose(overlaps, [0.0, 3.0, 9.0])
+    np.testing.assert_allclose(top[0].data, np.broadcast_to(expected, (2, 4, 13, 9)), rtol=1e-12)
+
+
 def test_is_the_adjoint_of_convolution():
     """<conv(x), y> == <x, deconv(y)> when both use the same weight blob."""
     geometry = 'kernel_size: 3 stride: 2 pad: 1 dilation: 1 group: 2 bias_term: false'

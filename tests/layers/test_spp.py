@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from cct.errors import NetError
+from cct.io.protofiles import parse_text
+from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.testing import make_layer
 from cct.testing.gradcheck import GradientChecker
@@ -119,3 +121,28 @@ def test_stochastic_levels_always_sample():
 def test_errors(params, shape, message):
     with pytest.raises(NetError, match=message):
         spp_layer(params, shape)
+
+
+SPP_NET = '''
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 3 dim: 2 dim: 9 dim: 11 } shape { dim: 3 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 2 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "spp" type: "SPP" bottom: "conv" top: "spp" spp_param { pyramid_height: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "spp" top: "ip"
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+'''
+
+
+def test_spp_net_runs_forward_and_backward():
+    net = Net(parse_text(SPP_NET, caffe_pb2.NetParameter(), '<spp>'), caffe_pb2.TRAIN,
+              dtype=np.float64)
+    net.blobs['data'].data[...] = np.random.default_rng(0).standard_normal((3, 2, 9, 11))
+    net.blobs['label'].data[...] = [0, 2, 1]
+    loss = float(net.forward()['loss'])
+    assert net.blobs['spp'].data.shape == (3, 4 * 5)
+    assert np.isfinite(loss) and loss > 0
+    net.clear_param_diffs()
+    net.backward()
+    assert np.abs(net.params['conv'][0].diff).sum() > 0
