@@ -10,8 +10,8 @@ argmax (flat index within the plane) as a float.
 STOCHASTIC (GPU-only in Caffe, here on the CPU with Caffe's GPU semantics) takes no padding. In TRAIN
 it samples one element per window with probability proportional to its (non-negative) activation,
 outputs that activation and routes the gradient to it; in TEST it outputs sum(x^2)/sum(x) (0 when the
-sum is not positive). Caffe's TEST backward reuses stale TRAIN samples; cct differentiates the TEST
-output instead.
+sum is not positive). Caffe's TEST backward routes through sample indices no TEST forward wrote; cct
+differentiates the TEST output instead.
 """
 import numpy as np
 
@@ -56,9 +56,10 @@ class PoolingLayer(Layer):
         out_w = pool_out_size(width, g.kernel_w, g.stride_w, g.pad_w, self.ceil_mode)
         for blob in top:
             blob.reshape(num, channels, out_h, out_w)
-        if self.method in (MAX, STOCHASTIC):
+        sampling = self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN
+        if self.method == MAX or sampling:
             self.mask = np.empty((num, channels, out_h, out_w), np.int32)
-        if self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN:
+        if sampling:
             self.uniforms = np.empty((num, channels, out_h, out_w), self.dtype)
         self._shape_key = key
 
