@@ -115,3 +115,17 @@ def test_errors():
     other = coord_net_spec()
     with pytest.raises(RuntimeError, match='connected by spatial layers'):
         coord_map_from_to(n.deconv, other.data)
+
+
+def test_crop_aligns_a_real_deconvolution_output(tmp_path):
+    """The crop() layer in a real net: 100 -> conv 98 -> pool/4 25 -> deconv x4 104 -> crop 100."""
+    n = coord_net_spec(pool=4, dstride=4)
+    n.crop = crop(n.deconv, n.data)
+    path = tmp_path / 'fcn.prototxt'
+    path.write_text(str(n.to_proto()))
+    net = caffe.Net(str(path), caffe.TEST)
+    assert net.blobs['deconv'].data.shape == (2, 10, 104, 104)
+    out = net.forward(data=np.random.default_rng(0).standard_normal((2, 1, 100, 100)),
+                      aux=np.zeros((2, 1, 20, 20)))
+    assert out['crop'].shape == (2, 10, 100, 100)
+    np.testing.assert_array_equal(out['crop'], net.blobs['deconv'].data[:, :, 1:101, 1:101])
