@@ -128,12 +128,15 @@ def test_keyword_routing_repeated_fields_and_messages():
         n.to_proto()
 
 
-def test_zero_and_many_tops_and_netspec_access():
+def test_zero_and_many_tops_and_netspec_access(tmp_path):
     n = caffe.NetSpec()
     n.data, n.data2 = L.Input(shape=[dict(dim=[3]), dict(dim=[4, 2])], ntop=2)
     n.silence = L.Silence(n.data, n.data2, ntop=0)
     proto = n.to_proto()
     assert proto.layer[1].name == 'silence' and not len(proto.layer[1].top)
+    path = tmp_path / 'silent.prototxt'
+    path.write_text(str(proto))
+    assert caffe.Net(str(path), caffe.TEST).forward() == {}  # pycaffe's test_zero_tops
     assert n['data'] is n.data and n.keys() == ['data', 'data2', 'silence']
     assert len(n.vals()) == 3
     n.update('data', dict(shape=[dict(dim=[5]), dict(dim=[4, 2])]))
