@@ -1,0 +1,42 @@
+"""Momentum SGD and Nesterov's accelerated gradient (Caffe's sgd_solver.cpp and nesterov_solver.cpp).
+
+Caffe folds the learning rate into the history: ``h = momentum*h + local_rate*g; w -= h``, so a
+change of rate does not rescale the velocity already built up. Nesterov steps back and over:
+``h_prev = h; h = momentum*h + local_rate*g; w -= (1+momentum)*h - momentum*h_prev``. Both work in
+place on the param's diff (which holds the regularised gradient and leaves holding the step).
+"""
+import numpy as np
+
+from cct.solver.solver import Solver, register_solver
+from cct.workspace import scratch
+
+
+@register_solver('SGD')
+class SGDSolver(Solver):
+    """Stochastic gradient descent with momentum (``type: "SGD"``)."""
+
+    def compute_update_value(self, param_id, rate):
+        diff = self.net.learnable_params[param_id].diff
+        history = self.history[param_id]
+        np.multiply(diff, self.local_rate(param_id, rate), out=diff)
+        np.multiply(history, self.dtype.type(self.param.momentum), out=history)
+        history += diff
+        diff[...] = history
+
+
+@register_solver('Nesterov')
+class NesterovSolver(SGDSolver):
+    """Nesterov's accelerated gradient (``type: "Nesterov"``)."""
+
+    def compute_update_value(self, param_id, rate):
+        diff = self.net.learnable_params[param_id].diff
+        history = self.history[param_id]
+        momentum = self.dtype.type(self.param.momentum)
+        previous = scratch('solver_update', history.shape, self.dtype)
+        previous[...] = history
+        np.multiply(diff, self.local_rate(param_id, rate), out=diff)
+        np.multiply(history, momentum, out=history)
+        history += diff
+        np.multiply(history, self.dtype.type(1) + momentum, out=diff)
+        previous *= momentum
+        diff -= previous
