@@ -7,4 +7,5 @@ entry here.
 
 ACTIONS = [
     'draw', 'plot', 'parse_log',
+    'train', 'test', 'time', 'device_query',
 ]

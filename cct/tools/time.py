@@ -1,0 +1,108 @@
+"""Benchmark a model's execution time (Caffe's ``caffe time``): ``cct time --model M [--iterations 50]``.
+
+Logs Caffe's lines (initial pass, per-iteration forward-backward times, per-layer averages, totals)
+and then what Caffe does not show: the time of one SGD update (momentum 0.9, weight decay 5e-4) over
+the net's learnable params, and every layer and the update ranked by share of an iteration. As in
+Caffe, every layer's backward is called with its bottom_need_backward flags (none is skipped), and
+the net is assumed to take no external input.
+"""
+import logging
+import time
+
+from cct.errors import CctError
+from cct.log import logger
+from cct.net import Net
+from cct.proto import caffe_pb2
+from cct.solver import SGDSolver
+from cct.solver.solver import cpp_float
+from cct.tools.common import (add_gpu_flag, add_net_state_flags, phase_from_flag,
+                              stages_from_flag, use_cpu)
+
+
+def add_arguments(parser):
+    parser.add_flag('model', default='', help='The model definition protocol buffer text file.')
+    parser.add_flag('iterations', type=int, default=50, help='The number of iterations to run.')
+    parser.add_flag('phase', default='', help='Optional; network phase (TRAIN or TEST, default '
+                                              'TRAIN).')
+    add_net_state_flags(parser)
+    add_gpu_flag(parser)
+
+
+def _update_solver(net):
+    param = caffe_pb2.SolverParameter(base_lr=0.0, lr_policy='fixed', momentum=0.9,
+                                      weight_decay=0.0005)
+    # base_lr 0: the update does all its arithmetic but leaves the weights as they are. The solver's
+    # own construction log would only clutter the benchmark's.
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        return SGDSolver(param, net=net, dtype=net.dtype)
+    finally:
+        logger.setLevel(level)
+
+
+def run(args):
+    if not args.model:
+        raise CctError('Need a model definition to time (--model).')
+    phase = phase_from_flag(args.phase, caffe_pb2.TRAIN)
+    use_cpu(args.gpu)
+    net = Net(args.model, phase, level=args.level, stages=stages_from_flag(args.stage))
+    logger.info('Performing Forward')
+    logger.info('Initial loss: %s', cpp_float(net.forward_from_to()))
+    logger.info('Performing Backward')
+    net.backward_from_to()
+    solver = _update_solver(net)
+    layers, bottoms, tops = net.layers, net.bottom_vecs, net.top_vecs
+    forward_times, backward_times = [0.0] * len(layers), [0.0] * len(layers)
+    forward_total = backward_total = update_total = 0.0
+    clock = time.perf_counter
+    logger.info('*** Benchmark begins ***')
+    logger.info('Testing for %d iterations.', args.iterations)
+    total_start = clock()
+    for j in range(args.iterations):
+        iteration_start = clock()
+        for i, layer in enumerate(layers):
+            start = clock()
+            layer.run_forward(bottoms[i], tops[i])
+            forward_times[i] += clock() - start
+        forward_total += clock() - iteration_start
+        backward_start = clock()
+        for i in range(len(layers) - 1, -1, -1):
+            start = clock()
+            layers[i].backward(tops[i], net.bottom_need_backward[i], bottoms[i])
+            backward_times[i] += clock() - start
+        backward_total += clock() - backward_start
+        logger.info('Iteration: %d forward-backward time: %s ms.', j + 1,
+                    cpp_float((clock() - iteration_start) * 1e3))
+        start = clock()
+        solver.apply_update()
+        update_total += clock() - start
+    total = clock() - total_start - update_total
+    n = max(args.iterations, 1)
+
+    def ms(seconds):
+        return cpp_float(seconds * 1e3 / n)
+    logger.info('Average time per layer: ')
+    for i, name in enumerate(net.layer_names):
+        logger.info('%10s\tforward: %s ms.', name, ms(forward_times[i]))
+        logger.info('%10s\tbackward: %s ms.', name, ms(backward_times[i]))
+    logger.info('Average Forward pass: %s ms.', ms(forward_total))
+    logger.info('Average Backward pass: %s ms.', ms(backward_total))
+    logger.info('Average Forward-Backward: %s ms.', ms(total))
+    logger.info('Total Time: %s ms.', cpp_float(total * 1e3))
+    logger.info('Average Update (SGD, momentum 0.9, weight decay 0.0005, %d learnable blobs): '
+                '%s ms.', len(net.learnable_params), ms(update_total))
+    _log_ranking(net, forward_times, backward_times, update_total, n)
+    logger.info('*** Benchmark ends ***')
+
+
+def _log_ranking(net, forward_times, backward_times, update_total, n):
+    rows = [(f + b, '%s (%s)  [forward %.3f, backward %.3f]' % (name, layer.type, f * 1e3 / n,
+                                                                 b * 1e3 / n))
+            for name, layer, f, b in zip(net.layer_names, net.layers, forward_times,
+                                         backward_times)]
+    rows.append((update_total, 'solver update (SGD)'))
+    whole = sum(row[0] for row in rows) or 1.0
+    logger.info('Where the time goes (per iteration, share of forward + backward + update):')
+    for spent, label in sorted(rows, reverse=True):
+        logger.info('%8.3f ms  %5.1f%%  %s', spent * 1e3 / n, 100.0 * spent / whole, label)

@@ -1,0 +1,63 @@
+"""Train or fine-tune a model (Caffe's ``caffe train``): ``cct train --solver S [--weights W | --snapshot S]``.
+
+The solver file may also be given as the only positional argument. ``--weights`` (a comma list of
+.caffemodel/.caffemodel.h5) fine-tunes and replaces the solver file's own ``weights:`` entries;
+``--snapshot`` resumes from a .solverstate(.h5) and ignores them; giving both is an error. Ctrl-C
+(SIGINT) and SIGHUP stop, snapshot or do nothing as ``--sigint_effect``/``--sighup_effect`` say.
+"""
+from cct import io as cct_io
+from cct.errors import CctError
+from cct.log import logger
+from cct.solver import solver_class
+from cct.solver.signals import SignalHandler, signal_effect
+from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_cpu
+
+
+def add_arguments(parser):
+    parser.add_argument('solver_file', nargs='?', default='',
+                        help='The solver definition protocol buffer text file (same as --solver)')
+    parser.add_flag('solver', default='', help='The solver definition protocol buffer text file.')
+    parser.add_flag('weights', default='',
+                    help="Optional; the pretrained weights to initialize finetuning, separated by "
+                         "','. Cannot be set simultaneously with snapshot.")
+    parser.add_flag('snapshot', default='',
+                    help='Optional; the snapshot solver state to resume training.')
+    add_net_state_flags(parser)
+    add_gpu_flag(parser)
+    parser.add_flag('sigint_effect', default='stop',
+                    help='Optional; action to take when a SIGINT signal is received: snapshot, '
+                         'stop or none.')
+    parser.add_flag('sighup_effect', default='snapshot',
+                    help='Optional; action to take when a SIGHUP signal is received: snapshot, '
+                         'stop or none.')
+
+
+def run(args):
+    if args.solver and args.solver_file and args.solver != args.solver_file:
+        raise CctError('two different solver files given: --solver %s and %s'
+                       % (args.solver, args.solver_file))
+    solver_path = args.solver or args.solver_file
+    if not solver_path:
+        raise CctError('Need a solver definition to train (cct train --solver solver.prototxt).')
+    if args.snapshot and args.weights:
+        raise CctError('Give a snapshot to resume training or weights to finetune but not both.')
+    signal_effect(args.sigint_effect)
+    signal_effect(args.sighup_effect)
+    param = cct_io.read_solver_text(solver_path)
+    param.train_state.level = args.level
+    param.train_state.stage.extend(stages_from_flag(args.stage))
+    use_cpu(args.gpu, param)
+    if args.snapshot:
+        param.ClearField('weights')
+    elif args.weights:
+        param.ClearField('weights')
+        param.weights.append(args.weights)
+    with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
+        solver = solver_class(param.type, solver_path)(param, source=solver_path)
+        solver.set_action_function(signals.check)
+        if args.snapshot:
+            logger.info('Resuming from %s', args.snapshot)
+            solver.restore(args.snapshot)
+        logger.info('Starting Optimization')
+        solver.solve()
+    logger.info('Optimization Done.')
