@@ -1,0 +1,221 @@
+"""``cct train``, ``cct test``, ``cct time`` and ``cct device_query``: Caffe's flag spellings and rules,
+their log lines, and one-line errors for what a user can get wrong."""
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from cct import cli
+from cct import io as cct_io
+from cct.io import parse_text, write_text
+from cct.proto import caffe_pb2
+from cct.solver import SGDSolver, SolverAction
+from cct.solver.signals import SignalHandler
+
+NET = '''
+name: "tiny"
+layer { name: "data" type: "Input" top: "x" top: "y"
+        input_param { shape { dim: 4 dim: 3 } shape { dim: 4 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
+        inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.5 }
+                              bias_filler { type: "constant" value: 0.5 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "y" top: "loss" }
+layer { name: "staged" type: "Power" bottom: "ip" top: "p" include { stage: "s1" } }
+'''
+SOLVER = '''net: "%(dir)s/net.prototxt"
+base_lr: %(lr)g lr_policy: "fixed" momentum: 0.9 weight_decay: 0.01 random_seed: 3
+display: 1 max_iter: %(max_iter)d snapshot: 2 snapshot_prefix: "%(dir)s/%(prefix)s"
+test_iter: 1 test_interval: 2
+%(extra)s
+'''
+
+
+def write_solver(directory, max_iter=4, prefix='tiny', extra='', lr=0.1):
+    directory = str(directory)
+    write_text(parse_text(NET, caffe_pb2.NetParameter()), os.path.join(directory, 'net.prototxt'))
+    path = os.path.join(directory, 'solver_%s.prototxt' % prefix)
+    with open(path, 'w') as f:
+        f.write(SOLVER % dict(dir=directory, max_iter=max_iter, prefix=prefix, extra=extra, lr=lr))
+    return path
+
+
+def run(capsys, *argv):
+    status = cli.main(list(argv))
+    err = capsys.readouterr().err
+    messages = [line.split('] ', 1)[1] for line in err.splitlines() if '] ' in line]
+    return status, err, messages
+
+
+def weights_of(path):
+    model = cct_io.read_net_binary(path)
+    layer = next(layer for layer in model.layer if layer.name == 'ip')
+    return np.asarray(layer.blobs[0].data)
+
+
+@pytest.mark.parametrize('spelling', ['positional', '-solver', '--solver=', '-solver='])
+def test_train_accepts_every_caffe_spelling(tmp_path, capsys, spelling):
+    solver = write_solver(tmp_path)
+    argv = {'positional': [solver], '-solver': ['-solver', solver],
+            '--solver=': ['--solver=' + solver], '-solver=': ['-solver=' + solver]}[spelling]
+    status, err, messages = run(capsys, 'train', *argv)
+    assert status == 0, err
+    assert messages[-2:] == ['Optimization Done.', 'Optimization Done.']
+    assert 'Use CPU.' in messages and 'Starting Optimization' in messages
+    assert os.path.exists(tmp_path / 'tiny_iter_4.solverstate')
+
+
+def test_snapshot_resumes_bit_identically_and_ignores_solver_weights(tmp_path, capsys):
+    straight = write_solver(tmp_path, max_iter=4, prefix='straight')
+    assert run(capsys, 'train', straight)[0] == 0
+    # The solver file names weights that do not exist: --snapshot clears them, as Caffe does.
+    resumed = write_solver(tmp_path, max_iter=4, prefix='resumed',
+                           extra='weights: "/nonexistent.caffemodel"')
+    status, err, messages = run(capsys, 'train', '--solver', resumed, '--snapshot',
+                                str(tmp_path / 'straight_iter_2.solverstate'))
+    assert status == 0, err
+    assert 'Resuming from %s' % (tmp_path / 'straight_iter_2.solverstate') in messages
+    assert not [m for m in messages if m.startswith('Finetuning')]
+    np.testing.assert_array_equal(weights_of(str(tmp_path / 'resumed_iter_4.caffemodel')),
+                                  weights_of(str(tmp_path / 'straight_iter_4.caffemodel')))
+
+
+def test_weights_flag_list_replaces_solver_weights(tmp_path, capsys):
+    first = SGDSolver(caffe_pb2.SolverParameter(net_param=parse_text(NET, caffe_pb2.NetParameter()),
+                                                random_seed=10))
+    first.net.save(str(tmp_path / 'a.caffemodel'))
+    first.net.params['ip'][0].data[...] = 7.0
+    first.net.save(str(tmp_path / 'b.caffemodel'))
+    solver = write_solver(tmp_path, max_iter=1, lr=0, extra='weights: "/nonexistent.caffemodel"')
+    status, err, messages = run(capsys, 'train', '-solver', solver, '-weights',
+                                '%s, %s' % (tmp_path / 'a.caffemodel', tmp_path / 'b.caffemodel'))
+    assert status == 0, err
+    assert messages.count('Finetuning from %s' % (tmp_path / 'b.caffemodel')) == 2  # train + test
+    np.testing.assert_array_equal(weights_of(str(tmp_path / 'tiny_iter_1.caffemodel')), 7.0)
+
+
+def test_solver_file_weights_fine_tune_without_flags(tmp_path, capsys):
+    source = SGDSolver(caffe_pb2.SolverParameter(net_param=parse_text(NET, caffe_pb2.NetParameter()),
+                                                 random_seed=11))
+    source.net.save(str(tmp_path / 'w.caffemodel'))
+    solver = write_solver(tmp_path, max_iter=1, lr=0,
+                          extra='weights: "%s"' % (tmp_path / 'w.caffemodel'))
+    assert run(capsys, 'train', solver)[0] == 0
+    np.testing.assert_array_equal(weights_of(str(tmp_path / 'tiny_iter_1.caffemodel')),
+                                  source.net.params['ip'][0].data.ravel())
+
+
+def test_level_and_stage_reach_the_train_net(tmp_path, capsys):
+    solver = write_solver(tmp_path, max_iter=0)
+    _, _, messages = run(capsys, 'train', solver)
+    assert messages.count('Creating Layer staged') == 0
+    _, _, messages = run(capsys, 'train', solver, '--stage', 's0,s1', '--level', '2')
+    assert messages.count('Creating Layer staged') == 1  # the train net only
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--weights', 'w.caffemodel', '--snapshot', 's.solverstate'],
+     'Give a snapshot to resume training or weights to finetune but not both.'),
+    (['--gpu', '0'], 'cct has no GPU backend yet, so --gpu 0 cannot be honoured'),
+    (['--sigint_effect', 'explode'], 'Invalid signal effect "explode" was specified'),
+])
+def test_train_flag_errors_are_one_line(tmp_path, capsys, argv, message):
+    solver = write_solver(tmp_path)
+    status, err, _ = run(capsys, 'train', solver, *argv)
+    assert status == 1
+    assert err.strip().splitlines()[-1].startswith('cct train: error: ' + message)
+
+
+@pytest.mark.parametrize('extra, message', [
+    ('type: "Momentum"', 'Unknown solver type: Momentum (known types: SGD, Nesterov'),
+    ('train_net: "/nonexistent/net.prototxt"', 'must specify only one train net'),
+])
+def test_bad_solver_files_are_one_line_errors(tmp_path, capsys, extra, message):
+    solver = write_solver(tmp_path, extra=extra)
+    status, err, _ = run(capsys, 'train', solver)
+    assert status == 1
+    assert message in err.strip().splitlines()[-1]
+
+
+def test_missing_net_file_names_it(tmp_path, capsys):
+    path = tmp_path / 'solver.prototxt'
+    path.write_text('net: "examples/mnist/lenet_train_test.prototxt" base_lr: 0.01 '
+                    'lr_policy: "fixed"')
+    status, err, _ = run(capsys, 'train', '--solver', str(path))
+    assert status == 1
+    assert err.strip().splitlines()[-1].startswith(
+        'cct train: error: %s: net file not found: examples/mnist/lenet_train_test.prototxt'
+        % path)
+
+
+def test_solver_mode_gpu_in_the_file_trains_on_cpu_and_says_so(tmp_path, capsys):
+    solver = write_solver(tmp_path, max_iter=1, extra='solver_mode: GPU')
+    status, err, messages = run(capsys, 'train', solver)
+    assert status == 0
+    assert 'The solver file sets solver_mode: GPU, but cct has no GPU backend yet; training on ' \
+           'the CPU.' in messages
+
+
+def test_signals_stop_or_snapshot_training(tmp_path):
+    with SignalHandler('snapshot', 'stop') as handler:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert [handler.check(), handler.check(), handler.check()] == [
+            SolverAction.SNAPSHOT, SolverAction.STOP, SolverAction.NONE]
+    path = write_solver(tmp_path, max_iter=100, prefix='sig')
+    solver = SGDSolver(path)
+    with SignalHandler('stop', 'snapshot') as handler:
+        solver.set_action_function(handler.check)
+        solver.add_callback(lambda: os.kill(os.getpid(), signal.SIGINT) if solver.iter == 2
+                            else None, lambda: None)
+        solver.solve()
+    assert solver.iter == 3
+    assert os.path.exists(tmp_path / 'sig_iter_3.solverstate')  # snapshot_after_train
+
+
+def test_cct_test_prints_batches_and_means(tmp_path, capsys):
+    solver = write_solver(tmp_path, max_iter=2)
+    run(capsys, 'train', solver)
+    status, err, messages = run(capsys, 'test', '-model', str(tmp_path / 'net.prototxt'),
+                                '-weights', str(tmp_path / 'tiny_iter_2.caffemodel'),
+                                '-iterations', '3')
+    assert status == 0, err
+    batches = [m for m in messages if m.startswith('Batch ')]
+    assert [m.split(',')[0] for m in batches] == ['Batch 0', 'Batch 1', 'Batch 2']
+    value = batches[0].split(' = ')[1]
+    assert messages[-2:] == ['Loss: ' + value, 'loss = %s (* 1 = %s loss)' % (value, value)]
+    status, err, _ = run(capsys, 'test', '-model', str(tmp_path / 'net.prototxt'))
+    assert status == 1 and 'Need model weights to score' in err
+
+
+def test_cct_time_prints_caffes_table_and_the_update(tmp_path, capsys):
+    write_solver(tmp_path)
+    status, err, messages = run(capsys, 'time', '--model', str(tmp_path / 'net.prototxt'),
+                                '--iterations', '2', '--phase', 'TRAIN')
+    assert status == 0, err
+    start = messages.index('Performing Forward')
+    assert messages[start + 1].startswith('Initial loss: ')
+    assert messages[start + 2] == 'Performing Backward'
+    assert 'Testing for 2 iterations.' in messages
+    assert [m.split(' time')[0] for m in messages if m.startswith('Iteration: ')] == [
+        'Iteration: 1 forward-backward', 'Iteration: 2 forward-backward']
+    assert any(m.startswith('        ip\tforward: ') and m.endswith(' ms.') for m in messages)
+    assert any(m.startswith('        ip\tbackward: ') for m in messages)
+    for label in ('Average Forward pass: ', 'Average Backward pass: ',
+                  'Average Forward-Backward: ', 'Total Time: ', 'Average Update (SGD'):
+        assert any(m.startswith(label) for m in messages), label
+    assert messages[-1] == '*** Benchmark ends ***'
+    status, err, _ = run(capsys, 'time', '--model', str(tmp_path / 'net.prototxt'),
+                         '--phase', 'VALIDATE')
+    assert status == 1 and 'phase must be "TRAIN" or "TEST"' in err
+
+
+def test_device_query_lists_the_cpu_and_refuses_gpus(capsys):
+    status, err, messages = run(capsys, 'device_query')
+    assert status == 0
+    assert 'Device: CPU' in messages
+    assert any(m.startswith('BLAS (numpy):') for m in messages)
+    assert any(m.startswith('BLAS threads:') for m in messages)
+    assert any(m.startswith('Logical cores:') for m in messages)
+    status, err, _ = run(capsys, 'device_query', '--gpu', 'all')
+    assert status == 1 and 'cct has no GPU backend yet, so --gpu all' in err
