@@ -25,6 +25,7 @@ from cct.log import logger
 from cct.proto import caffe_pb2
 from cct.solver import nets as _nets
 from cct.solver import snapshot as _snapshot
+from cct.solver.debug_info import DebugInfo
 from cct.solver.lr_policy import learning_rate
 from cct.solver.nonfinite import describe_non_finite
 from cct.workspace import scratch
@@ -118,6 +119,9 @@ class Solver:
         else:
             self.net = _nets.build_train_net(self.param, self.source, self.dtype)
             self.test_nets = _nets.build_test_nets(self.param, self.source, self.dtype)
+        self._debug_info = DebugInfo(self.net) if self.param.debug_info else None
+        for test_net in self.test_nets if self.param.debug_info else ():
+            DebugInfo(test_net, enabled=True)
         logger.info('Solver scaffolding done.')
         params = self.net.learnable_params
         self.history = [np.zeros(blob.shape, self.dtype)
@@ -188,6 +192,8 @@ class Solver:
             for on_start, _ in self._callbacks:
                 on_start()
             display = p.display and self.iter % p.display == 0
+            if self._debug_info is not None:
+                self._debug_info.enabled = bool(display)
             loss = 0.0
             for _ in range(p.iter_size):
                 loss += self._forward_backward_checked()

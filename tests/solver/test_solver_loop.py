@@ -232,3 +232,19 @@ def test_bad_solver_files_fail_clearly(tmp_path, text, message):
     path.write_text(FIXED + text % {'net': tmp_path / 'net.prototxt'})
     with pytest.raises(CctError, match=message):
         get_solver(str(path))
+
+
+def test_debug_info_logs_mean_absolute_values_on_display_iterations(log_text):
+    solver = SGDSolver(solver_param(FIXED + 'display: 2 debug_info: true'))
+    feed(solver.net)
+    w = solver.net.params['ip'][0].data.copy()
+    solver.step(1)
+    lines = [line.split('] ', 1)[1] for line in log_text().splitlines() if '] ' in line]
+    assert '    [Forward] Layer ip, param blob 0 data: %g' % np.abs(w).mean() in lines
+    assert '    [Forward] Layer data, top blob x data: %g' % np.abs(X[:4]).mean() in lines
+    grad = solver.net.params['ip'][0].diff  # the step now; its gradient was logged before
+    assert any(line.startswith('    [Backward] Layer ip, param blob 0 diff: ') for line in lines)
+    assert not any('[Backward] Layer data' in line for line in lines)
+    assert grad.shape == (2, 3)
+    solver.step(1)  # iteration 1 is not a display iteration
+    assert log_text().count('[Forward] Layer ip, param blob 0') == 1
