@@ -16,6 +16,10 @@ class EmbedLayer(Layer):
     num_bottom = 1
     num_top = 1
 
+    def allow_force_backward(self, bottom_index):
+        # Caffe aborts when force_backward reaches the indices; cct leaves them out instead.
+        return False
+
     def setup(self, bottom, top):
         p = self.param.embed_param
         if p.num_output <= 0:

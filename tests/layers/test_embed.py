@@ -62,3 +62,4 @@ def test_no_gradient_to_indices():
     layer.forward(bottom, top)
     with pytest.raises(NetError, match="can't backpropagate"):
         layer.backward(top, [True], bottom)
+    assert not layer.allow_force_backward(0)
