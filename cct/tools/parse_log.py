@@ -1,13 +1,14 @@
 """Parse a Caffe or cct training log into LOG.train and LOG.test CSV files (tools/extra/parse_log.py).
 
-The rules, as in Caffe's script: parsing starts after the 'Solving' line (its timestamp is time 0)
-and from the first 'Iteration N' line; 'Train net output #k: NAME = V' and 'Test net output #k: NAME
-= V' lines fill one row per iteration with NumIters, Seconds, LearningRate (the last 'lr = ' seen)
-and one column per output. A row is written once it has as many columns as the first row, and the
-first row once the second starts, so a log with a single row of a kind gives no file for it. The
-first row's LearningRate (NaN before any 'lr = ' line) is copied from the second row. The log's
-year is that of the file's ctime, bumped when the month goes backwards. Files use the csv module's
-excel dialect (CRLF line ends).
+The rules, as in Caffe's script: parsing starts after the 'Solving' line (its timestamp is time 0;
+without one, as when a solver is stepped from Python, the first glog line is time 0) and from the
+first 'Iteration N' line; 'Train net output #k: NAME = V' and 'Test net output #k: NAME = V' lines
+fill one row per iteration with NumIters, Seconds, LearningRate (the last 'lr = ' seen) and one
+column per output. A row is written once it has as many columns as the first row, and the first row
+once the second starts, so a log with a single row of a kind gives no file for it. The first row's
+LearningRate (NaN before any 'lr = ' line) is copied from the second row. The log's year is that of
+the file's ctime, bumped when the month goes backwards. Files use the csv module's excel dialect
+(CRLF line ends).
 """
 import csv
 import datetime
@@ -54,6 +55,15 @@ def get_start_time(lines, year):
     return None
 
 
+def _first_glog_time(lines, year):
+    for line in lines:
+        try:
+            return extract_datetime_from_line(line, year)
+        except ValueError:
+            continue
+    return None
+
+
 def parse_log(path_to_log):
     """Parse a training log.
 
@@ -69,8 +79,14 @@ def parse_log(path_to_log):
     with open(path_to_log, errors='replace') as f:
         start_time = get_start_time(f, logfile_year)
         if start_time is None:
-            raise DataError("%s: no 'Solving' line found; is this a Caffe or cct training log?"
-                            % path_to_log)
+            # No 'Solving' line: a net stepped from Python (pycaffe's solver.step) never logs one,
+            # and Caffe's script crashes there. Time 0 is then the first glog line.
+            f.seek(0)
+            start_time = _first_glog_time(f, logfile_year)
+            if start_time is None:
+                raise DataError('%s: no glog lines found; is this a Caffe or cct training log?'
+                                % path_to_log)
+            f.seek(0)
         last_time = start_time
         for line in f:
             iteration_match = _ITERATION.search(line)

@@ -1,6 +1,5 @@
 """pycaffe's module-level surface (cct/__init__.py, cct/runtime.py, cct/timer.py): every name a
 pycaffe script reaches through ``import cct as caffe``."""
-import importlib
 import io
 import time
 
@@ -92,24 +91,6 @@ def test_set_random_seed_makes_fillers_repeat(tmp_path):
         weights.append(caffe.Net(str(path), caffe.TEST).params['ip'][0].data.copy())
     np.testing.assert_array_equal(weights[0], weights[1])
     assert not np.array_equal(weights[0], weights[2])
-
-
-@pytest.fixture
-def restore_logging():
-    """init_log reconfigures cct's logger; put it back as it was."""
-    # ``cct.log`` is pycaffe's log() function; the logging module is only reachable by name.
-    cct_log = importlib.import_module('cct.log')
-    saved = (list(logger.handlers), logger.level, logger.propagate, cct_log._handler)
-    yield
-    for handler in logger.handlers:
-        if handler not in saved[0]:
-            logger.removeHandler(handler)
-    for handler in saved[0]:
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
-    cct_log._handler = saved[3]
 
 
 def test_init_log_and_log(tmp_path, monkeypatch, restore_logging):

@@ -91,7 +91,17 @@ def test_parse_log_needs_a_training_log(tmp_path, capsys):
     path = tmp_path / 'not_a_log.txt'
     path.write_text('hello\n')
     assert cct_main(['parse_log', str(path), str(tmp_path)]) == 1
-    assert "no 'Solving' line" in capsys.readouterr().err
+    assert 'no glog lines found' in capsys.readouterr().err
+
+
+def test_parse_log_without_solving_line_starts_at_the_first_line(tmp_path):
+    """A solver stepped from Python never logs 'Solving' (Caffe's script crashes on such logs)."""
+    path = tmp_path / 'stepped.log'
+    path.write_text(CAFFE_LOG.replace('Solving LeNet', 'Creating training net'))
+    train, test = parse_log(str(path))
+    # Time 0 is the first line (13:39:20.1); row 0's outputs were printed at 13:39:22.11001.
+    assert [row['Seconds'] for row in train][:2] == [2.01001, 3.40001]
+    assert [row['accuracy'] for row in test] == [0.0894, 0.9625, 0.9748]
 
 
 def assert_curves_png(path, size):
@@ -117,3 +127,47 @@ def test_cct_plot_out_and_size(caffe_log, tmp_path):
     assert cct_main(['plot', caffe_log, '--out', out, '--width', '6', '--height', '5',
                      '--dpi', '80']) == 0
     assert_curves_png(out, (480, 400))
+
+
+SOLVED_NET = """name: 'tiny'
+layer { name: 'data' type: 'Input' top: 'data' top: 'label'
+        input_param { shape { dim: 16 dim: 4 } shape { dim: 16 } } }
+layer { name: 'ip' type: 'InnerProduct' bottom: 'data' top: 'ip'
+        inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.01 } } }
+layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }
+layer { name: 'accuracy' type: 'Accuracy' bottom: 'ip' bottom: 'label' top: 'accuracy'
+        include { phase: TEST } }
+"""
+
+
+def test_parse_log_and_plot_a_cct_training_log(tmp_path, monkeypatch, restore_logging):
+    """A log written by cct's own solver (through pycaffe's init_log) parses and plots."""
+    import cct as caffe
+    net_path = tmp_path / 'tiny.prototxt'
+    net_path.write_text(SOLVED_NET)
+    solver_path = tmp_path / 'solver.prototxt'
+    solver_path.write_text('net: "%s"\ntest_iter: 1\ntest_interval: 10\nbase_lr: 0.5\n'
+                           'lr_policy: "step"\ngamma: 0.5\nstepsize: 20\ndisplay: 5\n'
+                           'max_iter: 40\nsnapshot_prefix: "%s"\nrandom_seed: 3\n'
+                           % (net_path, tmp_path / 'tiny'))
+    monkeypatch.setenv('GLOG_log_dir', str(tmp_path))
+    log_path = caffe.init_log(0, False)
+    solver = caffe.get_solver(str(solver_path))
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((16, 4)).astype(np.float32)
+    labels = data[:, :3].argmax(axis=1).astype(np.float32)
+    for net in [solver.net] + list(solver.test_nets):
+        net.blobs['data'].data[...] = data
+        net.blobs['label'].data[...] = labels
+    solver.solve()
+    caffe.init_log(2, True)  # closes the log file
+    train, test = parse_log(log_path)
+    assert [row['NumIters'] for row in train] == [0, 5, 10, 15, 20, 25, 30, 35]
+    assert [row['NumIters'] for row in test] == [0, 10, 20, 30, 40]
+    assert train[-1]['loss'] < train[0]['loss']
+    assert test[-1]['accuracy'] > test[0]['accuracy']
+    # step policy: 0.5 until iteration 20, then 0.25 (rows lag the 'lr =' lines by one display).
+    assert {row['LearningRate'] for row in train} == {0.5, 0.25}
+    out = str(tmp_path / 'curves.png')
+    assert cct_main(['plot', log_path, '--out', out]) == 0
+    assert_curves_png(out, (800, 900))
