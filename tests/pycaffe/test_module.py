@@ -137,3 +137,28 @@ def test_lazy_submodules():
     assert caffe.draw is cct.draw
     with pytest.raises(AttributeError, match='no attribute'):
         caffe.not_a_pycaffe_name
+
+
+SOLVER_TYPES = ['SGD', 'Nesterov', 'AdaGrad', 'RMSProp', 'AdaDelta', 'Adam']
+
+
+def test_solver_classes_and_get_solver(tmp_path):
+    import cct.solver
+    for name in ['get_solver'] + [kind + 'Solver' for kind in SOLVER_TYPES]:
+        assert getattr(caffe, name) is getattr(cct.solver, name)
+    net = tmp_path / 'net.prototxt'
+    net.write_text("""layer { name: 'data' type: 'Input' top: 'data' top: 'target'
+                              input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 1 } } }
+                      layer { name: 'ip' type: 'InnerProduct' bottom: 'data' top: 'ip'
+                              inner_product_param { num_output: 1 } }
+                      layer { name: 'loss' type: 'EuclideanLoss' bottom: 'ip' bottom: 'target'
+                              top: 'loss' }""")
+    for kind in SOLVER_TYPES:
+        path = tmp_path / ('%s_solver.prototxt' % kind)
+        path.write_text('net: "%s"\ntype: "%s"\nbase_lr: 0.01\nlr_policy: "fixed"\n'
+                        'snapshot_prefix: "%s"\n' % (net, kind, tmp_path / kind))
+        solver = caffe.get_solver(str(path))
+        assert type(solver) is getattr(caffe, kind + 'Solver')
+        assert type(getattr(caffe, kind + 'Solver')(str(path))) is type(solver)
+        solver.step(2)
+        assert solver.iter == 2 and list(solver.net.params) == ['ip']
