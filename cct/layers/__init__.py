@@ -14,6 +14,7 @@ _MODULES = [
     'eltwise', 'slicing', 'reshaping', 'tile', 'reduction', 'argmax', 'embed', 'routing',
     'distance_loss', 'logistic_loss', 'hinge_loss', 'infogain_loss',
     'deconvolution', 'im2col', 'spp', 'crop',
+    'data',
 ]
 
 for _name in _MODULES:

@@ -8,4 +8,5 @@ entry here.
 ACTIONS = [
     'draw', 'plot', 'parse_log',
     'train', 'test', 'time', 'device_query',
+    'convert_mnist',
 ]
