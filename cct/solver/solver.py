@@ -247,7 +247,8 @@ class Solver:
         loss = self.net.forward_from_to()
         if not math.isfinite(loss):
             raise SolverError('Iteration %d: the loss is %s, not finite; training stopped before '
-                              'updating or snapshotting anything. %s'
+                              "this iteration's update, so the last snapshot written is still "
+                              'good. %s'
                               % (self.iter, cpp_float(loss), describe_non_finite(self.net)))
         self.net.backward_from_to()
         return loss
