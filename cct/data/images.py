@@ -6,6 +6,8 @@ OpenCV (``opencv-python-headless``) is the library Caffe itself uses, so decoded
 conversion and resizing match Caffe's. Images come back as OpenCV does: H x W x C (BGR) uint8 arrays,
 H x W for grey.
 """
+import os
+
 import numpy as np
 
 from cct.errors import DataError
@@ -30,6 +32,8 @@ def read_image(path, height=0, width=0, is_color=True):
     """Caffe's ReadImageToCVMat: the image at ``path`` in colour (BGR) or grey, resized to
     ``height`` x ``width`` when both are positive. Returns None when the file cannot be read."""
     cv = cv2()
+    if not os.path.isfile(path):
+        return None  # before OpenCV, which would print a warning of its own
     image = cv.imread(path, cv.IMREAD_COLOR if is_color else cv.IMREAD_GRAYSCALE)
     if image is None:
         return None

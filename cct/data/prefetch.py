@@ -119,7 +119,6 @@ class PrefetchingDataLayer(Layer):
     num_bottom = 0
     min_top = 1
     max_top = 2
-    prefetch_count = 4
 
     def setup(self, bottom, top):
         self.output_labels = len(top) > 1
@@ -129,7 +128,8 @@ class PrefetchingDataLayer(Layer):
         logger.info('output data size: %s', ','.join(str(d) for d in shape))
         if self.output_labels:
             top[1].reshape(self.batch_size)
-        self.prefetcher = Prefetcher(loader, self.prefetch_count, self.dtype, self.name)
+        # Caffe reads data_param.prefetch for every prefetching layer (default 4).
+        self.prefetcher = Prefetcher(loader, self.param.data_param.prefetch, self.dtype, self.name)
         weakref.finalize(self, self.prefetcher.stop)
 
     @property
@@ -148,6 +148,12 @@ class PrefetchingDataLayer(Layer):
         if self.output_labels:
             top[1].reshape(batch.label.shape)
             np.copyto(top[1].data, batch.label)
+
+
+def where(layer):
+    """The layer's description as error messages start with it: "Layer 'x' (type T)"."""
+    text = layer.describe()
+    return text[0].upper() + text[1:]
 
 
 def check_batch_size(layer, batch_size):

@@ -14,7 +14,7 @@ _MODULES = [
     'eltwise', 'slicing', 'reshaping', 'tile', 'reduction', 'argmax', 'embed', 'routing',
     'distance_loss', 'logistic_loss', 'hinge_loss', 'infogain_loss',
     'deconvolution', 'im2col', 'spp', 'crop',
-    'data',
+    'data', 'image_data', 'hdf5_data', 'memory_data', 'dummy_data',
 ]
 
 for _name in _MODULES:

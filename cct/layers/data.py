@@ -15,7 +15,7 @@ The rules that are easy to get wrong:
 """
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
-from cct.data.prefetch import PrefetchingDataLayer, check_batch_size
+from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
@@ -76,13 +76,12 @@ class DataLayer(PrefetchingDataLayer):
     def make_loader(self):
         param = self.param.data_param
         self.batch_size = check_batch_size(self, param.batch_size)
-        self.prefetch_count = param.prefetch
         if not param.source:
             self.fail('data_param needs a source (the database path)', DataError)
         try:
             reader = Reader(param.source, param.backend)
         except DataError as e:
             self.fail(str(e), DataError)
-        where = self.describe()[0].upper() + self.describe()[1:]
-        transformer = DataTransformer(self.param.transform_param, self.phase, self.dtype, where)
-        return DatumLoader(reader, self.batch_size, transformer, where)
+        transformer = DataTransformer(self.param.transform_param, self.phase, self.dtype,
+                                      where(self))
+        return DatumLoader(reader, self.batch_size, transformer, where(self))
