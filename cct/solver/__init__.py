@@ -26,6 +26,11 @@ def get_solver(param, **kwargs):
     if not isinstance(param, caffe_pb2.SolverParameter):
         kwargs.setdefault('source', os.fspath(param))
         param = cct_io.read_solver_text(os.fspath(param))
+    elif param.HasField('solver_type'):
+        upgraded = caffe_pb2.SolverParameter()
+        upgraded.CopyFrom(param)
+        cct_io.upgrade_solver(upgraded, kwargs.get('source', '<SolverParameter>'))
+        param = upgraded
     return solver_class(param.type, kwargs.get('source', '<SolverParameter>'))(param, **kwargs)
 
 

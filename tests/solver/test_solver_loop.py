@@ -246,3 +246,9 @@ def test_debug_info_logs_mean_absolute_values_on_display_iterations(log_text):
     assert not any('[Backward] Layer data' in line for line in lines)
     solver.step(1)  # iteration 1 is not a display iteration
     assert log_text().count('[Forward] Layer ip, param blob 0') == 1
+
+
+def test_get_solver_upgrades_a_deprecated_solver_type():
+    param = solver_param('base_lr: 0.1 lr_policy: "fixed" solver_type: ADAGRAD')
+    solver = get_solver(param)
+    assert type(solver).__name__ == 'AdaGradSolver' and solver.param.type == 'AdaGrad'
