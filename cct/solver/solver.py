@@ -75,7 +75,7 @@ class Solver:
         param: a solver prototxt path (read, upgraded, ``snapshot_prefix`` defaulted, as Caffe's
             ReadSolverParamsFromTextFileOrDie does) or a ``caffe_pb2.SolverParameter`` used as is.
         net: an already-built train net to use instead of the one the SolverParameter names
-            (no test nets are built then). cct only; ``cct time`` uses it to time the update.
+            (no test nets are built then; its dtype wins). cct only; ``cct time`` uses it.
         dtype: float type of the nets (float32, as Caffe; float64 for exact checks).
         source: the name error messages give the solver (default: the path, or
             '<SolverParameter>').
@@ -91,7 +91,7 @@ class Solver:
     history_per_param = 1
 
     def __init__(self, param, *, net=None, dtype=np.float32, source=None):
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype if net is None else net.dtype)
         if isinstance(param, caffe_pb2.SolverParameter):
             self.param = caffe_pb2.SolverParameter()
             self.param.CopyFrom(param)
