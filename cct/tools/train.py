@@ -4,10 +4,15 @@ The solver file may also be given as the only positional argument. ``--weights``
 .caffemodel/.caffemodel.h5) fine-tunes and replaces the solver file's own ``weights:`` entries;
 ``--snapshot`` resumes from a .solverstate(.h5) and ignores them; giving both is an error. Ctrl-C
 (SIGINT) and SIGHUP stop, snapshot or do nothing as ``--sigint_effect``/``--sighup_effect`` say.
+On an interactive terminal (and with tqdm installed) a progress bar sits under the log; every log
+line still prints whole, above it. Piped or redirected, the log is exactly Caffe's.
 """
+import contextlib
+import sys
+
 from cct import io as cct_io
 from cct.errors import CctError
-from cct.log import logger
+from cct.log import init_log, logger
 from cct.solver import solver_class
 from cct.solver.signals import SignalHandler, signal_effect
 from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_cpu
@@ -59,5 +64,41 @@ def run(args):
             logger.info('Resuming from %s', args.snapshot)
             solver.restore(args.snapshot)
         logger.info('Starting Optimization')
-        solver.solve()
+        with _progress_bar(solver):
+            solver.solve()
     logger.info('Optimization Done.')
+
+
+class _AboveTheBar:
+    """A stream for the log handler that prints each line above the tqdm bar."""
+
+    def __init__(self, tqdm):
+        self.tqdm = tqdm
+
+    def write(self, text):
+        self.tqdm.write(text, end='', file=sys.stderr)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _progress_bar(solver):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is None or not sys.stderr.isatty():
+        yield
+        return
+    bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit=' iter', leave=False,
+               dynamic_ncols=True, file=sys.stderr)
+    level = logger.level
+    init_log(level, _AboveTheBar(tqdm))
+    solver.add_callback(lambda: bar.update(solver.iter - bar.n), lambda: None)
+    try:
+        yield
+        bar.update(solver.iter - bar.n)
+    finally:
+        bar.close()
+        init_log(level)
