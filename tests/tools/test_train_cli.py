@@ -1,6 +1,7 @@
 """``cct train``, ``cct test``, ``cct time`` and ``cct device_query``: Caffe's flag spellings and rules,
 their log lines, and one-line errors for what a user can get wrong."""
 import os
+import re
 import signal
 
 import numpy as np
@@ -219,3 +220,22 @@ def test_device_query_lists_the_cpu_and_refuses_gpus(capsys):
     assert any(m.startswith('Logical cores:') for m in messages)
     status, err, _ = run(capsys, 'device_query', '--gpu', 'all')
     assert status == 1 and 'cct has no GPU backend yet, so --gpu all' in err
+
+
+class _Terminal(__import__('io').StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_log_lines_stay_whole(tmp_path, monkeypatch):
+    from cct.tools import train as train_tool
+    terminal = _Terminal()
+    monkeypatch.setattr('sys.stderr', terminal)
+    status = cli.main(['train', write_solver(tmp_path, max_iter=6)])
+    assert status == 0
+    text = terminal.getvalue()
+    assert re.search(r'\| [1-6]/6 \[[^]]* iter/s\]', text)
+    lines = [line.split('\r')[-1] for line in text.split('\n')]
+    assert any(line.endswith('] Solving tiny') for line in lines)
+    assert sum(line.endswith('] Optimization Done.') for line in lines) == 2
+    assert train_tool.sys.stderr is terminal
