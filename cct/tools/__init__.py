@@ -8,5 +8,5 @@ entry here.
 ACTIONS = [
     'draw', 'plot', 'parse_log',
     'train', 'test', 'time', 'device_query',
-    'convert_mnist', 'convert_imageset', 'compute_image_mean',
+    'convert_mnist', 'convert_imageset', 'compute_image_mean', 'convert_cifar',
 ]
