@@ -1,0 +1,4 @@
+#!/usr/bin/env sh
+set -e
+
+cct train --solver=examples/mnist/lenet_consolidated_solver.prototxt "$@"
