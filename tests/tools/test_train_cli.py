@@ -140,12 +140,12 @@ def test_bad_solver_files_are_one_line_errors(tmp_path, capsys, extra, message):
 
 def test_missing_net_file_names_it(tmp_path, capsys):
     path = tmp_path / 'solver.prototxt'
-    path.write_text('net: "examples/no_such_example/lenet_train_test.prototxt" base_lr: 0.01 '
+    path.write_text('net: "examples/none/lenet.prototxt" base_lr: 0.01 '
                     'lr_policy: "fixed"')
     status, err, _ = run(capsys, 'train', '--solver', str(path))
     assert status == 1
     assert err.strip().splitlines()[-1].startswith(
-        'cct train: error: %s: net file not found: examples/no_such_example/lenet_train_test.prototxt'
+        'cct train: error: %s: net file not found: examples/none/lenet.prototxt'
         % path)
 
 
