@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 
+from cct.blob import Blob
 from cct.errors import DataError
 from cct.layers.base import Layer
 from cct.log import logger
@@ -22,20 +23,20 @@ _STOP = object()
 
 
 class Batch:
-    """One prefetched batch: ``data`` (N x ...) and ``label`` (N,) arrays, reshaped as needed."""
+    """One prefetched batch: a ``data`` Blob (N x ...) and a ``label`` array (N,)."""
 
     def __init__(self, dtype):
         self.dtype = dtype
-        self.data = np.zeros(0, dtype)
+        self.data_blob = Blob(dtype=dtype)
         self.label = np.zeros(0, dtype)
 
+    @property
+    def data(self):
+        return self.data_blob.data
+
     def reshape_data(self, shape):
-        if self.data.shape != tuple(shape):
-            if self.data.size >= int(np.prod(shape)):
-                self.data = self.data.reshape(-1)[:int(np.prod(shape))].reshape(shape)
-            else:
-                self.data = np.empty(shape, self.dtype)
-        return self.data
+        self.data_blob.reshape(shape)
+        return self.data_blob.data
 
     def reshape_label(self, count):
         if self.label.shape != (count,):
@@ -122,7 +123,7 @@ class PrefetchingDataLayer(Layer):
 
     def setup(self, bottom, top):
         self.output_labels = len(top) > 1
-        loader = self.make_loader()
+        self.loader = loader = self.make_loader()
         shape = (self.batch_size,) + tuple(loader.first_shape())
         top[0].reshape(shape)
         logger.info('output data size: %s', ','.join(str(d) for d in shape))
@@ -142,9 +143,11 @@ class PrefetchingDataLayer(Layer):
 
     def forward(self, bottom, top):
         batch = self.prefetcher.pop()
-        # Reshape to the loaded data (Caffe: the first datum of each batch sets its shape).
-        top[0].reshape(batch.data.shape)
-        np.copyto(top[0].data, batch.data)
+        # Reshape to the loaded data (Caffe: the first datum of each batch sets its shape), then
+        # hand the batch's buffer to the top without a copy, as Caffe's set_cpu_data does: it
+        # stays the top's until the next forward gives it back to the prefetch thread.
+        top[0].reshape(batch.data_blob.shape)
+        top[0].share_data(batch.data_blob)
         if self.output_labels:
             top[1].reshape(batch.label.shape)
             np.copyto(top[1].data, batch.label)
