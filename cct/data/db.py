@@ -56,30 +56,40 @@ def _check_exists(path, backend):
         raise DataError('%s is not an LMDB database: no data.mdb in it%s' % (path, hint))
 
 
-class _SharedLmdb:
-    """One read-only LMDB environment, shared by every Reader of its path in this process (lmdb
-    refuses to open one environment twice); closed when the last Reader lets go of it."""
+class _SharedHandle:
+    """One open read-only database, shared by every Reader of its path in this process (lmdb
+    refuses to open an environment twice, LevelDB's lock file refuses a second opener); closed when
+    the last Reader lets go of it."""
 
     _open = weakref.WeakValueDictionary()
     _lock = threading.Lock()
 
-    def __init__(self, env):
-        self.env = env
-        weakref.finalize(self, env.close)
+    def __init__(self, handle):
+        self.handle = handle
+        weakref.finalize(self, handle.close)
 
     @classmethod
-    def get(cls, path):
-        lmdb = _import('lmdb')
-        key = os.path.realpath(path)
+    def get(cls, path, backend):
+        key = (backend, os.path.realpath(path))
         with cls._lock:
             shared = cls._open.get(key)
             if shared is None:
-                try:
-                    env = lmdb.open(path, readonly=True, lock=False, subdir=True, max_dbs=0)
-                except lmdb.Error as e:
-                    raise DataError('cannot open LMDB database %s: %s' % (path, e)) from None
-                shared = cls._open[key] = cls(env)
+                shared = cls._open[key] = cls(_open_read_only(path, backend))
             return shared
+
+
+def _open_read_only(path, backend):
+    if backend == 'lmdb':
+        lmdb = _import('lmdb')
+        try:
+            return lmdb.open(path, readonly=True, lock=False, subdir=True, max_dbs=0)
+        except lmdb.Error as e:
+            raise DataError('cannot open LMDB database %s: %s' % (path, e)) from None
+    plyvel = _import('plyvel')
+    try:
+        return plyvel.DB(path, create_if_missing=False, max_open_files=100)
+    except (plyvel.Error, OSError) as e:
+        raise DataError('Failed to open leveldb %s: %s' % (path, e)) from None
 
 
 def backend_label(backend):
@@ -98,17 +108,9 @@ class Reader:
         self.path = os.fspath(path)
         self.backend = backend_name(backend)
         _check_exists(self.path, self.backend)
-        if self.backend == 'lmdb':
-            self._shared = _SharedLmdb.get(self.path)
-            self._env = self._shared.env
-            self._db = None
-        else:
-            plyvel = _import('plyvel')
-            try:
-                self._db = plyvel.DB(self.path, create_if_missing=False, max_open_files=100)
-            except (plyvel.Error, OSError) as e:
-                raise DataError('Failed to open leveldb %s: %s' % (self.path, e)) from None
-            self._env = None
+        self._shared = _SharedHandle.get(self.path, self.backend)
+        self._env = self._shared.handle if self.backend == 'lmdb' else None
+        self._db = self._shared.handle if self.backend == 'leveldb' else None
         logger.info('Opened %s %s', self.backend, self.path)
 
     def __len__(self):
@@ -140,10 +142,8 @@ class Reader:
         return Cursor(self)
 
     def close(self):
-        self._env = self._shared = None
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Let go of the database (closed once no Reader of it is left)."""
+        self._env = self._db = self._shared = None
 
 
 class Cursor:

@@ -50,11 +50,14 @@ def test_lmdb_map_grows_past_its_initial_size(tmp_path):
     assert len(reader) == 30
 
 
-def test_two_readers_of_one_lmdb(tmp_path):
-    with Writer(tmp_path / 'db', 'lmdb') as db:
+@pytest.mark.parametrize('backend', ['lmdb', 'leveldb'])
+def test_two_readers_of_one_database(tmp_path, backend):
+    """lmdb refuses a second environment of one path, LevelDB a second opener of its lock: the
+    readers share one handle (a train and a test net may read one source)."""
+    with Writer(tmp_path / 'db', backend) as db:
         db.put('a', b'1')
         db.put('b', b'2')
-    first, second = Reader(tmp_path / 'db', 'lmdb'), Reader(tmp_path / 'db', 'lmdb')
+    first, second = Reader(tmp_path / 'db', backend), Reader(tmp_path / 'db', backend)
     assert list(first.items()) == list(second.items()) == [(b'a', b'1'), (b'b', b'2')]
     first.close()
     assert second.first() == (b'a', b'1')

@@ -1,10 +1,13 @@
 """The Data layer: Caffe-written and Caffe-exact LMDBs of real MNIST digits, LevelDB, wrap-around, several
 data layers in one net, prefetching that hides a slow loader behind compute, and the bad inputs."""
+import gc
 import gzip
 import logging
 import os
+import threading
 import time
 
+import cv2
 import lmdb
 import numpy as np
 import pytest
@@ -193,6 +196,31 @@ def test_shape_change_inside_a_batch_names_the_key(tmp_path, mnist):
     net.forward()
     with pytest.raises(DataError, match="record '00000004' of .*db: the image is 1 x 20 x 28, "
                                         'the batch 1 x 28 x 28'):
+        net.forward()
+
+
+def test_threads_end_with_their_net(tmp_path, mnist):
+    images, labels = mnist
+    write_lmdb(tmp_path / 'db', [(b'0', caffe_datum_bytes(images[0], labels[0]))])
+    before = threading.active_count()
+    for _ in range(5):
+        net = data_net(tmp_path / 'db', 4)
+        net.forward()
+    del net
+    gc.collect()
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
+def test_undecodable_encoded_image_names_the_key(tmp_path):
+    good = caffe_pb2.Datum(data=cv2.imencode('.png', np.zeros((4, 4), np.uint8))[1].tobytes(),
+                           encoded=True).SerializeToString()
+    bad = caffe_pb2.Datum(data=b'not an image', encoded=True).SerializeToString()
+    write_lmdb(tmp_path / 'db', [(b'a', good), (b'b', bad)])
+    net = data_net(tmp_path / 'db', 2)
+    with pytest.raises(DataError, match="record 'b' of .*: could not decode the encoded image"):
         net.forward()
 
 
