@@ -9,7 +9,7 @@ from cct.layers.base import Layer, layer_class, layer_type_list, register
 
 _MODULES = [
     'input', 'split', 'convolution', 'pooling', 'inner_product', 'relu', 'softmax',
-    'softmax_loss', 'accuracy', 'dropout', 'python_layer',
+    'softmax_loss', 'accuracy', 'dropout', 'python_layer', 'lrn', 'concat',
     'neuron', 'power', 'prelu', 'batch_norm', 'scale_bias', 'mvn',
     'eltwise', 'slicing', 'reshaping', 'tile', 'reduction', 'argmax', 'embed', 'routing',
     'distance_loss', 'logistic_loss', 'hinge_loss', 'infogain_loss',

@@ -127,8 +127,8 @@ class GradientChecker:
                 minus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
                 values[i] = value
                 numeric = (plus - minus) / (2.0 * self.stepsize)
-                self._compare(layer, what, np.unravel_index(i, blob.shape), value,
-                              float(computed.reshape(-1)[i]), numeric)
+                index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
+                self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), numeric)
         self._forward(layer, bottom, top, originals)
         _restore(bottom, originals)
 
