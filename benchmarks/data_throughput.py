@@ -7,11 +7,12 @@ decode times are like photographs') and a 3 x 256 x 256 mean file, then measures
 1. the loader alone: images/s of the prefetch thread's work (read, JPEG decode, random 227 crop,
    mirror, mean) for batches of 256 x 3 x 227 x 227;
 2. the Data layer in a tight loop (forward as fast as batches come): its delivered images/s;
-3. with ``--caffenet``: CaffeNet's train_val net (Caffe's bvlc_reference_caffenet) reading this LMDB,
-   the time of a training iteration (forward + backward) and how long its Data layer waited.
+3. with ``--caffenet``: CaffeNet's train_val net (Caffe's bvlc_reference_caffenet) reading this
+   LMDB, the time of a training iteration (forward + backward) and how long its Data layer waited.
 
     python benchmarks/data_throughput.py
-    python benchmarks/data_throughput.py --caffenet ../shared/nets/bvlc_reference_caffenet/train_val.prototxt
+    python benchmarks/data_throughput.py \
+        --caffenet ../shared/nets/bvlc_reference_caffenet/train_val.prototxt
 """
 import argparse
 import os

@@ -2,8 +2,8 @@
 turning them back into C x H x W pixel arrays.
 
 A Datum holds one image and its label in one of three ways: raw uint8 ``data`` in C x H x W order
-(BGR when OpenCV read it), ``float_data`` (when ``data`` is empty), or with ``encoded: true`` the bytes
-of an image file (JPEG, PNG...), whose channels/height/width fields are left unset by Caffe.
+(BGR when OpenCV read it), ``float_data`` (when ``data`` is empty), or with ``encoded: true`` the
+bytes of an image file (JPEG, PNG...), whose channels/height/width fields are left unset by Caffe.
 """
 import numpy as np
 from google.protobuf import message as _message

@@ -1,14 +1,14 @@
-"""Caffe's key-value datasets (util/db_lmdb.cpp, util/db_leveldb.cpp): LMDB through ``lmdb``, LevelDB
-through ``plyvel``.
+"""Caffe's key-value datasets (util/db_lmdb.cpp, util/db_leveldb.cpp): LMDB through ``lmdb``,
+LevelDB through ``plyvel``.
 
 Records are read in key order (bytewise, as both databases sort), which is why Caffe's tools write
 zero-padded keys. The rules that are easy to get wrong:
 
-* A new database must not exist yet (Caffe's ``mkdir`` / ``error_if_exists``): writing never mixes new
-  records into an old dataset.
-* Writes are committed in transactions (the tools commit every 1000 records); an LMDB whose map fills
-  up doubles its map size and retries the transaction, as Caffe's LMDBTransaction::Commit does, so no
-  size has to be guessed up front.
+* A new database must not exist yet (Caffe's ``mkdir`` / ``error_if_exists``): writing never mixes
+  new records into an old dataset.
+* Writes are committed in transactions (the tools commit every 1000 records); an LMDB whose map
+  fills up doubles its map size and retries the transaction, as Caffe's LMDBTransaction::Commit
+  does, so no size has to be guessed up front.
 * Readers open LMDB without its lock file, so reading never writes into the dataset's directory
   (datasets often sit on read-only shares; Caffe's ALLOW_LMDB_NOLOCK build does the same).
 """

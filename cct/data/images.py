@@ -1,10 +1,10 @@
-"""Image files as Caffe reads and writes them (util/io.cpp): OpenCV decoding in BGR order, cv::resize
-with bilinear interpolation, cv::imencode, and the ``path label`` list files of convert_imageset and
-ImageData.
+"""Image files as Caffe reads and writes them (util/io.cpp): OpenCV decoding in BGR order,
+cv::resize with bilinear interpolation, cv::imencode, and the ``path label`` list files of
+convert_imageset and ImageData.
 
 OpenCV (``opencv-python-headless``) is the library Caffe itself uses, so decoded pixels, colour
-conversion and resizing match Caffe's. Images come back as OpenCV does: H x W x C (BGR) uint8 arrays,
-H x W for grey.
+conversion and resizing match Caffe's. Images come back as OpenCV does: H x W x C (BGR) uint8
+arrays, H x W for grey.
 """
 import os
 

@@ -1,11 +1,11 @@
 """Background batch loading (Caffe's BasePrefetchingDataLayer, base_data_layer.cpp, and its
 blocking queues): a thread fills ``prefetch`` batches ahead while the net computes.
 
-A batch travels between two queues: the thread takes a free one, loads it, and hands it over as full;
-forward takes a full one, copies it into the tops and gives back the one it took last time. The
-thread holds no reference to its layer (only to a loader object), so a net that is dropped stops its
-threads. An error while loading (a corrupt record, a missing image) reaches the net on the forward
-that would have used the batch, as a DataError naming the record.
+A batch travels between two queues: the thread takes a free one, loads it, and hands it over as
+full; forward takes a full one, hands its buffer to the top and gives back the one it took last
+time. The thread holds no reference to its layer (only to a loader object), so a net that is dropped
+stops its threads. An error while loading (a corrupt record, a missing image) reaches the net on the
+forward that would have used the batch, as a DataError naming the record.
 """
 import queue
 import threading

@@ -1,5 +1,5 @@
-"""Caffe's DataTransformer arithmetic for one image (data_transformer.cpp): crop window, mirror, mean
-and scale in one pass over the pixels.
+"""Caffe's DataTransformer arithmetic for one image (data_transformer.cpp): crop window, mirror,
+mean and scale in one pass over the pixels.
 
 The output is ``(pixel - mean) * scale`` (or ``pixel * scale`` without a mean), computed in the
 output's float type as Caffe computes it in Dtype: the mean is subtracted *before* scaling. A mean

@@ -1,10 +1,10 @@
 """Compute the mean_image of a set of images given by a leveldb/lmdb (tools/compute_image_mean.cpp).
 
-Usage: ``cct compute_image_mean [--backend lmdb|leveldb] INPUT_DB [OUTPUT_FILE]``. Encoded datums are
-decoded as stored (OpenCV, IMREAD_UNCHANGED). The mean is accumulated in float32 record by record and
-divided by the count in float32, exactly as Caffe's float BlobProto does, and written as a BlobProto
-with legacy dims num=1, channels, height, width. The per-channel means ("mean_value channel [c]")
-are logged too, for a ``mean_value`` transform.
+Usage: ``cct compute_image_mean [--backend lmdb|leveldb] INPUT_DB [OUTPUT_FILE]``. Encoded datums
+are decoded as stored (OpenCV, IMREAD_UNCHANGED). The mean is accumulated in float32 record by
+record and divided by the count in float32, exactly as Caffe's float BlobProto does, and written as
+a BlobProto with legacy dims num=1, channels, height, width. The per-channel means ("mean_value
+channel [c]") are logged too, for a ``mean_value`` transform.
 """
 import numpy as np
 

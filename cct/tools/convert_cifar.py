@@ -1,8 +1,8 @@
 """Convert the CIFAR-10 binary batches to LMDB/LevelDB databases (Caffe's convert_cifar_data).
 
 Usage: ``cct convert_cifar input_folder output_folder [db_type]`` (db_type lmdb, the default, or
-leveldb). The input folder holds ``data_batch_1.bin`` ... ``data_batch_5.bin`` and ``test_batch.bin``
-(CIFAR-10's binary version, gunzipped and untarred); the outputs are
+leveldb). The input folder holds ``data_batch_1.bin`` ... ``data_batch_5.bin`` and
+``test_batch.bin`` (CIFAR-10's binary version, gunzipped and untarred); the outputs are
 ``output_folder/cifar10_train_<db_type>`` (50000 records) and ``cifar10_test_<db_type>`` (10000),
 with 3 x 32 x 32 raw Datums under 5-digit keys. CIFAR's planes are R, G, B and are stored as they
 are, so unlike convert_imageset's these records are RGB, exactly as Caffe's.

@@ -1,6 +1,7 @@
-"""Convert a set of images to the leveldb/lmdb format used as input for Caffe (tools/convert_imageset.cpp).
+"""Convert a set of images to the leveldb/lmdb format used as input for Caffe.
 
-Usage: ``cct convert_imageset [FLAGS] ROOTFOLDER/ LISTFILE DB_NAME``. LISTFILE lines are
+Caffe's tools/convert_imageset.cpp. Usage: ``cct convert_imageset [FLAGS] ROOTFOLDER/ LISTFILE
+DB_NAME``. LISTFILE lines are
 ``relative/path label`` (split at the last space); each image is read with OpenCV (BGR, or grey with
 --gray), optionally resized, and stored as a Datum under the key ``%08d_<relative path>`` (its line
 index after --shuffle), raw or, with --encoded, as the file's own bytes (re-encoded when resized,

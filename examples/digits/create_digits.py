@@ -1,8 +1,9 @@
 """Make the digits LMDBs from scikit-learn's bundled handwritten digits (no download needed).
 
 scikit-learn ships 1797 8 x 8 grey digits (values 0-16) inside its package. This script writes them
-as PNG files with Caffe's ``path label`` list files, then converts them with ``cct convert_imageset``
-(grey, resized to MNIST's 28 x 28), as one would prepare any image dataset for Caffe:
+as PNG files with Caffe's ``path label`` list files, then converts them with
+``cct convert_imageset`` (grey, resized to MNIST's 28 x 28), as one would prepare any image dataset
+for Caffe:
 
     examples/digits/digits_train_lmdb   1497 digits
     examples/digits/digits_test_lmdb    the other 300 (a fixed random split)

@@ -1,4 +1,4 @@
-"""LMDB and LevelDB backends: key order, commits, LMDB map growth, cursors that wrap, one environment
+"""LMDB and LevelDB backends: key order, commits, LMDB map growth, cursors that wrap, one handle
 shared by several readers, and the errors for a missing, existing or mistaken database."""
 import os
 

@@ -1,6 +1,7 @@
-"""DataTransformer: every transform_param option against a hand computation in Caffe's order and float
-arithmetic ((pixel - mean) * scale, mean indexed at the uncropped position, mirror after the crop),
-the random crop/mirror draws, encoded datums with force_color/force_gray, and the bad settings."""
+"""DataTransformer: every transform_param option against a hand computation in Caffe's order and
+float arithmetic ((pixel - mean) * scale, mean indexed at the uncropped position, mirror after the
+crop), the random crop/mirror draws, encoded datums with force_color/force_gray, and the bad
+settings."""
 import cv2
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
-"""The Data layer: Caffe-written and Caffe-exact LMDBs of real MNIST digits, LevelDB, wrap-around, several
-data layers in one net, prefetching that hides a slow loader behind compute, and the bad inputs."""
+"""The Data layer: Caffe-written and Caffe-exact LMDBs of real MNIST digits, LevelDB, wrap-around,
+several data layers in one net, prefetching that hides a slow loader behind compute, and the bad
+inputs."""
 import gc
 import gzip
 import logging
@@ -56,7 +57,8 @@ def write_lmdb(path, records):
 
 
 def caffe_datum_bytes(image, label):
-    """A Datum serialized with plain protobuf calls, field by field as convert_mnist_data sets it."""
+    """A Datum serialized with plain protobuf calls, set field by field as convert_mnist_data
+    sets it."""
     datum = caffe_pb2.Datum()
     datum.channels, datum.height, datum.width = 1, image.shape[0], image.shape[1]
     datum.data = image.tobytes()
@@ -118,10 +120,12 @@ def test_several_data_layers_read_independently(tmp_path, mnist):
     write_lmdb(tmp_path / 'b', [(b'%08d' % i, caffe_datum_bytes(images[100 + i], labels[100 + i]))
                                 for i in range(20)])
     text = '''
-    layer { name: "a1" type: "Data" top: "a1" data_param { source: "%(a)s" batch_size: 4 backend: LMDB } }
+    layer { name: "a1" type: "Data" top: "a1"
+            data_param { source: "%(a)s" batch_size: 4 backend: LMDB } }
     layer { name: "a2" type: "Data" top: "a2" top: "l2"
             data_param { source: "%(a)s" batch_size: 6 backend: LMDB } }
-    layer { name: "b" type: "Data" top: "b" data_param { source: "%(b)s" batch_size: 5 backend: LMDB } }
+    layer { name: "b" type: "Data" top: "b"
+            data_param { source: "%(b)s" batch_size: 5 backend: LMDB } }
     ''' % dict(a=tmp_path / 'a', b=tmp_path / 'b')
     net = cct.Net(parse_text(text, caffe_pb2.NetParameter()), caffe_pb2.TRAIN)
     for step in range(2):

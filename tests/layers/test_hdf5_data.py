@@ -1,6 +1,6 @@
-"""HDF5Data and HDF5Output: a round trip through HDF5Output, several files read in turn with wrap-around,
-shuffled files and rows, integer datasets, and the errors (missing dataset, transform_param, a second
-HDF5Output batch)."""
+"""HDF5Data and HDF5Output: a round trip through HDF5Output, several files read in turn with
+wrap-around, shuffled files and rows, integer datasets, and the errors (missing dataset,
+transform_param, a second HDF5Output batch)."""
 import h5py
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""ImageData: list files (paths with spaces, root_folder), OpenCV's BGR pixels, resizing, grey, shuffle
-per epoch, crops of differently sized images, and the errors naming the list line."""
+"""ImageData: list files (paths with spaces, root_folder), OpenCV's BGR pixels, resizing, grey,
+shuffle per epoch, crops of differently sized images, and the errors naming the list line."""
 import cv2
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""MemoryData through pycaffe's ``Net.set_input_arrays``: batches in turn with wrap-around, arrays read
-in place, float64 nets, set_batch_size, and the errors."""
+"""MemoryData through pycaffe's ``Net.set_input_arrays``: batches in turn with wrap-around, arrays
+read in place, float64 nets, set_batch_size, and the errors."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
-"""``cct convert_cifar``: CIFAR-10 binary batches (made here, in CIFAR's layout) become the train and
-test databases Caffe's convert_cifar_data writes: 5-digit keys, RGB planes as stored, signed labels."""
+"""``cct convert_cifar``: CIFAR-10 binary batches (made here, in CIFAR's layout) become the train
+and test databases Caffe's convert_cifar_data writes: 5-digit keys, RGB planes as stored, signed
+labels."""
 import numpy as np
 import pytest
 

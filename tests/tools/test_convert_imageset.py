@@ -1,6 +1,6 @@
-"""``cct convert_imageset`` and ``cct compute_image_mean``: Caffe's keys and Datum bytes, encoded records,
---gray/--resize/--shuffle/--check_size, both backends read back by the Data layer (raw and encoded
-records give identical pixels), and the mean file Caffe would write."""
+"""``cct convert_imageset`` and ``cct compute_image_mean``: Caffe's keys and Datum bytes, encoded
+records, --gray/--resize/--shuffle/--check_size, both backends read back by the Data layer (raw and
+encoded records give identical pixels), and the mean file Caffe would write."""
 import io
 import logging
 

@@ -1,9 +1,8 @@
-"""``cct convert_mnist``: the LMDB it writes from the real MNIST test files is record for record, byte
-for byte the one real Caffe's convert_mnist_data wrote; bad idx files fail with one line."""
+"""``cct convert_mnist``: the LMDB it writes from the real MNIST test files is record for record,
+byte for byte the one real Caffe's convert_mnist_data wrote; bad idx files fail with one line."""
 import os
 
 import lmdb
-import pytest
 
 from cct import cli
 
