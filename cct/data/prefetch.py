@@ -62,17 +62,19 @@ class Prefetcher:
         self._current = None
         self._waits = 0
         self.wait_seconds = 0.0
+        self._stopping = threading.Event()
         for _ in range(max(1, count)):
             self._free.put(Batch(dtype))
-        self._thread = threading.Thread(target=self._run, args=(loader, self._free, self._full),
+        self._thread = threading.Thread(target=self._run,
+                                        args=(loader, self._free, self._full, self._stopping),
                                         name='cct-prefetch-%s' % name, daemon=True)
         self._thread.start()
 
     @staticmethod
-    def _run(loader, free, full):
+    def _run(loader, free, full, stopping):
         while True:
             batch = free.get()
-            if batch is _STOP:
+            if batch is _STOP or stopping.is_set():
                 return
             try:
                 loader.load(batch)
@@ -103,7 +105,8 @@ class Prefetcher:
         return item
 
     def stop(self):
-        """Ask the thread to finish and wait briefly for it."""
+        """Ask the thread to finish (after the batch it is loading, if any) and wait for it."""
+        self._stopping.set()
         self._free.put(_STOP)
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
