@@ -242,7 +242,9 @@ class Writer:
 
     def put(self, key, value):
         """Queue one record (``key`` str or bytes, ``value`` bytes) for the next commit."""
-        self._pending.append((key.encode() if isinstance(key, str) else bytes(key), value))
+        # A file name's undecodable bytes (read with surrogateescape) go back as they were.
+        self._pending.append((key.encode('utf-8', 'surrogateescape') if isinstance(key, str)
+                              else bytes(key), value))
 
     def commit(self):
         """Write the queued records in one transaction."""
