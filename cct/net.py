@@ -349,7 +349,8 @@ class Net(PycaffeNetMixin):
         """
         for source_layer in net_param.layer:
             name = source_layer.name
-            target = self._layer_index.get(name)
+            # Caffe copies into the first layer of that name (names need not be unique).
+            target = self.layer_names.index(name) if name in self._layer_index else None
             if target is None:
                 logger.info('Ignoring source layer %s', name)
                 continue
@@ -388,8 +389,9 @@ class Net(PycaffeNetMixin):
             layer_proto.CopyFrom(layer.param)
             layer_proto.ClearField('blobs')
             for blob in layer.blobs:
+                # Caffe's Blob<double> writes double_data: a float64 net keeps its precision.
                 fill_blobproto(layer_proto.blobs.add(), blob.data,
-                               blob.diff if write_diff else None)
+                               blob.diff if write_diff else None, double=self.dtype == np.float64)
         return out
 
     def save(self, path, write_diff=False):

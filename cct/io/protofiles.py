@@ -86,6 +86,11 @@ def write_binary(message, path):
     _atomic_write(path, message.SerializeToString())
 
 
+def write_bytes(data, path):
+    """Write serialized protobuf ``data``; the file appears whole or not at all."""
+    _atomic_write(path, bytes(data))
+
+
 def is_text_path(path):
     return os.path.splitext(path)[1].lower() in ('.prototxt', '.pbtxt', '.txt', '.pt')
 

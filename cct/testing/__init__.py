@@ -1,10 +1,14 @@
 """Test helpers shared by cct's own tests and users' layer tests: building one layer from a prototxt
 fragment, and the numerical gradient checker (``cct.testing.gradcheck``)."""
+import contextlib
+import logging
+
 import numpy as np
 
 from cct.blob import Blob
 from cct.io.protofiles import parse_text
 from cct.layers.base import layer_class
+from cct.log import logger
 from cct.proto import caffe_pb2
 
 
@@ -40,3 +44,31 @@ def make_layer(text, bottom_shapes=(), num_top=1, dtype=np.float64, phase=caffe_
     layer = layer_class(param.type, param.name)(param, dtype)
     layer.layer_setup(bottom, top)
     return layer, bottom, top
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages):
+        super().__init__(logging.DEBUG)
+        self.messages = messages
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def captured_log(level=logging.INFO):
+    """Collect the messages cct logs inside the ``with`` block, whatever the CLI configured.
+
+    Yields:
+        the list the messages (formatted, without glog's prefix) are appended to.
+    """
+    messages = []
+    handler = _ListHandler(messages)
+    saved_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)

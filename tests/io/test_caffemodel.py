@@ -1,0 +1,222 @@
+"""Binary .caffemodel files (cct/net.py copy_from/save, cct/io): Caffe's V2 layout byte for byte, the
+old V1 (``layers``, enum types, legacy 4-D blob dims) and V0 layouts, a file past protobuf's old 64 MB
+limit, weight copying by layer name, and the errors for truncated files and mismatched weights."""
+import os
+
+import numpy as np
+import pytest
+
+from cct.errors import ParseError, WeightsError
+from cct.io import parse_text, read_net_binary, read_net_text, write_binary
+from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array
+from cct.layers.base import V1_TYPE_NAMES
+from cct.net import Net
+from cct.proto import caffe_pb2
+from cct.testing import captured_log
+
+V1_ENUM_OF = {v2: v1 for v1, v2 in V1_TYPE_NAMES.items()}
+
+
+@pytest.fixture(scope='module')
+def lenet(shared):
+    return (os.path.join(shared, 'nets', 'lenet.prototxt'),
+            os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'))
+
+
+def params_of(net):
+    return {name: [blob.data.copy() for blob in blobs] for name, blobs in net.params.items()}
+
+
+def assert_same_params(a, b):
+    assert list(a) == list(b)
+    for name in a:
+        assert len(a[name]) == len(b[name])
+        for x, y in zip(a[name], b[name]):
+            assert x.shape == y.shape and x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+
+
+def test_real_caffemodel_is_v2_with_shapes(lenet):
+    model = read_net_binary(lenet[1])
+    assert [layer.name for layer in model.layer] == [
+        'mnist', 'conv1', 'pool1', 'conv2', 'pool2', 'ip1', 'relu1', 'ip2', 'loss']
+    shapes = {layer.name: [tuple(b.shape.dim) for b in layer.blobs] for layer in model.layer
+              if len(layer.blobs)}
+    assert shapes == {'conv1': [(20, 1, 5, 5), (20,)], 'conv2': [(50, 20, 5, 5), (50,)],
+                      'ip1': [(500, 800), (500,)], 'ip2': [(10, 500), (10,)]}
+
+
+def test_saved_layers_are_byte_identical_to_the_file_caffe_wrote(shared, lenet):
+    """The TRAIN net of lenet_train_test.prototxt (its Data layer swapped for an Input layer of the
+    same name) with Caffe's weights serializes every other layer exactly as Caffe's Net::ToProto did:
+    phase filled in, SoftmaxWithLoss's implicit loss_weight written, blobs with shape and floats."""
+    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
+    layers = [layer for layer in param.layer if layer.type != 'Data']
+    del param.layer[:]
+    parse_text('name: "mnist" type: "Input" top: "data" top: "label" input_param { '
+               'shape { dim: 64 dim: 1 dim: 28 dim: 28 } shape { dim: 64 } }', param.layer.add())
+    param.layer.extend(layers)
+    param.state.phase = caffe_pb2.TRAIN
+    net = Net(param)
+    net.copy_from(lenet[1])
+    written = net.to_proto()
+    caffes = read_net_binary(lenet[1])
+    assert written.name == caffes.name == 'LeNet'
+    assert len(written.layer) == len(caffes.layer) == 9
+    for ours, theirs in zip(written.layer[1:], caffes.layer[1:]):
+        assert ours.SerializeToString() == theirs.SerializeToString(), ours.name
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_save_then_load_gives_identical_parameters(tmp_path, lenet, dtype):
+    net = Net(lenet[0], caffe_pb2.TEST, weights=lenet[1], dtype=dtype)
+    path = str(tmp_path / 'saved.caffemodel')
+    net.save(path)
+    again = Net(lenet[0], caffe_pb2.TEST, dtype=dtype)
+    again.copy_from(path)
+    assert_same_params(params_of(net), params_of(again))
+    saved = read_net_binary(path)
+    blob = saved.layer[1].blobs[0]
+    assert tuple(blob.shape.dim) == (20, 1, 5, 5) and not blob.HasField('num')
+    # A float64 net writes double_data, as Caffe's Blob<double>::ToProto does.
+    assert (len(blob.double_data) > 0) == (dtype == np.float64)
+
+
+def to_v1_layout(model):
+    """Caffe's pre-2015 layout: ``layers`` with enum types and blobs in legacy 4-D dims."""
+    old = caffe_pb2.NetParameter(name=model.name)
+    for layer in model.layer:
+        v1 = old.layers.add(name=layer.name, type=V1_ENUM_OF[layer.type])
+        v1.bottom.extend(layer.bottom)
+        v1.top.extend(layer.top)
+        for blob in layer.blobs:
+            v1.blobs.add().MergeFromString(
+                array_to_blobproto_bytes(blobproto_to_array(blob), legacy=True))
+    return old
+
+
+def test_v1_layout_caffemodel_loads_identically(tmp_path, lenet):
+    old = to_v1_layout(read_net_binary(lenet[1]))
+    assert tuple(proto_dims(old.layers[5].blobs[0])) == (1, 1, 500, 800)   # ip1 weights
+    assert tuple(proto_dims(old.layers[1].blobs[1])) == (1, 1, 1, 20)      # conv1 bias
+    path = str(tmp_path / 'v1.caffemodel')
+    write_binary(old, path)
+    upgraded = read_net_binary(path)
+    assert not len(upgraded.layers)
+    assert [layer.type for layer in upgraded.layer][:3] == ['Data', 'Convolution', 'Pooling']
+    current = Net(lenet[0], caffe_pb2.TEST, weights=lenet[1])
+    legacy = Net(lenet[0], caffe_pb2.TEST, weights=path)
+    assert_same_params(params_of(current), params_of(legacy))
+
+
+def proto_dims(blob):
+    return blob.num, blob.channels, blob.height, blob.width
+
+
+def test_v0_layout_caffemodel_loads_identically(tmp_path, lenet):
+    """V0 files nest each layer (with its blobs) in ``layers { layer { ... } }``."""
+    v0_types = {'Data': 'data', 'Convolution': 'conv', 'Pooling': 'pool', 'InnerProduct':
+                'innerproduct', 'ReLU': 'relu', 'SoftmaxWithLoss': 'softmax_loss'}
+    model = read_net_binary(lenet[1])
+    old = caffe_pb2.NetParameter(name=model.name)
+    for layer in model.layer:
+        connection = old.layers.add()
+        connection.bottom.extend(layer.bottom)
+        connection.top.extend(layer.top)
+        connection.layer.name = layer.name
+        connection.layer.type = v0_types[layer.type]
+        for blob in layer.blobs:
+            connection.layer.blobs.add().MergeFromString(
+                array_to_blobproto_bytes(blobproto_to_array(blob), legacy=True))
+    path = str(tmp_path / 'v0.caffemodel')
+    write_binary(old, path)
+    current = Net(lenet[0], caffe_pb2.TEST, weights=lenet[1])
+    legacy = Net(lenet[0], caffe_pb2.TEST, weights=path)
+    assert_same_params(params_of(current), params_of(legacy))
+
+
+def test_caffemodel_past_the_old_64mb_protobuf_limit(tmp_path):
+    inputs, outputs = 4200, 4096
+    weights = (np.arange(outputs * inputs, dtype=np.float32) % 1000).reshape(outputs, inputs)
+    model = caffe_pb2.NetParameter(name='big')
+    layer = model.layer.add(name='ip', type='InnerProduct')
+    layer.blobs.add().MergeFromString(array_to_blobproto_bytes(weights))
+    layer.blobs.add().MergeFromString(array_to_blobproto_bytes(np.ones(outputs, np.float32)))
+    path = str(tmp_path / 'big.caffemodel')
+    write_binary(model, path)
+    assert os.path.getsize(path) > 64 << 20
+    net = Net(parse_text(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: %d } } } '
+        'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+        'inner_product_param { num_output: %d } }' % (inputs, outputs), caffe_pb2.NetParameter()))
+    net.copy_from(path)
+    np.testing.assert_array_equal(net.params['ip'][0].data, weights)
+    assert (net.params['ip'][1].data == 1).all()
+
+
+def test_copy_from_matches_layers_by_name(tmp_path, lenet):
+    """File layers the net lacks are logged as ignored; net layers the file lacks keep their
+    values; several comma-separated files load in order."""
+    net = Net(lenet[0], caffe_pb2.TEST)
+    net.params['ip2'][0].data[...] = 7
+    filled_conv2 = net.params['conv2'][0].data.copy()
+    partial = read_net_binary(lenet[1])
+    keep = [layer for layer in partial.layer if layer.name in ('conv1', 'ip1', 'loss')]
+    del partial.layer[:]
+    partial.layer.extend(keep)
+    extra = partial.layer.add(name='not_in_the_net', type='InnerProduct')
+    extra.blobs.add().MergeFromString(array_to_blobproto_bytes(np.zeros((1, 1), np.float32)))
+    path = str(tmp_path / 'partial.caffemodel')
+    write_binary(partial, path)
+    with captured_log() as log:
+        net.copy_from(path)
+    assert 'Ignoring source layer loss' in log
+    assert 'Ignoring source layer not_in_the_net' in log
+    reference = Net(lenet[0], caffe_pb2.TEST, weights=lenet[1])
+    np.testing.assert_array_equal(net.params['conv1'][0].data, reference.params['conv1'][0].data)
+    assert (net.params['ip2'][0].data == 7).all()
+    np.testing.assert_array_equal(net.params['conv2'][0].data, filled_conv2)
+    net.copy_from(path + ',' + lenet[1])
+    assert_same_params(params_of(net), params_of(reference))
+
+
+def lenet_variant(lenet, old, new):
+    with open(lenet[0]) as f:
+        text = f.read()
+    assert old in text
+    return parse_text(text.replace(old, new, 1), caffe_pb2.NetParameter(), 'variant')
+
+
+def test_weight_shape_mismatch_names_layer_blob_and_shapes(lenet):
+    net = Net(lenet_variant(lenet, 'num_output: 20', 'num_output: 10'))
+    with pytest.raises(WeightsError) as error:
+        net.copy_from(lenet[1])
+    assert str(error.value) == (
+        "%s: cannot copy param 0 weights from layer 'conv1'; shape mismatch. Source param shape "
+        'is 20 1 5 5 (500); target param shape is 10 1 5 5 (250). To learn this layer\'s '
+        'parameters from scratch rather than copying from a saved net, rename the layer.'
+        % lenet[1])
+
+
+def test_weight_blob_count_mismatch(tmp_path, lenet):
+    model = read_net_binary(lenet[1])
+    del model.layer[5].blobs[1]   # ip1 without its bias
+    path = str(tmp_path / 'nobias.caffemodel')
+    write_binary(model, path)
+    net = Net(lenet[0], caffe_pb2.TEST)
+    with pytest.raises(WeightsError, match="incompatible number of blobs for layer 'ip1': the net "
+                                           'has 2, the file has 1'):
+        net.copy_from(path)
+
+
+def test_truncated_caffemodel_is_a_parse_error(tmp_path, lenet):
+    with open(lenet[1], 'rb') as f:
+        data = f.read()
+    path = tmp_path / 'truncated.caffemodel'
+    path.write_bytes(data[:len(data) // 2])
+    net = Net(lenet[0], caffe_pb2.TEST)
+    with pytest.raises(ParseError, match=r'truncated.caffemodel: not a valid binary NetParameter '
+                                         r'\(truncated or corrupt file\?\)'):
+        net.copy_from(str(path))
+    with pytest.raises(ParseError, match='caffemodel file not found: .*absent.caffemodel'):
+        net.copy_from(str(tmp_path / 'absent.caffemodel'))
