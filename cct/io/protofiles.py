@@ -98,26 +98,20 @@ def is_text_path(path):
 def read_net_text(path):
     """ReadNetParamsFromTextFileOrDie: parse then upgrade old formats."""
     net = read_text(path, caffe_pb2.NetParameter, 'net prototxt')
-    _upgrade_net_or_warn(net, path)
+    upgrade_net(net, path)
     return net
 
 
 def read_net_binary(path):
     """ReadNetParamsFromBinaryFileOrDie: parse a .caffemodel (any size) then upgrade old formats."""
     net = read_binary(path, caffe_pb2.NetParameter, 'caffemodel')
-    _upgrade_net_or_warn(net, path)
+    upgrade_net(net, path)
     return net
 
 
 def read_net(path):
     """A net from text or binary, chosen by extension (prototxt-like names are text)."""
     return read_net_text(path) if is_text_path(path) else read_net_binary(path)
-
-
-def _upgrade_net_or_warn(net, path):
-    if not upgrade_net(net, path):
-        logger.error('Warning: had one or more problems upgrading %s (see above); continuing anyway.',
-                     path)
 
 
 def read_solver_text(path):

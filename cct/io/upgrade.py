@@ -77,7 +77,14 @@ def _set_field(message, field, value):
 
 
 def net_needs_upgrade(net):
+    """Caffe's NetNeedsUpgrade: V0 or V1 layers, input fields, or old BatchNorm ParamSpecs (the
+    data-transformation upgrade only applies to V1 layers)."""
     return bool(len(net.layers) or len(net.input) or _needs_batchnorm_upgrade(net))
+
+
+def solver_needs_upgrade(solver):
+    """Caffe's SolverNeedsTypeUpgrade."""
+    return solver.HasField('solver_type')
 
 
 def _fold_v0_padding(net):
@@ -253,6 +260,13 @@ def upgrade_v1_net(net):
 
 def upgrade_input_fields(net):
     """``input`` + ``input_shape``/``input_dim`` become one ``Input`` layer named "input", first."""
+    if len(net.input_shape) and len(net.input_shape) != len(net.input):
+        raise ParseError('Exactly one input_shape must be specified per input (%d inputs, %d '
+                         'input_shape)' % (len(net.input), len(net.input_shape)))
+    if not len(net.input_shape) and len(net.input_dim) and \
+            len(net.input_dim) != 4 * len(net.input):
+        raise ParseError('Incorrect input blob dimension specifications: input_dim needs 4 values '
+                         'per input (%d inputs, %d input_dim)' % (len(net.input), len(net.input_dim)))
     if len(net.input_shape) or len(net.input_dim):
         layer = caffe_pb2.LayerParameter(name='input', type='Input')
         for i, name in enumerate(net.input):
@@ -296,23 +310,39 @@ def upgrade_net(net, source='<net>'):
         upgraded, ok = upgrade_v0_net(net)
         net.CopyFrom(upgraded)
         compatible &= ok
+        if ok:
+            logger.info('Successfully upgraded file specified using deprecated V0LayerParameter')
+        else:
+            logger.error('Warning: had one or more problems upgrading V0NetParameter to '
+                         'NetParameter (see above); continuing anyway.')
+        logger.warning('Note that future Caffe releases will not support V0NetParameter; use '
+                       '`cct upgrade` to upgrade this and any other net protos to the new format.')
     if _needs_data_upgrade(net):
         logger.info('Attempting to upgrade input file specified using deprecated '
                     'transformation parameters: %s', source)
         upgrade_data_transformation(net)
+        logger.info('Successfully upgraded file specified using deprecated data transformation '
+                    'parameters.')
     if len(net.layers):
         logger.info('Attempting to upgrade input file specified using deprecated '
                     'V1LayerParameter: %s', source)
         upgraded, ok = upgrade_v1_net(net)
         net.CopyFrom(upgraded)
         compatible &= ok
+        if ok:
+            logger.info('Successfully upgraded file specified using deprecated V1LayerParameter')
+        else:
+            logger.error('Warning: had one or more problems upgrading V1LayerParameter (see '
+                         'above); continuing anyway.')
     if len(net.input):
         logger.info('Attempting to upgrade input file specified using deprecated '
                     'input fields: %s', source)
         upgrade_input_fields(net)
+        logger.info('Successfully upgraded file specified using deprecated input fields.')
     if _needs_batchnorm_upgrade(net):
         logger.info('Attempting to upgrade batch norm layers using deprecated params: %s', source)
         upgrade_batchnorm(net)
+        logger.info('Successfully upgraded batch norm layers using deprecated params.')
     return compatible
 
 
@@ -331,3 +361,5 @@ def upgrade_solver(solver, source='<solver>'):
                 "field (enum)': %s", source)
     solver.type = SOLVER_TYPE_NAMES[caffe_pb2.SolverParameter.SolverType.Name(solver.solver_type)]
     solver.ClearField('solver_type')
+    logger.info("Successfully upgraded file specified using deprecated 'solver_type' field (enum) "
+                "to 'type' field (string).")
