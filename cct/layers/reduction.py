@@ -51,7 +51,7 @@ class ReductionLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        scale = (top[0].diff.reshape(self.num, 1) * self.coeff)
+        scale = top[0].diff.reshape(self.num, 1) * self.coeff
         grad = bottom[0].diff.reshape(self.num, self.dim)
         x = bottom[0].data.reshape(self.num, self.dim)
         if self.op in (_Op.SUM, _Op.MEAN):
