@@ -36,9 +36,10 @@ def parse_text(text, message, source='<string>'):
         prefix = '%s:%s : ' % (line, column)
         if reason.startswith(prefix):
             reason = reason[len(prefix):]
-        if line is None:
-            raise ParseError('%s: %s' % (source, reason)) from None
-        raise ParseError('%s:%d:%d: %s' % (source, line, column, reason)) from None
+        error = ParseError('%s: %s' % (source, reason) if line is None else
+                           '%s:%d:%d: %s' % (source, line, column, reason))
+        error.line, error.column = line or 0, column or 0
+        raise error from None
     return message
 
 

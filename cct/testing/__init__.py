@@ -1,5 +1,6 @@
 """Test helpers shared by cct's own tests and users' layer tests: building one layer from a prototxt
-fragment, and the numerical gradient checker (``cct.testing.gradcheck``)."""
+fragment, capturing cct's log, old-format files, and the numerical gradient checker
+(``cct.testing.gradcheck``)."""
 import contextlib
 import logging
 
@@ -7,7 +8,8 @@ import numpy as np
 
 from cct.blob import Blob
 from cct.io.protofiles import parse_text
-from cct.layers.base import layer_class
+from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array
+from cct.layers.base import V1_TYPE_NAMES, layer_class
 from cct.log import logger
 from cct.proto import caffe_pb2
 
@@ -72,3 +74,18 @@ def captured_log(level=logging.INFO):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved_level)
+
+
+def to_v1_layout(model):
+    """A V2 NetParameter (with weights) in Caffe's pre-2015 V1 layout: ``layers`` with enum types,
+    blobs described by the legacy 4-D num/channels/height/width dims, as old model-zoo files are."""
+    v1_enum = {v2: v1 for v1, v2 in V1_TYPE_NAMES.items()}
+    old = caffe_pb2.NetParameter(name=model.name)
+    for layer in model.layer:
+        v1 = old.layers.add(name=layer.name, type=v1_enum[layer.type])
+        v1.bottom.extend(layer.bottom)
+        v1.top.extend(layer.top)
+        for blob in layer.blobs:
+            v1.blobs.add().MergeFromString(
+                array_to_blobproto_bytes(blobproto_to_array(blob), legacy=True))
+    return old

@@ -9,13 +9,9 @@ import pytest
 from cct.errors import ParseError, WeightsError
 from cct.io import parse_text, read_net_binary, read_net_text, write_binary
 from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array
-from cct.layers.base import V1_TYPE_NAMES
 from cct.net import Net
 from cct.proto import caffe_pb2
-from cct.testing import captured_log
-
-V1_ENUM_OF = {v2: v1 for v1, v2 in V1_TYPE_NAMES.items()}
-
+from cct.testing import captured_log, to_v1_layout
 
 @pytest.fixture(scope='module')
 def lenet(shared):
@@ -80,19 +76,6 @@ def test_save_then_load_gives_identical_parameters(tmp_path, lenet, dtype):
     assert tuple(blob.shape.dim) == (20, 1, 5, 5) and not blob.HasField('num')
     # A float64 net writes double_data, as Caffe's Blob<double>::ToProto does.
     assert (len(blob.double_data) > 0) == (dtype == np.float64)
-
-
-def to_v1_layout(model):
-    """Caffe's pre-2015 layout: ``layers`` with enum types and blobs in legacy 4-D dims."""
-    old = caffe_pb2.NetParameter(name=model.name)
-    for layer in model.layer:
-        v1 = old.layers.add(name=layer.name, type=V1_ENUM_OF[layer.type])
-        v1.bottom.extend(layer.bottom)
-        v1.top.extend(layer.top)
-        for blob in layer.blobs:
-            v1.blobs.add().MergeFromString(
-                array_to_blobproto_bytes(blobproto_to_array(blob), legacy=True))
-    return old
 
 
 def test_v1_layout_caffemodel_loads_identically(tmp_path, lenet):
