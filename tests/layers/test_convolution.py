@@ -1,0 +1,167 @@
+"""Convolution (cct/layers/convolution.py): shapes, forward against a direct convolution written here
+(group, dilation, pad/stride/kernel and their _h/_w forms, bias_term, several bottoms), gradients,
+a directional check at a realistic size, batch partitions of the CcT lowering, and Caffe's errors
+(Caffe's test_convolution_layer)."""
+import numpy as np
+import pytest
+
+from cct import workspace
+from cct.errors import NetError
+from cct.layers.geometry import conv_out_size
+from cct.testing import make_layer
+from cct.testing.gradcheck import GradientChecker
+
+FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" }'
+
+
+def conv_layer(params, bottom_shapes, **kwargs):
+    return make_layer('type: "Convolution" convolution_param { %s %s }' % (params, FILLERS),
+                      bottom_shapes, num_top=len(bottom_shapes), **kwargs)
+
+
+def conv_reference(x, weights, bias, stride, pad, dilation, group):
+    """out[n, o, y, x] = sum over the group's channels and the kernel of w * padded input."""
+    num, channels, height, width = x.shape
+    outputs, per_group, kernel_h, kernel_w = weights.shape
+    out_h = conv_out_size(height, kernel_h, stride[0], pad[0], dilation[0])
+    out_w = conv_out_size(width, kernel_w, stride[1], pad[1], dilation[1])
+    padded = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    out = np.zeros((num, outputs, out_h, out_w))
+    outs_per_group = outputs // group
+    for g in range(group):
+        ins = slice(g * per_group, (g + 1) * per_group)
+        outs = slice(g * outs_per_group, (g + 1) * outs_per_group)
+        for i in range(kernel_h):
+            for j in range(kernel_w):
+                patch = padded[:, ins,
+                               i * dilation[0]:i * dilation[0] + stride[0] * (out_h - 1) + 1:stride[0],
+                               j * dilation[1]:j * dilation[1] + stride[1] * (out_w - 1) + 1:stride[1]]
+                out[:, outs] += np.einsum('nchw,oc->nohw', patch, weights[outs, :, i, j])
+    return out + (bias[None, :, None, None] if bias is not None else 0)
+
+
+SETTINGS = [
+    # (params, bottom shape, stride, pad, dilation, group) -- the first three are Caffe's tests
+    ('num_output: 4 kernel_size: 3 stride: 2', (2, 3, 6, 4), (2, 2), (0, 0), (1, 1), 1),
+    ('num_output: 3 kernel_size: 3 stride: 2 group: 3', (2, 3, 6, 4), (2, 2), (0, 0), (1, 1), 3),
+    ('num_output: 4 kernel_size: 3 dilation: 2', (2, 3, 7, 5), (1, 1), (0, 0), (2, 2), 1),
+    ('num_output: 2 kernel_size: 3 pad: 1', (2, 2, 4, 5), (1, 1), (1, 1), (1, 1), 1),
+    ('num_output: 2 kernel_h: 3 kernel_w: 1 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0',
+     (2, 2, 5, 4), (2, 1), (1, 0), (1, 1), 1),
+    ('num_output: 2 kernel_size: 3 kernel_size: 2 stride: 1 stride: 2 pad: 0 pad: 1 '
+     'dilation: 1 dilation: 2', (1, 2, 5, 6), (1, 2), (0, 1), (1, 2), 1),
+    ('num_output: 4 kernel_size: 2 stride: 3 pad: 2 group: 2 bias_term: false',
+     (2, 4, 5, 5), (3, 3), (2, 2), (1, 1), 2),
+    ('num_output: 3 kernel_size: 1', (2, 4, 3, 3), (1, 1), (0, 0), (1, 1), 1),   # 1x1
+]
+
+
+@pytest.mark.parametrize('params, shape, stride, pad, dilation, group', SETTINGS)
+def test_forward_matches_direct_convolution_and_gradients(params, shape, stride, pad, dilation,
+                                                          group):
+    layer, bottom, top = conv_layer(params, [shape], seed=3)
+    layer.forward(bottom, top)
+    bias = layer.blobs[1].data if len(layer.blobs) == 2 else None
+    expected = conv_reference(bottom[0].data, layer.blobs[0].data, bias, stride, pad, dilation,
+                              group)
+    assert top[0].shape == expected.shape
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-10, atol=1e-12)
+    GradientChecker(1e-2, 1e-3).check(layer, bottom, top)
+
+
+def test_setup_shapes_and_parameter_blobs():
+    """Caffe's TestSetup: 2x3x6x4 with kernel 3, stride 2, 4 outputs."""
+    layer, bottom, top = conv_layer('num_output: 4 kernel_size: 3 stride: 2', [(2, 3, 6, 4)] * 2)
+    assert [t.shape for t in top] == [(2, 4, 2, 1)] * 2
+    assert [b.shape for b in layer.blobs] == [(4, 3, 3, 3), (4,)]
+    layer, _, top = conv_layer('num_output: 3 kernel_size: 3 stride: 2 group: 3',
+                               [(2, 3, 6, 4)])
+    assert top[0].shape == (2, 3, 2, 1) and layer.blobs[0].shape == (3, 1, 3, 3)
+
+
+def test_several_bottoms_share_the_weights():
+    layer, bottom, top = conv_layer('num_output: 3 kernel_size: 2 pad: 1', [(2, 2, 3, 4)] * 2,
+                                    seed=5)
+    layer.forward(bottom, top)
+    for b, t in zip(bottom, top):
+        np.testing.assert_allclose(t.data, conv_reference(b.data, layer.blobs[0].data,
+                                                          layer.blobs[1].data, (1, 1), (1, 1),
+                                                          (1, 1), 1), rtol=1e-10)
+    GradientChecker(1e-2, 1e-3).check(layer, bottom, top)
+
+
+def test_omitted_fillers_are_constant_zero():
+    layer, _, _ = make_layer('type: "Convolution" convolution_param { num_output: 2 '
+                             'kernel_size: 1 }', [(1, 2, 2, 2)])
+    assert not layer.blobs[0].data.any() and not layer.blobs[1].data.any()
+
+
+def test_float32_matches_float64():
+    params = 'num_output: 5 kernel_size: 3 stride: 2 pad: 1 group: 1'
+    layer64, bottom64, top64 = conv_layer(params, [(3, 4, 9, 7)], seed=2)
+    layer32, bottom32, top32 = conv_layer(params, [(3, 4, 9, 7)], seed=2, dtype=np.float32)
+    for blob32, blob64 in zip(layer32.blobs, layer64.blobs):
+        blob32.data[...] = blob64.data
+    layer64.forward(bottom64, top64)
+    layer32.forward(bottom32, top32)
+    np.testing.assert_allclose(top32[0].data, top64[0].data, rtol=1e-4, atol=1e-5)
+
+
+def test_directional_gradient_at_a_realistic_size():
+    """A CaffeNet-conv2-like layer (grouped, padded) is too large for element-wise checks; the
+    dot-product test along random directions covers weights, bias and input at once."""
+    layer, bottom, top = conv_layer('num_output: 32 kernel_size: 5 pad: 2 group: 2',
+                                    [(4, 16, 13, 13)], seed=11)
+    GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=4)
+
+
+def test_batch_partitions_give_the_same_result(monkeypatch):
+    """The CcT lowering splits the batch when the column buffer would exceed the budget; a budget of
+    one image per partition must reproduce the single-partition result exactly."""
+    params = 'num_output: 4 kernel_size: 3 pad: 1 group: 2'
+    layer, bottom, top = conv_layer(params, [(5, 4, 6, 6)], seed=4)
+    layer.forward(bottom, top)
+    top[0].diff[...] = np.random.default_rng(0).standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    whole = (top[0].data.copy(), bottom[0].diff.copy(), layer.blobs[0].diff.copy())
+    assert layer.partitions() == [(0, 5)]
+    one_image = 4 * 3 * 3 * 6 * 6 * 8
+    monkeypatch.setattr(workspace, 'LOWERING_BUDGET_BYTES', one_image)
+    layer._shape_key = None
+    layer.reshape(bottom, top)
+    assert layer.partitions() == [(i, i + 1) for i in range(5)]
+    layer.blobs[0].diff[...] = 0
+    layer.forward(bottom, top)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(top[0].data, whole[0], rtol=1e-12)
+    np.testing.assert_allclose(bottom[0].diff, whole[1], rtol=1e-12)
+    np.testing.assert_allclose(layer.blobs[0].diff, whole[2], rtol=1e-12)
+
+
+def test_weight_gradient_accumulates_and_propagate_down():
+    layer, bottom, top = conv_layer('num_output: 2 kernel_size: 2', [(1, 1, 3, 3)], seed=1)
+    layer.forward(bottom, top)
+    top[0].diff[...] = 1
+    layer.backward(top, [False], bottom)
+    once = layer.blobs[0].diff.copy()
+    assert not bottom[0].diff.any()
+    layer.backward(top, [False], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once)
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * 4)   # 2x2 outputs, twice
+
+
+@pytest.mark.parametrize('params, shapes, message', [
+    ('num_output: 4 kernel_size: 3 group: 2', [(1, 3, 5, 5)], 'must be divisible by group'),
+    ('kernel_size: 3', [(1, 3, 5, 5)], 'num_output must be specified'),
+    ('num_output: 2', [(1, 3, 5, 5)], 'kernel_size .or kernel_h and kernel_w. is required'),
+    ('num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3', [(1, 3, 5, 5)],
+     'either kernel_size or kernel_h/w should be specified; not both'),
+    ('num_output: 2 kernel_size: 3 kernel_size: 3 kernel_size: 3', [(1, 3, 5, 5)],
+     'specified once, or once per spatial dimension'),
+    ('num_output: 2 kernel_size: 3 stride: 0', [(1, 3, 5, 5)], 'stride dimensions must be nonzero'),
+    ('num_output: 2 kernel_size: 7', [(1, 3, 5, 5)], 'output would be empty'),
+    ('num_output: 2 kernel_size: 3', [(1, 3, 5, 5), (1, 3, 5, 6)], 'all inputs must have the same'),
+])
+def test_errors(params, shapes, message):
+    with pytest.raises(NetError, match=message):
+        conv_layer(params, shapes)
