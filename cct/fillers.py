@@ -46,6 +46,9 @@ def fill(blob, filler, where='filler'):
     if kind == 'constant':
         data[...] = filler.value
     elif kind == 'uniform':
+        if filler.min > filler.max:
+            raise NetError('%s: uniform filler min %g must not exceed max %g'
+                           % (where, filler.min, filler.max))
         data[...] = gen.uniform(filler.min, filler.max, shape)
     elif kind == 'gaussian':
         data[...] = gen.normal(filler.mean, filler.std, shape)

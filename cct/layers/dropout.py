@@ -15,8 +15,10 @@ class DropoutLayer(Layer):
 
     def setup(self, bottom, top):
         ratio = np.float32(self.param.dropout_param.dropout_ratio)
-        if not 0 < ratio < 1:
-            self.fail('dropout_ratio must be in (0, 1), got %g' % ratio)
+        # Caffe only DCHECKs the range; release builds run ratio 0 as the identity, which nets
+        # use to switch dropout off. Ratio 1 would scale by infinity.
+        if not 0 <= ratio < 1:
+            self.fail('dropout_ratio must be in [0, 1), got %g' % ratio)
         self.ratio = float(ratio)
         self.scale = self.dtype.type(1.0 / (1.0 - float(ratio)))
 

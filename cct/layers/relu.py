@@ -1,7 +1,8 @@
 """ReLU (Caffe's relu_layer.cpp): y = max(x, 0) + negative_slope * min(x, 0).
 
 The gradient at exactly 0 is the negative slope's (Caffe tests ``bottom_data > 0``), and backward
-reads the bottom data, which in-place is the output: the sign is the same, so in-place is safe.
+reads the bottom data, which in-place is the output: the sign is the same, so in-place is safe for
+slopes >= 0. With a negative slope an in-place ReLU gets the wrong gradient, as Caffe's does.
 """
 import numpy as np
 
