@@ -186,11 +186,22 @@ def format_table(net, rows, totals):
     return '\n'.join(out)
 
 
-def _weight_layers(path):
-    """Names of the layers with blobs in a binary weights file (for the load report)."""
-    if path.endswith('.h5'):
-        return None
-    return [layer.name for layer in cct_io.read_net_binary(path).layer if len(layer.blobs)]
+def load_weights(net, weights):
+    """Copy each comma-separated weights file into ``net`` (as ``Net.copy_from`` does); return the
+    names of the file layers that carry weights, or None when an HDF5 file hides them."""
+    names = []
+    for path in (one.strip() for one in weights.split(',')):
+        if not os.path.isfile(path):
+            raise CctError('weights file not found: %s' % path)
+        if path.endswith('.h5'):
+            net.copy_from(path)
+            names = None
+            continue
+        model = cct_io.read_net_binary(path)
+        net.copy_trained_layers_from(model, path)
+        if names is not None:
+            names += [layer.name for layer in model.layer if len(layer.blobs)]
+    return names
 
 
 def run(args):
@@ -203,14 +214,7 @@ def run(args):
         logger.setLevel(logging.WARNING)  # the table is the output; the build log is noise here
     try:
         net = Net(args.model, phase, level=args.level, stages=stages_from_flag(args.stage))
-        loaded = None
-        if args.weights:
-            for one in args.weights.split(','):
-                if not os.path.isfile(one.strip()):
-                    raise CctError('weights file not found: %s' % one.strip())
-            net.copy_from(args.weights)
-            loaded = [name for one in args.weights.split(',')
-                      for name in (_weight_layers(one.strip()) or [])]
+        loaded = load_weights(net, args.weights) if args.weights else None
     finally:
         logger.setLevel(saved_level)
     rows, totals = summarize(net)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from cct import cli
+from cct.io import read_net_binary, write_binary
 from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.tools.info import forward_flops, human, summarize
@@ -110,6 +111,22 @@ def test_weights_report_and_phase_level_stage(shared, capsys, tmp_path):
     status, out, _ = run(capsys, 'info', net, '--weights', weights)
     assert status == 0
     assert 'Weights:    4 of 4 layers with parameters loaded from %s' % weights in out
+    model = read_net_binary(weights)
+    keep = [layer for layer in model.layer if layer.name in ('conv1', 'ip2')]
+    del model.layer[:]
+    model.layer.extend(keep)
+    model.layer.add(name='elsewhere').blobs.add().shape.dim.append(0)
+    partial = str(tmp_path / 'partial.caffemodel')
+    write_binary(model, partial)
+    _, out, _ = run(capsys, 'info', net, '--weights', partial)
+    assert out.splitlines()[-3:] == [
+        'Weights:    2 of 4 layers with parameters loaded from %s' % partial,
+        '            keeping their fillers: conv2, ip1',
+        '            not in this net (ignored): elsewhere']
+    h5 = str(tmp_path / 'lenet.caffemodel.h5')
+    Net(net, caffe_pb2.TEST, weights=weights).save_hdf5(h5)
+    status, out, _ = run(capsys, 'info', net, '--weights', h5)
+    assert status == 0 and out.splitlines()[-1] == 'Weights:    loaded from %s' % h5
     staged = tmp_path / 'staged.prototxt'
     staged.write_text('''name: "staged"
         layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 3 dim: 4 } } }
