@@ -19,3 +19,18 @@ def shared():
         pytest.skip('Caffe reference material not found at %s (set CCT_SHARED to its location)'
                     % path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_cct_logger():
+    """Undo what a test's ``init_log`` (a CLI run in-process, pycaffe's ``init_log``) did to the
+    'cct' logger, so a later test's ``caplog`` still sees cct's records through the root logger."""
+    import logging
+    log = logging.getLogger('cct')
+    handlers, level, propagate = list(log.handlers), log.level, log.propagate
+    yield
+    for handler in log.handlers[:]:
+        if handler not in handlers:
+            log.removeHandler(handler)
+    log.setLevel(level)
+    log.propagate = propagate

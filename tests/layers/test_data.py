@@ -206,16 +206,21 @@ def test_shape_change_inside_a_batch_names_the_key(tmp_path, mnist):
 def test_threads_end_with_their_net(tmp_path, mnist):
     images, labels = mnist
     write_lmdb(tmp_path / 'db', [(b'0', caffe_datum_bytes(images[0], labels[0]))])
-    before = threading.active_count()
+    before = set(threading.enumerate())
+
+    def started_here():
+        # Threads other tests left behind may end meanwhile; only this test's own count.
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()]
     for _ in range(5):
         net = data_net(tmp_path / 'db', 4)
         net.forward()
+    assert len(started_here()) >= 1
     del net
     gc.collect()
     deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
+    while started_here() and time.time() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == before
+    assert started_here() == []
 
 
 def test_undecodable_encoded_image_names_the_key(tmp_path):
