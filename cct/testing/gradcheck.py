@@ -117,17 +117,20 @@ class GradientChecker:
             is_bottom = what.startswith('bottom')
             flat = blob.data.reshape(-1)
             for i in range(blob.count):
-                if elementwise and top_id is not None and i != top_index:
-                    continue
                 values = originals[int(what.split()[1])].reshape(-1) if is_bottom else flat
                 value = values[i]
+                index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
+                if elementwise and top_id is not None and i != top_index:
+                    # Caffe's element-wise shortcut: top element i depends on bottom element i
+                    # alone, so every other analytic gradient must be 0 (a leak fails here).
+                    self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), 0.0)
+                    continue
                 values[i] = value + self.stepsize
                 plus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
                 values[i] = value - self.stepsize
                 minus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
                 values[i] = value
                 numeric = (plus - minus) / (2.0 * self.stepsize)
-                index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
                 self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), numeric)
         self._forward(layer, bottom, top, originals)
         _restore(bottom, originals)
@@ -142,7 +145,20 @@ class GradientChecker:
                 self.check(layer, bottom, top, check_bottom, top_id, top_index)
 
     def check_eltwise(self, layer, bottom, top):
-        """Caffe's CheckGradientEltwise: top element i depends only on bottom element i."""
+        """Caffe's CheckGradientEltwise: top element i depends only on bottom element i.
+
+        As in Caffe, the layer must have no parameter blobs and every bottom must have as many
+        elements as each top.
+        """
+        if len(layer.blobs):
+            raise ValueError('%s: check_eltwise needs a layer without parameter blobs (it has %d)'
+                             % (layer.describe(), len(layer.blobs)))
+        for t in top:
+            for i, blob in enumerate(bottom):
+                if blob.count != t.count:
+                    raise ValueError('%s: check_eltwise needs bottoms and tops of one count '
+                                     '(bottom %d has %d, a top %d)'
+                                     % (layer.describe(), i, blob.count, t.count))
         originals = [blob.data.copy() for blob in bottom]
         self._forward(layer, bottom, top, originals)
         _restore(bottom, originals)
