@@ -32,6 +32,17 @@ V1_TYPE_NAMES = {
 }
 
 
+# Layer types Caffe registers that cct does not implement: building one fails naming the layer and
+# saying why, instead of calling a real Caffe type unknown (and never skipping it silently).
+UNSUPPORTED_TYPES = {
+    'RNN': "Caffe's recurrent layers (RNN, LSTM, LSTMUnit) are not implemented in cct",
+    'LSTM': "Caffe's recurrent layers (RNN, LSTM, LSTMUnit) are not implemented in cct",
+    'LSTMUnit': "Caffe's recurrent layers (RNN, LSTM, LSTMUnit) are not implemented in cct",
+    'WindowData': "R-CNN's window sampler (window_data_param) is not implemented in cct; feed "
+                  'the windows through an Input, MemoryData or HDF5Data layer instead',
+}
+
+
 def register(type_name):
     """Class decorator: make a layer class buildable from prototxt ``type: "<type_name>"``."""
     def decorate(cls):
@@ -51,7 +62,11 @@ def layer_type_list():
 
 def layer_class(type_name, layer_name=''):
     """The class registered for ``type_name`` (a V2 type string or a V1 enum name)."""
-    cls = _REGISTRY.get(V1_TYPE_NAMES.get(type_name, type_name))
+    canonical = V1_TYPE_NAMES.get(type_name, type_name)
+    cls = _REGISTRY.get(canonical)
+    if cls is None and canonical in UNSUPPORTED_TYPES:
+        raise UnknownLayerError("Unsupported layer type: %s (layer '%s'): %s"
+                                % (type_name, layer_name, UNSUPPORTED_TYPES[canonical]))
     if cls is None:
         raise UnknownLayerError("Unknown layer type: %s (layer '%s'); known types: %s"
                                 % (type_name, layer_name, ', '.join(layer_type_list())))
