@@ -1,6 +1,6 @@
 """The Data layer: Caffe-written and Caffe-exact LMDBs of real MNIST digits, LevelDB, wrap-around,
-several data layers in one net, prefetching that hides a slow loader behind compute, and the bad
-inputs."""
+several data layers in one net, batches of changing shape, force_color/force_gray, prefetching that
+hides a slow loader behind compute, and the bad inputs (also as cct train's one-line errors)."""
 import gc
 import gzip
 import logging
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cct
+from cct import cli
 from cct.errors import DataError
 from cct.io import parse_text
 from cct.log import logger
@@ -240,5 +241,107 @@ def test_corrupt_record_names_the_key(tmp_path, mnist):
                                  (b'00000002', good)])
     net = data_net(tmp_path / 'db', 3)
     with pytest.raises(DataError, match="Layer 'mnist' \\(type Data\\): record '00000001' of "
-                                        '.*db: (corrupt record|Datum holds 484 data bytes)'):
+                                        '.*db: corrupt record, not a Datum'):
         net.forward()
+    with pytest.raises(DataError, match="record '00000001'"):
+        net.forward()  # the failure stays: every later forward reports the same record
+
+
+def test_a_datum_whose_bytes_do_not_fill_its_shape_names_the_key(tmp_path, mnist):
+    images, labels = mnist
+    short = caffe_pb2.Datum(channels=1, height=28, width=28, data=images[1].tobytes()[:500])
+    write_lmdb(tmp_path / 'db', [(b'a', caffe_datum_bytes(images[0], labels[0])),
+                                 (b'b', short.SerializeToString())])
+    net = data_net(tmp_path / 'db', 2)
+    with pytest.raises(DataError, match="record 'b' of .*db: Datum holds 500 data bytes, its "
+                                        'shape 1 x 28 x 28 needs 784'):
+        net.forward()
+
+
+def test_shape_change_between_batches_reshapes_the_net(tmp_path, mnist):
+    """The first datum of each batch sets its shape (Caffe's load_batch), and the layers after
+    the Data layer reshape to it on that forward."""
+    images, labels = mnist
+    small = [np.ascontiguousarray(images[i][:20, :14]) for i in range(3, 6)]
+    write_lmdb(tmp_path / 'db',
+               [(b'%08d' % i, caffe_datum_bytes(images[i], labels[i])) for i in range(3)] +
+               [(b'%08d' % (3 + i), caffe_datum_bytes(small[i], labels[3 + i])) for i in range(3)])
+    text = '''layer { name: "mnist" type: "Data" top: "data" top: "label"
+                      data_param { source: "%s" batch_size: 3 backend: LMDB } }
+              layer { name: "flat" type: "Flatten" bottom: "data" top: "flat" }''' % (
+        tmp_path / 'db')
+    net = cct.Net(parse_text(text, caffe_pb2.NetParameter()), caffe_pb2.TEST)
+    net.forward()
+    assert net.blobs['flat'].shape == (3, 784)
+    net.forward()
+    assert net.blobs['data'].shape == (3, 1, 20, 14)
+    assert net.blobs['flat'].shape == (3, 280)
+    np.testing.assert_array_equal(net.blobs['data'].data[:, 0], np.stack(small))
+    np.testing.assert_array_equal(net.blobs['label'].data, labels[3:6])
+    net.forward()  # wrapped: the full-size records again
+    assert net.blobs['flat'].shape == (3, 784)
+    np.testing.assert_array_equal(net.blobs['data'].data[:, 0], images[:3])
+
+
+def encoded_datum_bytes(image_hwc, label):
+    return caffe_pb2.Datum(data=cv2.imencode('.png', image_hwc)[1].tobytes(), label=label,
+                           encoded=True).SerializeToString()
+
+
+def test_force_color_and_force_gray_decode_encoded_records(tmp_path, mnist, caplog):
+    images, labels = mnist
+    colour = np.random.default_rng(4).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    write_lmdb(tmp_path / 'grey', [(b'0', encoded_datum_bytes(images[0], labels[0]))])
+    write_lmdb(tmp_path / 'colour', [(b'0', encoded_datum_bytes(colour, 1))])
+    as_stored = data_net(tmp_path / 'grey', 1)
+    as_colour = data_net(tmp_path / 'grey', 1, transform='force_color: true')
+    as_grey = data_net(tmp_path / 'colour', 1, transform='force_gray: true')
+    for net in (as_stored, as_colour, as_grey):
+        net.forward()
+    assert as_stored.blobs['data'].shape == (1, 1, 28, 28)
+    np.testing.assert_array_equal(as_stored.blobs['data'].data[0, 0], images[0])
+    assert as_colour.blobs['data'].shape == (1, 3, 28, 28)
+    for channel in range(3):
+        np.testing.assert_array_equal(as_colour.blobs['data'].data[0, channel], images[0])
+    assert as_grey.blobs['data'].shape == (1, 1, 28, 28)
+    grey = cv2.imdecode(cv2.imencode('.png', colour)[1], cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(as_grey.blobs['data'].data[0, 0], grey)
+    # On raw records the options do nothing; Caffe logs an error and goes on.
+    write_lmdb(tmp_path / 'raw', [(b'0', caffe_datum_bytes(images[0], labels[0]))])
+    with caplog.at_level(logging.ERROR, logger='cct'):
+        logger.propagate = True
+        try:
+            raw = data_net(tmp_path / 'raw', 1, transform='force_color: true')
+            raw.forward()
+        finally:
+            logger.propagate = False
+    assert 'force_color and force_gray only for encoded datum' in caplog.text
+    assert raw.blobs['data'].shape == (1, 1, 28, 28)
+    np.testing.assert_array_equal(raw.blobs['data'].data[0, 0], images[0])
+
+
+def test_a_bad_database_stops_cct_train_with_one_line(tmp_path, mnist, capsys):
+    """A record that fails on the prefetch thread mid-training, and a missing database, end
+    ``cct train`` with exit status 1 and an error naming the database (and the record)."""
+    images, labels = mnist
+    good = caffe_datum_bytes(images[0], labels[0])
+    write_lmdb(tmp_path / 'db', [(b'%08d' % i, good) for i in range(5)] +
+               [(b'00000005', b'\x08\x01garbage')])
+    net = tmp_path / 'net.prototxt'
+    solver = tmp_path / 'solver.prototxt'
+    for source, expected in (
+            (tmp_path / 'db', "record '00000005' of %s: corrupt record" % (tmp_path / 'db')),
+            (tmp_path / 'none', 'LMDB database not found: %s' % (tmp_path / 'none'))):
+        net.write_text('''
+            layer { name: "mnist" type: "Data" top: "data" top: "label"
+                    data_param { source: "%s" batch_size: 4 backend: LMDB } }
+            layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+                    inner_product_param { num_output: 10 } }
+            layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label"
+                    top: "loss" }''' % source)
+        solver.write_text('net: "%s" base_lr: 0.01 lr_policy: "fixed" max_iter: 3 '
+                          'snapshot_after_train: false' % net)
+        assert cli.main(['train', '--solver=%s' % solver]) == 1
+        err = capsys.readouterr().err
+        assert expected in err
+        assert 'Traceback' not in err
