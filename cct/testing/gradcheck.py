@@ -5,7 +5,8 @@ agree within ``threshold * max(|analytic|, |numeric|, 1)``; points within ``kink
 are skipped (non-differentiable points such as ReLU's 0). The objective is half the sum of squares of
 all tops (so each top's diff is its data), or one chosen top element. Layers are run in float64, the
 random seed is reset before every forward (so Dropout draws the same mask), and the bottoms are
-restored before every forward, which makes in-place layers checkable.
+restored before every forward, which makes in-place layers checkable. Param blobs are checked unless
+the layer's ``param_propagate_down`` says their gradient is not wanted.
 
 ``directional=True`` checks one scalar per random direction, <analytic gradient, v> against the finite
 difference along v (Chainer's and autograd's dot-product test): its cost does not grow with the blob,
@@ -48,7 +49,11 @@ class GradientChecker:
         else:
             chosen = list(check_bottom)
         propagate_down = [i in chosen for i in range(len(bottom))]
-        targets = [('param blob %d' % i, blob) for i, blob in enumerate(layer.blobs)]
+        # A param blob whose gradient the layer is told not to compute (lr_mult 0 in a net, such
+        # as BatchNorm's statistics) is not a target; every other one is, as in Caffe.
+        wanted = list(getattr(layer, 'param_propagate_down', [])) + [True] * len(layer.blobs)
+        targets = [('param blob %d' % i, blob) for i, blob in enumerate(layer.blobs)
+                   if wanted[i]]
         targets += [('bottom %d' % i, bottom[i]) for i in chosen]
         return targets, propagate_down
 

@@ -208,3 +208,26 @@ def test_train_net_with_batch_norm_and_scale():
     scale.data[0] -= 2 * step
     minus = float(net.forward()['loss'])
     np.testing.assert_allclose(analytic, (plus - minus) / (2 * step), rtol=1e-4)
+
+
+@pytest.mark.parametrize('params, phase', [('', caffe_pb2.TRAIN),
+                                           ('batch_norm_param { use_global_stats: true }',
+                                            caffe_pb2.TRAIN)])
+def test_directional_gradient_at_a_realistic_size(params, phase):
+    layer, bottom, top = make_layer('type: "BatchNorm" ' + params, [(8, 32, 7, 7)], seed=6,
+                                    phase=phase)
+    layer.param_propagate_down = [False] * 3   # the statistics are lr_mult 0, as in a net
+    if layer.use_global_stats:
+        stored = np.random.default_rng(7)
+        layer.blobs[0].data[...] = stored.standard_normal(32)
+        layer.blobs[1].data[...] = stored.uniform(0.5, 2.0, 32)
+        layer.blobs[2].data[...] = 1.0
+    GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=3)
+
+
+def test_global_stats_gradient():
+    layer, bottom, top = make_layer('type: "BatchNorm" batch_norm_param { use_global_stats: '
+                                    'true }', [SHAPE], seed=8)
+    stored_statistics(layer)
+    layer.param_propagate_down = [False] * 3   # the statistics are lr_mult 0, as in a net
+    GradientChecker(1e-2, 1e-4).check_exhaustive(layer, bottom, top)

@@ -76,6 +76,17 @@ def test_wrong_parameter_gradient_fails_and_is_named():
         GradientChecker(1e-3, 1e-3).check(layer, bottom, top, check_bottom=-1)
 
 
+def test_parameters_not_propagated_down_are_not_checked():
+    """A param blob with param_propagate_down False (lr_mult 0 in a net) gets no gradient from the
+    layer; the checker leaves it out, and checks it again once it is wanted."""
+    layer, bottom, top = cube(param_error=0.05)
+    layer.param_propagate_down = [False]
+    GradientChecker(1e-3, 1e-3).check(layer, bottom, top)
+    layer.param_propagate_down = [True]
+    with pytest.raises(GradientCheckError, match='param blob 0'):
+        GradientChecker(1e-3, 1e-3).check(layer, bottom, top)
+
+
 def test_threshold_is_relative_to_the_larger_magnitude():
     layer, bottom, top = cube(error=0.0005)
     GradientChecker(1e-3, 1e-3).check(layer, bottom, top)       # 0.05% off is within 0.1%
