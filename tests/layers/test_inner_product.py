@@ -68,3 +68,11 @@ def test_reshape_keeps_k_and_follows_the_batch():
 def test_num_output_is_required():
     with pytest.raises(NetError, match='num_output must be specified'):
         make_layer('type: "InnerProduct"', [(2, 3)])
+
+
+@pytest.mark.parametrize('params', ['num_output: 96', 'num_output: 64 transpose: true'])
+def test_directional_gradient_at_a_realistic_size(params):
+    """A CaffeNet-fc-like layer is too large for element-wise checks; the dot-product test along
+    random directions covers weights, bias and input at once."""
+    layer, bottom, top = ip_layer(params, (16, 32, 3, 3), seed=4)
+    GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=4)

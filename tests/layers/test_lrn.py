@@ -151,3 +151,11 @@ def test_refuses_in_place():
                        'input_param { shape { dim: 1 dim: 3 dim: 2 dim: 2 } } } '
                        'layer { name: "norm" type: "LRN" bottom: "x" top: "x" }',
                        caffe_pb2.NetParameter()))
+
+
+@pytest.mark.parametrize('params', ['local_size: 5 alpha: 1 beta: 0.75',
+                                    'norm_region: WITHIN_CHANNEL local_size: 5 alpha: 2 beta: 0.75'])
+def test_directional_gradient_at_a_realistic_size(params):
+    """CaffeNet norm1-sized planes (alpha raised so the normalisation is far from the identity)."""
+    layer, bottom, top = lrn(params, (2, 48, 13, 13), seed=5)
+    GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=3)

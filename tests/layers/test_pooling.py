@@ -184,3 +184,15 @@ def test_errors(params, shape, message):
 def test_second_top_only_for_max():
     with pytest.raises(NetError, match='only produced by MAX pooling'):
         pool_layer('pool: AVE kernel_size: 2', (1, 1, 4, 4), num_top=2)
+
+
+@pytest.mark.parametrize('params, shape', [
+    ('pool: MAX kernel_size: 3 stride: 2', (4, 16, 27, 27)),            # AlexNet pool1/2-like
+    ('pool: MAX kernel_size: 3 stride: 1 pad: 1', (2, 32, 14, 14)),      # GoogLeNet inception
+    ('pool: AVE kernel_size: 3 stride: 2 pad: 1', (4, 16, 14, 14)),
+    ('pool: AVE kernel_size: 7 stride: 1', (4, 64, 7, 7)),               # GoogLeNet pool5
+])
+def test_directional_gradient_at_a_realistic_size(params, shape):
+    layer, bottom, top = pool_layer(params, shape, seed=12)
+    # Continuous random data: a step of 1e-4 along a unit direction moves no maximum.
+    GradientChecker(1e-4, 1e-3).check_directional(layer, bottom, top, directions=3)

@@ -118,3 +118,14 @@ def test_no_gradient_to_the_labels():
     layer.forward(bottom, top)
     with pytest.raises(NetError, match='cannot backpropagate to label inputs'):
         layer.backward(top, [True, True], bottom)
+
+
+def test_directional_gradient_at_a_realistic_size():
+    """ImageNet's 1000 classes over a batch, with ignored labels."""
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((32, 1000))
+    labels = gen.integers(0, 1000, 32).astype(float)
+    labels[::5] = 7
+    layer, bottom, top = make_layer('type: "SoftmaxWithLoss" loss_param { ignore_label: 7 }',
+                                    [x.shape, labels.shape], bottom_data=[x, labels])
+    GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, check_bottom=0)
