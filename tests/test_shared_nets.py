@@ -152,13 +152,18 @@ def fill_inputs(net, gen):
 
 
 def test_the_list_covers_every_shared_net(shared):
+    """Every net file, and every solver that carries its net inline (net_param)."""
     root = os.path.join(shared, 'nets')
     found = set()
     for directory, _, files in os.walk(root):
         for name in files:
-            relative = os.path.relpath(os.path.join(directory, name), root)
-            if name.endswith('.prototxt') and 'solver' not in name:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, root)
+            if not name.endswith('.prototxt'):
+                continue
+            if 'solver' not in name or read_solver_text(path).HasField('net_param'):
                 found.add(relative)
+    assert 'lenet_consolidated_solver.prototxt' in found
     assert found - set(NETS) == set()
 
 

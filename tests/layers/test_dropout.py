@@ -29,6 +29,24 @@ def test_train_scales_the_kept_units(ratio):
     assert abs(top[0].data.mean() - 1) < 5 * scale * np.sqrt(ratio * (1 - ratio) / x.size)
 
 
+@pytest.mark.parametrize('ratio', [0.5, 0.3])
+def test_train_forward_matches_a_naive_masked_scaling(ratio):
+    """On random inputs: every output is 0 or the input times 1/(1 - ratio); the dropped units are
+    those of one Bernoulli(1 - ratio) mask, and the seed fixes it."""
+    x = np.random.default_rng(5).uniform(0.5, 1.5, (4, 3, 5, 5))
+    layer, bottom, top = make_layer('type: "Dropout" dropout_param { dropout_ratio: %g }' % ratio,
+                                    [x.shape], bottom_data=[x], phase=TRAIN)
+    rng.set_random_seed(3)
+    layer.forward(bottom, top)
+    kept = top[0].data != 0
+    scale = 1 / (1 - float(np.float32(ratio)))
+    np.testing.assert_allclose(top[0].data, np.where(kept, x * scale, 0.0), rtol=1e-12)
+    assert 0 < kept.sum() < x.size
+    rng.set_random_seed(3)
+    layer.forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data != 0, kept)
+
+
 def test_test_phase_is_identity():
     layer, bottom, top = make_layer('type: "Dropout"', [(3, 4)], seed=2, phase=TEST)
     layer.forward(bottom, top)

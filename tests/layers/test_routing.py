@@ -114,6 +114,14 @@ def test_parameter_exposes_its_blob():
     assert (layer.blobs[0].diff == 1.5).all()
 
 
+@pytest.mark.parametrize('dims', ['dim: 3', 'dim: 2 dim: 3 dim: 2'])
+def test_parameter_gradient(dims):
+    layer, bottom, top = make_layer(
+        'type: "Parameter" parameter_param { shape { %s } }' % dims, [])
+    layer.blobs[0].data[...] = np.random.default_rng(1).standard_normal(layer.blobs[0].shape)
+    GradientChecker(1e-2, 1e-3).check(layer, bottom, top)
+
+
 def test_parameter_learns_in_a_net():
     net = Net(parse_text('''
         layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 3 } } }
