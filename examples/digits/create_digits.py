@@ -60,7 +60,11 @@ def main(argv=None):
             list_path = os.path.join(scratch, split + '.txt')
             write_images(images[chosen], labels[chosen], folder, list_path)
             db_path = os.path.join(args.output, 'digits_%s_%s' % (split, args.backend))
-            shutil.rmtree(db_path, ignore_errors=True)
+            if os.path.isdir(db_path):
+                # These databases are this script's own output: rerunning it remakes them (the
+                # data are fixed, so the new ones hold the same records).
+                print('Replacing the existing %s' % db_path)
+                shutil.rmtree(db_path)
             command = ['convert_imageset', '--gray', '--resize_height=28', '--resize_width=28',
                        '--backend=' + args.backend, folder + os.sep, list_path, db_path]
             print('cct ' + ' '.join(command))

@@ -42,6 +42,14 @@ def test_create_and_train(tmp_path, monkeypatch, capfd):
     assert key.startswith(b'00000000_digit_0000.png')
     assert (datum.channels, datum.height, datum.width) == (1, 28, 28)
     assert np.frombuffer(datum.data, np.uint8).max() > 200
+    # Rerunning the script (the README's command, run twice) remakes the same databases.
+    first_records = list(test.items())
+    test.close()
+    train.close()
+    capfd.readouterr()
+    assert load_script().main([]) == 0
+    assert 'Replacing the existing examples/digits/digits_test_lmdb' in capfd.readouterr().out
+    assert list(Reader('examples/digits/digits_test_lmdb', 'lmdb').items()) == first_records
     capfd.readouterr()
     assert cli.main(['train', '--solver=examples/digits/lenet_solver.prototxt']) == 0
     log = capfd.readouterr().err
