@@ -11,6 +11,7 @@ import numpy as np
 from cct.blob import BlobVec
 from cct.errors import NetError, UnknownLayerError
 from cct.fillers import fill
+from cct.log import logger
 from cct.proto import caffe_pb2
 
 _REGISTRY = {}
@@ -41,6 +42,24 @@ UNSUPPORTED_TYPES = {
     'WindowData': "R-CNN's window sampler (window_data_param) is not implemented in cct; feed "
                   'the windows through an Input, MemoryData or HDF5Data layer instead',
 }
+
+
+# The parameter messages with Caffe's ``engine`` field (DEFAULT, CAFFE, CUDNN). cct has one engine
+# per device; a request for cuDNN runs cct's own kernels, and is said so once per layer type.
+_ENGINE_PARAMS = ('convolution_param', 'pooling_param', 'lrn_param', 'relu_param',
+                  'sigmoid_param', 'softmax_param', 'tanh_param', 'spp_param')
+_CUDNN = 2
+_ENGINE_NOTED = set()
+
+
+def _note_cudnn_engine(layer):
+    for field in _ENGINE_PARAMS:
+        if layer.param.HasField(field) and getattr(layer.param, field).engine == _CUDNN \
+                and layer.type not in _ENGINE_NOTED:
+            _ENGINE_NOTED.add(layer.type)
+            logger.warning("Layer '%s' (type %s) asks for engine: CUDNN; cct has no cuDNN "
+                           'engine and runs its own kernels for %s layers', layer.name,
+                           layer.type, layer.type)
 
 
 def register(type_name):
@@ -179,6 +198,7 @@ class Layer:
     def layer_setup(self, bottom, top):
         """Caffe's ``Layer::SetUp``: arity check, ``setup``, ``reshape``, loss weights."""
         self.check_arity(len(bottom), len(top))
+        _note_cudnn_engine(self)
         if self.loss_layer and not self.param.loss_weight:
             self.param.loss_weight.append(1.0)
         self.setup(bottom, top)

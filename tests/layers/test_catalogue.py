@@ -9,7 +9,7 @@ from cct.io import parse_text, upgrade_net
 from cct.layers.base import UNSUPPORTED_TYPES, V1_TYPE_NAMES, layer_class, layer_type_list
 from cct.net import Net
 from cct.proto import caffe_pb2
-from cct.testing import make_layer
+from cct.testing import captured_log, make_layer
 
 # The issue's list, section by section, plus the other types Caffe registers (Clip, Swish, the data
 # layers, Python, HDF5Output).
@@ -90,3 +90,21 @@ def test_n_d_convolution_is_refused_naming_the_layer(layer_type, shape):
     with pytest.raises(NetError, match=r"conv3d.*only 2-D .* %d spatial axes after axis 1"
                        % (len(shape) - 2)):
         make_layer(text, [shape])
+
+
+def test_cudnn_engine_runs_cct_kernels_and_says_so_once(monkeypatch):
+    """Caffe picks cuDNN for ``engine: CUDNN``; cct has no cuDNN engine, runs its own kernels and
+    logs that once per layer type (not silently, not once per layer)."""
+    from cct.layers import base
+    monkeypatch.setattr(base, '_ENGINE_NOTED', set())
+    text = 'type: "Pooling" pooling_param { pool: MAX kernel_size: 2 engine: CUDNN }'
+    with captured_log() as messages:
+        for name in ('pool1', 'pool2'):
+            layer, bottom, top = make_layer('name: "%s" %s' % (name, text), [(1, 1, 4, 4)])
+        make_layer('type: "Pooling" pooling_param { kernel_size: 2 engine: CAFFE }',
+                   [(1, 1, 4, 4)])
+    notes = [m for m in messages if 'CUDNN' in m]
+    assert notes == ["Layer 'pool1' (type Pooling) asks for engine: CUDNN; cct has no cuDNN "
+                     'engine and runs its own kernels for Pooling layers']
+    layer.forward(bottom, top)
+    assert top[0].data[0, 0, 0, 0] == bottom[0].data[0, 0, :2, :2].max()
