@@ -1,8 +1,10 @@
 """``cct convert_imageset`` and ``cct compute_image_mean``: Caffe's keys and Datum bytes, encoded
 records, --gray/--resize/--shuffle/--check_size, both backends read back by the Data layer (raw and
-encoded records give identical pixels), and the mean file Caffe would write."""
+encoded records give identical pixels), the mean file Caffe would write (from LMDB and LevelDB), and
+the progress bar shown on a terminal only."""
 import io
 import logging
+import sys
 
 import cv2
 import numpy as np
@@ -163,3 +165,38 @@ def test_compute_image_mean(images, log_text):
     net = data_net(tmp_path / 'raw', 'LMDB', 'mean_file: "%s"' % (tmp_path / 'mean.binaryproto'))
     net.forward()
     np.testing.assert_allclose(net.blobs['data'].data.mean(axis=0), 0, atol=1e-4)
+
+
+def test_compute_image_mean_of_a_leveldb_and_errors(images, capsys):
+    tmp_path, names, pictures = images
+    assert convert(tmp_path, 'level', '--backend=leveldb') == 0
+    assert cli.main(['compute_image_mean', '--backend=leveldb', str(tmp_path / 'level'),
+                     str(tmp_path / 'mean.binaryproto')]) == 0
+    proto = caffe_pb2.BlobProto.FromString((tmp_path / 'mean.binaryproto').read_bytes())
+    total = sum(pictures[name].transpose(2, 0, 1).astype(np.float32) for name in names)
+    np.testing.assert_array_equal(np.array(proto.data, np.float32).reshape(3, 12, 10),
+                                  total / np.float32(5))
+    capsys.readouterr()
+    # The default backend is lmdb, as in Caffe: a LevelDB given without --backend is named.
+    assert cli.main(['compute_image_mean', str(tmp_path / 'level')]) == 1
+    assert 'it looks like a LevelDB database' in capsys.readouterr().err
+    assert cli.main(['compute_image_mean', str(tmp_path / 'nowhere')]) == 1
+    assert 'LMDB database not found: %s' % (tmp_path / 'nowhere') in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(images, monkeypatch, capsys):
+    tmp_path, names, _ = images
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, 'stderr', terminal)
+    assert convert(tmp_path, 'db') == 0
+    assert 'convert_imageset:' in terminal.getvalue()
+    assert '/5 [' in terminal.getvalue()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert convert(tmp_path, 'db2') == 0
+    assert 'convert_imageset:' not in capsys.readouterr().err
