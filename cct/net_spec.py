@@ -92,8 +92,9 @@ class Function:
         self.type_name = type_name
         for index, bottom in enumerate(inputs):
             if not isinstance(bottom, Top):
-                raise TypeError('L.%s: bottom %d must be a Top (a layer output), got %r'
-                                % (type_name, index, bottom))
+                # pycaffe's exact message (its own test matches it).
+                raise TypeError('%s input %d is not a Top (type is %s)'
+                                % (type_name, index, type(bottom)))
         self.inputs = inputs
         self.params = dict(params)
         self.ntop = self.params.pop('ntop', 1)

@@ -9,26 +9,32 @@ from cct import layers as L
 from cct import params as P
 from cct.proto import caffe_pb2
 
-# examples/mnist/lenet_auto_train.prototxt, written by pycaffe's net_spec in Caffe's LeNet notebook.
-PYCAFFE_LENET_AUTO_TRAIN = """
-layer { name: "data" type: "Data" top: "data" top: "label"
-  transform_param { scale: 0.00392156862745 }
-  data_param { source: "examples/mnist/mnist_train_lmdb" batch_size: 64 backend: LMDB } }
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-  convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
-  convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } } }
-layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
-  inner_product_param { num_output: 500 weight_filler { type: "xavier" } } }
-layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
-layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
-  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
-"""
+# examples/mnist/lenet_auto_train.prototxt byte for byte, as pycaffe's net_spec wrote it in Caffe's
+# LeNet notebook.
+PYCAFFE_LENET_AUTO_TRAIN = (
+    'layer {\n  name: "data"\n  type: "Data"\n  top: "data"\n  top: "label"\n'
+    '  transform_param {\n    scale: 0.00392156862745\n  }\n'
+    '  data_param {\n    source: "examples/mnist/mnist_train_lmdb"\n    batch_size: 64\n'
+    '    backend: LMDB\n  }\n}\n'
+    'layer {\n  name: "conv1"\n  type: "Convolution"\n  bottom: "data"\n  top: "conv1"\n'
+    '  convolution_param {\n    num_output: 20\n    kernel_size: 5\n'
+    '    weight_filler {\n      type: "xavier"\n    }\n  }\n}\n'
+    'layer {\n  name: "pool1"\n  type: "Pooling"\n  bottom: "conv1"\n  top: "pool1"\n'
+    '  pooling_param {\n    pool: MAX\n    kernel_size: 2\n    stride: 2\n  }\n}\n'
+    'layer {\n  name: "conv2"\n  type: "Convolution"\n  bottom: "pool1"\n  top: "conv2"\n'
+    '  convolution_param {\n    num_output: 50\n    kernel_size: 5\n'
+    '    weight_filler {\n      type: "xavier"\n    }\n  }\n}\n'
+    'layer {\n  name: "pool2"\n  type: "Pooling"\n  bottom: "conv2"\n  top: "pool2"\n'
+    '  pooling_param {\n    pool: MAX\n    kernel_size: 2\n    stride: 2\n  }\n}\n'
+    'layer {\n  name: "ip1"\n  type: "InnerProduct"\n  bottom: "pool2"\n  top: "ip1"\n'
+    '  inner_product_param {\n    num_output: 500\n'
+    '    weight_filler {\n      type: "xavier"\n    }\n  }\n}\n'
+    'layer {\n  name: "relu1"\n  type: "ReLU"\n  bottom: "ip1"\n  top: "ip1"\n}\n'
+    'layer {\n  name: "ip2"\n  type: "InnerProduct"\n  bottom: "ip1"\n  top: "ip2"\n'
+    '  inner_product_param {\n    num_output: 10\n'
+    '    weight_filler {\n      type: "xavier"\n    }\n  }\n}\n'
+    'layer {\n  name: "loss"\n  type: "SoftmaxWithLoss"\n  bottom: "ip2"\n  bottom: "label"\n'
+    '  top: "loss"\n}\n')
 
 
 def notebook_lenet(lmdb, batch_size):
@@ -66,10 +72,13 @@ def input_lenet(batch_size, named=True):
 
 
 def test_notebook_lenet_is_what_pycaffe_wrote():
-    expected = text_format.Parse(PYCAFFE_LENET_AUTO_TRAIN, caffe_pb2.NetParameter())
-    assert notebook_lenet('examples/mnist/mnist_train_lmdb', 64) == expected
-    text = str(notebook_lenet('examples/mnist/mnist_train_lmdb', 64))
-    assert text.startswith('layer {\n  name: "data"\n  type: "Data"\n  top: "data"\n')
+    proto = notebook_lenet('examples/mnist/mnist_train_lmdb', 64)
+    assert proto == text_format.Parse(PYCAFFE_LENET_AUTO_TRAIN, caffe_pb2.NetParameter())
+    # The same text line for line (field order, names, in-place tops), but for the one float:
+    # pycaffe's Python 2 protobuf printed 1/255 with 12 digits, today's prints the shortest text
+    # that reads back as the same float32.
+    assert np.float32(0.00392156886) == np.float32(0.00392156862745)
+    assert str(proto) == PYCAFFE_LENET_AUTO_TRAIN.replace('0.00392156862745', '0.00392156886')
 
 
 def test_named_and_anonymous_lenet_build_nets(tmp_path):
@@ -152,3 +161,93 @@ def test_params_constants_and_top_to_proto():
     top = L.ReLU(L.Input(shape=dict(dim=[1])))
     assert [layer.name for layer in top.to_proto().layer] == ['Input1', 'ReLU1']
     assert [layer.name for layer in caffe.to_proto(top).layer] == ['Input1', 'ReLU1']
+
+
+def pycaffe_lenet(batch_size, named):
+    """pycaffe's test_net_spec lenet() and anon_lenet(): DummyData with a transform_param."""
+    data, label = L.DummyData(shape=[dict(dim=[batch_size, 1, 28, 28]),
+                                     dict(dim=[batch_size, 1, 1, 1])],
+                              transform_param=dict(scale=1. / 255), ntop=2)
+    conv1 = L.Convolution(data, kernel_size=5, num_output=20, weight_filler=dict(type='xavier'))
+    pool1 = L.Pooling(conv1, kernel_size=2, stride=2, pool=P.Pooling.MAX)
+    conv2 = L.Convolution(pool1, kernel_size=5, num_output=50, weight_filler=dict(type='xavier'))
+    pool2 = L.Pooling(conv2, kernel_size=2, stride=2, pool=P.Pooling.MAX)
+    ip1 = L.InnerProduct(pool2, num_output=500, weight_filler=dict(type='xavier'))
+    relu1 = L.ReLU(ip1, in_place=True)
+    ip2 = L.InnerProduct(relu1, num_output=10, weight_filler=dict(type='xavier'))
+    loss = L.SoftmaxWithLoss(ip2, label)
+    if not named:
+        return loss.to_proto()
+    n = caffe.NetSpec()
+    n.data, n.label, n.conv1, n.pool1, n.conv2, n.pool2, n.ip1, n.relu1, n.ip2, n.loss = \
+        data, label, conv1, pool1, conv2, pool2, ip1, relu1, ip2, loss
+    return n.to_proto()
+
+
+def load(tmp_path, proto, phase=caffe.TEST):
+    path = tmp_path / 'net.prototxt'
+    path.write_text(str(proto))
+    return caffe.Net(str(path), phase)
+
+
+def test_pycaffe_test_lenet(tmp_path):
+    for named in (True, False):
+        proto = pycaffe_lenet(50, named)
+        assert proto.layer[6].bottom == proto.layer[6].top
+        assert proto.layer[0].transform_param.scale == pytest.approx(1 / 255)
+        net = load(tmp_path, proto)
+        assert len(net.layers) == 9  # BVLC's count (Intel's fork fuses the ReLU and says 8)
+        assert net.blobs['label' if named else 'DummyData2'].shape == (50, 1, 1, 1)
+
+
+def test_pycaffe_test_zero_tops(tmp_path):
+    n = caffe.NetSpec()
+    # A scalar for the repeated `dim`, inside a dict for the repeated `shape`: one-element lists.
+    n.data, n.data2 = L.DummyData(shape=dict(dim=3), ntop=2)
+    n.silence_data = L.Silence(n.data, ntop=0)
+    n.silence_data2 = L.Silence(n.data2, ntop=0)
+    proto = n.to_proto()
+    assert list(proto.layer[0].dummy_data_param.shape[0].dim) == [3]
+    assert [layer.name for layer in proto.layer] == ['data', 'silence_data', 'silence_data2']
+    assert len(load(tmp_path, proto).forward()) == 0
+
+
+def test_pycaffe_test_type_error():
+    data = L.DummyData(ntop=2)  # a tuple of two Tops
+    with pytest.raises(TypeError, match=r"^Silence input 0 is not a Top \(type is <class 'tuple'>\)$"):
+        L.Silence(data, ntop=0)
+    L.Silence(*data, ntop=0)
+
+
+def test_named_param_specs_share_weights(tmp_path):
+    """A ``param`` list with names: two layers share one weight blob, as in Caffe's siamese net."""
+    n = caffe.NetSpec()
+    n.a, n.b = L.Input(shape=[dict(dim=[2, 3]), dict(dim=[2, 3])], ntop=2)
+    shared = [dict(name='w', lr_mult=1), dict(name='bias', lr_mult=2)]
+    n.fa = L.InnerProduct(n.a, num_output=4, param=shared, weight_filler=dict(type='gaussian'))
+    n.fb = L.InnerProduct(n.b, num_output=4, param=shared, weight_filler=dict(type='gaussian'))
+    proto = n.to_proto()
+    assert [(p.name, p.lr_mult) for p in proto.layer[2].param] == [('w', 1), ('bias', 2)]
+    net = load(tmp_path, proto)
+    assert net.params['fb'][0].shares_data_with(net.params['fa'][0])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = net.forward(a=x, b=x)
+    np.testing.assert_array_equal(out['fa'], out['fb'])
+
+
+def test_a_top_named_twice_takes_the_last_name():
+    n = caffe.NetSpec()
+    n.first = L.Input(shape=dict(dim=[1]))
+    n.second = n.first
+    proto = n.to_proto()
+    assert [(layer.name, list(layer.top)) for layer in proto.layer] == [('second', ['second'])]
+
+
+def test_python_layer_keywords_go_to_python_param():
+    n = caffe.NetSpec()
+    n.data, n.label = L.Python(module='my_layers', layer='DataLayer', param_str="{'batch': 4}",
+                               ntop=2, include=dict(phase=caffe.TRAIN))
+    layer = n.to_proto().layer[0]
+    assert (layer.type, layer.python_param.module, layer.python_param.layer,
+            layer.python_param.param_str) == ('Python', 'my_layers', 'DataLayer', "{'batch': 4}")
+    assert list(layer.top) == ['data', 'label'] and layer.include[0].phase == caffe.TRAIN
