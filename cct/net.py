@@ -13,7 +13,7 @@ import numpy as np
 from cct import io as cct_io
 from cct import layers as _layers  # noqa: F401  (registers every layer type)
 from cct.blob import Blob, shape_string
-from cct.errors import NetError, ParseError, WeightsError
+from cct.errors import CctError, NetError, ParseError, WeightsError
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
 from cct.layers.base import layer_class
 from cct.log import logger
@@ -123,7 +123,14 @@ class Net(PycaffeNetMixin):
                 for top_id in range(len(layer_param.top), needed):
                     self._append_top(layer, layer_param, top_id, '(automatic)', None)
             logger.info('Setting up %s', layer_param.name)
-            layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
+            try:
+                layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
+            except CctError:
+                raise
+            except ValueError as e:
+                # Shape helpers (an axis out of range, a negative top size from a kernel larger
+                # than its input) raise plain ValueErrors: name the layer they came from.
+                layer.fail(str(e), NetError)
             for top_id, blob_id in enumerate(self.top_ids[-1]):
                 while len(self.loss_weight_by_blob) <= blob_id:
                     self.loss_weight_by_blob.append(0.0)

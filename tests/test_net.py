@@ -216,6 +216,16 @@ def test_in_place_layers_share_the_blob():
      r'too many params specified \(3 ParamSpecs, 2 param blobs\)'),
     ('layer { name: "conv9" type: "Convoluton" }', UnknownLayerError,
      r"^Unknown layer type: Convoluton \(layer 'conv9'\); known types: AbsVal, Accuracy, "),
+    # Shape helpers' plain ValueErrors come out naming the layer.
+    ('layer { name: "in" type: "Input" top: "a" input_param { shape { dim: 1 dim: 2 } } } '
+     'layer { name: "ip" type: "InnerProduct" bottom: "a" top: "b" '
+     'inner_product_param { num_output: 1 axis: 7 } }', NetError,
+     r"^Layer 'ip' \(type InnerProduct\): axis 7 out of range for 2-D blob"),
+    ('layer { name: "in" type: "Input" top: "a" input_param { shape { dim: 1 dim: 1 dim: 4 '
+     'dim: 4 } } } layer { name: "pool" type: "Pooling" bottom: "a" top: "b" '
+     'pooling_param { kernel_size: 9 } }', NetError,
+     r"^Layer 'pool' \(type Pooling\): blob dimensions must be non-negative, got "
+     r'\(1, 1, -4, -4\)$'),
 ])
 def test_wiring_errors(text, error, message):
     with pytest.raises(error, match=message):
