@@ -219,3 +219,89 @@ def test_python_loss_layer_trains_a_linear_regression(user_module):
     assert losses[0] > 0.5 and losses[-1] < 1e-6
     np.testing.assert_allclose(net.params['ip'][0].data, true_w, atol=1e-3)
     assert net.params['ip'][1].data[0] == pytest.approx(true_b, abs=1e-3)
+
+
+TRAINING_MODULE = '''
+import ast
+
+import numpy as np
+import cct as caffe
+
+
+class RegressionData(caffe.Layer):
+    """A data layer in Python, configured by param_str (pycaffe's pascal multilabel pattern)."""
+    def setup(self, bottom, top):
+        params = ast.literal_eval(self.param_str)
+        self.batch = params['batch']
+        self.rng = np.random.default_rng(params['seed'])
+        self.true_scale = np.array(params['scale'], np.float32)
+        if self.phase != caffe.TRAIN:
+            raise Exception('this data layer is for training')
+
+    def reshape(self, bottom, top):
+        top[0].reshape(self.batch, len(self.true_scale))
+        top[1].reshape(self.batch, len(self.true_scale))
+
+    def forward(self, bottom, top):
+        x = self.rng.standard_normal(top[0].shape).astype(np.float32)
+        top[0].data[...] = x
+        top[1].data[...] = x * self.true_scale
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+
+
+class ChannelScale(caffe.Layer):
+    """y = x * s with one learnable scale per column, created with blobs.add_blob."""
+    def setup(self, bottom, top):
+        self.blobs.add_blob(bottom[0].shape[1])
+        self.blobs[0].data[...] = 1
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = bottom[0].data * self.blobs[0].data
+
+    def backward(self, top, propagate_down, bottom):
+        self.blobs[0].diff[...] += (top[0].diff * bottom[0].data).sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff[...] = top[0].diff * self.blobs[0].data
+'''
+
+
+def test_python_data_and_parameter_layers_train_with_sgd_solver(tmp_path, monkeypatch):
+    """A net written by NetSpec whose data layer and learnable layer are both Python; SGDSolver
+    learns the layer's own param blob (its lr_mult from the prototxt applies to it)."""
+    (tmp_path / 'cct_test_training_layers.py').write_text(TRAINING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    L = caffe.layers
+    n = caffe.NetSpec()
+    n.x, n.y = L.Python(module='cct_test_training_layers', layer='RegressionData', ntop=2,
+                        param_str=str(dict(batch=16, seed=1, scale=[2.0, -0.5, 3.0])))
+    n.scaled = L.Python(n.x, module='cct_test_training_layers', layer='ChannelScale',
+                        param=[dict(lr_mult=2)])
+    n.loss = L.EuclideanLoss(n.scaled, n.y)
+    net_path = tmp_path / 'train.prototxt'
+    net_path.write_text(str(n.to_proto()))
+    solver_path = tmp_path / 'solver.prototxt'
+    solver_path.write_text('net: "%s"\nbase_lr: 0.05\nlr_policy: "fixed"\nmomentum: 0.9\n'
+                           'max_iter: 300\ndisplay: 0\nsnapshot_prefix: "%s"\n'
+                           % (net_path, tmp_path / 'scale'))
+    solver = caffe.SGDSolver(str(solver_path))
+    assert list(solver.net.params) == ['scaled']
+    scale = solver.net.params['scaled'][0]
+    assert scale.shape == (3,)
+    solver.step(1)
+    first_loss = float(solver.net.blobs['loss'].data)
+    # One update, no history yet: 1 - base_lr * lr_mult * gradient.
+    x, y = solver.net.blobs['x'].data, solver.net.blobs['y'].data
+    gradient = ((x - y) * x).sum(axis=0) / 16
+    np.testing.assert_allclose(scale.data, 1 - 0.05 * 2 * gradient, rtol=1e-5)
+    solver.solve()
+    assert solver.iter == 300 and first_loss > 1
+    assert float(solver.net.blobs['loss'].data) < 1e-8
+    np.testing.assert_allclose(scale.data, [2.0, -0.5, 3.0], atol=1e-4)
+    # The trained Python-layer param is saved in the snapshot and loads back by layer name.
+    reloaded = caffe.Net(str(net_path), str(tmp_path / 'scale_iter_300.caffemodel'), caffe.TRAIN)
+    np.testing.assert_array_equal(reloaded.params['scaled'][0].data, scale.data)
