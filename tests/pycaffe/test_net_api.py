@@ -373,3 +373,26 @@ def test_save_hdf5_and_load_hdf5(net, tmp_path):
     for name in net.params:
         for mine, theirs in zip(net.params[name], other.params[name]):
             np.testing.assert_array_equal(mine.data, theirs.data)
+
+
+def test_backward_start_and_index_based_passes(net):
+    """``backward(start=...)`` begins at that layer (the loss diff above it stays untouched);
+    ``_forward``/``_backward`` take layer indices and ``_forward`` returns the weighted loss."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
+    labels = np.array([1, 0, 2, 1], np.float32)
+    loss = net.forward(data=x, label=labels)['loss'].copy()
+    net.backward()
+    full = net.blobs['data'].diff.copy()
+    net.blobs['ip2'].diff[...] = 0
+    assert set(net.backward(start='ip2')) == {'data', 'label'}
+    np.testing.assert_array_equal(net.blobs['data'].diff, 0)  # ip2's top diff was zeroed
+    net.blobs['data'].diff[...] = 7
+    assert net._forward(0, len(net.layers) - 1) == pytest.approx(float(loss), rel=1e-6)
+    net.blobs['data'].diff[...] = 7
+    net._backward(len(net.layers) - 1, 0)
+    np.testing.assert_allclose(net.blobs['data'].diff, full, rtol=1e-6)
+    net.blobs['data'].diff[...] = 7
+    net._backward(len(net.layers) - 1, 2)  # stops above ip1: the input diff is not written
+    assert (net.blobs['data'].diff == 7).all()
+    assert net._forward(1, 3) == 0  # no loss layer in the range
