@@ -73,7 +73,13 @@ class Detector(Net):
     def detect_selective_search(self, image_fnames):
         """Detect on Selective Search proposals; needs the external
         ``selective_search_ijcv_with_python`` module (and MATLAB), as pycaffe does."""
-        import selective_search_ijcv_with_python as selective_search
+        try:
+            import selective_search_ijcv_with_python as selective_search
+        except ImportError:
+            raise ImportError('Detector.detect_selective_search needs the external '
+                              'selective_search_ijcv_with_python module (github.com/sergeyk/'
+                              'selective_search_ijcv_with_python) on PYTHONPATH; or compute '
+                              'windows yourself and call detect_windows') from None
         image_fnames = [os.path.abspath(f) for f in image_fnames]
         windows_list = selective_search.get_windows(image_fnames, cmd='selective_search_rcnn')
         return self.detect_windows(zip(image_fnames, windows_list))

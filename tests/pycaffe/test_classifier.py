@@ -116,3 +116,29 @@ def test_detector_context_padding_fills_outside_with_the_mean(tmp_path):
     # The window touches the image's top-left corner, so the context there is padding.
     np.testing.assert_allclose(crop[0, 0], np.array([30, 60, 90]) / 255, rtol=1e-6)
     np.testing.assert_allclose(crop[4, 4], 1.0)
+
+
+def test_detect_selective_search_uses_the_proposal_module(tmp_path, monkeypatch):
+    import sys
+    import types
+    picture = np.zeros((16, 24, 3), np.uint8)
+    picture[8:, 12:] = (0, 255, 0)
+    Image.fromarray(picture).save(str(tmp_path / 'p.png'))
+    detector = caffe.Detector(*colour_net(tmp_path), raw_scale=255)
+    monkeypatch.setitem(sys.modules, 'selective_search_ijcv_with_python', None)
+    with pytest.raises(ImportError, match='needs the external selective_search_ijcv_with_python'):
+        detector.detect_selective_search([str(tmp_path / 'p.png')])
+    calls = []
+
+    def get_windows(filenames, cmd):
+        calls.append((filenames, cmd))
+        return [np.array([[8, 12, 16, 24], [0, 0, 8, 8]])]
+    module = types.ModuleType('selective_search_ijcv_with_python')
+    module.get_windows = get_windows
+    monkeypatch.setitem(sys.modules, 'selective_search_ijcv_with_python', module)
+    monkeypatch.chdir(tmp_path)
+    detections = detector.detect_selective_search(['p.png'])
+    assert calls == [([str(tmp_path / 'p.png')], 'selective_search_rcnn')]
+    assert [d['filename'] for d in detections] == [str(tmp_path / 'p.png')] * 2
+    np.testing.assert_allclose([d['prediction'].ravel() for d in detections],
+                               [[0, 255, 0], [0, 0, 0]], atol=1e-3)
