@@ -1,13 +1,13 @@
-"""Binary .caffemodel files (cct/net.py copy_from/save, cct/io): Caffe's V2 layout byte for byte, the
-old V1 (``layers``, enum types, legacy 4-D blob dims) and V0 layouts, a file past protobuf's old 64 MB
-limit, weight copying by layer name, and the errors for truncated files and mismatched weights."""
+"""Binary .caffemodel files (cct/net.py copy_from/save, cct/io): Caffe's LeNet file rewritten byte
+for byte, the old V1 (``layers``, enum types, legacy 4-D blob dims) and V0 layouts, a file over
+500 MB, weight copying by layer name, and the errors for truncated files and mismatched weights."""
 import os
 
 import numpy as np
 import pytest
 
 from cct.errors import ParseError, WeightsError
-from cct.io import parse_text, read_net_binary, read_net_text, write_binary
+from cct.io import parse_text, read_net_binary, write_binary
 from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array
 from cct.net import Net
 from cct.proto import caffe_pb2
@@ -42,25 +42,25 @@ def test_real_caffemodel_is_v2_with_shapes(lenet):
                       'ip1': [(500, 800), (500,)], 'ip2': [(10, 500), (10,)]}
 
 
-def test_saved_layers_are_byte_identical_to_the_file_caffe_wrote(shared, lenet):
-    """The TRAIN net of lenet_train_test.prototxt (its Data layer swapped for an Input layer of the
-    same name) with Caffe's weights serializes every other layer exactly as Caffe's Net::ToProto did:
-    phase filled in, SoftmaxWithLoss's implicit loss_weight written, blobs with shape and floats."""
-    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
-    layers = [layer for layer in param.layer if layer.type != 'Data']
-    del param.layer[:]
-    parse_text('name: "mnist" type: "Input" top: "data" top: "label" input_param { '
-               'shape { dim: 64 dim: 1 dim: 28 dim: 28 } shape { dim: 64 } }', param.layer.add())
-    param.layer.extend(layers)
-    param.state.phase = caffe_pb2.TRAIN
-    net = Net(param)
+def test_saving_caffes_lenet_rewrites_its_file_byte_for_byte(shared, lenet, tmp_path,
+                                                             monkeypatch):
+    """Caffe wrote lenet_iter_10000.caffemodel from the TRAIN net of lenet_train_test.prototxt;
+    that net built here, given those weights and saved, is the same file to the byte: the name,
+    every layer's parameters as Net::ToProto writes them (phase filled in, SoftmaxWithLoss's
+    implicit loss_weight, the Data layer's params), blobs with ``shape`` and packed floats. The
+    Data layer's relative source (examples/mnist/mnist_train_lmdb) points at the MNIST LMDB that
+    real Caffe wrote."""
+    os.makedirs(tmp_path / 'examples' / 'mnist')
+    os.symlink(os.path.join(shared, 'data', 'mnist_test_lmdb_by_caffe'),
+               tmp_path / 'examples' / 'mnist' / 'mnist_train_lmdb')
+    monkeypatch.chdir(tmp_path)
+    net = Net(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'), caffe_pb2.TRAIN)
     net.copy_from(lenet[1])
-    written = net.to_proto()
-    caffes = read_net_binary(lenet[1])
-    assert written.name == caffes.name == 'LeNet'
-    assert len(written.layer) == len(caffes.layer) == 9
-    for ours, theirs in zip(written.layer[1:], caffes.layer[1:]):
-        assert ours.SerializeToString() == theirs.SerializeToString(), ours.name
+    net.save(str(tmp_path / 'rewritten.caffemodel'))
+    with open(lenet[1], 'rb') as f:
+        caffes = f.read()
+    assert (tmp_path / 'rewritten.caffemodel').read_bytes() == caffes
+    assert net.to_proto().SerializeToString() == caffes
 
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
@@ -118,23 +118,50 @@ def test_v0_layout_caffemodel_loads_identically(tmp_path, lenet):
     assert_same_params(params_of(current), params_of(legacy))
 
 
-def test_caffemodel_past_the_old_64mb_protobuf_limit(tmp_path):
-    inputs, outputs = 4200, 4096
-    weights = (np.arange(outputs * inputs, dtype=np.float32) % 1000).reshape(outputs, inputs)
-    model = caffe_pb2.NetParameter(name='big')
-    layer = model.layer.add(name='ip', type='InnerProduct')
-    layer.blobs.add().MergeFromString(array_to_blobproto_bytes(weights))
-    layer.blobs.add().MergeFromString(array_to_blobproto_bytes(np.ones(outputs, np.float32)))
-    path = str(tmp_path / 'big.caffemodel')
-    write_binary(model, path)
-    assert os.path.getsize(path) > 64 << 20
+def _varint(value):
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out) + bytes([value])
+
+
+def _field(number, payload):
+    """A length-delimited protobuf field, encoded by hand: the big file is never built in memory."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_a_caffemodel_over_500mb_loads(tmp_path):
+    """Caffe reads binary protos up to 2 GB (its coded-stream limit raised past protobuf's old
+    64 MB default); a 512 MiB InnerProduct weight, streamed to disk by hand, loads exactly."""
+    inputs, outputs = 16384, 8192
+    pattern = np.arange(1 << 16, dtype=np.float32) * np.float32(0.5) - 7
+    repeats = inputs * outputs // pattern.size
+    shape = _field(1, b''.join(_varint(d) for d in (outputs, inputs)))   # BlobShape.dim, packed
+    data_bytes = pattern.size * 4 * repeats
+    blob_head = _varint(5 << 3 | 2) + _varint(data_bytes)                 # BlobProto.data, packed
+    blob_size = len(blob_head) + data_bytes + len(_field(7, shape))
+    layer_head = _field(1, b'ip') + _field(2, b'InnerProduct') + _varint(7 << 3 | 2) + \
+        _varint(blob_size)
+    path = tmp_path / 'big.caffemodel'
+    with open(path, 'wb') as f:
+        f.write(_field(1, b'big'))
+        f.write(_varint(100 << 3 | 2) + _varint(len(layer_head) + blob_size))   # NetParameter.layer
+        f.write(layer_head + blob_head)
+        chunk = pattern.astype('<f4').tobytes()
+        for _ in range(repeats):
+            f.write(chunk)
+        f.write(_field(7, shape))
+    assert os.path.getsize(path) > 500 * 10 ** 6
     net = Net(parse_text(
         'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: %d } } } '
         'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
-        'inner_product_param { num_output: %d } }' % (inputs, outputs), caffe_pb2.NetParameter()))
-    net.copy_from(path)
-    np.testing.assert_array_equal(net.params['ip'][0].data, weights)
-    assert (net.params['ip'][1].data == 1).all()
+        'inner_product_param { num_output: %d bias_term: false } }' % (inputs, outputs),
+        caffe_pb2.NetParameter()))
+    net.copy_from(str(path))
+    weights = net.params['ip'][0].data
+    assert weights.shape == (outputs, inputs)
+    assert (weights.reshape(-1, pattern.size) == pattern).all()
 
 
 def test_copy_from_matches_layers_by_name(tmp_path, lenet):
