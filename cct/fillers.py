@@ -41,7 +41,7 @@ def fill(blob, filler, where='filler'):
     shape = blob.shape
     data = blob.data
     gen = rng.generator()
-    if filler.sparse >= 0 and kind != 'gaussian':
+    if filler.sparse != -1 and kind != 'gaussian':
         raise NetError('%s: sparsity is only supported by the gaussian filler, not %r' % (where, kind))
     if kind == 'constant':
         data[...] = filler.value
@@ -51,11 +51,20 @@ def fill(blob, filler, where='filler'):
                            % (where, filler.min, filler.max))
         data[...] = gen.uniform(filler.min, filler.max, shape)
     elif kind == 'gaussian':
+        # Caffe's caffe_rng_gaussian and caffe_rng_bernoulli check these and abort.
+        if not filler.std > 0:
+            raise NetError('%s: gaussian filler std must be positive, got %g' % (where, filler.std))
+        if filler.sparse < -1:
+            raise NetError('%s: gaussian filler sparse must be -1 (dense) or at least 0, got %d'
+                           % (where, filler.sparse))
         data[...] = gen.normal(filler.mean, filler.std, shape)
         if filler.sparse >= 0:
             if not shape:
                 raise NetError('%s: a sparse gaussian filler needs at least one axis' % where)
             keep = filler.sparse / shape[0]
+            if keep > 1:
+                raise NetError('%s: gaussian filler sparse %d exceeds the %d outputs (shape(0)) '
+                               'it is a mean count of' % (where, filler.sparse, shape[0]))
             data *= gen.random(shape) < keep
     elif kind == 'positive_unitball':
         rows = data.reshape(shape[0], -1)

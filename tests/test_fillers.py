@@ -46,6 +46,8 @@ def test_gaussian_sparse_keeps_sparse_over_num_outputs():
     kept = (data != 0).mean()
     assert kept == pytest.approx(5 / 20, abs=0.01)
     assert data[data != 0].std() == pytest.approx(1.0, rel=0.03)
+    assert (filled('type: "gaussian" std: 1 sparse: 0', shape) == 0).all()
+    assert (filled('type: "gaussian" std: 1 sparse: 20', shape) != 0).all()
 
 
 def test_positive_unitball_rows_sum_to_one():
@@ -98,6 +100,11 @@ def test_same_seed_same_values():
     ('type: "bilinear"', (3, 3), '4-D blob'),
     ('type: "xavierr"', (3, 3), "unknown filler type 'xavierr'"),
     ('type: "uniform" min: 2 max: 1', (3, 3), 'min 2 must not exceed max 1'),
+    ('type: "constant" sparse: -2', (3, 3), 'sparsity is only supported by the gaussian filler'),
+    ('type: "gaussian" std: 0', (3, 3), 'gaussian filler std must be positive, got 0'),
+    ('type: "gaussian" std: -1', (3, 3), 'gaussian filler std must be positive, got -1'),
+    ('type: "gaussian" sparse: -2', (3, 3), 'sparse must be -1 .dense. or at least 0, got -2'),
+    ('type: "gaussian" sparse: 4', (3, 5), 'sparse 4 exceeds the 3 outputs'),
 ])
 def test_errors(text, shape, message):
     with pytest.raises(NetError, match=r'^test blob: .*' + message):
