@@ -68,13 +68,20 @@ def read_binary(path, message_class, what=None):
 
 
 def _atomic_write(path, data):
+    # Written beside the target and renamed over it: a reader (or a process killed mid-write)
+    # sees the old file or the new one, never a torn one. A failed write removes its temporary.
     tmp = '%s.tmp%d' % (path, os.getpid())
     mode = 'wb' if isinstance(data, bytes) else 'w'
-    with open(tmp, mode) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def write_text(message, path):

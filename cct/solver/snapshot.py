@@ -24,6 +24,17 @@ _HDF5 = caffe_pb2.SolverParameter.HDF5
 _BINARYPROTO = caffe_pb2.SolverParameter.BINARYPROTO
 
 
+def _write(solver, path, write):
+    """Run ``write()``, which writes ``path`` atomically; an OSError (a full disk, a directory that
+    went away) becomes a SolverError naming the file."""
+    try:
+        write()
+    except OSError as e:
+        raise SolverError('Iteration %d: cannot write the snapshot file %s: %s; training stopped, '
+                          'and the snapshots written before are untouched'
+                          % (solver.iter, path, e.strerror or e)) from None
+
+
 def snapshot(solver):
     """Write the model, then the state that names it."""
     fmt = solver.param.snapshot_format
@@ -31,7 +42,7 @@ def snapshot(solver):
     if fmt == _BINARYPROTO:
         model = solver.snapshot_filename('.caffemodel')
         logger.info('Snapshotting to binary proto file %s', model)
-        solver.net.save(model, write_diff)
+        _write(solver, model, lambda: solver.net.save(model, write_diff))
         state = solver.snapshot_filename('.solverstate')
         logger.info('Snapshotting solver state to binary proto file %s', state)
         message = caffe_pb2.SolverState(iter=solver.iter, learned_net=model,
@@ -39,15 +50,16 @@ def snapshot(solver):
         double = solver.dtype == np.float64
         for array in solver.history:
             message.history.add().MergeFromString(array_to_blobproto_bytes(array, double=double))
-        cct_io.write_binary(message, state)
+        _write(solver, state, lambda: cct_io.write_binary(message, state))
     elif fmt == _HDF5:
         from cct.io import hdf5
         model = solver.snapshot_filename('.caffemodel.h5')
         logger.info('Snapshotting to HDF5 file %s', model)
-        hdf5.save_weights_hdf5(solver.net, model, write_diff)
+        _write(solver, model, lambda: hdf5.save_weights_hdf5(solver.net, model, write_diff))
         state = solver.snapshot_filename('.solverstate.h5')
         logger.info('Snapshotting solver state to HDF5 file %s', state)
-        hdf5.save_solverstate_hdf5(state, solver.iter, model, solver.current_step, solver.history)
+        _write(solver, state, lambda: hdf5.save_solverstate_hdf5(
+            state, solver.iter, model, solver.current_step, solver.history))
     else:
         raise SolverError('Unsupported snapshot format: %d' % fmt)
 
