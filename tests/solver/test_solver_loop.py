@@ -103,6 +103,41 @@ def test_test_nets_share_the_train_weights_and_log_means(log_text):
     assert 'Iteration 2, loss = %g' % expected_loss in lines
 
 
+def test_test_nets_in_caffes_order_with_their_test_iter_and_no_initial_test(tmp_path, log_text):
+    """test_net_param first, then test_net files, then one generic (net_param) instance per
+    test_iter left over; test_initialization false skips the test at iteration 0; without
+    test_compute_loss there is no 'Test loss' line."""
+    def named(name):
+        net = net_param()
+        net.name = name
+        return net
+    write_text(named('from_file'), str(tmp_path / 'test_net.prototxt'))
+    param = solver_param(FIXED + 'test_iter: 1 test_iter: 2 test_iter: 3 test_iter: 4 '
+                         'test_interval: 2 test_initialization: false max_iter: 4 '
+                         'test_net: "%s"' % (tmp_path / 'test_net.prototxt'))
+    param.net_param.name = 'generic'
+    param.test_net_param.add().CopyFrom(named('inline'))
+    solver = SGDSolver(param)
+    assert [net.name for net in solver.test_nets] == ['inline', 'from_file', 'generic', 'generic']
+    forwards = [0] * 4
+    for i, net in enumerate(solver.test_nets):
+        feed(net)
+        net.before_forward(lambda layer, i=i: forwards.__setitem__(i, forwards[i] + (layer == 0)))
+    feed(solver.net)
+    solver.solve()
+    assert forwards == [2 * 1, 2 * 2, 2 * 3, 2 * 4]  # at iterations 2 and 4, test_iter each
+    lines = [line.split('] ', 1)[1] for line in log_text().splitlines() if '] ' in line]
+    assert [line for line in lines if line.startswith('Creating test net')] == [
+        'Creating test net (#0) specified by test_net_param',
+        'Creating test net (#1) specified by test_net file: %s' % (tmp_path / 'test_net.prototxt'),
+        'Creating test net (#2) specified by net_param',
+        'Creating test net (#3) specified by net_param']
+    assert [line for line in lines if ', Testing net (#' in line] == [
+        'Iteration %d, Testing net (#%d)' % (it, k) for it in (2, 4) for k in range(4)]
+    assert not [line for line in lines if line.startswith('Test loss')]
+    assert len([line for line in lines if line.startswith('    Test net output #0: loss = ')]) == 8
+
+
 def test_display_lines_and_smoothed_loss(log_text):
     param = solver_param('base_lr: 0.05 lr_policy: "fixed" display: 2 average_loss: 3')
     solver = SGDSolver(param)

@@ -9,17 +9,22 @@ import pytest
 from cct import io as cct_io
 from cct.errors import SolverError
 from cct.proto import caffe_pb2
-from cct.solver import AdamSolver, SGDSolver
+from cct.solver import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver, RMSPropSolver,
+                        SGDSolver)
 
 from conftest import feed, solver_param
 
 TEXT = ('base_lr: 0.05 lr_policy: "multistep" gamma: 0.5 stepvalue: 2 stepvalue: 4 '
-        'momentum: 0.9 momentum2: 0.99 weight_decay: 0.001 snapshot: 3 '
-        'snapshot_format: %s snapshot_prefix: "%s"')
+        'weight_decay: 0.001 snapshot: 3 snapshot_format: %s snapshot_prefix: "%s"')
+# Each solver type's own settings (AdaGrad and RMSProp refuse a momentum).
+SETTINGS = {SGDSolver: 'momentum: 0.9', NesterovSolver: 'momentum: 0.9', AdaGradSolver: '',
+            RMSPropSolver: 'rms_decay: 0.95', AdaDeltaSolver: 'momentum: 0.95 delta: 1e-6',
+            AdamSolver: 'momentum: 0.9 momentum2: 0.99'}
 
 
 def make(cls, prefix, fmt, extra='', seed=5):
-    param = solver_param(TEXT % (fmt, prefix) + ' random_seed: %d ' % seed + extra)
+    param = solver_param(TEXT % (fmt, prefix) + ' random_seed: %d %s ' % (seed, SETTINGS[cls]) +
+                         extra)
     solver = cls(param)
     feed(solver.net)
     return solver
@@ -30,7 +35,7 @@ def state_of(solver):
         [h.copy() for h in solver.history], solver.iter, solver.current_step
 
 
-@pytest.mark.parametrize('cls', [SGDSolver, AdamSolver], ids=['SGD', 'Adam'])
+@pytest.mark.parametrize('cls', list(SETTINGS), ids=[cls.type for cls in SETTINGS])
 @pytest.mark.parametrize('fmt, model_ext, state_ext', [
     ('BINARYPROTO', '.caffemodel', '.solverstate'),
     ('HDF5', '.caffemodel.h5', '.solverstate.h5')])

@@ -184,6 +184,28 @@ def test_clip_gradients_scales_the_raw_gradient(make_solver):
                                rtol=1e-12)
 
 
+def test_clip_gradients_sees_the_accumulated_gradient_before_iter_size_scaling(make_solver,
+                                                                             caplog):
+    """With iter_size 2 (the same batch twice) the diff holds 2g when Caffe clips: the norm it
+    compares is |2g|, and the 1/iter_size normalisation comes after. Clipping the averaged g
+    instead would take a step twice as long."""
+    solver = make_solver(SGDSolver, 'base_lr: 0.1 lr_policy: "fixed" clip_gradients: 0.01 '
+                         'iter_size: 2 display: 1', w_lr=1, w_decay=0, b_lr=1, b_decay=0)
+    w0 = solver.net.params['ip'][0].data.copy()
+    b0 = solver.net.params['ip'][1].data.copy()
+    gw, gb = gradients(w0, b0)
+    accumulated_norm = 2 * math.sqrt((gw ** 2).sum() + (gb ** 2).sum())
+    scale = f32(0.01) / accumulated_norm
+    with caplog.at_level('INFO', logger='cct'):
+        solver.step(1)
+    np.testing.assert_allclose(solver.net.params['ip'][0].data,
+                               w0 - f32(0.1) * (2 * gw * scale) / 2, rtol=1e-12)
+    np.testing.assert_allclose(solver.net.params['ip'][1].data,
+                               b0 - f32(0.1) * (2 * gb * scale) / 2, rtol=1e-12)
+    assert 'Gradient clipping: scaling down gradients (L2 norm %g > 0.01) by scale factor %g' \
+        % (accumulated_norm, scale) in caplog.messages
+
+
 def test_apply_update_uses_the_diffs_and_leaves_iter(make_solver):
     """pycaffe's apply_update: Caffe's ApplyUpdate on whatever the diffs hold; step() (not
     ApplyUpdate) advances iter."""
