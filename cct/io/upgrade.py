@@ -181,6 +181,10 @@ def upgrade_data_transformation(net):
         if param_name is None:
             continue
         param = getattr(layer, param_name)
+        # Caffe reaches both messages through mutable_*_param(), which marks them present: every
+        # such layer comes out with a data param and a transform_param, empty or not.
+        param.SetInParent()
+        layer.transform_param.SetInParent()
         for field in _TRANSFORM_FIELDS:
             if param.HasField(field):
                 setattr(layer.transform_param, field, getattr(param, field))
@@ -323,6 +327,8 @@ def upgrade_net(net, source='<net>'):
         upgrade_data_transformation(net)
         logger.info('Successfully upgraded file specified using deprecated data transformation '
                     'parameters.')
+        logger.warning('Note that future Caffe releases will only support transform_param '
+                       'messages for transformation fields.')
     if len(net.layers):
         logger.info('Attempting to upgrade input file specified using deprecated '
                     'V1LayerParameter: %s', source)
@@ -339,6 +345,8 @@ def upgrade_net(net, source='<net>'):
                     'input fields: %s', source)
         upgrade_input_fields(net)
         logger.info('Successfully upgraded file specified using deprecated input fields.')
+        logger.warning('Note that future Caffe releases will only support input layers and not '
+                       'input fields.')
     if _needs_batchnorm_upgrade(net):
         logger.info('Attempting to upgrade batch norm layers using deprecated params: %s', source)
         upgrade_batchnorm(net)
@@ -363,3 +371,5 @@ def upgrade_solver(solver, source='<solver>'):
     solver.ClearField('solver_type')
     logger.info("Successfully upgraded file specified using deprecated 'solver_type' field (enum) "
                 "to 'type' field (string).")
+    logger.warning("Note that future Caffe releases will only support 'type' field (string) for a "
+                   "solver's type.")

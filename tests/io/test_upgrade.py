@@ -134,14 +134,25 @@ def test_v1_data_transformation_fields():
                  data_param { source: "db" batch_size: 4 scale: 0.1 mean_file: "m" crop_size: 3
                               mirror: true } }
         layers { name: "w" type: WINDOW_DATA top: "w" top: "wl"
-                 window_data_param { source: "windows" scale: 2 } }''')
-    assert upgrade_net(net)
+                 window_data_param { source: "windows" scale: 2 } }
+        layers { name: "bare" type: IMAGE_DATA top: "i" top: "il" }''')
+    with captured_log() as log:
+        assert upgrade_net(net, 'old.prototxt')
+    # As Caffe's mutable_*_param() calls leave them, the bare data layer gains empty messages.
     assert net == net_text('''
         layer { name: "d" type: "Data" top: "data" top: "label"
                 transform_param { scale: 0.1 mirror: true crop_size: 3 mean_file: "m" }
                 data_param { source: "db" batch_size: 4 } }
         layer { name: "w" type: "WindowData" top: "w" top: "wl"
-                transform_param { scale: 2 } window_data_param { source: "windows" } }''')
+                transform_param { scale: 2 } window_data_param { source: "windows" } }
+        layer { name: "bare" type: "ImageData" top: "i" top: "il"
+                transform_param { } image_data_param { } }''')
+    assert log[:3] == ['Attempting to upgrade input file specified using deprecated '
+                       'transformation parameters: old.prototxt',
+                       'Successfully upgraded file specified using deprecated data transformation '
+                       'parameters.',
+                       'Note that future Caffe releases will only support transform_param '
+                       'messages for transformation fields.']
 
 
 def test_v1_layer_fields_map_to_param_specs_and_strings():
@@ -246,7 +257,13 @@ def test_input_fields_become_an_input_layer_first():
                 input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 3 } } }
         layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" top: "c" }''')
     net = net_text('input: "x" input_dim: 1 input_dim: 2 input_dim: 3 input_dim: 4')
-    upgrade_net(net)
+    with captured_log() as log:
+        upgrade_net(net, 'deploy.prototxt')
+    assert log == ['Attempting to upgrade input file specified using deprecated input fields: '
+                   'deploy.prototxt',
+                   'Successfully upgraded file specified using deprecated input fields.',
+                   'Note that future Caffe releases will only support input layers and not input '
+                   'fields.']
     assert list(net.layer[0].input_param.shape[0].dim) == [1, 2, 3, 4]
     assert not len(net.input) and not len(net.input_dim)
 
@@ -297,8 +314,13 @@ def test_solver_file_upgrades_on_read_and_refuses_both_fields(tmp_path):
     with captured_log() as log:
         solver = read_solver_text(str(path))
     assert solver.type == 'Adam'
-    assert ("Attempting to upgrade input file specified using deprecated 'solver_type' field "
-            "(enum)': %s" % path) in log
+    assert log[:3] == [
+        "Attempting to upgrade input file specified using deprecated 'solver_type' field (enum)': "
+        '%s' % path,
+        "Successfully upgraded file specified using deprecated 'solver_type' field (enum) to "
+        "'type' field (string).",
+        "Note that future Caffe releases will only support 'type' field (string) for a solver's "
+        'type.']
     path.write_text('base_lr: 0.01 solver_type: ADAM type: "Adam"')
     with pytest.raises(ParseError, match='old solver_type field .enum. and new type field '
                                          '.string. cannot be both specified'):
