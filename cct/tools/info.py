@@ -104,7 +104,8 @@ def forward_flops(layer, bottom, top):
 
 
 def human(value, unit=''):
-    """``1234567`` -> ``'1.2 M'``: three significant digits with k/M/G/T."""
+    """``1234567`` -> ``'1.23 M'``: three significant digits with k/M/G/T."""
+    value = float('%.3g' % value)   # round first: 999999 is '1.00 M', not '1000 k'
     for scale, prefix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'k')):
         if abs(value) >= scale:
             scaled = value / scale
@@ -122,6 +123,14 @@ def _inserted_split(layer, name, top_names):
     ``..._split_<k>``) rather than one the prototxt declares."""
     return layer.type == 'Split' and name.endswith('_split') and \
         all(top == '%s_%d' % (name, k) for k, top in enumerate(top_names))
+
+
+def _batch_size(net):
+    """Axis 0 of the net's first input, or of the first top of its first layer without bottoms
+    (a Data layer's batch); None for a net without either."""
+    sources = [net.blobs_list[i] for i in net.input_blob_indices] + [
+        top[0] for bottom, top in zip(net.bottom_vecs, net.top_vecs) if not bottom and top]
+    return sources[0].shape[0] if sources and sources[0].ndim else None
 
 
 def summarize(net):
@@ -145,8 +154,7 @@ def summarize(net):
         'params': sum(blob.count for blob in net.learnable_params),
         'flops': sum(row['flops'] or 0 for row in rows),
         'memory': sum(blob.count for blob in net.blobs_list) * net.dtype.itemsize,
-        'batch': net.blobs_list[net.input_blob_indices[0]].shape[0]
-        if net.input_blob_indices and net.blobs_list[net.input_blob_indices[0]].ndim else None,
+        'batch': _batch_size(net),
         'unknown': sorted(set(unknown)), 'hidden_splits': hidden_splits,
     }
     return rows, totals

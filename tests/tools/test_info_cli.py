@@ -146,7 +146,8 @@ def test_weights_report_and_phase_level_stage(shared, capsys, tmp_path):
 
 def test_human_units():
     assert [human(v) for v in (0, 999, 1000, 12345, 999999, 61e6, 1.45e9, 3e12)] == \
-        ['0', '999', '1.00 k', '12.3 k', '1000 k', '61.0 M', '1.45 G', '3.00 T']
+        ['0', '999', '1.00 k', '12.3 k', '1.00 M', '61.0 M', '1.45 G', '3.00 T']
+    assert [human(v) for v in (999.5, 99950, 26.0, 4.625e6)] == ['1.00 k', '100 k', '26', '4.62 M']
     assert human(244e6, 'B') == '244 MB'
 
 
@@ -160,3 +161,20 @@ def test_errors_are_one_line(shared, capsys, argv, message):
     status, out, err = run(capsys, 'info', *argv)
     assert status == 1 and out == ''
     assert err.count('\n') == 1 and err.startswith('cct info: error: ') and message in err
+
+
+def test_batch_of_a_net_fed_by_a_data_layer(tmp_path, capsys):
+    """Without Input blobs the batch is axis 0 of the first data layer's first top."""
+    path = tmp_path / 'dummy.prototxt'
+    path.write_text('''name: "fed"
+        layer { name: "data" type: "DummyData" top: "x" top: "label"
+                dummy_data_param { shape { dim: 4 dim: 3 } shape { dim: 4 } } }
+        layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"
+                inner_product_param { num_output: 2 } }
+        layer { name: "loss" type: "SoftmaxWithLoss" bottom: "y" bottom: "label" top: "loss" }''')
+    status, out, _ = run(capsys, 'info', str(path))
+    assert status == 0
+    assert rows_by_name(out)['data'][2:] == ['DummyData', '4x3,', '4', '0', '-']
+    assert rows_by_name(out)['loss'][2:4] == ['SoftmaxWithLoss', 'scalar']
+    # fc: 2 * 4 * 3 * 2 + 4 * 2 (bias) = 56; the loss: 5 per prediction = 40
+    assert 'Forward:    96 FLOP per pass of batch 4 (24 FLOP per item)' in out
