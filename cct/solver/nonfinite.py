@@ -13,6 +13,13 @@ def _non_finite(array):
     return not np.isfinite(array).all()
 
 
+def non_finite_params(net):
+    """``'layer' param i`` for every learnable (owner) param of ``net`` holding NaN or inf."""
+    return ["'%s' param %d" % (net.layer_names[layer_id], param_id)
+            for (layer_id, param_id), owner in zip(net.param_layer_indices, net.param_owners)
+            if owner == -1 and _non_finite(net.layers[layer_id].blobs[param_id].data)]
+
+
 def describe_non_finite(net):
     """A sentence naming the first layer of ``net`` whose top is not finite (and its bad params)."""
     for layer_id, layer in enumerate(net.layers):

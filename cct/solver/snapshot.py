@@ -19,6 +19,7 @@ from cct.errors import SolverError
 from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array, proto_shape
 from cct.log import logger
 from cct.proto import caffe_pb2
+from cct.solver.nonfinite import non_finite_params
 
 _HDF5 = caffe_pb2.SolverParameter.HDF5
 _BINARYPROTO = caffe_pb2.SolverParameter.BINARYPROTO
@@ -36,7 +37,15 @@ def _write(solver, path, write):
 
 
 def snapshot(solver):
-    """Write the model, then the state that names it."""
+    """Write the model, then the state that names it; refuse weights that are not finite."""
+    bad = non_finite_params(solver.net)
+    if bad:
+        # A finite loss with a non-finite gradient: the update just taken broke the weights,
+        # and the loss will only show it at the next forward pass.
+        raise SolverError('Iteration %d: the weights are not finite (%s) after the update of '
+                          'iteration %d; training stopped without writing this snapshot, so the '
+                          'snapshots written before are untouched'
+                          % (solver.iter, ', '.join(bad), solver.iter - 1))
     fmt = solver.param.snapshot_format
     write_diff = solver.param.snapshot_diff
     if fmt == _BINARYPROTO:

@@ -229,6 +229,28 @@ def test_non_finite_loss_stops_before_touching_the_last_snapshot(tmp_path):
     assert np.isfinite(last.net.params['ip'][0].data).all()
 
 
+def test_an_update_that_breaks_the_weights_writes_no_snapshot(tmp_path):
+    """A finite loss with a non-finite gradient: the update of iteration 2 makes a weight inf, and
+    the snapshot due at iteration 3 is refused (the loss would only show it one pass later)."""
+    param = solver_param(FIXED + 'snapshot: 1 max_iter: 10 snapshot_prefix: "%s"'
+                         % (tmp_path / 'w'))
+    solver = SGDSolver(param, dtype=np.float32)
+    feed(solver.net)
+
+    def corrupt():
+        if solver.iter == 2:
+            solver.net.params['ip'][0].diff[1, 2] = np.inf
+    solver.add_callback(lambda: None, corrupt)
+    with np.errstate(invalid='ignore'), pytest.raises(SolverError) as error:
+        solver.solve()
+    assert str(error.value) == (
+        "Iteration 3: the weights are not finite ('ip' param 0) after the update of iteration 2; "
+        'training stopped without writing this snapshot, so the snapshots written before are '
+        'untouched')
+    assert sorted(os.listdir(tmp_path)) == ['w_iter_%d.%s' % (i, ext) for i in (1, 2)
+                                            for ext in ('caffemodel', 'solverstate')]
+
+
 def test_non_finite_message_names_the_first_bad_layer_and_its_params():
     solver = SGDSolver(solver_param(FIXED), dtype=np.float32)
     feed(solver.net)

@@ -3,6 +3,8 @@ their log lines, and one-line errors for what a user can get wrong."""
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,83 @@ def test_progress_bar_only_on_a_terminal_and_log_lines_stay_whole(tmp_path, monk
     lines = [line.split('\r')[-1] for line in text.split('\n')]
     assert any(line.endswith('] Solving tiny') for line in lines)
     assert sum(line.endswith('] Optimization Done.') for line in lines) == 2
+
+
+LONG_SOLVER = '''net: "%(dir)s/net.prototxt"
+base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 random_seed: 3
+display: 50 max_iter: 10000000 snapshot: 0 snapshot_prefix: "%(dir)s/sig"
+'''
+
+
+def _train_and_signal(tmp_path, flags, first, second):
+    """Run `cct train` in a child process; send it ``first`` once it is training, ``second`` once
+    a display line shows it carried on past what ``first`` did. Returns (status, messages, the
+    iteration when ``first`` was sent)."""
+    write_solver(tmp_path)
+    solver = tmp_path / 'long_solver.prototxt'
+    solver.write_text(LONG_SOLVER % dict(dir=tmp_path))
+    child = subprocess.Popen([sys.executable, '-m', 'cct.cli', 'train', '-solver', str(solver)] +
+                             flags, stderr=subprocess.PIPE, text=True)
+    messages, sent_first, sent_second = [], None, False
+    try:
+        for line in child.stderr:
+            messages.append(line.rstrip('\n').split('] ', 1)[-1])
+            shown = re.match(r'Iteration (\d+) \(', messages[-1])
+            if shown and sent_first is None:
+                sent_first = int(shown.group(1))
+                child.send_signal(first)
+            elif shown and not sent_second and int(shown.group(1)) >= sent_first + 100:
+                child.send_signal(second)
+                sent_second = True
+        status = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return status, messages, sent_first
+
+
+def _snapshot_iterations(messages):
+    return [int(m.rsplit('_iter_', 1)[1].split('.')[0]) for m in messages
+            if m.startswith('Snapshotting solver state to binary proto file ')]
+
+
+def test_sighup_snapshots_and_sigint_stops_by_default(tmp_path):
+    status, messages, first = _train_and_signal(tmp_path, [], signal.SIGHUP, signal.SIGINT)
+    assert status == 0, messages[-5:]
+    hup, stop = _snapshot_iterations(messages)  # SIGHUP's, then snapshot_after_train's
+    assert first < hup < stop
+    assert messages[-2:] == ['Optimization stopped early.', 'Optimization Done.']
+    for iteration in (hup, stop):
+        state = cct_io.read_binary(str(tmp_path / ('sig_iter_%d.solverstate' % iteration)),
+                                   caffe_pb2.SolverState)
+        assert state.iter == iteration
+
+
+def test_signal_effect_flags_none_and_stop(tmp_path):
+    status, messages, first = _train_and_signal(
+        tmp_path, ['-sigint_effect', 'none', '--sighup_effect=stop'], signal.SIGINT,
+        signal.SIGHUP)
+    assert status == 0, messages[-5:]
+    shown = [int(m.split()[1]) for m in messages if re.match(r'Iteration \d+ \(', m)]
+    assert shown[-1] >= first + 100  # SIGINT did not stop it
+    [stop] = _snapshot_iterations(messages)  # snapshot_after_train only: SIGINT wrote nothing
+    assert stop > shown[-1]
+    assert messages[-2:] == ['Optimization stopped early.', 'Optimization Done.']
+
+
+def test_a_non_finite_loss_is_a_one_line_error_and_saves_nothing_after_it(tmp_path, capsys):
+    """lr 50 on the zero-input net makes the bias (and so the loss) diverge in a few iterations."""
+    solver = write_solver(tmp_path, max_iter=1000, lr=50)
+    with np.errstate(over='ignore', invalid='ignore'):
+        status, err, messages = run(capsys, 'train', solver)
+    assert status == 1
+    last = err.strip().splitlines()[-1]
+    failed = int(re.match(r'cct train: error: Iteration (\d+): the loss is (inf|nan), not '
+                          r'finite; training stopped', last).group(1))
+    assert last.endswith("The first layer whose output is not finite: 'loss' (type "
+                         "EuclideanLoss), top 'loss'.")
+    written = {int(name.split('_')[2].split('.')[0]) for name in os.listdir(tmp_path)
+               if name.startswith('tiny_iter_')}
+    assert max(written) == failed - failed % 2  # snapshot: 2; nothing after the failure
+    assert 'Optimization Done.' not in messages
