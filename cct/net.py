@@ -47,6 +47,8 @@ class Net(PycaffeNetMixin):
             if not os.path.isfile(model):
                 raise ParseError('net file not found: %s' % model)
             param = cct_io.read_net_text(model)
+            if level is None:
+                level = 0   # Caffe's Net(file, phase, level = 0) overrides the file's own level
         if phase is not None:
             param.state.phase = phase
         if level is not None:

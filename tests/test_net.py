@@ -91,6 +91,23 @@ def test_net_arguments_set_phase_level_and_stages():
     assert net.layers[-1].phase == TEST                 # layers inherit the net's phase
 
 
+def test_a_net_file_gets_the_state_caffe_gives_it(tmp_path):
+    """Net(file, phase, level=0, stages): phase and level replace the file's ``state``, stages are
+    added to its own; an in-memory NetParameter keeps its state unless told otherwise."""
+    text = '''state { phase: TRAIN level: 2 stage: "own" }
+        layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 } } }
+        layer { name: "t" type: "ReLU" bottom: "x" top: "t" include { phase: TRAIN } }
+        layer { name: "l" type: "ReLU" bottom: "x" top: "l" include { min_level: 2 } }
+        layer { name: "s" type: "ReLU" bottom: "x" top: "s" include { stage: "own" stage: "more" } }
+        '''
+    path = tmp_path / 'stateful.prototxt'
+    path.write_text(text)
+    assert Net(str(path), TEST).layer_names == ['in']
+    assert Net(str(path), TEST, level=2, stages=['more']).layer_names[-2:] == ['l', 's']
+    assert Net(str(path), TRAIN).layer_names[-1] == 't'
+    assert Net(net_param(text)).layer_names[-2:] == ['t', 'l']
+
+
 # ------------------------------------------------------------------ inputs and outputs
 def test_input_fields_in_a_file_become_net_inputs(tmp_path):
     path = tmp_path / 'legacy.prototxt'
