@@ -396,3 +396,22 @@ def test_backward_start_and_index_based_passes(net):
     net._backward(len(net.layers) - 1, 2)  # stops above ip1: the input diff is not written
     assert (net.blobs['data'].diff == 7).all()
     assert net._forward(1, 3) == 0  # no loss layer in the range
+
+
+def test_blobs_and_layers_include_caffes_split_blobs(tmp_path):
+    """A top read by two layers gets a Split layer; pycaffe's dicts list it and its blobs under
+    Caffe's names, in creation order."""
+    net = caffe.Net(write(tmp_path, TRAIN_NET + """
+        layer { name: 'accuracy' type: 'Accuracy' bottom: 'ip2' bottom: 'label'
+                top: 'accuracy' }"""), caffe.TEST)
+    assert list(net.blobs) == ['data', 'label', 'label_data_1_split_0', 'label_data_1_split_1',
+                               'ip1', 'ip2', 'ip2_ip2_0_split_0', 'ip2_ip2_0_split_1', 'loss',
+                               'accuracy']
+    assert net._layer_names == ['data', 'label_data_1_split', 'ip1', 'relu1', 'ip2',
+                                'ip2_ip2_0_split', 'loss', 'accuracy']
+    assert net.layer_dict['ip2_ip2_0_split'].type == 'Split'
+    assert net.bottom_names['accuracy'] == ['ip2_ip2_0_split_1', 'label_data_1_split_1']
+    assert net.outputs == ['accuracy', 'loss'] and list(net.params) == ['ip1', 'ip2']
+    out = net.forward(data=np.zeros((4, 3, 2, 2), np.float32), label=np.zeros(4, np.float32))
+    assert set(out) == {'accuracy', 'loss'}
+    np.testing.assert_array_equal(net.blobs['ip2_ip2_0_split_1'].data, net.blobs['ip2'].data)
