@@ -38,15 +38,16 @@ def run(args):
         count = net.blobs_list[blob_id].count
         names += [net.blob_names[blob_id]] * count
         weights += [net.loss_weight_by_blob[blob_id]] * count
-    loss = 0.0
+    # Caffe sums the per-batch losses and scores in float.
+    loss = np.float32(0)
     for i in range(args.iterations):
-        loss += net.forward_from_to()
+        loss += np.float32(net.forward_from_to())
         scores = np.concatenate([net.blobs_list[b].data.ravel().astype(np.float32)
                                  for b in net.output_blob_indices] or [np.zeros(0, np.float32)])
         sums = scores.copy() if sums is None else sums + scores
         for name, score in zip(names, scores):
             logger.info('Batch %d, %s = %s', i, name, cpp_float(score))
-    loss /= max(args.iterations, 1)
+    loss /= np.float32(max(args.iterations, 1))
     logger.info('Loss: %s', cpp_float(loss))
     if sums is None:
         return

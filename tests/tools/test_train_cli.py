@@ -191,6 +191,53 @@ def test_cct_test_prints_batches_and_means(tmp_path, capsys):
     assert status == 1 and 'Need model weights to score' in err
 
 
+CLASSIFIER = '''
+name: "classifier"
+layer { name: "data" type: "DummyData" top: "x" top: "label"
+        dummy_data_param { shape { dim: 8 dim: 3 } shape { dim: 8 }
+                           data_filler { type: "gaussian" std: 2 }
+                           data_filler { type: "constant" value: 1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss"
+        loss_weight: 2 }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" }
+'''
+
+
+def test_cct_test_lines_for_two_outputs_are_caffes(tmp_path, capsys):
+    """Outputs in blob-name order (accuracy, then loss), one 'Batch i, name = v' line per element
+    per batch, then 'Loss: ' (the weighted loss) and each output's float mean, the loss with its
+    weight, exactly as caffe.cpp's test() prints them."""
+    import cct
+    write_text(parse_text(CLASSIFIER, caffe_pb2.NetParameter()), str(tmp_path / 'cls.prototxt'))
+    cct.Net(str(tmp_path / 'cls.prototxt'), cct.TEST).save(str(tmp_path / 'cls.caffemodel'))
+    status, err, messages = run(capsys, 'test', '--model=' + str(tmp_path / 'cls.prototxt'),
+                                '--weights=' + str(tmp_path / 'cls.caffemodel'),
+                                '--iterations=4')
+    assert status == 0, err
+    start = messages.index('Running for 4 iterations.')
+    batches = messages[start + 1:start + 9]
+    assert [b.rsplit(' = ', 1)[0] for b in batches] == [
+        'Batch %d, %s' % (i, name) for i in range(4) for name in ('accuracy', 'loss')]
+    accuracy = np.float32([b.rsplit(' = ', 1)[1] for b in batches[0::2]])
+    loss = np.float32([b.rsplit(' = ', 1)[1] for b in batches[1::2]])
+    assert len(set(loss.tolist())) > 1  # the gaussian data is drawn again for every batch
+
+    summary = messages[start + 9:]
+    assert len(summary) == 3
+    numbers = r'([-+.\deE]+|nan|inf)'
+    total, = re.fullmatch('Loss: ' + numbers, summary[0]).groups()
+    mean_accuracy, = re.fullmatch('accuracy = ' + numbers, summary[1]).groups()
+    mean_loss, weighted = re.fullmatch(r'loss = %s \(\* 2 = %s loss\)' % (numbers, numbers),
+                                       summary[2]).groups()
+    # The batch lines carry 6 significant digits, so their means agree to about that.
+    assert float(total) == pytest.approx(2 * loss.mean(), rel=1e-5)
+    assert float(mean_accuracy) == pytest.approx(accuracy.mean(), rel=1e-5, abs=1e-6)
+    assert float(mean_loss) == pytest.approx(loss.mean(), rel=1e-5)
+    assert float(weighted) == pytest.approx(2 * loss.mean(), rel=1e-5)
+
+
 def test_cct_time_prints_caffes_table_and_the_update(tmp_path, capsys):
     write_solver(tmp_path)
     status, err, messages = run(capsys, 'time', '--model', str(tmp_path / 'net.prototxt'),
@@ -202,8 +249,14 @@ def test_cct_time_prints_caffes_table_and_the_update(tmp_path, capsys):
     assert 'Testing for 2 iterations.' in messages
     assert [m.split(' time')[0] for m in messages if m.startswith('Iteration: ')] == [
         'Iteration: 1 forward-backward', 'Iteration: 2 forward-backward']
-    assert any(m.startswith('        ip\tforward: ') and m.endswith(' ms.') for m in messages)
-    assert any(m.startswith('        ip\tbackward: ') for m in messages)
+    # caffe.cpp: setw(10) right-aligned names, forward then backward, layers in net order.
+    table = messages.index('Average time per layer: ')
+    assert [re.sub(r'\t(\w+): [\d.e+-]+ ms\.$', r'\t\1: X ms.', m)
+            for m in messages[table + 1:table + 7]] == [
+        '%10s\t%s: X ms.' % (name, kind) for name in ('data', 'ip', 'loss')
+        for kind in ('forward', 'backward')]
+    assert [m.split(': ')[0] for m in messages[table + 7:table + 11]] == [
+        'Average Forward pass', 'Average Backward pass', 'Average Forward-Backward', 'Total Time']
     for label in ('Average Forward pass: ', 'Average Backward pass: ',
                   'Average Forward-Backward: ', 'Total Time: ', 'Average Update (SGD'):
         assert any(m.startswith(label) for m in messages), label
