@@ -1,5 +1,6 @@
 """ImageData: list files (paths with spaces, root_folder), OpenCV's BGR pixels, resizing, grey,
-shuffle per epoch, crops of differently sized images, and the errors naming the list line."""
+shuffle per epoch, rand_skip, crops of differently sized images, and the errors naming the list
+line."""
 import cv2
 import numpy as np
 import pytest
@@ -106,3 +107,27 @@ def test_size_mismatch_without_crop_and_bad_parameters(image_folder):
         image_net(folder, 2)
     with pytest.raises(DataError, match='image list file not found'):
         image_net(folder / 'elsewhere', 2)
+
+
+def test_rand_skip_starts_below_it_and_reads_on_in_order(image_folder):
+    """Caffe's rand_skip: the first line read is a random one of the first rand_skip lines; the
+    list is read in order from there (and a skip past the list's end is an error)."""
+    folder, _ = image_folder
+    firsts = set()
+    for seed in range(12):
+        net = image_net(folder, 3, 'rand_skip: 4 new_height: 9 new_width: 8', seed=seed)
+        net.forward()
+        labels = net.blobs['label'].data.astype(int)
+        start = labels[0] - 10
+        assert 0 <= start < 4
+        assert list(labels) == [10 + (start + i) % 6 for i in range(3)]
+        firsts.add(start)
+    assert len(firsts) > 1
+    failures = 0
+    for seed in range(5):
+        try:
+            image_net(folder, 3, 'rand_skip: 1000', seed=seed)
+        except DataError as e:
+            assert 'Not enough points to skip' in str(e)
+            failures += 1
+    assert failures >= 1
