@@ -71,6 +71,12 @@ class _SharedHandle:
     @classmethod
     def get(cls, path, backend):
         key = (backend, os.path.realpath(path))
+        if backend == 'lmdb':
+            # A database removed and made again at the same path (a dataset script rerun in a
+            # notebook) is a new one: the open handle would go on reading the old, unlinked
+            # data.mdb. Its file identity tells them apart (the open file's inode is not reused).
+            info = os.stat(os.path.join(path, 'data.mdb'))
+            key += (info.st_dev, info.st_ino)
         with cls._lock:
             shared = cls._open.get(key)
             if shared is None:

@@ -1,6 +1,8 @@
 """LMDB and LevelDB backends: key order, commits, LMDB map growth, cursors that wrap, one handle
-shared by several readers, and the errors for a missing, existing or mistaken database."""
+shared by several readers (an LMDB made again at its path is a new one), and the errors for a
+missing, existing or mistaken database."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -94,3 +96,18 @@ def test_errors_name_the_path_and_the_mistake(tmp_path):
         backend_name('rocksdb')
     assert backend_name(caffe_pb2.DataParameter.LMDB) == 'lmdb'
     assert backend_name('LevelDB') == 'leveldb'
+
+
+def test_a_database_made_again_at_the_same_path_is_read_anew(tmp_path):
+    """A Reader still open on a removed LMDB must not hand its old records to a Reader of the new
+    database at that path."""
+    path = tmp_path / 'db'
+    with Writer(path, 'lmdb') as db:
+        db.put('a', b'old')
+    old = Reader(path, 'lmdb')
+    assert old.first() == (b'a', b'old')
+    shutil.rmtree(path)
+    with Writer(path, 'lmdb') as db:
+        db.put('a', b'new')
+    assert Reader(path, 'lmdb').first() == (b'a', b'new')
+    assert old.first() == (b'a', b'old')
