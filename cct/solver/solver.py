@@ -179,7 +179,8 @@ class Solver:
         """Run ``iters`` iterations: tests, display, updates and snapshots as configured."""
         p = self.param
         start_iter, stop_iter = self.iter, self.iter + iters
-        self._losses, self._smoothed_loss = [], 0.0
+        # Caffe keeps the losses in Dtype, so the displayed values round as its do.
+        self._losses, self._smoothed_loss = [], self.dtype.type(0)
         self._iterations_last = self.iter
         timer_start = time.perf_counter()
         while self.iter < stop_iter:
@@ -194,10 +195,10 @@ class Solver:
             display = p.display and self.iter % p.display == 0
             if self._debug_info is not None:
                 self._debug_info.enabled = bool(display)
-            loss = 0.0
+            loss = self.dtype.type(0)
             for _ in range(p.iter_size):
-                loss += self._forward_backward_checked()
-            loss /= p.iter_size
+                loss += self.dtype.type(self._forward_backward_checked())
+            loss /= self.dtype.type(p.iter_size)
             self._update_smoothed_loss(loss, start_iter, p.average_loss)
             if display:
                 lapse = time.perf_counter() - timer_start
@@ -236,7 +237,7 @@ class Solver:
             logger.info('Optimization stopped early.')
             return
         if p.display and self.iter % p.display == 0:
-            loss = self.net.forward_from_to()
+            loss = self.dtype.type(self.net.forward_from_to())
             self._update_smoothed_loss(loss, start_iter, p.average_loss)
             logger.info('Iteration %d, loss = %s', self.iter, cpp_float(self._smoothed_loss))
         if p.test_interval and self.iter % p.test_interval == 0:
@@ -292,7 +293,7 @@ class Solver:
         logger.info('Iteration %d, Testing net (#%d)', self.iter, test_net_id)
         test_net = self.test_nets[test_net_id]
         _nets.share_trained_layers(test_net, self.net)
-        scores, loss = None, 0.0
+        scores, loss = None, self.dtype.type(0)
         for _ in range(p.test_iter[test_net_id]):
             request = self._requested_action()
             while request != SolverAction.NONE:
@@ -305,7 +306,7 @@ class Solver:
                 break
             iter_loss = test_net.forward_from_to()
             if p.test_compute_loss:
-                loss += iter_loss
+                loss += self.dtype.type(iter_loss)
             result = [test_net.blobs_list[i].data.ravel() for i in test_net.output_blob_indices]
             result = np.concatenate(result) if result else np.zeros(0, self.dtype)
             if scores is None:
@@ -316,7 +317,7 @@ class Solver:
             logger.info('Test interrupted.')
             return
         if p.test_compute_loss:
-            loss /= p.test_iter[test_net_id]
+            loss /= self.dtype.type(p.test_iter[test_net_id])
             logger.info('Test loss: %s', cpp_float(loss))
         if scores is not None:
             self._log_outputs(test_net, 'Test', scores / self.dtype.type(p.test_iter[test_net_id]))
