@@ -7,10 +7,11 @@ wrong, never a traceback.
 """
 import argparse
 import importlib
+import os
 import sys
 
 from cct.errors import CctError
-from cct.log import init_log
+from cct.log import init_log, log_to_directory
 from cct.tools import ACTIONS
 
 
@@ -44,6 +45,30 @@ def _usage():
             '\n\n`cct <action> --help` lists the flags of an action.')
 
 
+def _start_log(args):
+    """glog's flags, with glog's GLOG_* environment variables as their defaults: minloglevel, and
+    log_dir (a log file besides stderr, unless logtostderr)."""
+    level = args.minloglevel
+    if level is None:
+        value = os.environ.get('GLOG_minloglevel', '0')
+        try:
+            level = int(value)
+        except ValueError:
+            raise CctError('GLOG_minloglevel must be 0, 1, 2 or 3 (got %r)' % value) from None
+    init_log(level)
+    only_stderr = args.logtostderr if args.logtostderr is not None else \
+        os.environ.get('GLOG_logtostderr', 'false')
+    if only_stderr.lower() in ('true', 't', '1', 'yes', 'y'):
+        return
+    directory = args.log_dir or os.environ.get('GLOG_log_dir')
+    if directory:
+        try:
+            log_to_directory(directory)
+        except OSError as e:
+            raise CctError('cannot write a log file in --log_dir %s: %s'
+                           % (directory, e.strerror or e)) from None
+
+
 def main(argv=None):
     """Entry point of the ``cct`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -61,8 +86,8 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    init_log(args.minloglevel or 0)
     try:
+        _start_log(args)
         status = module.run(args)
     except CctError as e:
         print('cct %s: error: %s' % (action, e), file=sys.stderr)

@@ -4,10 +4,13 @@ Caffe's tools (parse_log.py, parse_log.sh, extract_seconds.py) read the text aft
 date/time tokens of the prefix, so the prefix keeps glog's layout: level letter, mmdd, time with
 microseconds, thread id, file:line.
 """
+import getpass
 import logging
 import os
+import socket
 import sys
 import threading
+import time
 
 logger = logging.getLogger('cct')
 logger.addHandler(logging.NullHandler())
@@ -51,3 +54,50 @@ def init_log(level=logging.INFO, stream=None):
     logger.addHandler(_handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+_file_handler = None
+
+
+def log_to_directory(directory, program='cct'):
+    """Also write the log to a file in ``directory``, as glog's ``--log_dir`` does.
+
+    The file is ``<program>.<host>.<user>.log.INFO.<yyyymmdd-hhmmss>.<pid>`` and starts with
+    glog's three header lines; the symlink ``<program>.INFO`` points at the newest one, so
+    ``parse_log.py log_dir/cct.INFO`` works as it does on Caffe's ``caffe.INFO``.
+
+    Returns:
+        The log file's path.
+
+    Raises:
+        OSError: ``directory`` is missing or not writable.
+    """
+    global _file_handler
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = 'invalid-user'
+    now = time.time()
+    host = socket.gethostname()
+    name = '%s.%s.%s.log.INFO.%s.%d' % (program, host, user,
+                                        time.strftime('%Y%m%d-%H%M%S', time.localtime(now)),
+                                        os.getpid())
+    path = os.path.join(directory, name)
+    stream = open(path, 'a', buffering=1)
+    stream.write('Log file created at: %s\nRunning on machine: %s\n'
+                 'Log line format: [IWEF]mmdd hh:mm:ss.uuuuuu threadid file:line] msg\n'
+                 % (time.strftime('%Y/%m/%d %H:%M:%S', time.localtime(now)), host))
+    link = os.path.join(directory, program + '.INFO')
+    try:
+        if os.path.islink(link):
+            os.remove(link)
+        os.symlink(name, link)
+    except OSError:
+        pass  # as glog: the symlink is a convenience, the log file is what counts
+    if _file_handler is not None:
+        logger.removeHandler(_file_handler)
+        _file_handler.close()
+    _file_handler = logging.StreamHandler(stream)
+    _file_handler.setFormatter(GlogFormatter())
+    logger.addHandler(_file_handler)
+    return path

@@ -372,3 +372,40 @@ def test_a_non_finite_loss_is_a_one_line_error_and_saves_nothing_after_it(tmp_pa
                if name.startswith('tiny_iter_')}
     assert max(written) == failed - failed % 2  # snapshot: 2; nothing after the failure
     assert 'Optimization Done.' not in messages
+
+
+def test_log_dir_writes_glogs_log_file_that_parse_log_reads(tmp_path, capsys):
+    from cct.tools import parse_log
+    solver = write_solver(tmp_path, max_iter=4)
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    status, err, _ = run(capsys, 'train', solver, '-log_dir', str(logs))
+    assert status == 0, err
+    link = logs / 'cct.INFO'
+    assert link.is_symlink()
+    assert re.fullmatch(r'cct\.[^.]+(\.[^.]+)*\.log\.INFO\.\d{8}-\d{6}\.%d' % os.getpid(),
+                        os.readlink(link))
+    lines = link.read_text().splitlines()
+    assert lines[0].startswith('Log file created at: ')
+    assert lines[1].startswith('Running on machine: ')
+    assert lines[2] == 'Log line format: [IWEF]mmdd hh:mm:ss.uuuuuu threadid file:line] msg'
+    assert lines[3:] == err.splitlines()  # the same log as on stderr (glog's alsologtostderr)
+    train_rows, test_rows = parse_log.parse_log(str(link))
+    assert [row['NumIters'] for row in train_rows] == [0, 1, 2, 3]
+    assert [row['NumIters'] for row in test_rows] == [0, 2, 4]
+
+
+def test_glog_environment_and_a_bad_log_dir(tmp_path, capsys, monkeypatch):
+    solver = write_solver(tmp_path, max_iter=1)
+    monkeypatch.setenv('GLOG_minloglevel', '1')
+    status, err, messages = run(capsys, 'train', solver)
+    assert status == 0 and messages == []  # INFO lines are below minloglevel 1
+    monkeypatch.setenv('GLOG_minloglevel', '0')
+    monkeypatch.setenv('GLOG_log_dir', str(tmp_path / 'missing'))
+    status, err, _ = run(capsys, 'train', solver)
+    assert status == 1
+    assert err.strip().splitlines()[-1] == (
+        'cct train: error: cannot write a log file in --log_dir %s: No such file or directory'
+        % (tmp_path / 'missing'))
+    status, err, _ = run(capsys, 'train', solver, '--logtostderr')  # no file wanted: no error
+    assert status == 0, err
