@@ -5,7 +5,9 @@ and the solver state as ``<prefix>_iter_N.solverstate`` (or ``.solverstate.h5``)
 The binary state is Caffe's ``SolverState`` message: iter, learned_net (the model file just
 written, as the path was given), history (one BlobProto per history array: shape + data, double
 data for float64 nets) and current_step. Each file is written under a temporary name and renamed, so
-an interrupted snapshot never leaves a torn file where a good one was. Restoring reads ``learned_net``
+an interrupted snapshot never leaves a torn file where a good one was; a write that fails stops
+training with a SolverError, and unlike Caffe, weights that are not finite are never written (the
+last snapshot on disk stays the last good one). Restoring reads ``learned_net``
 relative to the current directory, as Caffe does; when it is not there cct also tries the state
 file's own directory (a snapshot directory moved as a whole still resumes).
 """
