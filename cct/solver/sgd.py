@@ -7,6 +7,8 @@ place on the param's diff (which holds the regularised gradient and leaves holdi
 """
 import numpy as np
 
+from cct.errors import SolverError
+from cct.kernels.update import sgd_step
 from cct.solver.solver import Solver, register_solver
 from cct.workspace import scratch
 
@@ -14,6 +16,23 @@ from cct.workspace import scratch
 @register_solver('SGD')
 class SGDSolver(Solver):
     """Stochastic gradient descent with momentum (``type: "SGD"``)."""
+
+    def update_param(self, param_id, rate):
+        # Normalise, regularise, the momentum rule and data -= diff in one pass (cct.kernels.update)
+        # with the same arithmetic as the step-by-step path of Solver.update_param, which the
+        # solvers deriving from this one with rules of their own keep.
+        if type(self).compute_update_value is not SGDSolver.compute_update_value:
+            return super().update_param(param_id, rate)
+        blob = self.net.learnable_params[param_id]
+        dtype = self.dtype.type
+        decay = dtype(self.param.weight_decay) * dtype(self.net.params_weight_decay[param_id])
+        kind = self.param.regularization_type
+        if decay and kind not in ('L2', 'L1'):
+            raise SolverError('Unknown regularization type: %r (use "L2" or "L1")' % kind)
+        normalize = dtype(1.0 / self.param.iter_size) if self.param.iter_size != 1 else 1.0
+        sgd_step(blob.data.reshape(-1), blob.diff.reshape(-1), self.history[param_id].reshape(-1),
+                 normalize, decay, kind == 'L1', self.local_rate(param_id, rate),
+                 dtype(self.param.momentum))
 
     def compute_update_value(self, param_id, rate):
         diff = self.net.learnable_params[param_id].diff

@@ -338,10 +338,16 @@ class Solver:
             logger.info('Iteration %d, lr = %s', self.iter, cpp_float(rate))
         self._clip_gradients()
         for param_id in range(len(self.net.learnable_params)):
-            self._normalize(param_id)
-            self._regularize(param_id)
-            self.compute_update_value(param_id, rate)
-        self.net.update()
+            self.update_param(param_id, rate)
+
+    def update_param(self, param_id, rate):
+        """Normalise, regularise and turn learnable param ``param_id``'s gradient into its step,
+        then take it (Caffe's Net::Update for that blob: ``data -= diff``)."""
+        self._normalize(param_id)
+        self._regularize(param_id)
+        self.compute_update_value(param_id, rate)
+        blob = self.net.learnable_params[param_id]
+        np.subtract(blob.data, blob.diff, out=blob.data)
 
     def _clip_gradients(self):
         clip = self.param.clip_gradients
