@@ -4,6 +4,7 @@ mask and scale."""
 import numpy as np
 
 from cct import rng
+from cct.kernels import elementwise
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
 
@@ -24,15 +25,19 @@ class DropoutLayer(Layer):
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
+        if getattr(self, 'mask', None) is None or self.mask.size != bottom[0].count:
+            self.uniforms = np.empty(bottom[0].count, np.float32)
+            self.mask = np.empty(bottom[0].count, np.bool_)
 
     def forward(self, bottom, top):
         if self.phase != caffe_pb2.TRAIN:
             if top[0] is not bottom[0]:
                 top[0].data[...] = bottom[0].data
             return
-        self.mask = rng.generator().random(bottom[0].shape, dtype=np.float32) >= self.ratio
-        np.multiply(bottom[0].data, self.mask, out=top[0].data)
-        top[0].data[...] *= self.scale
+        rng.generator().random(out=self.uniforms, dtype=np.float32)
+        np.greater_equal(self.uniforms, self.ratio, out=self.mask)
+        elementwise.masked_scale(bottom[0].data.reshape(-1), self.mask.view(np.uint8),
+                                 top[0].data.reshape(-1), self.scale)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -41,5 +46,5 @@ class DropoutLayer(Layer):
             if top[0] is not bottom[0]:
                 bottom[0].diff[...] = top[0].diff
             return
-        np.multiply(top[0].diff, self.mask, out=bottom[0].diff)
-        bottom[0].diff[...] *= self.scale
+        elementwise.masked_scale(top[0].diff.reshape(-1), self.mask.view(np.uint8),
+                                 bottom[0].diff.reshape(-1), self.scale)

@@ -4,8 +4,7 @@ The gradient at exactly 0 is the negative slope's (Caffe tests ``bottom_data > 0
 reads the bottom data, which in-place is the output: the sign is the same, so in-place is safe for
 slopes >= 0. With a negative slope an in-place ReLU gets the wrong gradient, as Caffe's does.
 """
-import numpy as np
-
+from cct.kernels import elementwise
 from cct.layers.base import Layer, register
 
 
@@ -21,17 +20,10 @@ class ReLULayer(Layer):
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        x, y = bottom[0].data, top[0].data
-        if self.slope == 0:
-            np.maximum(x, 0, out=y)
-        else:
-            np.add(np.maximum(x, 0), self.slope * np.minimum(x, 0), out=y)
+        elementwise.relu_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.slope)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x, dy, dx = bottom[0].data, top[0].diff, bottom[0].diff
-        if self.slope == 0:
-            np.multiply(dy, x > 0, out=dx)
-        else:
-            np.multiply(dy, np.where(x > 0, self.dtype.type(1), self.slope), out=dx)
+        elementwise.relu_backward(bottom[0].data.reshape(-1), top[0].diff.reshape(-1),
+                                  bottom[0].diff.reshape(-1), self.slope)

@@ -1,0 +1,61 @@
+"""Element-wise passes of the cheap layers (ReLU, Dropout) as one multi-core loop each, with Caffe's
+arithmetic (relu_layer.cpp, dropout_layer.cpp).
+
+numpy would make temporaries (a boolean mask, a product) and run on one core; these read their
+inputs and write their output once, and give the same bits as the numpy expressions they replace.
+"""
+from cython.parallel cimport prange
+
+ctypedef fused real:
+    float
+    double
+
+
+def relu_forward(const real[::1] bottom, real[::1] top, double negative_slope):
+    """``top = max(x, 0) + negative_slope * min(x, 0)`` (in place allowed)."""
+    cdef Py_ssize_t i, count = bottom.shape[0]
+    cdef real slope = <real>negative_slope, x, zero = 0
+    _check(count, top.shape[0])
+    if slope == 0:
+        for i in prange(count, nogil=True, schedule='static'):
+            x = bottom[i]
+            # max(x, 0) as numpy's maximum: a NaN input stays NaN.
+            top[i] = x if (x > zero or x != x) else zero
+    else:
+        for i in prange(count, nogil=True, schedule='static'):
+            x = bottom[i]
+            if x != x:
+                top[i] = x
+            elif x > zero:
+                top[i] = x + slope * zero
+            else:
+                top[i] = zero + slope * x
+
+
+def relu_backward(const real[::1] bottom, const real[::1] top_diff, real[::1] bottom_diff,
+                  double negative_slope):
+    """``dx = dy * (x > 0 ? 1 : negative_slope)``: the gradient at exactly 0 is the slope's."""
+    cdef Py_ssize_t i, count = bottom.shape[0]
+    cdef real slope = <real>negative_slope, zero = 0, one = 1
+    _check(count, top_diff.shape[0])
+    _check(count, bottom_diff.shape[0])
+    for i in prange(count, nogil=True, schedule='static'):
+        bottom_diff[i] = top_diff[i] * (one if bottom[i] > zero else slope)
+
+
+def masked_scale(const real[::1] source, const unsigned char[::1] mask, real[::1] out,
+                 double scale):
+    """``out = source * mask * scale`` (Dropout's forward and backward; in place allowed)."""
+    cdef Py_ssize_t i, count = source.shape[0]
+    cdef real factor = <real>scale
+    _check(count, mask.shape[0])
+    _check(count, out.shape[0])
+    for i in prange(count, nogil=True, schedule='static'):
+        out[i] = (source[i] * <real>mask[i]) * factor
+
+
+cdef inline int _check(Py_ssize_t expected, Py_ssize_t got) except -1:
+    if expected != got:
+        raise ValueError('element-wise kernel: arrays differ in length (%d and %d)'
+                         % (expected, got))
+    return 0
