@@ -10,7 +10,7 @@ Both regions share one shape: ``scale`` is a windowed sum of squares, ``y = x * 
   (rows, then columns). Work is split by plane.
 """
 from cython.parallel cimport prange
-from libc.math cimport pow
+from libc.math cimport pow, powf
 
 ctypedef fused real:
     float
@@ -18,6 +18,14 @@ ctypedef fused real:
 
 cdef enum:
     PIXEL_BLOCK = 256
+
+
+cdef inline real _pow(real x, real y) noexcept nogil:
+    # Caffe's caffe_powx is std::pow on the blob's type: powf for float.
+    if real is float:
+        return powf(x, y)
+    else:
+        return pow(x, y)
 
 
 def cross_channel_scale(const real[:, :, ::1] bottom, real[:, :, ::1] scale, int size,
@@ -70,18 +78,23 @@ def within_channel_scale(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] row
         _affine(scale, n, c, a)
 
 
-def apply_scale(const real[::1] bottom, const real[::1] scale, real[::1] top, double beta):
-    """``top = bottom * scale**-beta`` over flat arrays."""
+def apply_scale(const real[::1] bottom, const real[::1] scale, real[::1] top, real[::1] factor,
+                double beta):
+    """``factor = scale**-beta`` and ``top = bottom * factor`` over flat arrays. Caffe's backward
+    raises every scale to the power again; cct's reuses ``factor`` (the same values)."""
     cdef Py_ssize_t i, count = bottom.shape[0]
     cdef real power = <real>-beta
     for i in prange(count, nogil=True, schedule='static'):
-        top[i] = bottom[i] * pow(scale[i], power)
+        factor[i] = _pow(scale[i], power)
+        top[i] = bottom[i] * factor[i]
 
 
 def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] top,
-                           const real[:, :, ::1] scale, const real[:, :, ::1] top_diff,
-                           real[:, :, ::1] bottom_diff, int size, double cache_ratio, double beta):
-    """``dx = dy * scale**-beta - cache_ratio * x * channel_window_sum(dy * y / scale)``.
+                           const real[:, :, ::1] scale, const real[:, :, ::1] factor,
+                           const real[:, :, ::1] top_diff, real[:, :, ::1] bottom_diff, int size,
+                           double cache_ratio):
+    """``dx = dy * factor - cache_ratio * x * channel_window_sum(dy * y / scale)``, with ``factor``
+    the forward's ``scale**-beta``.
 
     The window sum is first run into ``bottom_diff`` (the same head/tail scheme as the forward),
     then combined in place. Arrays are viewed as (N, C, H*W).
@@ -91,7 +104,6 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
     cdef Py_ssize_t task, n, c, p, start, stop, head, tail
     cdef int pre_pad = (size - 1) // 2
     cdef real ratio = <real>cache_ratio
-    cdef real power = <real>-beta
     for task in prange(num * blocks, nogil=True, schedule='static'):
         n = task // blocks
         start = (task % blocks) * PIXEL_BLOCK
@@ -114,22 +126,21 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
                         scale[n, tail, p]
         for c in range(channels):
             for p in range(start, stop):
-                bottom_diff[n, c, p] = top_diff[n, c, p] * pow(scale[n, c, p], power) - \
+                bottom_diff[n, c, p] = top_diff[n, c, p] * factor[n, c, p] - \
                     ratio * bottom[n, c, p] * bottom_diff[n, c, p]
 
 
 def within_channel_backward(const real[:, :, :, ::1] bottom, const real[:, :, :, ::1] top,
-                            const real[:, :, :, ::1] scale, const real[:, :, :, ::1] top_diff,
-                            real[:, :, :, ::1] ratios, real[:, :, :, ::1] rows,
-                            real[:, :, :, ::1] bottom_diff, int size, double cache_ratio,
-                            double beta):
-    """``dx = dy * scale**-beta - cache_ratio * x * box_sum(dy * y / scale)``; ``ratios`` and
-    ``rows`` are scratch of the blobs' shape."""
+                            const real[:, :, :, ::1] scale, const real[:, :, :, ::1] factor,
+                            const real[:, :, :, ::1] top_diff, real[:, :, :, ::1] ratios,
+                            real[:, :, :, ::1] rows, real[:, :, :, ::1] bottom_diff, int size,
+                            double cache_ratio):
+    """``dx = dy * factor - cache_ratio * x * box_sum(dy * y / scale)`` (``factor`` the forward's
+    ``scale**-beta``); ``ratios`` and ``rows`` are scratch of the blobs' shape."""
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1]
     cdef Py_ssize_t height = bottom.shape[2], width = bottom.shape[3]
     cdef Py_ssize_t plane, n, c, h, w
     cdef real ratio = <real>cache_ratio
-    cdef real power = <real>-beta
     for plane in prange(num * channels, nogil=True, schedule='static'):
         n = plane // channels
         c = plane % channels
@@ -140,7 +151,7 @@ def within_channel_backward(const real[:, :, :, ::1] bottom, const real[:, :, :,
         for h in range(height):
             for w in range(width):
                 bottom_diff[n, c, h, w] = \
-                    top_diff[n, c, h, w] * pow(scale[n, c, h, w], power) - \
+                    top_diff[n, c, h, w] * factor[n, c, h, w] - \
                     ratio * bottom[n, c, h, w] * bottom_diff[n, c, h, w]
 
 

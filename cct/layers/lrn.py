@@ -48,6 +48,7 @@ class LRNLayer(Layer):
         top[0].reshape(bottom[0].shape)
         if getattr(self, 'scale', None) is None or self.scale.shape != bottom[0].shape:
             self.scale = np.empty(bottom[0].shape, self.dtype)
+            self.factor = np.empty(bottom[0].shape, self.dtype)  # scale**-beta
 
     def _planes(self, array):
         return array.reshape(array.shape[0], array.shape[1], -1)
@@ -62,7 +63,7 @@ class LRNLayer(Layer):
             lrn_kernels.within_channel_scale(x, rows, self.scale, self.size,
                                              self.alpha / (self.size * self.size))
         lrn_kernels.apply_scale(x.reshape(-1), self.scale.reshape(-1), top[0].data.reshape(-1),
-                                self.beta)
+                                self.factor.reshape(-1), self.beta)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -70,11 +71,12 @@ class LRNLayer(Layer):
         x, y, dy, dx = bottom[0].data, top[0].data, top[0].diff, bottom[0].diff
         if self.region == ACROSS_CHANNELS:
             lrn_kernels.cross_channel_backward(
-                self._planes(x), self._planes(y), self._planes(self.scale), self._planes(dy),
-                self._planes(dx), self.size, 2.0 * self.alpha * self.beta / self.size, self.beta)
+                self._planes(x), self._planes(y), self._planes(self.scale),
+                self._planes(self.factor), self._planes(dy), self._planes(dx), self.size,
+                2.0 * self.alpha * self.beta / self.size)
         else:
             ratios = workspace.scratch('lrn_ratios', x.shape, self.dtype)
             rows = workspace.scratch('lrn_rows', x.shape, self.dtype)
             lrn_kernels.within_channel_backward(
-                x, y, self.scale, dy, ratios, rows, dx, self.size,
-                2.0 * self.alpha * self.beta / (self.size * self.size), self.beta)
+                x, y, self.scale, self.factor, dy, ratios, rows, dx, self.size,
+                2.0 * self.alpha * self.beta / (self.size * self.size))
