@@ -93,14 +93,19 @@ def test_test_nets_share_the_train_weights_and_log_means(log_text):
     test_ip = solver.test_nets[0].params['ip'][0]
     assert test_ip.shares_data_with(solver.net.params['ip'][0])
     text = log_text()
-    expected_loss = solver.test_nets[0].forward()['loss']
+    batch_loss = np.float32(solver.test_nets[0].forward()['loss'])
+    # The same batch three times (test_iter: 3), summed and divided in float as Caffe does.
+    expected_loss = (batch_loss + batch_loss + batch_loss) / np.float32(3)
     lines = [line.split('] ', 1)[1] for line in text.splitlines() if '] ' in line]
     assert 'Iteration 2, Testing net (#0)' in lines
     assert 'Test loss: %g' % expected_loss in lines
     assert '    Test net output #0: loss = %g (* 1 = %g loss)' % (expected_loss, expected_loss) \
         in lines
     assert lines[-1] == 'Optimization Done.'
-    assert 'Iteration 2, loss = %g' % expected_loss in lines
+    # Solve's final forward-only display line; with average_loss 1 Caffe's float ring-buffer
+    # update (s + (l - previous)) may round l by an ulp.
+    [final] = [line for line in lines if line.startswith('Iteration 2, loss = ')]
+    assert float(final.split(' = ')[1]) == pytest.approx(batch_loss, rel=1e-5)
 
 
 def test_test_nets_in_caffes_order_with_their_test_iter_and_no_initial_test(tmp_path, log_text):
@@ -150,10 +155,41 @@ def test_display_lines_and_smoothed_loss(log_text):
     shown = [line for line in lines if ' iter/s, ' in line]
     assert [line.split(' (')[0] for line in shown] == ['Iteration 0', 'Iteration 2',
                                                       'Iteration 4']
-    assert shown[1].endswith('s/2 iters), loss = %g' % np.mean(losses[0:3]))
-    assert shown[2].endswith('loss = %g' % np.mean(losses[2:5]))
+    # Caffe's UpdateSmoothedLoss in float: a running mean over the first average_loss losses,
+    # then a ring buffer whose oldest entry is swapped for the newest. That is the mean of the
+    # last three losses, rounded the way Caffe's float arithmetic rounds it.
+    l = np.float32(losses)
+    after_2 = ((l[0] * 1 + l[1]) / np.float32(2) * 2 + l[2]) / np.float32(3)
+    after_3 = after_2 + (l[3] - l[0]) / np.float32(3)
+    after_4 = after_3 + (l[4] - l[1]) / np.float32(3)
+    assert after_4 == pytest.approx(np.mean(losses[2:5]), rel=1e-5)
+    assert shown[1].endswith('s/2 iters), loss = %g' % after_2)
+    assert shown[2].endswith('loss = %g' % after_4)
     assert '    Train net output #0: loss = %g (* 1 = %g loss)' % (losses[4], losses[4]) in lines
     assert 'Iteration 4, lr = 0.05' in lines
+
+
+def test_output_lines_count_every_element_of_every_output_in_name_order(log_text):
+    """'#k' runs over the elements of the outputs in blob-name order (Caffe collects them in a
+    std::set): 'a_scaled' (a 4x2 Power output, no loss weight) before 'loss'."""
+    net = net_param()
+    net.layer.add().CopyFrom(parse_text('name: "scale" type: "Power" bottom: "ip" top: "a_scaled" '
+                                        'power_param { scale: 2 }', caffe_pb2.LayerParameter()))
+    param = parse_text('base_lr: 0.1 lr_policy: "fixed" display: 1', caffe_pb2.SolverParameter())
+    param.net_param.CopyFrom(net)
+    solver = SGDSolver(param)
+    feed(solver.net)
+    w, b = (blob.data.copy() for blob in solver.net.params['ip'])
+    solver.step(1)
+    scaled = (np.float32(2) * (X[:4].astype(np.float32) @ w.T + b)).ravel()
+    lines = [line.split('] ', 1)[1] for line in log_text().splitlines() if '] ' in line]
+    outputs = [line for line in lines if line.startswith('    Train net output #')]
+    assert [line.split(' = ')[0] for line in outputs[:8]] == [
+        '    Train net output #%d: a_scaled' % k for k in range(8)]
+    np.testing.assert_allclose([float(line.split(' = ')[1]) for line in outputs[:8]], scaled,
+                               rtol=1e-5, atol=1e-6)  # 6 significant digits printed
+    loss = float(outputs[8].split(' = ')[1].split(' ')[0])
+    assert outputs[8] == '    Train net output #8: loss = %g (* 1 = %g loss)' % (loss, loss)
 
 
 def test_action_requests_snapshot_and_stop(tmp_path, log_text):
@@ -297,7 +333,8 @@ def test_debug_info_logs_mean_absolute_values_on_display_iterations(log_text):
     w = solver.net.params['ip'][0].data.copy()
     solver.step(1)
     lines = [line.split('] ', 1)[1] for line in log_text().splitlines() if '] ' in line]
-    assert '    [Forward] Layer ip, param blob 0 data: %g' % np.abs(w).mean() in lines
+    assert '    [Forward] Layer ip, param blob 0 data: %g' % (
+        np.abs(w).sum(dtype=np.float64) / w.size) in lines
     assert '    [Forward] Layer data, top blob x data: %g' % np.abs(X[:4]).mean() in lines
     assert any(line.startswith('    [Backward] Layer ip, param blob 0 diff: ') for line in lines)
     assert not any('[Backward] Layer data' in line for line in lines)
