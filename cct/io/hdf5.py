@@ -89,8 +89,10 @@ def load_weights_hdf5(net, path):
             if name not in prefixes:
                 logger.info('Ignoring source layer %s', name)
         # Caffe cannot write a layer name holding '/' (H5Gcreate2 makes no intermediate groups);
-        # h5py nests it, so layers are looked up by path.
-        for layer_id, name in enumerate(net.layer_names):
+        # h5py nests it, so layers are looked up by path. Of several layers with one name, Caffe
+        # fills the last (its layer_names_index_), not the first as the binary reader does.
+        last_of_name = {name: layer_id for layer_id, name in enumerate(net.layer_names)}
+        for name, layer_id in last_of_name.items():
             if name not in data or not isinstance(data[name], _h5py().Group):
                 continue
             blobs = net.layers[layer_id].blobs

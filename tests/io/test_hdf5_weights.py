@@ -80,3 +80,32 @@ def test_solverstate_round_trip(tmp_path):
         # H5LTmake_dataset_string: a scalar, NUL-terminated fixed-length string.
         assert f['learned_net'].shape == ()
         assert f['learned_net'].id.get_type().get_size() == len('model_iter_12.caffemodel.h5') + 1
+
+
+def test_layers_sharing_a_name_are_filled_as_caffe_fills_them(tmp_path):
+    """Caffe does not require unique layer names. A binary caffemodel fills the first net layer of
+    a name (every file layer of that name goes there, the last one winning); an HDF5 file fills
+    the last net layer of the name (Net's layer_names_index_)."""
+    twins = parse_text('''
+        layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+        layer { name: "fc" type: "InnerProduct" bottom: "x" top: "a"
+                inner_product_param { num_output: 4 } }
+        layer { name: "fc" type: "InnerProduct" bottom: "x" top: "b"
+                inner_product_param { num_output: 4 } }''', caffe_pb2.NetParameter())
+    def fcs(net):
+        return [layer for layer in net.layers if layer.name == 'fc']
+    source = cct.Net(twins)
+    for value, layer in zip((1, 2), fcs(source)):
+        for blob in layer.blobs:
+            blob.data[...] = value
+    binary = str(tmp_path / 'twins.caffemodel')
+    source.save(binary)
+    net = cct.Net(twins)
+    net.copy_from(binary)
+    assert [float(layer.blobs[0].data.max()) for layer in fcs(net)] == [2, 0]
+    with h5py.File(str(tmp_path / 'twins.caffemodel.h5'), 'w') as f:
+        f.create_dataset('data/fc/0', data=np.full((4, 3), 5, np.float32))
+        f.create_dataset('data/fc/1', data=np.full(4, 5, np.float32))
+    net = cct.Net(twins)
+    net.copy_from(str(tmp_path / 'twins.caffemodel.h5'))
+    assert [float(layer.blobs[0].data.max()) for layer in fcs(net)] == [0, 5]
