@@ -1,7 +1,7 @@
 """Bad input, one case each: a malformed prototxt, an unknown layer type, a missing bottom, a truncated
 caffemodel, a weight shape mismatch. Each is an exception of cct.errors with a message naming what is
 wrong, and at the command line a single ``cct <action>: error: ...`` line with no traceback. The
-caffemodel cases run on weights cct saves (always) and on the file real Caffe wrote (with ../shared)."""
+caffemodel cases run on weights cct saves (always) and on the file Caffe wrote (with ../shared)."""
 import os
 import subprocess
 import sys
