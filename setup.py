@@ -8,6 +8,7 @@ import os
 import sys
 
 import numpy
+import scipy_openblas32
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -31,8 +32,12 @@ def kernel_extensions():
     # No FMA contraction: fused kernels must round each step as Caffe's separate BLAS calls do.
     args = ['-O3', '-fopenmp', '-ffp-contract=off'] + arch
     names = sorted(f[:-4] for f in os.listdir(os.path.join(HERE, 'cct', 'kernels')) if f.endswith('.pyx'))
+    # Every kernel links cct's BLAS (scipy-openblas32); cct/kernels/__init__.py preloads it by its
+    # soname, so the build environment's path need not exist at run time.
     return [Extension('cct.kernels.' + name, [os.path.join('cct', 'kernels', name + '.pyx')],
-                      include_dirs=[numpy.get_include()], extra_compile_args=args,
+                      include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir()],
+                      library_dirs=[scipy_openblas32.get_lib_dir()],
+                      libraries=[scipy_openblas32.get_library()], extra_compile_args=args,
                       extra_link_args=['-fopenmp'],
                       define_macros=[('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')])
             for name in names]

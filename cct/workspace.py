@@ -10,8 +10,19 @@ import numpy as np
 
 _buffers = {}
 
-# CcT partitions a batch so one column buffer stays under this size (MiB).
-LOWERING_BUDGET_BYTES = int(float(os.environ.get('CCT_LOWERING_MB', '64')) * (1 << 20))
+# CcT partitions a batch so that one thread's column buffer stays under this size (MiB) ...
+LOWERING_BUDGET_BYTES = int(float(os.environ.get('CCT_LOWERING_MB', '8')) * (1 << 20))
+# ... while its GEMMs get at least this many columns (images x output pixels) where it allows.
+GEMM_MIN_COLUMNS = int(os.environ.get('CCT_GEMM_COLUMNS', '1024'))
+
+
+def partition_size(num, bytes_per_image, pixels_per_image, threads):
+    """Images per CcT partition: enough for GEMMs of ``GEMM_MIN_COLUMNS`` columns, at most what
+    the lowering budget holds, and no more than keeps every thread busy (at least 1)."""
+    wide_enough = -(-GEMM_MIN_COLUMNS // max(pixels_per_image, 1))
+    budget = LOWERING_BUDGET_BYTES // max(bytes_per_image, 1)
+    size = min(wide_enough, budget, -(-num // max(threads, 1)))
+    return int(max(1, size))
 
 
 def scratch(purpose, shape, dtype):

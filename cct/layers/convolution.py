@@ -87,16 +87,16 @@ class LoweredConvolution(Layer):
         kh, kw = self.geometry.kernel
         self.col_rows = self.conv_in_channels * kh * kw
         self.col_pixels = self.col_hw[0] * self.col_hw[1]
-        per_image = self.col_rows * self.col_pixels * self.dtype.itemsize
-        self.partition = int(max(1, min(self.num,
-                                        workspace.LOWERING_BUDGET_BYTES // max(per_image, 1))))
+        self.partition = workspace.partition_size(
+            self.num, self.col_rows * self.col_pixels * self.dtype.itemsize, self.col_pixels,
+            kernels.max_threads())
         for blob in top:
             blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
         self._shape_key = key
 
     # ------------------------------------------------ partition-wide primitives
     def partitions(self):
-        """(start, stop) of each batch partition whose column buffer fits the lowering budget."""
+        """(start, stop) of each batch partition (the images one thread lowers at a time)."""
         return [(start, min(start + self.partition, self.num))
                 for start in range(0, self.num, self.partition)]
 
@@ -108,75 +108,48 @@ class LoweredConvolution(Layer):
         """``array`` as (num, conv_out_channels, column-side pixels)."""
         return array.reshape(self.num, self.conv_out_channels, self.col_pixels)
 
-    def column_buffer(self, count):
-        """The shared (col_rows, count * col_pixels) scratch, split per group."""
-        col = workspace.scratch('col', (self.col_rows, count * self.col_pixels), self.dtype)
-        return col, col.reshape(self.group, self.col_rows // self.group, -1)
-
-    def row_buffer(self, count):
-        """The shared (conv_out_channels, count * col_pixels) scratch, split per group."""
-        rows = workspace.scratch('gemm_rows', (self.conv_out_channels, count * self.col_pixels),
-                                 self.dtype)
-        return rows, rows.reshape(self.group, self.conv_out_channels // self.group, -1)
-
-    def grouped_weights(self):
-        return self.blobs[0].data.reshape(self.group, self.conv_out_channels // self.group, -1)
-
-    def lower(self, images, col):
+    def _geometry(self):
         g = self.geometry
-        kernels.im2col(images, col, g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0],
-                       g.stride[1], g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
+        return (g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0], g.stride[1],
+                g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
 
-    def unlower(self, col, images):
-        g = self.geometry
-        kernels.col2im(col, images, g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0],
-                       g.stride[1], g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
+    def _scratch(self):
+        threads = kernels.max_threads()
+        columns = self.partition * self.col_pixels
+        return (workspace.scratch('col', (threads, self.col_rows * columns), self.dtype),
+                workspace.scratch('gemm_rows', (threads, self.conv_out_channels * columns),
+                                  self.dtype))
 
-    def gather_rows(self, by_image, count):
-        """Copy (count, conv_out, P) into the row buffer as (conv_out, count * P)."""
-        rows, grouped = self.row_buffer(count)
-        rows.reshape(self.conv_out_channels, count, self.col_pixels)[...] = \
-            by_image.transpose(1, 0, 2)
-        return grouped
+    def _weights(self):
+        return self.blobs[0].data.reshape(self.conv_out_channels, -1)
 
-    def scatter_rows(self, rows, by_image, bias=None):
-        """Write the row buffer (conv_out, count * P) to (count, conv_out, P), adding ``bias``."""
-        count = by_image.shape[0]
-        source = rows.reshape(self.conv_out_channels, count, self.col_pixels).transpose(1, 0, 2)
-        if bias is not None:
-            np.add(source, bias[None, :, None], out=by_image)
-        else:
-            by_image[...] = source
-
-    def weights_times(self, cols, count):
-        """The row buffer set to W * col, one GEMM per group over the whole partition."""
-        rows, products = self.row_buffer(count)
-        weights = self.grouped_weights()
-        for g in range(self.group):
-            kernels.gemm(weights[g], cols[g], products[g])
-        return rows
+    def _no_values(self):
+        return workspace.scratch('none', (0,), self.dtype)
 
     def forward_gemm(self, images, out, bias=None):
-        """Caffe's forward_cpu_gemm over a partition: out = W * im2col(images) (+ bias)."""
-        count = images.shape[0]
-        col, cols = self.column_buffer(count)
-        self.lower(images, col)
-        self.scatter_rows(self.weights_times(cols, count), out, bias)
+        """Caffe's forward_cpu_gemm over every partition: out = W * im2col(images) (+ bias)."""
+        kernels.lowered_forward(images, self._weights(), self._no_values() if bias is None
+                                else bias, out, self._geometry(), self.group, self.partition,
+                                *self._scratch())
 
-    def backward_gemm(self, grouped_rows, images):
-        """Caffe's backward_cpu_gemm over a partition: images = col2im(W^T * rows)."""
-        col, cols = self.column_buffer(images.shape[0])
-        weights = self.grouped_weights()
-        for g in range(self.group):
-            kernels.gemm(weights[g], grouped_rows[g], cols[g], trans_a=True)
-        self.unlower(col, images)
+    def backward_gemm(self, rows, images, bias=None):
+        """Caffe's backward_cpu_gemm over every partition: images = col2im(W^T * rows) (+ bias
+        per image-side channel)."""
+        kernels.lowered_backward_data(rows, self._weights(), self._no_values() if bias is None
+                                      else bias, images, self._geometry(), self.group,
+                                      self.partition, *self._scratch())
 
-    def weight_gemm(self, grouped_rows, cols):
-        """Caffe's weight_cpu_gemm: weight_diff += rows * col^T, per group."""
-        weight_diff = self.blobs[0].diff.reshape(self.group, self.conv_out_channels // self.group,
-                                                 -1)
-        for g in range(self.group):
-            kernels.gemm(grouped_rows[g], cols[g], weight_diff[g], trans_b=True, beta=1.0)
+    def weight_gemm(self, images, rows, want_weights=True, bias_diff=None):
+        """Caffe's weight_cpu_gemm over every partition: weight_diff += rows * im2col(images)^T;
+        with ``bias_diff``, also bias_diff += the sum of ``rows`` per output channel."""
+        threads = kernels.max_threads()
+        weight_diff = self.blobs[0].diff.reshape(self.conv_out_channels, -1)
+        kernels.lowered_weight_grad(
+            images, rows, weight_diff, self._no_values() if bias_diff is None else bias_diff,
+            want_weights, self._geometry(), self.group, self.partition, *self._scratch(),
+            workspace.scratch('partial_weights', (threads, weight_diff.size if want_weights
+                                                  else 0), self.dtype),
+            workspace.scratch('partial_bias', (threads, self.conv_out_channels), self.dtype))
 
     def accumulate_bias_diff(self, top):
         for t in top:
@@ -196,26 +169,15 @@ class ConvolutionLayer(LoweredConvolution):
     def forward(self, bottom, top):
         bias = self.blobs[1].data if self.bias_term else None
         for b, t in zip(bottom, top):
-            images = self.image_view(b.data)
-            out = self.col_side_view(t.data)
-            for start, stop in self.partitions():
-                self.forward_gemm(images[start:stop], out[start:stop], bias)
+            self.forward_gemm(self.image_view(b.data), self.col_side_view(t.data), bias)
 
     def backward(self, top, propagate_down, bottom):
         want_w = self.param_propagate_down[0]
-        if self.bias_term and self.param_propagate_down[1]:
-            self.accumulate_bias_diff(top)
+        want_bias = self.bias_term and self.param_propagate_down[1]
         for t, down, b in zip(top, propagate_down, bottom):
-            if not (want_w or down):
-                continue
             top_diff = self.col_side_view(t.diff)
-            images = self.image_view(b.data)
-            image_diff = self.image_view(b.diff) if down else None
-            for start, stop in self.partitions():
-                grads = self.gather_rows(top_diff[start:stop], stop - start)
-                if want_w:
-                    col, cols = self.column_buffer(stop - start)
-                    self.lower(images[start:stop], col)
-                    self.weight_gemm(grads, cols)
-                if down:
-                    self.backward_gemm(grads, image_diff[start:stop])
+            if want_w or want_bias:
+                self.weight_gemm(self.image_view(b.data), top_diff, want_w,
+                                 self.blobs[1].diff if want_bias else None)
+            if down:
+                self.backward_gemm(top_diff, self.image_view(b.diff))

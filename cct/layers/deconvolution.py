@@ -26,30 +26,15 @@ class DeconvolutionLayer(LoweredConvolution):
     def forward(self, bottom, top):
         bias = self.blobs[1].data if self.bias_term else None
         for b, t in zip(bottom, top):
-            inputs = self.col_side_view(b.data)
-            out = self.image_view(t.data)
-            for start, stop in self.partitions():
-                rows = self.gather_rows(inputs[start:stop], stop - start)
-                self.backward_gemm(rows, out[start:stop])
-                if bias is not None:
-                    out[start:stop] += bias[None, :, None, None]
+            self.backward_gemm(self.col_side_view(b.data), self.image_view(t.data), bias)
 
     def backward(self, top, propagate_down, bottom):
         want_w = self.param_propagate_down[0]
         if self.bias_term and self.param_propagate_down[1]:
             self.accumulate_bias_diff(top)
         for t, down, b in zip(top, propagate_down, bottom):
-            if not (want_w or down):
-                continue
             top_diff = self.image_view(t.diff)
-            inputs = self.col_side_view(b.data)
-            input_diff = self.col_side_view(b.diff) if down else None
-            for start, stop in self.partitions():
-                count = stop - start
-                # One lowering of the top gradient serves both products (Caffe's skip_im2col).
-                col, cols = self.column_buffer(count)
-                self.lower(top_diff[start:stop], col)
-                if want_w:
-                    self.weight_gemm(self.gather_rows(inputs[start:stop], count), cols)
-                if down:
-                    self.scatter_rows(self.weights_times(cols, count), input_diff[start:stop])
+            if want_w:
+                self.weight_gemm(top_diff, self.col_side_view(b.data))
+            if down:
+                self.forward_gemm(top_diff, self.col_side_view(b.diff))

@@ -117,14 +117,15 @@ def test_directional_gradient_at_a_realistic_size():
 
 def test_batch_partitions_give_the_same_result(monkeypatch):
     """The CcT lowering splits the batch when the column buffer would exceed the budget; a budget of
-    one image per partition must reproduce the single-partition result exactly."""
+    one image per partition must reproduce the whole batch lowered as one partition."""
     params = 'num_output: 4 kernel_size: 3 pad: 1 group: 2'
     layer, bottom, top = conv_layer(params, [(5, 4, 6, 6)], seed=4)
+    layer.partition = 5
+    assert layer.partitions() == [(0, 5)]
     layer.forward(bottom, top)
     top[0].diff[...] = np.random.default_rng(0).standard_normal(top[0].shape)
     layer.backward(top, [True], bottom)
     whole = (top[0].data.copy(), bottom[0].diff.copy(), layer.blobs[0].diff.copy())
-    assert layer.partitions() == [(0, 5)]
     one_image = 4 * 3 * 3 * 6 * 6 * 8
     monkeypatch.setattr(workspace, 'LOWERING_BUDGET_BYTES', one_image)
     layer._shape_key = None

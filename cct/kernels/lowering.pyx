@@ -1,0 +1,382 @@
+"""Convolution lowered to GEMM over batch partitions, Caffe con Troll style (Caffe's util/im2col.cpp and
+base_conv_layer.cpp's forward/backward/weight GEMMs).
+
+A *partition* of c images is lowered into one column buffer: one row per (channel, kernel row,
+kernel column), one column per (image, output pixel), ``col[(ch*kh + i)*kw + j, n*P + p]`` with P
+the output pixels per image, so each group's convolution is one GEMM over the whole partition
+instead of Caffe's one GEMM per image. Partitions are spread over the cores with OpenMP, each core
+lowering its own partition into its own (cache-sized) buffer and running a single-threaded GEMM on
+it, so the lowered columns are consumed while they are still in cache and threads meet once per
+layer, not once per GEMM.
+
+For each kernel column the output columns whose input column falls inside the image form one
+interval, computed once; a lowered row is then zeros, a (strided) copy, zeros, with no bounds test
+per pixel.
+"""
+from cython.parallel cimport prange
+from libc.string cimport memset
+from openmp cimport omp_get_max_threads, omp_get_thread_num
+
+from cct.kernels.blas cimport gemm_rm, real
+
+
+cdef struct Lowering:
+    int kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w
+    int out_h, out_w    # the column side's planes
+    Py_ssize_t height, width    # the image side's planes
+
+
+def max_threads():
+    """The number of threads a partitioned kernel may use (OpenMP's team size)."""
+    return omp_get_max_threads()
+
+
+cdef Lowering _lowering(tuple geometry, Py_ssize_t height, Py_ssize_t width) except *:
+    cdef Lowering g
+    (g.kernel_h, g.kernel_w, g.pad_h, g.pad_w, g.stride_h, g.stride_w, g.dilation_h,
+     g.dilation_w, g.out_h, g.out_w) = geometry
+    g.height, g.width = height, width
+    return g
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """ceil(a / b) for b > 0 and any sign of a."""
+    if a <= 0:
+        return -((-a) // b)
+    return (a + b - 1) // b
+
+
+cdef inline void _valid_columns(Py_ssize_t offset, Py_ssize_t width, Py_ssize_t stride,
+                                Py_ssize_t out_w, Py_ssize_t *begin,
+                                Py_ssize_t *end) noexcept nogil:
+    """The output columns ow with 0 <= ow*stride + offset < width, as [begin, end)."""
+    cdef Py_ssize_t lo = _ceil_div(-offset, stride)
+    cdef Py_ssize_t hi = _ceil_div(width - offset, stride)
+    if lo < 0:
+        lo = 0
+    if hi > out_w:
+        hi = out_w
+    if hi < lo:
+        hi = lo
+    begin[0] = lo
+    end[0] = hi
+
+
+cdef void _lower_plane(const real *plane, real *rows, Py_ssize_t ld,
+                       const Lowering *g) noexcept nogil:
+    """Write the kh*kw lowered rows of one (image, channel) plane; row r starts at ``rows + r*ld``
+    and gets out_h*out_w values."""
+    cdef Py_ssize_t i, j, oh, ow, ih, begin, end, offset
+    cdef real *dst
+    cdef const real *src
+    for i in range(g.kernel_h):
+        for j in range(g.kernel_w):
+            dst = rows + (i * g.kernel_w + j) * ld
+            offset = j * g.dilation_w - g.pad_w
+            _valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
+            for oh in range(g.out_h):
+                ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
+                if ih < 0 or ih >= g.height or begin == end:
+                    for ow in range(g.out_w):
+                        dst[ow] = 0
+                else:
+                    for ow in range(begin):
+                        dst[ow] = 0
+                    src = plane + ih * g.width + offset
+                    if g.stride_w == 1:
+                        for ow in range(begin, end):
+                            dst[ow] = src[ow]
+                    else:
+                        for ow in range(begin, end):
+                            dst[ow] = src[ow * g.stride_w]
+                    for ow in range(end, g.out_w):
+                        dst[ow] = 0
+                dst += g.out_w
+
+
+cdef void _unlower_plane(const real *rows, Py_ssize_t ld, real *plane,
+                         const Lowering *g) noexcept nogil:
+    """Overwrite one plane with the sum of its kh*kw lowered rows scattered back (col2im)."""
+    cdef Py_ssize_t i, j, oh, ow, ih, begin, end, offset
+    cdef const real *src
+    cdef real *dst
+    memset(plane, 0, g.height * g.width * sizeof(real))
+    for i in range(g.kernel_h):
+        for j in range(g.kernel_w):
+            src = rows + (i * g.kernel_w + j) * ld
+            offset = j * g.dilation_w - g.pad_w
+            _valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
+            for oh in range(g.out_h):
+                ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
+                if ih >= 0 and ih < g.height:
+                    dst = plane + ih * g.width + offset
+                    if g.stride_w == 1:
+                        for ow in range(begin, end):
+                            dst[ow] += src[ow]
+                    else:
+                        for ow in range(begin, end):
+                            dst[ow * g.stride_w] += src[ow]
+                src += g.out_w
+
+
+cdef void _lower_images(const real *images, Py_ssize_t count, Py_ssize_t channels, real *col,
+                        const Lowering *g) noexcept nogil:
+    """Lower ``count`` consecutive images into a (channels*kh*kw) x (count*P) column buffer."""
+    cdef Py_ssize_t n, ch, pixels = g.out_h * g.out_w, ld = count * pixels
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, plane = g.height * g.width
+    for n in range(count):
+        for ch in range(channels):
+            _lower_plane(images + (n * channels + ch) * plane, col + ch * taps * ld + n * pixels,
+                         ld, g)
+
+
+cdef void _gather(const real *by_image, Py_ssize_t count, Py_ssize_t rows, Py_ssize_t pixels,
+                  real *out) noexcept nogil:
+    """(count, rows, P) -> (rows, count*P): the layout the GEMMs of a partition use."""
+    cdef Py_ssize_t n, r, p, ld = count * pixels
+    for r in range(rows):
+        for n in range(count):
+            for p in range(pixels):
+                out[r * ld + n * pixels + p] = by_image[(n * rows + r) * pixels + p]
+
+
+# ------------------------------------------------------------------------ layer-level operations
+def lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
+                    const real[::1] bias, real[:, :, ::1] out, tuple geometry, int group,
+                    int partition, real[:, ::1] col_scratch, real[:, ::1] row_scratch):
+    """``out[n] = W @ im2col(images[n]) (+ bias)`` per group (Caffe's forward_cpu_gemm).
+
+    Args:
+        images: (N, C, H, W), the image side.
+        weights: (M, C/group*kh*kw).
+        bias: (M,), or empty for none.
+        out: (N, M, out_h*out_w), the column side.
+        geometry: (kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w,
+            out_h, out_w).
+        group: the number of groups.
+        partition: images lowered together.
+        col_scratch, row_scratch: one row per thread, of at least C*kh*kw * partition*P and
+            M * partition*P values.
+    """
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weights.shape[0]
+    cdef Py_ssize_t k_group = weights.shape[1], m_group = outputs // group
+    cdef Py_ssize_t parts, part, start, count, ld, gi, n, m, p
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *col
+    cdef real *dst
+    _check_lowered(num, channels, outputs, k_group, group, partition, &g, out.shape[0],
+                   out.shape[1], out.shape[2], col_scratch, row_scratch, True)
+    if has_bias and bias.shape[0] != outputs:
+        raise ValueError('lowered_forward: bias has %d values for %d outputs'
+                         % (bias.shape[0], outputs))
+    parts = _ceil_div(num, partition)
+    for part in prange(parts, nogil=True, schedule='dynamic'):
+        start = part * partition
+        count = min(partition, num - start)
+        ld = count * pixels
+        col = &col_scratch[omp_get_thread_num(), 0]
+        _lower_images(&images[start, 0, 0, 0], count, channels, col, &g)
+        if count == 1:
+            dst = &out[start, 0, 0]
+        else:
+            dst = &row_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            gemm_rm(False, False, m_group, ld, k_group, 1, &weights[gi * m_group, 0], k_group,
+                    col + gi * k_group * ld, ld, 0, dst + gi * m_group * ld, ld)
+        if count == 1:
+            if has_bias:
+                for m in range(outputs):
+                    for p in range(pixels):
+                        dst[m * pixels + p] = dst[m * pixels + p] + bias[m]
+        else:
+            for n in range(count):
+                for m in range(outputs):
+                    for p in range(pixels):
+                        out[start + n, m, p] = dst[m * ld + n * pixels + p] + \
+                            (bias[m] if has_bias else 0)
+
+
+def lowered_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights,
+                          const real[::1] bias, real[:, :, :, ::1] images, tuple geometry,
+                          int group, int partition, real[:, ::1] col_scratch,
+                          real[:, ::1] row_scratch):
+    """``images[n] = col2im(W^T @ rows[n]) (+ bias per channel)`` (Caffe's backward_cpu_gemm).
+
+    ``rows`` is (N, M, out_h*out_w), the column side; ``images`` (N, C, H, W) is overwritten;
+    ``bias`` is (C,) or empty (Deconvolution's forward adds its bias here). The other arguments
+    are as for ``lowered_forward``.
+    """
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weights.shape[0]
+    cdef Py_ssize_t k_group = weights.shape[1], m_group = outputs // group
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, plane = g.height * g.width
+    cdef Py_ssize_t parts, part, start, count, ld, gi, n, ch, q
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *col
+    cdef const real *source
+    cdef real *dst
+    _check_lowered(num, channels, outputs, k_group, group, partition, &g, rows.shape[0],
+                   rows.shape[1], rows.shape[2], col_scratch, row_scratch, True)
+    if has_bias and bias.shape[0] != channels:
+        raise ValueError('lowered_backward_data: bias has %d values for %d channels'
+                         % (bias.shape[0], channels))
+    parts = _ceil_div(num, partition)
+    for part in prange(parts, nogil=True, schedule='dynamic'):
+        start = part * partition
+        count = min(partition, num - start)
+        ld = count * pixels
+        col = &col_scratch[omp_get_thread_num(), 0]
+        if count == 1:
+            source = &rows[start, 0, 0]
+        else:
+            _gather(&rows[start, 0, 0], count, outputs, pixels, &row_scratch[omp_get_thread_num(), 0])
+            source = &row_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            gemm_rm(True, False, k_group, ld, m_group, 1, &weights[gi * m_group, 0], k_group,
+                    source + gi * m_group * ld, ld, 0, col + gi * k_group * ld, ld)
+        for n in range(count):
+            for ch in range(channels):
+                dst = &images[start + n, ch, 0, 0]
+                _unlower_plane(col + ch * taps * ld + n * pixels, ld, dst, &g)
+                if has_bias:
+                    for q in range(plane):
+                        dst[q] = dst[q] + bias[ch]
+
+
+def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] rows,
+                        real[:, ::1] weight_diff, real[::1] bias_diff, bint want_weights,
+                        tuple geometry, int group, int partition, real[:, ::1] col_scratch,
+                        real[:, ::1] row_scratch, real[:, ::1] partial_weights,
+                        real[:, ::1] partial_bias):
+    """``weight_diff += sum_n rows[n] @ im2col(images[n])^T`` per group (Caffe's weight_cpu_gemm)
+    when ``want_weights``, and ``bias_diff += sum over n, p of rows[n, :, p]`` unless it is empty.
+
+    Each thread sums its partitions (a fixed set: static schedule) into its own row of the
+    ``partial_*`` scratch; the rows are then added in thread order, so the result depends only on
+    the thread count. The other arguments are as for ``lowered_forward``.
+    """
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weight_diff.shape[0]
+    cdef Py_ssize_t k_group = weight_diff.shape[1], m_group = outputs // group
+    cdef Py_ssize_t threads = partial_weights.shape[0], size = outputs * k_group
+    cdef Py_ssize_t parts, part, start, count, ld, gi, m, j, t, q
+    cdef bint want_bias = bias_diff.shape[0] > 0
+    cdef real *col
+    cdef const real *source
+    cdef real total
+    _check_lowered(num, channels, outputs, k_group, group, partition, &g, rows.shape[0],
+                   rows.shape[1], rows.shape[2], col_scratch, row_scratch, want_weights)
+    if threads < omp_get_max_threads() or partial_bias.shape[0] < threads or \
+            (want_weights and partial_weights.shape[1] < size) or \
+            (want_bias and partial_bias.shape[1] < outputs):
+        raise ValueError('lowered_weight_grad: the partial sums need %d rows of %d and %d values'
+                         % (omp_get_max_threads(), size, outputs))
+    if want_bias and bias_diff.shape[0] != outputs:
+        raise ValueError('lowered_weight_grad: bias_diff has %d values for %d outputs'
+                         % (bias_diff.shape[0], outputs))
+    for t in range(threads):
+        if want_weights:
+            memset(&partial_weights[t, 0], 0, size * sizeof(real))
+        if want_bias:
+            memset(&partial_bias[t, 0], 0, outputs * sizeof(real))
+    parts = _ceil_div(num, partition)
+    for part in prange(parts, nogil=True, schedule='static'):
+        start = part * partition
+        count = min(partition, num - start)
+        ld = count * pixels
+        if count == 1:
+            source = &rows[start, 0, 0]
+        else:
+            _gather(&rows[start, 0, 0], count, outputs, pixels, &row_scratch[omp_get_thread_num(), 0])
+            source = &row_scratch[omp_get_thread_num(), 0]
+        if want_weights:
+            col = &col_scratch[omp_get_thread_num(), 0]
+            _lower_images(&images[start, 0, 0, 0], count, channels, col, &g)
+            for gi in range(group):
+                gemm_rm(False, True, m_group, k_group, ld, 1, source + gi * m_group * ld, ld,
+                        col + gi * k_group * ld, ld, 1,
+                        &partial_weights[omp_get_thread_num(), gi * m_group * k_group], k_group)
+        if want_bias:
+            for m in range(outputs):
+                total = 0
+                for j in range(ld):
+                    total = total + source[m * ld + j]
+                partial_bias[omp_get_thread_num(), m] += total
+    if want_weights:
+        for q in prange(size, nogil=True, schedule='static'):
+            for t in range(threads):
+                weight_diff[q // k_group, q % k_group] += partial_weights[t, q]
+    if want_bias:
+        for m in range(outputs):
+            for t in range(threads):
+                bias_diff[m] += partial_bias[t, m]
+
+
+cdef int _check_lowered(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
+                        Py_ssize_t k_group, int group, int partition, const Lowering *g,
+                        Py_ssize_t col_num, Py_ssize_t col_rows, Py_ssize_t col_pixels,
+                        real[:, ::1] col_scratch, real[:, ::1] row_scratch,
+                        bint needs_columns) except -1:
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
+    cdef Py_ssize_t threads = omp_get_max_threads()
+    if group <= 0 or partition <= 0 or channels % group or outputs % group:
+        raise ValueError('lowering: %d channels, %d outputs, group %d, partition %d'
+                         % (channels, outputs, group, partition))
+    if k_group != channels // group * taps:
+        raise ValueError('lowering: weights have %d columns, expected %d (channels/group * kh*kw)'
+                         % (k_group, channels // group * taps))
+    if col_num != num or col_rows != outputs or col_pixels != pixels:
+        raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
+                         % (col_num, col_rows, col_pixels, num, outputs, pixels))
+    if (needs_columns and (col_scratch.shape[0] < threads or
+                           col_scratch.shape[1] < channels * taps * partition * pixels)) or \
+            row_scratch.shape[0] < threads or row_scratch.shape[1] < outputs * partition * pixels:
+        raise ValueError('lowering: scratch too small for %d threads and partitions of %d images'
+                         % (threads, partition))
+    return 0
+
+
+# ------------------------------------------------------------------------ plain im2col / col2im
+def im2col(const real[:, :, :, ::1] images, real[:, ::1] col, int kernel_h, int kernel_w,
+           int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+           int out_h, int out_w):
+    """Lower ``images`` (N, C, H, W) into ``col`` (C*kh*kw, N*out_h*out_w); padding reads as 0."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering((kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h,
+                                 dilation_w, out_h, out_w), images.shape[2], images.shape[3])
+    cdef Py_ssize_t pixels = out_h * out_w, ld = col.shape[1]
+    cdef Py_ssize_t task, n, ch, taps = kernel_h * kernel_w
+    if col.shape[0] != channels * taps or col.shape[1] != num * pixels:
+        raise ValueError('im2col: column buffer has shape (%d, %d), expected (%d, %d)'
+                         % (col.shape[0], col.shape[1], channels * taps, num * pixels))
+    if num == 0 or channels == 0:
+        return
+    for task in prange(num * channels, nogil=True, schedule='static'):
+        n = task // channels
+        ch = task % channels
+        _lower_plane(&images[n, ch, 0, 0], &col[ch * taps, n * pixels], ld, &g)
+
+
+def col2im(const real[:, ::1] col, real[:, :, :, ::1] images, int kernel_h, int kernel_w,
+           int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+           int out_h, int out_w):
+    """Scatter-add ``col`` (C*kh*kw, N*out_h*out_w) back into ``images`` (N, C, H, W), which is
+    overwritten (not accumulated into), as Caffe's col2im_cpu does."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering((kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h,
+                                 dilation_w, out_h, out_w), images.shape[2], images.shape[3])
+    cdef Py_ssize_t pixels = out_h * out_w, ld = col.shape[1]
+    cdef Py_ssize_t task, n, ch, taps = kernel_h * kernel_w
+    if col.shape[0] != channels * taps or col.shape[1] != num * pixels:
+        raise ValueError('col2im: column buffer has shape (%d, %d), expected (%d, %d)'
+                         % (col.shape[0], col.shape[1], channels * taps, num * pixels))
+    if num == 0 or channels == 0 or g.height == 0 or g.width == 0:
+        return
+    for task in prange(num * channels, nogil=True, schedule='static'):
+        n = task // channels
+        ch = task % channels
+        _unlower_plane(&col[ch * taps, n * pixels], ld, &images[n, ch, 0, 0], &g)
