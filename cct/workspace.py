@@ -10,18 +10,20 @@ import numpy as np
 
 _buffers = {}
 
-# CcT partitions a batch so that one thread's column buffer stays under this size (MiB) ...
-LOWERING_BUDGET_BYTES = int(float(os.environ.get('CCT_LOWERING_MB', '8')) * (1 << 20))
-# ... while its GEMMs get at least this many columns (images x output pixels) where it allows.
-GEMM_MIN_COLUMNS = int(os.environ.get('CCT_GEMM_COLUMNS', '1024'))
+# CcT partitions: each thread lowers the images of one partition into its own column buffer and
+# runs one GEMM per group on it. Measured here, the smallest partition whose GEMMs still have this
+# many multiply-adds is the fastest (the columns stay in cache), so that is what is chosen ...
+GEMM_MIN_MACS = int(float(os.environ.get('CCT_GEMM_MACS', str(1 << 22))))
+# ... as long as one thread's column buffer stays under this size (MiB).
+LOWERING_BUDGET_BYTES = int(float(os.environ.get('CCT_LOWERING_MB', '16')) * (1 << 20))
 
 
-def partition_size(num, bytes_per_image, pixels_per_image, threads):
-    """Images per CcT partition: enough for GEMMs of ``GEMM_MIN_COLUMNS`` columns, at most what
+def partition_size(num, bytes_per_image, macs_per_image, threads):
+    """Images per CcT partition: enough for GEMMs of ``GEMM_MIN_MACS`` multiply-adds, at most what
     the lowering budget holds, and no more than keeps every thread busy (at least 1)."""
-    wide_enough = -(-GEMM_MIN_COLUMNS // max(pixels_per_image, 1))
+    large_enough = -(-GEMM_MIN_MACS // max(macs_per_image, 1))
     budget = LOWERING_BUDGET_BYTES // max(bytes_per_image, 1)
-    size = min(wide_enough, budget, -(-num // max(threads, 1)))
+    size = min(large_enough, budget, -(-num // max(threads, 1)))
     return int(max(1, size))
 
 

@@ -1,10 +1,11 @@
 """Convolution, lowered Caffe con Troll style (Caffe's conv_layer.cpp / base_conv_layer.cpp semantics).
 
-Caffe lowers and multiplies one image at a time. Here a whole *partition* of the batch is lowered
-into one column buffer (rows: channel x kernel offsets, columns: image x output pixel) and each group
-is one GEMM over it; partitions are sized so the buffer stays under ``workspace.LOWERING_BUDGET_BYTES``.
-``LoweredConvolution`` holds that machinery (Caffe's BaseConvolutionLayer) for Convolution and
-Deconvolution alike.
+Caffe lowers and multiplies one image at a time on one core. Here the batch is cut into
+*partitions* spread over the cores: each thread lowers a partition into its own column buffer
+(rows: channel x kernel offsets, columns: image x output pixel) and runs one GEMM per group over it
+(cct.kernels.lowering). ``workspace.partition_size`` picks the smallest partition whose GEMMs are
+still large, so the columns stay in cache. ``LoweredConvolution`` holds that machinery (Caffe's
+BaseConvolutionLayer) for Convolution and Deconvolution alike.
 
 Rules worth remembering: output size is floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1; weights
 are (num_output, channels/group, kh, kw); an omitted filler is constant 0; several bottoms are each
@@ -88,7 +89,8 @@ class LoweredConvolution(Layer):
         self.col_rows = self.conv_in_channels * kh * kw
         self.col_pixels = self.col_hw[0] * self.col_hw[1]
         self.partition = workspace.partition_size(
-            self.num, self.col_rows * self.col_pixels * self.dtype.itemsize, self.col_pixels,
+            self.num, self.col_rows * self.col_pixels * self.dtype.itemsize,
+            self.conv_out_channels * self.col_rows // self.group * self.col_pixels,
             kernels.max_threads())
         for blob in top:
             blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
