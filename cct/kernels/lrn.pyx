@@ -5,11 +5,13 @@ Both regions share one shape: ``scale`` is a windowed sum of squares, ``y = x * 
 
 * ACROSS_CHANNELS: the window is the ``size`` channels centred on c (zero beyond the edges); the sum
   runs as Caffe's does, adding the head channel and subtracting the tail one, so float32 results round
-  like Caffe's. Work is split across cores by (image, block of pixels).
+  like Caffe's. Work is split across cores by (image, block of pixels); a block's scale is kept only
+  while the block is worked on (backward recomputes it), so the layer stores just ``scale**-beta``.
 * WITHIN_CHANNEL: the window is ``size x size`` in the plane, zero-padded; two separable running sums
   (rows, then columns). Work is split by plane.
 """
 from cython.parallel cimport prange
+from openmp cimport omp_get_max_threads, omp_get_thread_num
 from libc.math cimport pow, powf
 
 ctypedef fused real:
@@ -28,39 +30,73 @@ cdef inline real _pow(real x, real y) noexcept nogil:
         return pow(x, y)
 
 
-def cross_channel_scale(const real[:, :, ::1] bottom, real[:, :, ::1] scale, int size,
-                        double alpha_over_size, double k):
-    """``scale[n, c] = k + alpha/size * sum(x[n, c - size//2 : c + size//2 + 1]**2)``.
+cdef void _window_scale(const real[:, :, ::1] bottom, Py_ssize_t n, Py_ssize_t start,
+                        Py_ssize_t stop, int size, real a, real k, real *scale) noexcept nogil:
+    """``scale[c*PIXEL_BLOCK + p - start] = k + a * sum(x[n, c - size//2 : c + size//2 + 1, p]**2)``
+    for the pixels p of one block, with Caffe's running sum (add the head channel, subtract the
+    tail one), so float32 results round like Caffe's."""
+    cdef Py_ssize_t channels = bottom.shape[1], c, p, head, tail
+    cdef int pre_pad = (size - 1) // 2
+    cdef real value
+    cdef real *row
+    for p in range(start, stop):
+        scale[p - start] = k
+    for c in range(min(pre_pad + 1, channels)):
+        for p in range(start, stop):
+            value = bottom[n, c, p]
+            scale[p - start] += a * value * value
+    for c in range(1, channels):
+        head = c + pre_pad
+        tail = c - pre_pad - 1
+        row = scale + c * PIXEL_BLOCK - start
+        for p in range(start, stop):
+            row[p] = row[p - PIXEL_BLOCK]
+            if head < channels:
+                value = bottom[n, head, p]
+                row[p] += a * value * value
+            if tail >= 0:
+                value = bottom[n, tail, p]
+                row[p] -= a * value * value
 
-    Arrays are viewed as (N, C, H*W).
+
+def block_scratch_size(channels):
+    """Values per thread that ``cross_channel_forward``/``backward`` need as scratch."""
+    return channels * PIXEL_BLOCK
+
+
+def cross_channel_forward(const real[:, :, ::1] bottom, real[:, :, ::1] top,
+                          real[:, :, ::1] factor, int size, double alpha_over_size, double k,
+                          double beta, real[:, ::1] scratch):
+    """``factor = scale**-beta`` and ``top = bottom * factor``, with
+    ``scale[n, c] = k + alpha/size * sum(x[n, c - size//2 : c + size//2 + 1]**2)``.
+
+    Arrays are viewed as (N, C, H*W). Work goes by (image, block of pixels); each block's scale
+    lives only in its thread's row of ``scratch`` (``block_scratch_size`` values), and backward
+    recomputes it rather than keeping a scale blob as large as the input.
     """
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1], pixels = bottom.shape[2]
     cdef Py_ssize_t blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    cdef Py_ssize_t task, n, c, p, start, stop, head, tail
-    cdef int pre_pad = (size - 1) // 2
-    cdef real a = <real>alpha_over_size
-    cdef real value
+    cdef Py_ssize_t task, n, c, p, start, stop
+    cdef real a = <real>alpha_over_size, power = <real>-beta
+    cdef real *scale
+    _check_scratch(scratch, channels)
     for task in prange(num * blocks, nogil=True, schedule='static'):
         n = task // blocks
         start = (task % blocks) * PIXEL_BLOCK
         stop = min(start + PIXEL_BLOCK, pixels)
-        for p in range(start, stop):
-            scale[n, 0, p] = <real>k
-        for c in range(min(pre_pad + 1, channels)):
+        scale = &scratch[omp_get_thread_num(), 0]
+        _window_scale(bottom, n, start, stop, size, a, <real>k, scale)
+        for c in range(channels):
             for p in range(start, stop):
-                value = bottom[n, c, p]
-                scale[n, 0, p] += a * value * value
-        for c in range(1, channels):
-            head = c + pre_pad
-            tail = c - pre_pad - 1
-            for p in range(start, stop):
-                scale[n, c, p] = scale[n, c - 1, p]
-                if head < channels:
-                    value = bottom[n, head, p]
-                    scale[n, c, p] += a * value * value
-                if tail >= 0:
-                    value = bottom[n, tail, p]
-                    scale[n, c, p] -= a * value * value
+                factor[n, c, p] = _pow(scale[c * PIXEL_BLOCK + p - start], power)
+                top[n, c, p] = bottom[n, c, p] * factor[n, c, p]
+
+
+cdef int _check_scratch(real[:, ::1] scratch, Py_ssize_t channels) except -1:
+    if scratch.shape[0] < omp_get_max_threads() or scratch.shape[1] < channels * PIXEL_BLOCK:
+        raise ValueError('LRN: scratch needs %d rows of %d values'
+                         % (omp_get_max_threads(), channels * PIXEL_BLOCK))
+    return 0
 
 
 def within_channel_scale(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] rows,
@@ -80,8 +116,8 @@ def within_channel_scale(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] row
 
 def apply_scale(const real[::1] bottom, const real[::1] scale, real[::1] top, real[::1] factor,
                 double beta):
-    """``factor = scale**-beta`` and ``top = bottom * factor`` over flat arrays. Caffe's backward
-    raises every scale to the power again; cct's reuses ``factor`` (the same values)."""
+    """``factor = scale**-beta`` and ``top = bottom * factor`` over flat arrays (WITHIN_CHANNEL).
+    Caffe's backward raises every scale to the power again; cct's reuses ``factor``."""
     cdef Py_ssize_t i, count = bottom.shape[0]
     cdef real power = <real>-beta
     for i in prange(count, nogil=True, schedule='static'):
@@ -90,11 +126,11 @@ def apply_scale(const real[::1] bottom, const real[::1] scale, real[::1] top, re
 
 
 def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] top,
-                           const real[:, :, ::1] scale, const real[:, :, ::1] factor,
-                           const real[:, :, ::1] top_diff, real[:, :, ::1] bottom_diff, int size,
-                           double cache_ratio):
+                           const real[:, :, ::1] factor, const real[:, :, ::1] top_diff,
+                           real[:, :, ::1] bottom_diff, int size, double alpha_over_size,
+                           double k, double cache_ratio, real[:, ::1] scratch):
     """``dx = dy * factor - cache_ratio * x * channel_window_sum(dy * y / scale)``, with ``factor``
-    the forward's ``scale**-beta``.
+    the forward's ``scale**-beta`` and each block's scale recomputed as the forward made it.
 
     The window sum is first run into ``bottom_diff`` (the same head/tail scheme as the forward),
     then combined in place. Arrays are viewed as (N, C, H*W).
@@ -104,15 +140,20 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
     cdef Py_ssize_t task, n, c, p, start, stop, head, tail
     cdef int pre_pad = (size - 1) // 2
     cdef real ratio = <real>cache_ratio
+    cdef real *scale
+    _check_scratch(scratch, channels)
     for task in prange(num * blocks, nogil=True, schedule='static'):
         n = task // blocks
         start = (task % blocks) * PIXEL_BLOCK
         stop = min(start + PIXEL_BLOCK, pixels)
+        scale = &scratch[omp_get_thread_num(), 0] - start
+        _window_scale(bottom, n, start, stop, size, <real>alpha_over_size, <real>k, scale + start)
         for p in range(start, stop):
             bottom_diff[n, 0, p] = 0
         for c in range(min(pre_pad + 1, channels)):
             for p in range(start, stop):
-                bottom_diff[n, 0, p] += top_diff[n, c, p] * top[n, c, p] / scale[n, c, p]
+                bottom_diff[n, 0, p] += top_diff[n, c, p] * top[n, c, p] / \
+                    scale[c * PIXEL_BLOCK + p]
         for c in range(1, channels):
             head = c + pre_pad
             tail = c - pre_pad - 1
@@ -120,10 +161,10 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
                 bottom_diff[n, c, p] = bottom_diff[n, c - 1, p]
                 if head < channels:
                     bottom_diff[n, c, p] += top_diff[n, head, p] * top[n, head, p] / \
-                        scale[n, head, p]
+                        scale[head * PIXEL_BLOCK + p]
                 if tail >= 0:
                     bottom_diff[n, c, p] -= top_diff[n, tail, p] * top[n, tail, p] / \
-                        scale[n, tail, p]
+                        scale[tail * PIXEL_BLOCK + p]
         for c in range(channels):
             for p in range(start, stop):
                 bottom_diff[n, c, p] = top_diff[n, c, p] * factor[n, c, p] - \

@@ -14,7 +14,7 @@ multiplying by it, so an in-place LRN there silently computes the wrong thing.
 """
 import numpy as np
 
-from cct import workspace
+from cct import kernels, workspace
 from cct.kernels import lrn as lrn_kernels
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
@@ -46,9 +46,11 @@ class LRNLayer(Layer):
             self.fail('input must have 4 axes, corresponding to (num, channels, height, width); '
                       'got shape %s' % (bottom[0].shape,))
         top[0].reshape(bottom[0].shape)
-        if getattr(self, 'scale', None) is None or self.scale.shape != bottom[0].shape:
-            self.scale = np.empty(bottom[0].shape, self.dtype)
+        if getattr(self, 'factor', None) is None or self.factor.shape != bottom[0].shape:
             self.factor = np.empty(bottom[0].shape, self.dtype)  # scale**-beta
+            # ACROSS_CHANNELS keeps each block's scale in per-thread scratch only.
+            self.scale = np.empty(bottom[0].shape, self.dtype) \
+                if self.region == WITHIN_CHANNEL else None
 
     def _planes(self, array):
         return array.reshape(array.shape[0], array.shape[1], -1)
@@ -56,14 +58,21 @@ class LRNLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         if self.region == ACROSS_CHANNELS:
-            lrn_kernels.cross_channel_scale(self._planes(x), self._planes(self.scale), self.size,
-                                            self.alpha / self.size, self.k)
-        else:
-            rows = workspace.scratch('lrn_rows', x.shape, self.dtype)
-            lrn_kernels.within_channel_scale(x, rows, self.scale, self.size,
-                                             self.alpha / (self.size * self.size))
+            lrn_kernels.cross_channel_forward(self._planes(x), self._planes(top[0].data),
+                                              self._planes(self.factor), self.size,
+                                              self.alpha / self.size, self.k, self.beta,
+                                              self._block_scratch(x))
+            return
+        rows = workspace.scratch('lrn_rows', x.shape, self.dtype)
+        lrn_kernels.within_channel_scale(x, rows, self.scale, self.size,
+                                         self.alpha / (self.size * self.size))
         lrn_kernels.apply_scale(x.reshape(-1), self.scale.reshape(-1), top[0].data.reshape(-1),
                                 self.factor.reshape(-1), self.beta)
+
+    def _block_scratch(self, x):
+        return workspace.scratch('lrn_blocks', (kernels.max_threads(),
+                                                lrn_kernels.block_scratch_size(x.shape[1])),
+                                 self.dtype)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -71,9 +80,9 @@ class LRNLayer(Layer):
         x, y, dy, dx = bottom[0].data, top[0].data, top[0].diff, bottom[0].diff
         if self.region == ACROSS_CHANNELS:
             lrn_kernels.cross_channel_backward(
-                self._planes(x), self._planes(y), self._planes(self.scale),
-                self._planes(self.factor), self._planes(dy), self._planes(dx), self.size,
-                2.0 * self.alpha * self.beta / self.size)
+                self._planes(x), self._planes(y), self._planes(self.factor), self._planes(dy),
+                self._planes(dx), self.size, self.alpha / self.size, self.k,
+                2.0 * self.alpha * self.beta / self.size, self._block_scratch(x))
         else:
             ratios = workspace.scratch('lrn_ratios', x.shape, self.dtype)
             rows = workspace.scratch('lrn_rows', x.shape, self.dtype)
