@@ -51,6 +51,11 @@ class Blob:
         return self._count
 
     @property
+    def capacity(self):
+        """Values the data buffer holds (at least ``count``; reshaping smaller keeps it)."""
+        return self._data.size
+
+    @property
     def ndim(self):
         return len(self._shape)
 
@@ -148,6 +153,16 @@ class Blob:
                              % (shape_string(other.shape), shape_string(self.shape)))
         other.diff  # allocate it so both blobs hold the same buffer
         self._diff = other._diff
+        self._diff_view = None
+
+    def use_diff_buffer(self, flat):
+        """Keep the diff in ``flat``, a 1-D array of the blob's dtype of at least ``capacity``
+        values (several blobs whose diffs are never alive at once can use one)."""
+        if flat.ndim != 1 or flat.dtype != self.dtype or flat.size < self._data.size:
+            raise ValueError('a diff buffer for blob %s must be a 1-D %s array of at least %d '
+                             'values' % (shape_string(self.shape), self.dtype.name,
+                                         self._data.size))
+        self._diff = flat
         self._diff_view = None
 
     def shares_data_with(self, other):

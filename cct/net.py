@@ -17,7 +17,7 @@ from cct.errors import CctError, NetError, ParseError, WeightsError
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
 from cct.layers.base import layer_class
 from cct.log import logger
-from cct.netgraph import filter_net, insert_splits
+from cct.netgraph import filter_net, insert_splits, split_diff_groups
 from cct.proto import caffe_pb2
 from cct.net_api import PycaffeNetMixin
 
@@ -155,6 +155,7 @@ class Net(PycaffeNetMixin):
         self._blob_index = {name: i for i, name in enumerate(self.blob_names)}
         self._layer_index = {name: i for i, name in enumerate(self.layer_names)}
         self.share_weights()
+        self._share_split_diffs()
         logger.info('Network initialization done.')
 
     def _append_top(self, layer, layer_param, top_id, blob_name, blob_index):
@@ -320,6 +321,26 @@ class Net(PycaffeNetMixin):
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
             layer.reshape(bottom, top)
             layer.seed_loss_diffs(top)
+        self._share_split_diffs()
+
+    def _share_split_diffs(self):
+        """Let the diffs of Split tops that are never alive at once share buffers (netgraph's
+        split_diff_groups). Those diffs are scratch after backward; Caffe's keep each consumer's
+        gradient, which nothing downstream of the Split's backward reads."""
+        if getattr(self, '_split_groups', None) is None:
+            self._split_groups = split_diff_groups(
+                [layer.type for layer in self.layers], self.bottom_ids, self.top_ids,
+                self.bottom_need_backward, self.layer_need_backward,
+                [[layer.loss(j) for j in range(len(tops))]
+                 for layer, tops in zip(self.layers, self.top_vecs)])
+            self._split_buffers = [None] * len(self._split_groups)
+        for index, group in enumerate(self._split_groups):
+            blobs = [self.blobs_list[blob_id] for blob_id in group]
+            size = max(blob.capacity for blob in blobs)
+            if self._split_buffers[index] is None or self._split_buffers[index].size < size:
+                self._split_buffers[index] = np.zeros(size, self.dtype)
+            for blob in blobs:
+                blob.use_diff_buffer(self._split_buffers[index])
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:

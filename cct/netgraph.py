@@ -1,5 +1,6 @@
-"""Pure NetParameter transforms done before a net is built: NetState filtering (Caffe's Net::FilterNet
-and StateMeetsRule) and automatic Split insertion (Caffe's util/insert_splits.cpp)."""
+"""Pure graph logic of a net: NetState filtering (Caffe's Net::FilterNet and StateMeetsRule) and
+automatic Split insertion (Caffe's util/insert_splits.cpp) before it is built, and the planning of
+which Split tops can share diff memory once it is."""
 from cct.errors import NetError
 from cct.proto import caffe_pb2
 
@@ -101,3 +102,47 @@ def insert_splits(net):
                 layer.ClearField('loss_weight')
                 next_split[i, j] = next_split.get((i, j), 0) + 1
     return out
+
+
+def split_diff_groups(layer_types, bottom_ids, top_ids, bottom_need_backward, layer_need_backward,
+                      top_loss):
+    """Groups of Split-top blobs whose diffs can live in one buffer, from the built net's wiring.
+
+    The diff of a top that a Split inserted (Caffe's insert_splits) is written by the backward of
+    the last layer that reads it and read by the Split's backward, and is dead outside those
+    layers; tops of different Splits whose spans do not overlap can share memory (GoogLeNet's
+    inception inputs are each split four ways, which would otherwise keep four diffs per input).
+    A top takes part only if its last reader overwrites its diff (propagates to it and is not
+    in-place on it) and it carries no loss weight (a seeded diff must survive).
+
+    Returns:
+        a list of lists of blob ids, each list to share one diff buffer.
+    """
+    last_use = {}
+    for index, (bottoms, tops) in enumerate(zip(bottom_ids, top_ids)):
+        for blob_id in list(bottoms) + list(tops):
+            last_use[blob_id] = index
+    spans = []
+    for index, kind in enumerate(layer_types):
+        if kind != 'Split' or not layer_need_backward[index]:
+            continue
+        for top_index, blob_id in enumerate(top_ids[index]):
+            reader = last_use.get(blob_id, index)
+            if top_loss[index][top_index] or reader == index or blob_id in top_ids[reader] or \
+                    not layer_need_backward[reader]:
+                continue
+            position = list(bottom_ids[reader]).index(blob_id)
+            if bottom_need_backward[reader][position]:
+                spans.append((reader, index, blob_id))
+    # Backward runs from the last layer down: take spans in the order they start, each into the
+    # first buffer all of whose occupants' Splits have run by then.
+    groups = []
+    for reader, split, blob_id in sorted(spans, key=lambda span: -span[0]):
+        for group in groups:
+            if reader < group['free_below']:
+                group['blobs'].append(blob_id)
+                group['free_below'] = split
+                break
+        else:
+            groups.append({'blobs': [blob_id], 'free_below': split})
+    return [group['blobs'] for group in groups]

@@ -200,6 +200,55 @@ def test_split_backward_sums_the_consumers_gradients():
     np.testing.assert_allclose(ip_diff, (a + b) * relu_mask, rtol=1e-6)
 
 
+
+TWO_SPLITS_NET = '''
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 3 dim: 4 } shape { dim: 3 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+        inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "a1" type: "TanH" bottom: "ip1" top: "a1" }
+layer { name: "b1" type: "Sigmoid" bottom: "ip1" top: "b1" }
+layer { name: "sum1" type: "Eltwise" bottom: "a1" bottom: "b1" top: "sum1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "sum1" top: "ip2"
+        inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "a2" type: "TanH" bottom: "ip2" top: "a2" }
+layer { name: "b2" type: "AbsVal" bottom: "ip2" top: "b2" }
+layer { name: "prod2" type: "Eltwise" bottom: "a2" bottom: "b2" top: "prod2"
+        eltwise_param { operation: PROD } }
+layer { name: "acc" type: "Accuracy" bottom: "prod2" bottom: "label" top: "acc" }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "prod2" bottom: "label" top: "loss" }
+'''
+
+
+def test_split_tops_of_different_splits_share_diff_memory_without_changing_gradients(
+        monkeypatch):
+    """Split tops whose diffs are never alive at once share one buffer; every gradient stays what
+    separate buffers give (the Accuracy-fed top, whose diff nobody writes, keeps its own)."""
+    def gradients(net):
+        net.blobs['data'].data[...] = np.random.default_rng(5).standard_normal((3, 4))
+        net.blobs['label'].data[...] = [0, 3, 1]
+        for _ in range(2):  # a second pass would see any diff left behind by the first
+            for blob in net.learnable_params:
+                blob.diff[...] = 0
+            net.forward()
+            net.backward()
+        return [blob.diff.copy() for blob in net.learnable_params]
+    shared = build(TWO_SPLITS_NET, TRAIN)
+    groups = [group for group in shared._split_groups if len(group) > 1]
+    assert groups, 'the two Splits should share diff buffers'
+    names = {shared.blob_names[blob_id] for group in groups for blob_id in group}
+    assert names == {'ip1_ip1_0_split_0', 'ip1_ip1_0_split_1', 'ip2_ip2_0_split_0',
+                     'ip2_ip2_0_split_1', 'prod2_prod2_0_split_1'}
+    expected_blobs = [shared.blobs_list[i] for i in groups[0]]
+    assert all(b.diff.base is expected_blobs[0].diff.base for b in expected_blobs)
+    monkeypatch.setattr('cct.net.split_diff_groups', lambda *args: [])
+    separate = build(TWO_SPLITS_NET, TRAIN)
+    for a, b in zip(shared.learnable_params, separate.learnable_params):
+        b.data[...] = a.data
+    for got, want in zip(gradients(shared), gradients(separate)):
+        np.testing.assert_array_equal(got, want)
+
+
 # ------------------------------------------------------------------ in-place and wiring errors
 def test_in_place_layers_share_the_blob():
     net = build(SPLIT_NET)
