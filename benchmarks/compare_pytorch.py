@@ -1,0 +1,256 @@
+"""cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's classic
+nets, with cct's fraction of the GEMM time bound and both contenders' peak memory.
+
+Each contender runs in its own worker process (so peak RSS is its own); the driver alternates one
+iteration of each and compares their fastest iterations, because the host is noisy. The net comes
+from the same prototxt for both (PyTorch's copy is built by torch_reference.py). PyTorch is optional:
+`pip install torch==2.13.0`; without it only cct's side is measured.
+
+    python benchmarks/compare_pytorch.py                       # the default table
+    python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.environ.get('CCT_SHARED', os.path.join(HERE, '..', '..', 'shared'))
+
+# name: (prototxt under shared/nets, input C, H, W)
+NETS = {
+    'lenet': ('lenet_train_test.prototxt', (1, 28, 28)),
+    'cifar10_quick': ('cifar10_quick_train_test.prototxt', (3, 32, 32)),
+    'caffenet': ('bvlc_reference_caffenet/train_val.prototxt', (3, 227, 227)),
+    'alexnet': ('bvlc_alexnet/train_val.prototxt', (3, 227, 227)),
+    'googlenet': ('bvlc_googlenet/train_val.prototxt', (3, 224, 224)),
+}
+DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
+           'googlenet:32']
+DATA_TYPES = ('Data', 'ImageData', 'HDF5Data', 'MemoryData', 'WindowData')
+
+
+def training_net_param(name, batch):
+    """The TRAIN-phase net of ``name`` with its data layer replaced by an Input of ``batch``."""
+    from cct.io import read_net_text
+    from cct.netgraph import filter_net
+    from cct.proto import caffe_pb2
+    path, chw = NETS[name]
+    param = read_net_text(os.path.join(SHARED, 'nets', path))
+    param.state.phase = caffe_pb2.TRAIN
+    param = filter_net(param)
+    layers = list(param.layer)
+    del param.layer[:]
+    for layer in layers:
+        if layer.type in DATA_TYPES:
+            data = param.layer.add(name=layer.name, type='Input')
+            data.top.extend(layer.top)
+            data.input_param.shape.add().dim.extend((batch,) + chw)
+            if len(layer.top) > 1:
+                data.input_param.shape.add().dim.append(batch)
+        elif layer.type != 'Accuracy':
+            param.layer.add().CopyFrom(layer)
+    return param, (batch,) + chw
+
+
+def gemm_flops(net):
+    """FLOPs of the GEMMs one cct training iteration performs (conv/deconv/inner product:
+    forward, weight gradient, and data gradient where the bottom needs one)."""
+    total = 0
+    for layer, bottom, top, need in zip(net.layers, net.bottom_vecs, net.top_vecs,
+                                        net.bottom_need_backward):
+        if layer.type == 'Convolution':
+            weights = layer.blobs[0]
+            macs = sum(t.count for t in top) * weights.count // weights.shape[0]
+        elif layer.type == 'InnerProduct':
+            macs = top[0].count * layer.blobs[0].count // layer.blobs[0].shape[
+                1 if layer.transpose else 0]
+        else:
+            continue
+        passes = 1 + int(layer.param_propagate_down[0]) + int(any(need))
+        total += 2 * macs * passes
+    return total
+
+
+def blas_rate():
+    """Measured sgemm GFLOP/s of numpy's BLAS on a large square product (best of 5)."""
+    a = np.random.rand(2048, 2048).astype(np.float32)
+    b = np.random.rand(2048, 2048).astype(np.float32)
+    out = np.empty_like(a)
+    best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(5))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------- workers
+def cct_worker(name, batch):
+    from cct import solver as cct_solver
+    from cct.net import Net
+    from cct.proto import caffe_pb2
+    param, shape = training_net_param(name, batch)
+    solver_param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, weight_decay=0.0005,
+                                             lr_policy='fixed', max_iter=1000000, display=0,
+                                             snapshot_after_train=False, random_seed=1)
+    solver_param.train_net_param.CopyFrom(param)
+    solver = cct_solver.SGDSolver(solver_param)
+    net = solver.net
+    rng = np.random.default_rng(0)
+    net.blobs['data'].data[...] = rng.standard_normal(shape)
+    if 'label' in net.blobs:
+        net.blobs['label'].data[...] = rng.integers(0, 10, batch)
+    return (lambda: solver.step(1)), {'gemm_flops': gemm_flops(net)}
+
+
+def torch_worker(name, batch):
+    import torch
+    from torch_reference import TorchNet
+    torch.manual_seed(0)
+    param, shape = training_net_param(name, batch)
+    model = TorchNet(param, {'data': shape, 'label': (batch,)})
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
+    data = torch.randn(shape)
+    label = torch.randint(0, 10, (batch,))
+
+    def step():
+        optimizer.zero_grad(set_to_none=False)
+        loss = model({'data': data, 'label': label})
+        loss.backward()
+        optimizer.step()
+    return step, {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+
+
+def serve(kind, name, batch):
+    """Worker loop: one line per command on stdin ('run' or 'quit'), one JSON line back."""
+    step, info = (cct_worker if kind == 'cct' else torch_worker)(name, batch)
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if line.strip() == 'run':
+            print(json.dumps({'seconds': _timed(step)}), flush=True)
+        else:
+            break
+    print(json.dumps({'peak_rss_mb': peak_rss_mb()}), flush=True)
+
+
+def peak_rss_mb():
+    """This process's peak resident set (VmHWM). getrusage's ru_maxrss would also count the
+    driver's memory at the fork that started the worker (Linux keeps it across exec)."""
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Worker:
+    def __init__(self, kind, name, batch):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), '--worker', kind, '--nets',
+             '%s:%d' % (name, batch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=HERE)
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError('benchmark worker died (see its stderr above)')
+        return json.loads(line)
+
+    def run(self):
+        self.proc.stdin.write('run\n')
+        self.proc.stdin.flush()
+        return self._read()['seconds']
+
+    def finish(self):
+        self.proc.stdin.write('quit\n')
+        self.proc.stdin.flush()
+        rss = self._read()['peak_rss_mb']
+        self.proc.wait()
+        return rss
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def compare(name, batch, rounds, warmup, with_torch):
+    contenders = {'cct': Worker('cct', name, batch)}
+    if with_torch:
+        contenders['torch'] = Worker('torch', name, batch)
+    times = {k: [] for k in contenders}
+    for _ in range(warmup):
+        for worker in contenders.values():
+            worker.run()
+    for _ in range(rounds):
+        for kind, worker in contenders.items():
+            times[kind].append(worker.run())
+    rss = {k: w.finish() for k, w in contenders.items()}
+    row = {'net': name, 'batch': batch,
+           'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
+           'cct_peak_rss_mb': rss['cct'], 'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9}
+    if with_torch:
+        row.update({'torch_ms': 1e3 * min(times['torch']),
+                    'torch_median_ms': 1e3 * float(np.median(times['torch'])),
+                    'torch_peak_rss_mb': rss['torch'],
+                    'ratio': min(times['cct']) / min(times['torch'])})
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--nets', nargs='+', default=DEFAULT, help='name:batch, e.g. caffenet:64')
+    parser.add_argument('--rounds', type=int, default=5, help='timed iterations per contender')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--json', default=os.path.join(HERE, 'results', 'compare_pytorch.json'))
+    parser.add_argument('--no-torch', action='store_true', help='measure cct only')
+    parser.add_argument('--worker', choices=['cct', 'torch'], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        name, batch = args.nets[0].split(':')
+        serve(args.worker, name, int(batch))
+        return
+    with_torch = not args.no_torch and have_torch()
+    if not with_torch and not args.no_torch:
+        print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
+    rate = blas_rate()
+    print('numpy BLAS sgemm: %.0f GFLOP/s; %s, %d cores' % (rate, platform.processor() or
+                                                            platform.machine(), os.cpu_count()))
+    rows = []
+    header = '%-14s %5s %10s %10s %7s %10s %9s %9s' % (
+        'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'GEMM bound', 'cct MB', 'torch MB')
+    print(header)
+    for spec in args.nets:
+        name, batch = spec.split(':')
+        row = compare(name, int(batch), args.rounds, args.warmup, with_torch)
+        row['gemm_bound_fraction'] = row['gemm_gflop'] / rate * 1e3 / row['cct_ms']
+        rows.append(row)
+        print('%-14s %5d %10.1f %10s %7s %9.0f%% %9.0f %9s' % (
+            name, row['batch'], row['cct_ms'],
+            '%.1f' % row['torch_ms'] if with_torch else '-',
+            '%.2fx' % row['ratio'] if with_torch else '-', 100 * row['gemm_bound_fraction'],
+            row['cct_peak_rss_mb'], '%.0f' % row['torch_peak_rss_mb'] if with_torch else '-'),
+            flush=True)
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, 'w') as f:
+        json.dump({'blas_gflops': rate, 'cores': os.cpu_count(), 'rounds': args.rounds,
+                   'rows': rows}, f, indent=2)
+    print('wrote %s' % args.json)
+
+
+if __name__ == '__main__':
+    main()
