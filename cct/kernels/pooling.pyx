@@ -48,19 +48,22 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const int[:, :, :, ::1]
                       real[:, :, :, ::1] bottom_diff):
     """Route each top gradient to its window's argmax; ``bottom_diff`` is overwritten."""
     cdef Py_ssize_t num = bottom_diff.shape[0], channels = bottom_diff.shape[1]
-    cdef int height = bottom_diff.shape[2], width = bottom_diff.shape[3]
-    cdef int out_h = top_diff.shape[2], out_w = top_diff.shape[3]
-    cdef Py_ssize_t task, n, c
-    cdef int ph, pw, index
+    cdef Py_ssize_t plane = bottom_diff.shape[2] * bottom_diff.shape[3]
+    cdef Py_ssize_t outputs = top_diff.shape[2] * top_diff.shape[3]
+    cdef Py_ssize_t task, q
+    cdef real *grad
+    cdef const real *source
+    cdef const int *index
+    if num * channels == 0 or plane == 0:
+        return
     for task in prange(num * channels, nogil=True, schedule='static'):
-        n = task // channels
-        c = task % channels
-        memset(&bottom_diff[n, c, 0, 0], 0, height * width * sizeof(real))
-        for ph in range(out_h):
-            for pw in range(out_w):
-                index = mask[n, c, ph, pw]
-                if index >= 0:
-                    bottom_diff[n, c, index // width, index % width] += top_diff[n, c, ph, pw]
+        grad = &bottom_diff[0, 0, 0, 0] + task * plane
+        source = &top_diff[0, 0, 0, 0] + task * outputs
+        index = &mask[0, 0, 0, 0] + task * outputs
+        memset(grad, 0, plane * sizeof(real))
+        for q in range(outputs):
+            if index[q] >= 0:
+                grad[index[q]] += source[q]
 
 
 def ave_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
