@@ -3,12 +3,13 @@
 Both regions share one shape: ``scale`` is a windowed sum of squares, ``y = x * scale**-beta``, and
 ``dx = dy * scale**-beta - ratio * x * window_sum(dy * y / scale)``.
 
-* ACROSS_CHANNELS: the window is the ``size`` channels centred on c (zero beyond the edges); the sum
-  runs as Caffe's does, adding the head channel and subtracting the tail one, so float32 results round
-  like Caffe's. Work is split across cores by (image, block of pixels); a block's scale is kept only
-  while the block is worked on (backward recomputes it), so the layer stores just ``scale**-beta``.
-* WITHIN_CHANNEL: the window is ``size x size`` in the plane, zero-padded; two separable running sums
-  (rows, then columns). Work is split by plane.
+* ACROSS_CHANNELS: the window is the ``size`` channels centred on c (zero beyond the edges); the
+  sum runs as Caffe's does, adding the head channel and subtracting the tail one, so float32
+  results round like Caffe's. Work is split across cores by (image, block of pixels); a block's
+  scale is kept only while the block is worked on and backward recomputes it and its power, as
+  Caffe's backward recomputes the power, so the layer stores nothing the size of its input.
+* WITHIN_CHANNEL: the window is ``size x size`` in the plane, zero-padded; two separable running
+  sums (rows, then columns). Work is split by plane.
 """
 from cython.parallel cimport prange
 from openmp cimport omp_get_max_threads, omp_get_thread_num
@@ -64,15 +65,14 @@ def block_scratch_size(channels):
     return channels * PIXEL_BLOCK
 
 
-def cross_channel_forward(const real[:, :, ::1] bottom, real[:, :, ::1] top,
-                          real[:, :, ::1] factor, int size, double alpha_over_size, double k,
-                          double beta, real[:, ::1] scratch):
-    """``factor = scale**-beta`` and ``top = bottom * factor``, with
+def cross_channel_forward(const real[:, :, ::1] bottom, real[:, :, ::1] top, int size,
+                          double alpha_over_size, double k, double beta, real[:, ::1] scratch):
+    """``top = bottom * scale**-beta``, with
     ``scale[n, c] = k + alpha/size * sum(x[n, c - size//2 : c + size//2 + 1]**2)``.
 
     Arrays are viewed as (N, C, H*W). Work goes by (image, block of pixels); each block's scale
     lives only in its thread's row of ``scratch`` (``block_scratch_size`` values), and backward
-    recomputes it rather than keeping a scale blob as large as the input.
+    recomputes it (and its power) rather than keeping blobs as large as the input.
     """
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1], pixels = bottom.shape[2]
     cdef Py_ssize_t blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
@@ -88,8 +88,7 @@ def cross_channel_forward(const real[:, :, ::1] bottom, real[:, :, ::1] top,
         _window_scale(bottom, n, start, stop, size, a, <real>k, scale)
         for c in range(channels):
             for p in range(start, stop):
-                factor[n, c, p] = _pow(scale[c * PIXEL_BLOCK + p - start], power)
-                top[n, c, p] = bottom[n, c, p] * factor[n, c, p]
+                top[n, c, p] = bottom[n, c, p] * _pow(scale[c * PIXEL_BLOCK + p - start], power)
 
 
 cdef int _check_scratch(real[:, ::1] scratch, Py_ssize_t channels) except -1:
@@ -101,8 +100,8 @@ cdef int _check_scratch(real[:, ::1] scratch, Py_ssize_t channels) except -1:
 
 def within_channel_scale(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] rows,
                          real[:, :, :, ::1] scale, int size, double alpha_over_area):
-    """``scale = 1 + alpha/size**2 * (size x size zero-padded box sum of x**2)``; ``rows`` is scratch
-    of the same shape."""
+    """``scale = 1 + alpha/size**2 * (size x size zero-padded box sum of x**2)``; ``rows`` is
+    scratch of the same shape."""
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1]
     cdef Py_ssize_t plane
     cdef Py_ssize_t n, c
@@ -126,11 +125,11 @@ def apply_scale(const real[::1] bottom, const real[::1] scale, real[::1] top, re
 
 
 def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] top,
-                           const real[:, :, ::1] factor, const real[:, :, ::1] top_diff,
-                           real[:, :, ::1] bottom_diff, int size, double alpha_over_size,
-                           double k, double cache_ratio, real[:, ::1] scratch):
-    """``dx = dy * factor - cache_ratio * x * channel_window_sum(dy * y / scale)``, with ``factor``
-    the forward's ``scale**-beta`` and each block's scale recomputed as the forward made it.
+                           const real[:, :, ::1] top_diff, real[:, :, ::1] bottom_diff, int size,
+                           double alpha_over_size, double k, double beta, double cache_ratio,
+                           real[:, ::1] scratch):
+    """``dx = dy * scale**-beta - cache_ratio * x * channel_window_sum(dy * y / scale)``, each
+    block's scale (and so its power) recomputed exactly as the forward made it.
 
     The window sum is first run into ``bottom_diff`` (the same head/tail scheme as the forward),
     then combined in place. Arrays are viewed as (N, C, H*W).
@@ -139,7 +138,7 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
     cdef Py_ssize_t blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
     cdef Py_ssize_t task, n, c, p, start, stop, head, tail
     cdef int pre_pad = (size - 1) // 2
-    cdef real ratio = <real>cache_ratio
+    cdef real ratio = <real>cache_ratio, power = <real>-beta
     cdef real *scale
     _check_scratch(scratch, channels)
     for task in prange(num * blocks, nogil=True, schedule='static'):
@@ -167,8 +166,8 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
                         scale[tail * PIXEL_BLOCK + p]
         for c in range(channels):
             for p in range(start, stop):
-                bottom_diff[n, c, p] = top_diff[n, c, p] * factor[n, c, p] - \
-                    ratio * bottom[n, c, p] * bottom_diff[n, c, p]
+                bottom_diff[n, c, p] = top_diff[n, c, p] * _pow(scale[c * PIXEL_BLOCK + p], power) \
+                    - ratio * bottom[n, c, p] * bottom_diff[n, c, p]
 
 
 def within_channel_backward(const real[:, :, :, ::1] bottom, const real[:, :, :, ::1] top,

@@ -46,11 +46,12 @@ class LRNLayer(Layer):
             self.fail('input must have 4 axes, corresponding to (num, channels, height, width); '
                       'got shape %s' % (bottom[0].shape,))
         top[0].reshape(bottom[0].shape)
-        if getattr(self, 'factor', None) is None or self.factor.shape != bottom[0].shape:
+        # ACROSS_CHANNELS keeps each block's scale in per-thread scratch only; WITHIN_CHANNEL
+        # keeps the scale and its power.
+        if self.region == WITHIN_CHANNEL and (getattr(self, 'scale', None) is None or
+                                              self.scale.shape != bottom[0].shape):
+            self.scale = np.empty(bottom[0].shape, self.dtype)
             self.factor = np.empty(bottom[0].shape, self.dtype)  # scale**-beta
-            # ACROSS_CHANNELS keeps each block's scale in per-thread scratch only.
-            self.scale = np.empty(bottom[0].shape, self.dtype) \
-                if self.region == WITHIN_CHANNEL else None
 
     def _planes(self, array):
         return array.reshape(array.shape[0], array.shape[1], -1)
@@ -59,9 +60,8 @@ class LRNLayer(Layer):
         x = bottom[0].data
         if self.region == ACROSS_CHANNELS:
             lrn_kernels.cross_channel_forward(self._planes(x), self._planes(top[0].data),
-                                              self._planes(self.factor), self.size,
-                                              self.alpha / self.size, self.k, self.beta,
-                                              self._block_scratch(x))
+                                              self.size, self.alpha / self.size, self.k,
+                                              self.beta, self._block_scratch(x))
             return
         rows = workspace.scratch('lrn_rows', x.shape, self.dtype)
         lrn_kernels.within_channel_scale(x, rows, self.scale, self.size,
@@ -80,8 +80,8 @@ class LRNLayer(Layer):
         x, y, dy, dx = bottom[0].data, top[0].data, top[0].diff, bottom[0].diff
         if self.region == ACROSS_CHANNELS:
             lrn_kernels.cross_channel_backward(
-                self._planes(x), self._planes(y), self._planes(self.factor), self._planes(dy),
-                self._planes(dx), self.size, self.alpha / self.size, self.k,
+                self._planes(x), self._planes(y), self._planes(dy), self._planes(dx), self.size,
+                self.alpha / self.size, self.k, self.beta,
                 2.0 * self.alpha * self.beta / self.size, self._block_scratch(x))
         else:
             ratios = workspace.scratch('lrn_ratios', x.shape, self.dtype)
