@@ -12,9 +12,17 @@ ctypedef fused real:
     float
     double
 
+# A window's argmax as its flat index in the plane: 16 bits when planes have fewer than 65535
+# pixels (the common case, half the memory), else 32. "No maximum" (a window of -inf or NaN only)
+# is -1, or 65535 in 16 bits.
+ctypedef fused index_t:
+    int
+    unsigned short
 
-def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top, int[:, :, :, ::1] mask,
-                     int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h, int stride_w):
+
+def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
+                     index_t[:, :, :, ::1] mask, int kernel_h, int kernel_w, int pad_h, int pad_w,
+                     int stride_h, int stride_w):
     """``top`` gets each window's maximum, ``mask`` its flat index within the plane."""
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1]
     cdef int height = bottom.shape[2], width = bottom.shape[3]
@@ -41,10 +49,10 @@ def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top, in
                             best = bottom[n, c, h, w]
                             best_index = h * width + w
                 top[n, c, ph, pw] = best
-                mask[n, c, ph, pw] = best_index
+                mask[n, c, ph, pw] = <index_t>best_index
 
 
-def max_pool_backward(const real[:, :, :, ::1] top_diff, const int[:, :, :, ::1] mask,
+def max_pool_backward(const real[:, :, :, ::1] top_diff, const index_t[:, :, :, ::1] mask,
                       real[:, :, :, ::1] bottom_diff):
     """Route each top gradient to its window's argmax; ``bottom_diff`` is overwritten."""
     cdef Py_ssize_t num = bottom_diff.shape[0], channels = bottom_diff.shape[1]
@@ -53,7 +61,8 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const int[:, :, :, ::1]
     cdef Py_ssize_t task, q
     cdef real *grad
     cdef const real *source
-    cdef const int *index
+    cdef const index_t *index
+    cdef index_t none = <index_t>-1
     if num * channels == 0 or plane == 0:
         return
     for task in prange(num * channels, nogil=True, schedule='static'):
@@ -62,7 +71,7 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const int[:, :, :, ::1]
         index = &mask[0, 0, 0, 0] + task * outputs
         memset(grad, 0, plane * sizeof(real))
         for q in range(outputs):
-            if index[q] >= 0:
+            if index[q] != none:
                 grad[index[q]] += source[q]
 
 

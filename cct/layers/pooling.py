@@ -58,7 +58,9 @@ class PoolingLayer(Layer):
             blob.reshape(num, channels, out_h, out_w)
         sampling = self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN
         if self.method == MAX or sampling:
-            self.mask = np.empty((num, channels, out_h, out_w), np.int32)
+            # 16-bit argmaxes where planes allow (the kernel's sentinel for none is then 65535).
+            small = self.method == MAX and height * width < 65535
+            self.mask = np.empty((num, channels, out_h, out_w), np.uint16 if small else np.int32)
         if sampling:
             self.uniforms = np.empty((num, channels, out_h, out_w), self.dtype)
         self._shape_key = key
@@ -70,6 +72,8 @@ class PoolingLayer(Layer):
                                      g.pad_h, g.pad_w, g.stride_h, g.stride_w)
             if len(top) == 2:
                 top[1].data[...] = self.mask
+                if self.mask.dtype == np.uint16:
+                    top[1].data[self.mask == 65535] = -1
         elif self.method == AVE:
             kernels.ave_pool_forward(bottom[0].data, top[0].data, g.kernel_h, g.kernel_w,
                                      g.pad_h, g.pad_w, g.stride_h, g.stride_w)

@@ -105,6 +105,28 @@ def test_max_second_top_is_the_argmax():
     np.testing.assert_array_equal(top[1].data, argmax)
 
 
+@pytest.mark.parametrize('side, index_type', [(200, np.uint16), (256, np.int32)])
+def test_argmax_indices_of_large_planes(side, index_type):
+    """Planes under 65535 pixels keep 16-bit argmaxes, larger ones 32-bit; either way the
+    argmax top and the gradient's route are the exact flat indices (above 32767 too), and a window
+    with no maximum (all -inf) reads -1 as in Caffe."""
+    x = np.random.default_rng(2).standard_normal((1, 1, side, side))
+    x[0, 0, :2, :2] = -np.inf
+    layer, bottom, top = pool_layer('pool: MAX kernel_size: 2 stride: 2', x.shape, num_top=2,
+                                    bottom_data=[x])
+    layer.forward(bottom, top)
+    assert layer.mask.dtype == index_type
+    _, argmax = pool_reference(x, 'MAX', (2, 2), (2, 2), (0, 0), (side // 2, side // 2))
+    argmax[0, 0, 0, 0] = -1
+    np.testing.assert_array_equal(top[1].data, argmax)
+    assert top[1].data.max() > 32767
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    expected = np.zeros(side * side)
+    expected[argmax.ravel()[1:].astype(int)] = 1
+    np.testing.assert_array_equal(bottom[0].diff.ravel(), expected)
+
+
 def test_max_ties_keep_the_first_and_route_the_gradient_there():
     x = np.ones((1, 1, 2, 2))
     layer, bottom, top = pool_layer('pool: MAX kernel_size: 2', x.shape, num_top=2,
