@@ -119,15 +119,17 @@ cdef void _unlower_plane(const real *rows, Py_ssize_t ld, real *plane,
                 src += g.out_w
 
 
-cdef void _lower_images(const real *images, Py_ssize_t count, Py_ssize_t channels, real *col,
+cdef void _lower_images(const real *images, Py_ssize_t count, Py_ssize_t channels,
+                        Py_ssize_t first, Py_ssize_t last, real *col,
                         const Lowering *g) noexcept nogil:
-    """Lower ``count`` consecutive images into a (channels*kh*kw) x (count*P) column buffer."""
+    """Lower channels [first, last) of ``count`` consecutive images (of ``channels`` each) into a
+    ((last-first)*kh*kw) x (count*P) column buffer."""
     cdef Py_ssize_t n, ch, pixels = g.out_h * g.out_w, ld = count * pixels
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, plane = g.height * g.width
     for n in range(count):
-        for ch in range(channels):
-            _lower_plane(images + (n * channels + ch) * plane, col + ch * taps * ld + n * pixels,
-                         ld, g)
+        for ch in range(first, last):
+            _lower_plane(images + (n * channels + ch) * plane,
+                         col + (ch - first) * taps * ld + n * pixels, ld, g)
 
 
 cdef void _gather(const real *by_image, Py_ssize_t count, Py_ssize_t rows, Py_ssize_t pixels,
@@ -155,8 +157,8 @@ def lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
             out_h, out_w).
         group: the number of groups.
         partition: images lowered together.
-        col_scratch, row_scratch: one row per thread, of at least C*kh*kw * partition*P and
-            M * partition*P values.
+        col_scratch, row_scratch: one row per thread, of at least C/group*kh*kw * partition*P
+            and M * partition*P values.
     """
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
     cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
@@ -177,14 +179,16 @@ def lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
         count = min(partition, num - start)
         ld = count * pixels
         col = &col_scratch[omp_get_thread_num(), 0]
-        _lower_images(&images[start, 0, 0, 0], count, channels, col, &g)
         if count == 1:
             dst = &out[start, 0, 0]
         else:
             dst = &row_scratch[omp_get_thread_num(), 0]
         for gi in range(group):
+            # One group's channels at a time: a smaller column buffer, still in cache for its GEMM.
+            _lower_images(&images[start, 0, 0, 0], count, channels, gi * (channels // group),
+                          (gi + 1) * (channels // group), col, &g)
             gemm_rm(False, False, m_group, ld, k_group, 1, &weights[gi * m_group, 0], k_group,
-                    col + gi * k_group * ld, ld, 0, dst + gi * m_group * ld, ld)
+                    col, ld, 0, dst + gi * m_group * ld, ld)
         if count == 1:
             if has_bias:
                 for m in range(outputs):
@@ -236,14 +240,15 @@ def lowered_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights
             source = &row_scratch[omp_get_thread_num(), 0]
         for gi in range(group):
             gemm_rm(True, False, k_group, ld, m_group, 1, &weights[gi * m_group, 0], k_group,
-                    source + gi * m_group * ld, ld, 0, col + gi * k_group * ld, ld)
-        for n in range(count):
-            for ch in range(channels):
-                dst = &images[start + n, ch, 0, 0]
-                _unlower_plane(col + ch * taps * ld + n * pixels, ld, dst, &g)
-                if has_bias:
-                    for q in range(plane):
-                        dst[q] = dst[q] + bias[ch]
+                    source + gi * m_group * ld, ld, 0, col, ld)
+            for n in range(count):
+                for ch in range(gi * (channels // group), (gi + 1) * (channels // group)):
+                    dst = &images[start + n, ch, 0, 0]
+                    _unlower_plane(col + (ch - gi * (channels // group)) * taps * ld +
+                                   n * pixels, ld, dst, &g)
+                    if has_bias:
+                        for q in range(plane):
+                            dst[q] = dst[q] + bias[ch]
 
 
 def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] rows,
@@ -295,10 +300,11 @@ def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] r
             source = &row_scratch[omp_get_thread_num(), 0]
         if want_weights:
             col = &col_scratch[omp_get_thread_num(), 0]
-            _lower_images(&images[start, 0, 0, 0], count, channels, col, &g)
             for gi in range(group):
+                _lower_images(&images[start, 0, 0, 0], count, channels, gi * (channels // group),
+                              (gi + 1) * (channels // group), col, &g)
                 gemm_rm(False, True, m_group, k_group, ld, 1, source + gi * m_group * ld, ld,
-                        col + gi * k_group * ld, ld, 1,
+                        col, ld, 1,
                         &partial_weights[omp_get_thread_num(), gi * m_group * k_group], k_group)
         if want_bias:
             for m in range(outputs):
@@ -333,7 +339,7 @@ cdef int _check_lowered(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
         raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
                          % (col_num, col_rows, col_pixels, num, outputs, pixels))
     if (needs_columns and (col_scratch.shape[0] < threads or
-                           col_scratch.shape[1] < channels * taps * partition * pixels)) or \
+                           col_scratch.shape[1] < k_group * partition * pixels)) or \
             row_scratch.shape[0] < threads or row_scratch.shape[1] < outputs * partition * pixels:
         raise ValueError('lowering: scratch too small for %d threads and partitions of %d images'
                          % (threads, partition))

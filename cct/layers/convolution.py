@@ -89,7 +89,7 @@ class LoweredConvolution(Layer):
         self.col_rows = self.conv_in_channels * kh * kw
         self.col_pixels = self.col_hw[0] * self.col_hw[1]
         self.partition = workspace.partition_size(
-            self.num, self.col_rows * self.col_pixels * self.dtype.itemsize,
+            self.num, self.col_rows // self.group * self.col_pixels * self.dtype.itemsize,
             self.conv_out_channels * self.col_rows // self.group * self.col_pixels,
             kernels.max_threads())
         for blob in top:
@@ -118,7 +118,8 @@ class LoweredConvolution(Layer):
     def _scratch(self):
         threads = kernels.max_threads()
         columns = self.partition * self.col_pixels
-        return (workspace.scratch('col', (threads, self.col_rows * columns), self.dtype),
+        return (workspace.scratch('col', (threads, self.col_rows // self.group * columns),
+                                  self.dtype),
                 workspace.scratch('gemm_rows', (threads, self.conv_out_channels * columns),
                                   self.dtype))
 

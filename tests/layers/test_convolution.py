@@ -126,7 +126,7 @@ def test_batch_partitions_give_the_same_result(monkeypatch):
     top[0].diff[...] = np.random.default_rng(0).standard_normal(top[0].shape)
     layer.backward(top, [True], bottom)
     whole = (top[0].data.copy(), bottom[0].diff.copy(), layer.blobs[0].diff.copy())
-    one_image = 4 * 3 * 3 * 6 * 6 * 8
+    one_image = 4 // 2 * 3 * 3 * 6 * 6 * 8  # one group's columns of one image, in float64
     monkeypatch.setattr(workspace, 'LOWERING_BUDGET_BYTES', one_image)
     layer._shape_key = None
     layer.reshape(bottom, top)

@@ -147,8 +147,9 @@ def test_partitions_give_the_same_result(monkeypatch):
     whole.backward(top, [True], bottom)
     expected = [top[0].data.copy(), bottom[0].diff.copy(), whole.blobs[0].diff.copy(),
                 whole.blobs[1].diff.copy()]
-    # A budget of about two images' column buffers splits the batch of 5 into 3 partitions.
-    monkeypatch.setattr(workspace, 'LOWERING_BUDGET_BYTES', 2 * 4 * 9 * 16 * 8)
+    # A budget of two images' column buffers (one group's: 2 channels x 9 taps x 16 pixels, in
+    # float64) splits the batch of 5 into 3 partitions.
+    monkeypatch.setattr(workspace, 'LOWERING_BUDGET_BYTES', 2 * 2 * 9 * 16 * 8)
     split, _, split_top = deconv_layer(params, [(5, 4, 4, 4)], bottom_data=[bottom[0].data])
     assert split.partition == 2
     split.blobs[0].data[...] = whole.blobs[0].data
