@@ -15,6 +15,7 @@ from cct import layers as _layers  # noqa: F401  (registers every layer type)
 from cct.blob import Blob, shape_string
 from cct.errors import CctError, NetError, ParseError, WeightsError
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
+from cct.kernels import elementwise
 from cct.layers.base import layer_class
 from cct.log import logger
 from cct.netgraph import filter_net, insert_splits, split_diff_groups
@@ -344,7 +345,7 @@ class Net(PycaffeNetMixin):
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:
-            blob.diff[...] = 0
+            elementwise.zero(blob.diff.reshape(-1))
 
     def update(self):
         """Caffe's Net::Update: every owned learnable blob steps ``data -= diff``."""

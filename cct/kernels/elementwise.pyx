@@ -1,10 +1,13 @@
-"""Element-wise passes of the cheap layers (ReLU, Dropout) as one multi-core loop each, with Caffe's
-arithmetic (relu_layer.cpp, dropout_layer.cpp).
+"""Element-wise passes of the cheap layers (ReLU, Dropout) and of the net (zeroing the parameter
+gradients) as one multi-core loop each, with Caffe's arithmetic (relu_layer.cpp,
+dropout_layer.cpp).
 
 numpy would make temporaries (a boolean mask, a product) and run on one core; these read their
 inputs and write their output once, and give the same bits as the numpy expressions they replace.
 """
 from cython.parallel cimport prange
+from libc.string cimport memset
+from openmp cimport omp_get_max_threads
 
 ctypedef fused real:
     float
@@ -52,6 +55,18 @@ def masked_scale(const real[::1] source, const unsigned char[::1] mask, real[::1
     _check(count, out.shape[0])
     for i in prange(count, nogil=True, schedule='static'):
         out[i] = (source[i] * <real>mask[i]) * factor
+
+
+def zero(real[::1] array):
+    """``array[...] = 0``, a block per core."""
+    cdef Py_ssize_t count = array.shape[0], blocks, block, first, last
+    if count == 0:
+        return
+    blocks = max(1, min(omp_get_max_threads(), count // 65536))
+    for block in prange(blocks, nogil=True, schedule='static'):
+        first = count * block // blocks
+        last = count * (block + 1) // blocks
+        memset(&array[first], 0, (last - first) * sizeof(real))
 
 
 cdef inline int _check(Py_ssize_t expected, Py_ssize_t got) except -1:

@@ -72,3 +72,13 @@ def test_solver_fused_path_equals_the_generic_path(regularization):
     fused, generic = runs
     for a, b in zip(fused, generic):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('size', [0, 7, 65536 * 3 + 5])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_zero_clears_every_element(size, dtype):
+    from cct.kernels.elementwise import zero
+    values = np.full(size + 2, 7, dtype)
+    zero(values[1:-1])
+    assert not values[1:-1].any()
+    assert values[0] == values[-1] == 7
