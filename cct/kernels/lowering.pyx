@@ -69,6 +69,9 @@ cdef void _lower_plane(const real *plane, real *rows, Py_ssize_t ld,
     cdef Py_ssize_t i, j, oh, ow, ih, begin, end, offset
     cdef real *dst
     cdef const real *src
+    if g.stride_h == 1 and g.stride_w == 1 and g.out_w == g.width:
+        _lower_plane_same(plane, rows, ld, g)
+        return
     for i in range(g.kernel_h):
         for j in range(g.kernel_w):
             dst = rows + (i * g.kernel_w + j) * ld
@@ -92,6 +95,54 @@ cdef void _lower_plane(const real *plane, real *rows, Py_ssize_t ld,
                     for ow in range(end, g.out_w):
                         dst[ow] = 0
                 dst += g.out_w
+
+
+cdef void _lower_plane_same(const real *plane, real *rows, Py_ssize_t ld,
+                            const Lowering *g) noexcept nogil:
+    """``_lower_plane`` for stride 1 and output rows as wide as the image ("same" convolutions):
+    a kernel tap's lowered row is then the plane shifted by one offset, so the rows inside the
+    image are one contiguous copy, and only the columns that fall into the padding are set to 0
+    afterwards (small planes have rows too short for a copy per row to pay)."""
+    cdef Py_ssize_t i, j, oh, q, begin, end, offset, first, last, base, length, lo, hi
+    cdef Py_ssize_t out_w = g.out_w, size = g.height * g.width
+    cdef real *dst
+    cdef real *run
+    cdef const real *src
+    for i in range(g.kernel_h):
+        first = max(0, g.pad_h - i * g.dilation_h)
+        last = min(g.out_h, g.height + g.pad_h - i * g.dilation_h)
+        if last < first:
+            last = first
+        for j in range(g.kernel_w):
+            dst = rows + (i * g.kernel_w + j) * ld
+            offset = j * g.dilation_w - g.pad_w
+            _valid_columns(offset, g.width, 1, out_w, &begin, &end)
+            for q in range(first * out_w):
+                dst[q] = 0
+            for q in range(last * out_w, g.out_h * out_w):
+                dst[q] = 0
+            if last == first:
+                continue
+            # dst[first*out_w + q] comes from plane[base + q]; keep the reads inside the plane
+            # (the values read past a row's end land in padding columns, cleared below).
+            base = (first - g.pad_h + i * g.dilation_h) * g.width + offset
+            length = (last - first) * out_w
+            lo = max(0, -base)
+            hi = min(length, size - base)
+            run = dst + first * out_w
+            src = plane + base
+            for q in range(lo, hi):
+                run[q] = src[q]
+            for q in range(lo):
+                run[q] = 0
+            for q in range(hi, length):
+                run[q] = 0
+            if begin > 0 or end < out_w:
+                for oh in range(first, last):
+                    for q in range(oh * out_w, oh * out_w + begin):
+                        dst[q] = 0
+                    for q in range(oh * out_w + end, (oh + 1) * out_w):
+                        dst[q] = 0
 
 
 cdef void _unlower_plane(const real *rows, Py_ssize_t ld, real *plane,

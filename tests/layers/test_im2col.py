@@ -38,6 +38,12 @@ SETTINGS = [
      (3, 2), (1, 2), (0, 1), (1, 1)),
     ('kernel_size: 2 kernel_size: 3 stride: 2 stride: 1 dilation: 1 dilation: 2', (1, 2, 5, 6),
      (2, 3), (2, 1), (0, 0), (1, 2)),
+    # "Same" convolutions (stride 1, output as wide as the input): the contiguous-copy path.
+    ('kernel_size: 5 pad: 2', (2, 3, 6, 7), (5, 5), (1, 1), (2, 2), (1, 1)),
+    ('kernel_h: 3 kernel_w: 5 pad_h: 0 pad_w: 2 dilation: 1', (1, 2, 4, 3), (3, 5), (1, 1), (0, 2),
+     (1, 1)),
+    ('kernel_size: 3 pad: 2 dilation: 2', (2, 2, 5, 5), (3, 3), (1, 1), (2, 2), (2, 2)),
+    ('kernel_size: 7 pad: 3', (1, 1, 2, 2), (7, 7), (1, 1), (3, 3), (1, 1)),
 ]
 
 
