@@ -27,6 +27,29 @@ def partition_size(num, bytes_per_image, macs_per_image, threads):
     return int(max(1, size))
 
 
+# Row lowering (cct.kernels.lowering) for vertical stride 1: 'auto' (where it pays, below),
+# 'rows' (wherever it applies) or 'full' (never).
+LOWERING = os.environ.get('CCT_LOWERING', 'auto')
+
+
+def use_row_lowering(kernel_h, stride_h, k_rows, m_group, pixels):
+    """Whether a convolution lowers only its horizontal taps (kh GEMMs of K = C/group*kw per
+    image) instead of all of them (one GEMM of K = C/group*kh*kw per partition).
+
+    The full lowering costs about one written value per ``m_group`` multiply-adds, so it hurts
+    most with few outputs; the row lowering's per-image GEMMs lose a little when the image has few
+    pixels or K is tiny. Measured here: rows win for CIFAR-10's convolutions (32-64 outputs, 8x8
+    to 16x16 pixels: 1.4x on conv2/conv3) and CaffeNet's conv2 (128 outputs per group, 27x27),
+    are even on CaffeNet's conv3-5 and lose 4-15% on GoogLeNet's 14x14 and 7x7 3x3 convolutions
+    (208-384 outputs), and on CIFAR-10's conv1 (K = 3*5 = 15).
+    """
+    if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
+        return False
+    if LOWERING == 'rows':
+        return True
+    return k_rows >= 32 and (m_group <= 128 or pixels >= 576)
+
+
 def scratch(purpose, shape, dtype):
     """A C-contiguous array of ``shape`` for ``purpose``, reusing (and growing) one flat buffer.
 

@@ -397,6 +397,219 @@ cdef int _check_lowered(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
     return 0
 
 
+# ------------------------------------------------------------------ row lowering (stride-1 rows)
+# For a convolution with vertical stride 1, kernel row i of output row oh reads input row
+# oh + i*dilation_h - pad_h. Lowering only the horizontal taps, R[(c, j), (hr, ow)] =
+# x[c, hr - pad_h, ow*stride_w + j*dilation_w - pad_w] over hr in [0, out_h + (kh-1)*dilation_h),
+# makes the full lowered matrix's rows of kernel row i the column window of R that starts at
+# hr = i*dilation_h: a plain GEMM operand (same leading dimension, no copy). One image's product is
+# then kh GEMMs with K = C/group*kw that accumulate into the output, and the lowering writes kw
+# values per input value instead of kh*kw (a kh-th of the memory traffic, and a buffer that stays
+# in cache). The weights are used as W'[i, m, c*kw + j] = W[m, c, i, j], permuted once per call.
+
+cdef Lowering _rows_only(const Lowering *g) noexcept nogil:
+    """The geometry of the row lowering R: a kernel one row high over out_h + (kh-1)*dilation_h
+    output rows (``_lower_plane`` and ``_unlower_plane`` then build R and scatter it back)."""
+    cdef Lowering r = g[0]
+    r.out_h = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    r.kernel_h = 1
+    r.stride_h = 1
+    r.dilation_h = 1
+    return r
+
+
+def row_lowering_rows(tuple geometry):
+    """The number of output rows R covers (out_h + (kh-1)*dilation_h) for ``geometry`` as given to
+    ``lowered_forward``."""
+    kernel_h, dilation_h, out_h = geometry[0], geometry[6], geometry[8]
+    return out_h + (kernel_h - 1) * dilation_h
+
+
+cdef int _check_rows(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs, Py_ssize_t k_group,
+                     int group, const Lowering *g, Py_ssize_t col_num, Py_ssize_t col_rows,
+                     Py_ssize_t col_pixels, real[:, ::1] col_scratch,
+                     real[::1] permuted) except -1:
+    cdef Py_ssize_t threads = omp_get_max_threads()
+    cdef Py_ssize_t r_size = channels // group * g.kernel_w * (
+        g.out_h + (g.kernel_h - 1) * g.dilation_h) * g.out_w
+    if g.stride_h != 1:
+        raise ValueError('row lowering needs a vertical stride of 1, not %d' % g.stride_h)
+    if group <= 0 or channels % group or outputs % group:
+        raise ValueError('lowering: %d channels, %d outputs, group %d' % (channels, outputs, group))
+    if k_group != channels // group * g.kernel_h * g.kernel_w:
+        raise ValueError('lowering: weights have %d columns, expected %d (channels/group * kh*kw)'
+                         % (k_group, channels // group * g.kernel_h * g.kernel_w))
+    if col_num != num or col_rows != outputs or col_pixels != g.out_h * g.out_w:
+        raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
+                         % (col_num, col_rows, col_pixels, num, outputs, g.out_h * g.out_w))
+    if col_scratch.shape[0] < threads or col_scratch.shape[1] < r_size:
+        raise ValueError('row lowering: scratch needs %d rows of %d values' % (threads, r_size))
+    if permuted.shape[0] < outputs * k_group:
+        raise ValueError('row lowering: the permuted weights need %d values'
+                         % (outputs * k_group))
+    return 0
+
+
+cdef void _permute_weights(const real *weights, Py_ssize_t outputs, Py_ssize_t channels,
+                           Py_ssize_t kh, Py_ssize_t kw, real *permuted) noexcept nogil:
+    """W (M, C, kh, kw) -> W' (kh, M, C*kw)."""
+    cdef Py_ssize_t m, c, i, j
+    for i in range(kh):
+        for m in range(outputs):
+            for c in range(channels):
+                for j in range(kw):
+                    permuted[(i * outputs + m) * channels * kw + c * kw + j] = \
+                        weights[((m * channels + c) * kh + i) * kw + j]
+
+
+def row_lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
+                        const real[::1] bias, real[:, :, ::1] out, tuple geometry, int group,
+                        real[:, ::1] col_scratch, real[::1] permuted):
+    """``lowered_forward`` for vertical stride 1 through the row lowering (see above), one image
+    per task. ``col_scratch`` holds one R per thread (C/group*kw * row_lowering_rows*out_w
+    values); ``permuted`` gets W' (as many values as ``weights``)."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Lowering r = _rows_only(&g)
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weights.shape[0]
+    cdef Py_ssize_t k_group = weights.shape[1], m_group = outputs // group
+    cdef Py_ssize_t c_group = channels // group, k_rows = c_group * g.kernel_w
+    cdef Py_ssize_t ld = r.out_h * g.out_w, n, gi, i, m, p
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *col
+    cdef real *dst
+    _check_rows(num, channels, outputs, k_group, group, &g, out.shape[0], out.shape[1],
+                out.shape[2], col_scratch, permuted)
+    if has_bias and bias.shape[0] != outputs:
+        raise ValueError('row_lowered_forward: bias has %d values for %d outputs'
+                         % (bias.shape[0], outputs))
+    _permute_weights(&weights[0, 0], outputs, c_group, g.kernel_h, g.kernel_w, &permuted[0])
+    for n in prange(num, nogil=True, schedule='dynamic'):
+        col = &col_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            _lower_images(&images[n, 0, 0, 0], 1, channels, gi * c_group, (gi + 1) * c_group,
+                          col, &r)
+            dst = &out[n, gi * m_group, 0]
+            for i in range(g.kernel_h):
+                gemm_rm(False, False, m_group, pixels, k_rows, 1,
+                        &permuted[(i * outputs + gi * m_group) * k_rows], k_rows,
+                        col + i * g.dilation_h * g.out_w, ld, 0 if i == 0 else 1, dst, pixels)
+        if has_bias:
+            for m in range(outputs):
+                for p in range(pixels):
+                    out[n, m, p] = out[n, m, p] + bias[m]
+
+
+def row_lowered_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights,
+                              const real[::1] bias, real[:, :, :, ::1] images, tuple geometry,
+                              int group, real[:, ::1] col_scratch, real[::1] permuted):
+    """``lowered_backward_data`` for vertical stride 1 through the row lowering: per image and
+    group, dR = sum over kernel rows i of W'_i^T @ rows (into R's window of row i), then R is
+    scattered back. Scratch as for ``row_lowered_forward``."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Lowering r = _rows_only(&g)
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weights.shape[0]
+    cdef Py_ssize_t k_group = weights.shape[1], m_group = outputs // group
+    cdef Py_ssize_t c_group = channels // group, k_rows = c_group * g.kernel_w
+    cdef Py_ssize_t ld = r.out_h * g.out_w, plane = g.height * g.width
+    cdef Py_ssize_t n, gi, i, ch, q, row
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *col
+    cdef real *dst
+    _check_rows(num, channels, outputs, k_group, group, &g, rows.shape[0], rows.shape[1],
+                rows.shape[2], col_scratch, permuted)
+    if has_bias and bias.shape[0] != channels:
+        raise ValueError('row_lowered_backward_data: bias has %d values for %d channels'
+                         % (bias.shape[0], channels))
+    _permute_weights(&weights[0, 0], outputs, c_group, g.kernel_h, g.kernel_w, &permuted[0])
+    for n in prange(num, nogil=True, schedule='dynamic'):
+        col = &col_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            # Kernel row 0's window is R's first out_h rows; the rest of R accumulates only.
+            for row in range(k_rows):
+                memset(col + row * ld + pixels, 0, (ld - pixels) * sizeof(real))
+            for i in range(g.kernel_h):
+                gemm_rm(True, False, k_rows, pixels, m_group, 1,
+                        &permuted[(i * outputs + gi * m_group) * k_rows], k_rows,
+                        &rows[n, gi * m_group, 0], pixels, 0 if i == 0 else 1,
+                        col + i * g.dilation_h * g.out_w, ld)
+            for ch in range(gi * c_group, (gi + 1) * c_group):
+                dst = &images[n, ch, 0, 0]
+                _unlower_plane(col + (ch - gi * c_group) * g.kernel_w * ld, ld, dst, &r)
+                if has_bias:
+                    for q in range(plane):
+                        dst[q] = dst[q] + bias[ch]
+
+
+def row_lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] rows,
+                            real[:, ::1] weight_diff, real[::1] bias_diff, bint want_weights,
+                            tuple geometry, int group, real[:, ::1] col_scratch,
+                            real[::1] permuted, real[:, ::1] partial_weights,
+                            real[:, ::1] partial_bias):
+    """``lowered_weight_grad`` for vertical stride 1 through the row lowering: each thread sums
+    dW'_i += rows @ R_i^T over a fixed set of images (static schedule) into its row of
+    ``partial_weights`` (W' layout); the rows are added in thread order and permuted back."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Lowering g = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Lowering r = _rows_only(&g)
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, outputs = weight_diff.shape[0]
+    cdef Py_ssize_t k_group = weight_diff.shape[1], m_group = outputs // group
+    cdef Py_ssize_t c_group = channels // group, k_rows = c_group * g.kernel_w
+    cdef Py_ssize_t ld = r.out_h * g.out_w, kh = g.kernel_h, kw = g.kernel_w
+    cdef Py_ssize_t threads = partial_weights.shape[0], size = outputs * k_group
+    cdef Py_ssize_t n, gi, i, m, j, t, q, c, p
+    cdef bint want_bias = bias_diff.shape[0] > 0
+    cdef real *col
+    cdef real total
+    _check_rows(num, channels, outputs, k_group, group, &g, rows.shape[0], rows.shape[1],
+                rows.shape[2], col_scratch, permuted)
+    if threads < omp_get_max_threads() or partial_bias.shape[0] < threads or \
+            (want_weights and partial_weights.shape[1] < size) or \
+            (want_bias and partial_bias.shape[1] < outputs):
+        raise ValueError('row_lowered_weight_grad: the partial sums need %d rows of %d and %d '
+                         'values' % (omp_get_max_threads(), size, outputs))
+    if want_bias and bias_diff.shape[0] != outputs:
+        raise ValueError('row_lowered_weight_grad: bias_diff has %d values for %d outputs'
+                         % (bias_diff.shape[0], outputs))
+    for t in range(threads):
+        if want_weights:
+            memset(&partial_weights[t, 0], 0, size * sizeof(real))
+        if want_bias:
+            memset(&partial_bias[t, 0], 0, outputs * sizeof(real))
+    for n in prange(num, nogil=True, schedule='static'):
+        if want_weights:
+            col = &col_scratch[omp_get_thread_num(), 0]
+            for gi in range(group):
+                _lower_images(&images[n, 0, 0, 0], 1, channels, gi * c_group,
+                              (gi + 1) * c_group, col, &r)
+                for i in range(kh):
+                    gemm_rm(False, True, m_group, k_rows, pixels, 1, &rows[n, gi * m_group, 0],
+                            pixels, col + i * g.dilation_h * g.out_w, ld, 1,
+                            &partial_weights[omp_get_thread_num(),
+                                             (i * outputs + gi * m_group) * k_rows], k_rows)
+        if want_bias:
+            for m in range(outputs):
+                total = 0
+                for p in range(pixels):
+                    total = total + rows[n, m, p]
+                partial_bias[omp_get_thread_num(), m] += total
+    if want_weights:
+        # weight_diff[m, (c*kh + i)*kw + j] += sum_t W'-partial[t, i, m, c*kw + j]
+        for q in prange(size, nogil=True, schedule='static'):
+            m = q // k_group
+            c = (q % k_group) // (kh * kw)
+            i = (q % (kh * kw)) // kw
+            j = q % kw
+            for t in range(threads):
+                weight_diff[m, q % k_group] += partial_weights[t, (i * outputs + m) * k_rows +
+                                                               c * kw + j]
+    if want_bias:
+        for m in range(outputs):
+            for t in range(threads):
+                bias_diff[m] += partial_bias[t, m]
+
+
 # ------------------------------------------------------------------------ plain im2col / col2im
 def im2col(const real[:, :, :, ::1] images, real[:, ::1] col, int kernel_h, int kernel_w,
            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,

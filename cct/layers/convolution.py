@@ -4,8 +4,11 @@ Caffe lowers and multiplies one image at a time on one core. Here the batch is c
 *partitions* spread over the cores: each thread lowers a partition into its own column buffer
 (rows: channel x kernel offsets, columns: image x output pixel) and runs one GEMM per group over it
 (cct.kernels.lowering). ``workspace.partition_size`` picks the smallest partition whose GEMMs are
-still large, so the columns stay in cache. ``LoweredConvolution`` holds that machinery (Caffe's
-BaseConvolutionLayer) for Convolution and Deconvolution alike.
+still large, so the columns stay in cache. Layers with vertical stride 1 may instead lower only
+the horizontal taps of each image and run one GEMM per kernel row on windows of that buffer (the
+*row lowering*, a kh-th of the lowering traffic; ``workspace.use_row_lowering`` says where it pays).
+``LoweredConvolution`` holds that machinery (Caffe's BaseConvolutionLayer) for Convolution and
+Deconvolution alike.
 
 Rules worth remembering: output size is floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1; weights
 are (num_output, channels/group, kh, kw); an omitted filler is constant 0; several bottoms are each
@@ -92,6 +95,10 @@ class LoweredConvolution(Layer):
             self.num, self.col_rows // self.group * self.col_pixels * self.dtype.itemsize,
             self.conv_out_channels * self.col_rows // self.group * self.col_pixels,
             kernels.max_threads())
+        g = self.geometry
+        self.row_lowering = workspace.use_row_lowering(
+            g.kernel[0], g.stride[0], self.conv_in_channels // self.group * g.kernel[1],
+            self.conv_out_channels // self.group, self.col_pixels)
         for blob in top:
             blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
         self._shape_key = key
@@ -117,6 +124,12 @@ class LoweredConvolution(Layer):
 
     def _scratch(self):
         threads = kernels.max_threads()
+        if self.row_lowering:
+            rows = kernels.row_lowering_rows(self._geometry())
+            kw = self.geometry.kernel[1]
+            return (workspace.scratch('col', (threads, self.conv_in_channels // self.group * kw *
+                                              rows * self.col_hw[1]), self.dtype),
+                    workspace.scratch('permuted_weights', (self.blobs[0].count,), self.dtype))
         columns = self.partition * self.col_pixels
         return (workspace.scratch('col', (threads, self.col_rows // self.group * columns),
                                   self.dtype),
@@ -131,28 +144,43 @@ class LoweredConvolution(Layer):
 
     def forward_gemm(self, images, out, bias=None):
         """Caffe's forward_cpu_gemm over every partition: out = W * im2col(images) (+ bias)."""
-        kernels.lowered_forward(images, self._weights(), self._no_values() if bias is None
-                                else bias, out, self._geometry(), self.group, self.partition,
-                                *self._scratch())
+        bias = self._no_values() if bias is None else bias
+        if self.row_lowering:
+            kernels.row_lowered_forward(images, self._weights(), bias, out, self._geometry(),
+                                        self.group, *self._scratch())
+        else:
+            kernels.lowered_forward(images, self._weights(), bias, out, self._geometry(),
+                                    self.group, self.partition, *self._scratch())
 
     def backward_gemm(self, rows, images, bias=None):
         """Caffe's backward_cpu_gemm over every partition: images = col2im(W^T * rows) (+ bias
         per image-side channel)."""
-        kernels.lowered_backward_data(rows, self._weights(), self._no_values() if bias is None
-                                      else bias, images, self._geometry(), self.group,
-                                      self.partition, *self._scratch())
+        bias = self._no_values() if bias is None else bias
+        if self.row_lowering:
+            kernels.row_lowered_backward_data(rows, self._weights(), bias, images,
+                                              self._geometry(), self.group, *self._scratch())
+        else:
+            kernels.lowered_backward_data(rows, self._weights(), bias, images, self._geometry(),
+                                          self.group, self.partition, *self._scratch())
 
     def weight_gemm(self, images, rows, want_weights=True, bias_diff=None):
         """Caffe's weight_cpu_gemm over every partition: weight_diff += rows * im2col(images)^T;
         with ``bias_diff``, also bias_diff += the sum of ``rows`` per output channel."""
         threads = kernels.max_threads()
         weight_diff = self.blobs[0].diff.reshape(self.conv_out_channels, -1)
-        kernels.lowered_weight_grad(
-            images, rows, weight_diff, self._no_values() if bias_diff is None else bias_diff,
-            want_weights, self._geometry(), self.group, self.partition, *self._scratch(),
-            workspace.scratch('partial_weights', (threads, weight_diff.size if want_weights
-                                                  else 0), self.dtype),
-            workspace.scratch('partial_bias', (threads, self.conv_out_channels), self.dtype))
+        bias_diff = self._no_values() if bias_diff is None else bias_diff
+        partials = (workspace.scratch('partial_weights', (threads, weight_diff.size if want_weights
+                                                          else 0), self.dtype),
+                    workspace.scratch('partial_bias', (threads, self.conv_out_channels),
+                                      self.dtype))
+        if self.row_lowering:
+            kernels.row_lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
+                                            self._geometry(), self.group, *self._scratch(),
+                                            *partials)
+        else:
+            kernels.lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
+                                        self._geometry(), self.group, self.partition,
+                                        *self._scratch(), *partials)
 
     def accumulate_bias_diff(self, top):
         for t in top:

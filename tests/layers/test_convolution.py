@@ -56,10 +56,16 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize('lowering', ['full', 'rows'])
 @pytest.mark.parametrize('params, shape, stride, pad, dilation, group', SETTINGS)
 def test_forward_matches_direct_convolution_and_gradients(params, shape, stride, pad, dilation,
-                                                          group):
+                                                          group, lowering, monkeypatch):
+    """Both lowerings: all kernel taps per partition, and (vertical stride 1, kernel taller than
+    one row) the row lowering's kh GEMMs per image."""
+    monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = conv_layer(params, [shape], seed=3)
+    assert layer.row_lowering == (lowering == 'rows' and stride[0] == 1 and
+                                  layer.geometry.kernel[0] > 1)
     layer.forward(bottom, top)
     bias = layer.blobs[1].data if len(layer.blobs) == 2 else None
     expected = conv_reference(bottom[0].data, layer.blobs[0].data, bias, stride, pad, dilation,
@@ -107,12 +113,51 @@ def test_float32_matches_float64():
     np.testing.assert_allclose(top32[0].data, top64[0].data, rtol=1e-4, atol=1e-5)
 
 
-def test_directional_gradient_at_a_realistic_size():
+@pytest.mark.parametrize('lowering', ['full', 'rows'])
+def test_directional_gradient_at_a_realistic_size(lowering, monkeypatch):
     """A CaffeNet-conv2-like layer (grouped, padded) is too large for element-wise checks; the
     dot-product test along random directions covers weights, bias and input at once."""
+    monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = conv_layer('num_output: 32 kernel_size: 5 pad: 2 group: 2',
                                     [(4, 16, 13, 13)], seed=11)
+    assert layer.row_lowering == (lowering == 'rows')
     GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=4)
+
+
+def test_the_two_lowerings_agree_where_auto_picks_rows(monkeypatch):
+    """A CIFAR-10-conv2-like layer (32 outputs, 5x5 pad 2 over 32 channels) gets the row lowering
+    by default; forward, input, weight and bias gradients equal the full lowering's up to float
+    reordering, in float32 too."""
+    params = 'num_output: 8 kernel_size: 5 pad: 2'
+    results = {}
+    weights = None
+    for lowering in ('auto', 'full'):
+        monkeypatch.setattr(workspace, 'LOWERING', lowering)
+        layer, bottom, top = conv_layer(params, [(3, 8, 9, 7)], seed=12, dtype=np.float32)
+        assert layer.row_lowering == (lowering == 'auto')   # K = 8 channels * 5 taps = 40
+        if weights is None:
+            weights = [blob.data.copy() for blob in layer.blobs]
+        for blob, values in zip(layer.blobs, weights):
+            blob.data[...] = values
+        layer.forward(bottom, top)
+        top[0].diff[...] = np.random.default_rng(1).standard_normal(top[0].shape)
+        layer.backward(top, [True], bottom)
+        results[lowering] = [top[0].data.copy(), bottom[0].diff.copy(),
+                             layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()]
+    for got, expected in zip(results['auto'], results['full']):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_row_lowering_policy():
+    """Rows for stride-1 layers with enough horizontal taps per GEMM and few outputs or large
+    images (CIFAR-10's conv2/conv3, CaffeNet's conv2); the full lowering for CIFAR-10's conv1
+    (K = 15), strided, 1-row and many-output small-image layers (GoogLeNet's 7x7 3x3s)."""
+    assert workspace.use_row_lowering(5, 1, 32 * 5, 32, 16 * 16)
+    assert workspace.use_row_lowering(5, 1, 48 * 5, 128, 27 * 27)
+    assert not workspace.use_row_lowering(5, 1, 3 * 5, 32, 32 * 32)
+    assert not workspace.use_row_lowering(11, 4, 3 * 11, 96, 55 * 55)
+    assert not workspace.use_row_lowering(1, 1, 64, 64, 28 * 28)
+    assert not workspace.use_row_lowering(3, 1, 160 * 3, 320, 7 * 7)
 
 
 def test_batch_partitions_give_the_same_result(monkeypatch):

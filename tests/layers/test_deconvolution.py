@@ -55,9 +55,14 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize('lowering', ['full', 'rows'])
 @pytest.mark.parametrize('params, shape, stride, pad, dilation, group', SETTINGS)
-def test_forward_matches_scatter_and_gradients(params, shape, stride, pad, dilation, group):
+def test_forward_matches_scatter_and_gradients(params, shape, stride, pad, dilation, group,
+                                               lowering, monkeypatch):
+    """Both lowerings of the top (see test_convolution): all taps, and rows for stride_h 1."""
+    monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = deconv_layer(params, [shape], seed=3)
+    assert layer.row_lowering == (lowering == 'rows' and stride[0] == 1)
     layer.forward(bottom, top)
     bias = layer.blobs[1].data if len(layer.blobs) == 2 else None
     expected = scatter_reference(bottom[0].data, layer.blobs[0].data, bias, stride, pad,
