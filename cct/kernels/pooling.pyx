@@ -20,6 +20,92 @@ ctypedef fused index_t:
     unsigned short
 
 
+cdef enum:
+    CHUNK = 64   # outputs of one row handled together (their windows are scanned in lockstep)
+
+
+cdef inline void _column_range(int first, int stride, int offset, int size, int count,
+                               int *lo, int *hi) noexcept nogil:
+    """The k in [0, count) with 0 <= (first + k)*stride + offset < size, as [lo, hi)."""
+    cdef int base = first * stride + offset
+    cdef int a = 0, b = count
+    if base < 0:
+        a = (-base + stride - 1) // stride
+    if base + (count - 1) * stride >= size:
+        b = (size - base + stride - 1) // stride if size > base else 0
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b
+
+
+cdef void _max_pool_row(const real *plane, int height, int width, int ph, int out_w,
+                        int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
+                        int stride_w, real *top, index_t *mask) noexcept nogil:
+    """One output row of MAX pooling: each window scanned in Caffe's order (rows, then columns),
+    keeping the first strict maximum, with selects instead of branches (the comparisons' outcomes
+    are data, not predictable). Windows inside the image go four at a time, so that four chains
+    of compare-and-select overlap instead of waiting on each other."""
+    cdef int hstart = ph * stride_h - pad_h, hend, h, j, w, pw, wstart, wend, where, lo, hi
+    cdef int w0, i0, i1, i2, i3
+    cdef real v, best, v0, v1, v2, v3, b0, b1, b2, b3
+    cdef const real *row
+    hend = min(hstart + kernel_h, height)
+    hstart = max(hstart, 0)
+    # [lo, hi): the output columns whose window lies inside the image horizontally.
+    lo = (pad_w + stride_w - 1) // stride_w
+    hi = (width + pad_w - kernel_w) // stride_w + 1 if width + pad_w >= kernel_w else 0
+    hi = min(hi, out_w)
+    if hi < lo:
+        hi = lo
+    pw = 0
+    while pw < out_w:
+        if pw >= lo and pw + 4 <= hi:
+            w0 = pw * stride_w - pad_w
+            b0 = b1 = b2 = b3 = -FLT_MAX
+            i0 = i1 = i2 = i3 = -1
+            for h in range(hstart, hend):
+                row = plane + h * width + w0
+                for j in range(kernel_w):
+                    w = h * width + w0 + j
+                    v0 = row[j]
+                    v1 = row[j + stride_w]
+                    v2 = row[j + 2 * stride_w]
+                    v3 = row[j + 3 * stride_w]
+                    i0 = w if v0 > b0 else i0
+                    i1 = w + stride_w if v1 > b1 else i1
+                    i2 = w + 2 * stride_w if v2 > b2 else i2
+                    i3 = w + 3 * stride_w if v3 > b3 else i3
+                    b0 = v0 if v0 > b0 else b0
+                    b1 = v1 if v1 > b1 else b1
+                    b2 = v2 if v2 > b2 else b2
+                    b3 = v3 if v3 > b3 else b3
+            top[pw] = b0
+            top[pw + 1] = b1
+            top[pw + 2] = b2
+            top[pw + 3] = b3
+            mask[pw] = <index_t>i0
+            mask[pw + 1] = <index_t>i1
+            mask[pw + 2] = <index_t>i2
+            mask[pw + 3] = <index_t>i3
+            pw += 4
+            continue
+        wstart = pw * stride_w - pad_w
+        wend = min(wstart + kernel_w, width)
+        wstart = max(wstart, 0)
+        best = -FLT_MAX
+        where = -1
+        for h in range(hstart, hend):
+            row = plane + h * width
+            for w in range(wstart, wend):
+                v = row[w]
+                where = h * width + w if v > best else where
+                best = v if v > best else best
+        top[pw] = best
+        mask[pw] = <index_t>where
+        pw += 1
+
+
 def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
                      index_t[:, :, :, ::1] mask, int kernel_h, int kernel_w, int pad_h, int pad_w,
                      int stride_h, int stride_w):
@@ -27,29 +113,16 @@ def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1]
     cdef int height = bottom.shape[2], width = bottom.shape[3]
     cdef int out_h = top.shape[2], out_w = top.shape[3]
-    cdef Py_ssize_t task, n, c
-    cdef int ph, pw, h, w, hstart, wstart, hend, wend, best_index
-    cdef real best
+    cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
+    cdef int ph
+    if num * channels == 0 or outputs == 0:
+        return
     for task in prange(num * channels, nogil=True, schedule='static'):
-        n = task // channels
-        c = task % channels
         for ph in range(out_h):
-            hstart = ph * stride_h - pad_h
-            hend = min(hstart + kernel_h, height)
-            hstart = max(hstart, 0)
-            for pw in range(out_w):
-                wstart = pw * stride_w - pad_w
-                wend = min(wstart + kernel_w, width)
-                wstart = max(wstart, 0)
-                best = -FLT_MAX
-                best_index = -1
-                for h in range(hstart, hend):
-                    for w in range(wstart, wend):
-                        if bottom[n, c, h, w] > best:
-                            best = bottom[n, c, h, w]
-                            best_index = h * width + w
-                top[n, c, ph, pw] = best
-                mask[n, c, ph, pw] = <index_t>best_index
+            _max_pool_row(&bottom[0, 0, 0, 0] + task * plane, height, width, ph, out_w,
+                          kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w,
+                          &top[0, 0, 0, 0] + task * outputs + ph * out_w,
+                          &mask[0, 0, 0, 0] + task * outputs + ph * out_w)
 
 
 def max_pool_backward(const real[:, :, :, ::1] top_diff, const index_t[:, :, :, ::1] mask,
@@ -75,33 +148,99 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const index_t[:, :, :, 
                 grad[index[q]] += source[q]
 
 
+cdef inline int _pool_size(int start, int kernel, int size, int pad) noexcept nogil:
+    """Caffe's AVE divisor along one axis: the window clipped to the padded extent."""
+    return min(start + kernel, size + pad) - start
+
+
+cdef void _ave_pool_row(const real *plane, int height, int width, int ph, int out_w,
+                        int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
+                        int stride_w, real *top) noexcept nogil:
+    """One output row of AVE pooling, each window summed in Caffe's order (rows, then columns);
+    windows inside the image go four at a time so that their chains of adds overlap."""
+    cdef int hstart = ph * stride_h - pad_h, hend, h, j, w, pw, wstart, wend, rows, lo, hi, w0
+    cdef real total, t0, t1, t2, t3
+    cdef const real *row
+    rows = _pool_size(hstart, kernel_h, height, pad_h)
+    hend = min(hstart + kernel_h, height)
+    hstart = max(hstart, 0)
+    lo = (pad_w + stride_w - 1) // stride_w
+    hi = (width + pad_w - kernel_w) // stride_w + 1 if width + pad_w >= kernel_w else 0
+    hi = min(hi, out_w)
+    if hi < lo:
+        hi = lo
+    pw = 0
+    while pw < out_w:
+        if pw >= lo and pw + 4 <= hi:
+            w0 = pw * stride_w - pad_w
+            t0 = t1 = t2 = t3 = 0
+            for h in range(hstart, hend):
+                row = plane + h * width + w0
+                for j in range(kernel_w):
+                    t0 = t0 + row[j]
+                    t1 = t1 + row[j + stride_w]
+                    t2 = t2 + row[j + 2 * stride_w]
+                    t3 = t3 + row[j + 3 * stride_w]
+            # Inside the image horizontally, every window spans kernel_w padded columns.
+            top[pw] = t0 / (rows * kernel_w)
+            top[pw + 1] = t1 / (rows * kernel_w)
+            top[pw + 2] = t2 / (rows * kernel_w)
+            top[pw + 3] = t3 / (rows * kernel_w)
+            pw += 4
+            continue
+        wstart = pw * stride_w - pad_w
+        wend = min(wstart + kernel_w, width)
+        total = 0
+        for h in range(hstart, hend):
+            row = plane + h * width
+            for w in range(max(wstart, 0), wend):
+                total = total + row[w]
+        top[pw] = total / (rows * _pool_size(wstart, kernel_w, width, pad_w))
+        pw += 1
+
+
 def ave_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
                      int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h, int stride_w):
     cdef Py_ssize_t num = bottom.shape[0], channels = bottom.shape[1]
     cdef int height = bottom.shape[2], width = bottom.shape[3]
     cdef int out_h = top.shape[2], out_w = top.shape[3]
-    cdef Py_ssize_t task, n, c
-    cdef int ph, pw, h, w, hstart, wstart, hend, wend, pool_size
-    cdef real total
+    cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
+    cdef int ph
+    if num * channels == 0 or outputs == 0:
+        return
     for task in prange(num * channels, nogil=True, schedule='static'):
-        n = task // channels
-        c = task % channels
         for ph in range(out_h):
-            for pw in range(out_w):
-                hstart = ph * stride_h - pad_h
-                wstart = pw * stride_w - pad_w
-                hend = min(hstart + kernel_h, height + pad_h)
-                wend = min(wstart + kernel_w, width + pad_w)
-                pool_size = (hend - hstart) * (wend - wstart)
-                hstart = max(hstart, 0)
-                wstart = max(wstart, 0)
-                hend = min(hend, height)
-                wend = min(wend, width)
-                total = 0
-                for h in range(hstart, hend):
-                    for w in range(wstart, wend):
-                        total = total + bottom[n, c, h, w]
-                top[n, c, ph, pw] = total / pool_size
+            _ave_pool_row(&bottom[0, 0, 0, 0] + task * plane, height, width, ph, out_w,
+                          kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w,
+                          &top[0, 0, 0, 0] + task * outputs + ph * out_w)
+
+
+cdef void _ave_unpool_row(const real *top, int height, int width, int ph, int out_w,
+                          int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
+                          int stride_w, real *plane) noexcept nogil:
+    """Spread one row of top gradients over their windows. An input pixel gets the shares of the
+    row's windows in Caffe's order (output column ascending): the kernel columns go right to left,
+    so for one pixel the window index rises."""
+    cdef real share[CHUNK]
+    cdef int hstart = ph * stride_h - pad_h, hend, h, j, k, lo, hi, first, count, offset, rows
+    cdef real *row
+    rows = _pool_size(hstart, kernel_h, height, pad_h)
+    hend = min(hstart + kernel_h, height)
+    hstart = max(hstart, 0)
+    first = 0
+    while first < out_w:
+        count = min(CHUNK, out_w - first)
+        for k in range(count):
+            share[k] = top[first + k] / (rows * _pool_size((first + k) * stride_w - pad_w,
+                                                           kernel_w, width, pad_w))
+        for h in range(hstart, hend):
+            row = plane + h * width
+            for j in range(kernel_w - 1, -1, -1):
+                offset = j - pad_w
+                _column_range(first, stride_w, offset, width, count, &lo, &hi)
+                for k in range(lo, hi):
+                    row[(first + k) * stride_w + offset] += share[k]
+        first += CHUNK
 
 
 def ave_pool_backward(const real[:, :, :, ::1] top_diff, real[:, :, :, ::1] bottom_diff,
@@ -110,25 +249,13 @@ def ave_pool_backward(const real[:, :, :, ::1] top_diff, real[:, :, :, ::1] bott
     cdef Py_ssize_t num = bottom_diff.shape[0], channels = bottom_diff.shape[1]
     cdef int height = bottom_diff.shape[2], width = bottom_diff.shape[3]
     cdef int out_h = top_diff.shape[2], out_w = top_diff.shape[3]
-    cdef Py_ssize_t task, n, c
-    cdef int ph, pw, h, w, hstart, wstart, hend, wend, pool_size
-    cdef real share
+    cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
+    cdef int ph
+    if num * channels == 0 or plane == 0:
+        return
     for task in prange(num * channels, nogil=True, schedule='static'):
-        n = task // channels
-        c = task % channels
-        memset(&bottom_diff[n, c, 0, 0], 0, height * width * sizeof(real))
+        memset(&bottom_diff[0, 0, 0, 0] + task * plane, 0, plane * sizeof(real))
         for ph in range(out_h):
-            for pw in range(out_w):
-                hstart = ph * stride_h - pad_h
-                wstart = pw * stride_w - pad_w
-                hend = min(hstart + kernel_h, height + pad_h)
-                wend = min(wstart + kernel_w, width + pad_w)
-                pool_size = (hend - hstart) * (wend - wstart)
-                hstart = max(hstart, 0)
-                wstart = max(wstart, 0)
-                hend = min(hend, height)
-                wend = min(wend, width)
-                share = top_diff[n, c, ph, pw] / pool_size
-                for h in range(hstart, hend):
-                    for w in range(wstart, wend):
-                        bottom_diff[n, c, h, w] += share
+            _ave_unpool_row(&top_diff[0, 0, 0, 0] + task * outputs + ph * out_w, height, width,
+                            ph, out_w, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w,
+                            &bottom_diff[0, 0, 0, 0] + task * plane)

@@ -218,3 +218,60 @@ def test_directional_gradient_at_a_realistic_size(params, shape):
     layer, bottom, top = pool_layer(params, shape, seed=12)
     # Continuous random data: a step of 1e-4 along a unit direction moves no maximum.
     GradientChecker(1e-4, 1e-3).check_directional(layer, bottom, top, directions=3)
+
+
+def caffe_loops(x, method, kernel, stride, pad, out_shape):
+    """Caffe's CPU loops one value at a time (float64 sums in Caffe's order, strict '>' from
+    -FLT_MAX), for comparisons that must be exact."""
+    height, width = x.shape[2:]
+    out = np.zeros(x.shape[:2] + out_shape)
+    argmax = np.full(out.shape, -1)
+    for n, c, ph, pw in np.ndindex(*out.shape):
+        h0, w0 = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+        h1, w1 = min(h0 + kernel[0], height + pad[0]), min(w0 + kernel[1], width + pad[1])
+        area = (h1 - h0) * (w1 - w0)
+        best, total = -np.finfo(np.float32).max, 0.0
+        for h in range(max(h0, 0), min(h1, height)):
+            for w in range(max(w0, 0), min(w1, width)):
+                if x[n, c, h, w] > best:
+                    best, argmax[n, c, ph, pw] = x[n, c, h, w], h * width + w
+                total += x[n, c, h, w]
+        out[n, c, ph, pw] = best if method == 'MAX' else total / area
+    return out, argmax
+
+
+@pytest.mark.parametrize('method', ['MAX', 'AVE'])
+@pytest.mark.parametrize('kernel, stride, pad', [((3, 3), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
+                                                 ((2, 4), (1, 3), (0, 2)), ((3, 3), (2, 2), (0, 0))])
+def test_wide_rows_are_exactly_caffes_loops(method, kernel, stride, pad):
+    """Rows wide enough for the kernels' four-windows-at-a-time path (and its borders): values,
+    argmax (ties, NaN, -inf included) and AVE's gradient equal Caffe's loops bit for bit."""
+    x = np.round(np.random.default_rng(5).standard_normal((2, 2, 7, 29)) * 2)   # many ties
+    x[0, 0, 1, 3:9] = np.nan
+    x[1, 1, 2:5, :] = -np.inf
+    if method == 'AVE':
+        x = np.random.default_rng(6).standard_normal(x.shape)
+    params = 'pool: %s kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d pad_w: %d' % (
+        (method,) + kernel + stride + pad)
+    layer, bottom, top = pool_layer(params, x.shape, num_top=2 if method == 'MAX' else 1,
+                                    bottom_data=[x])
+    layer.forward(bottom, top)
+    out_shape = top[0].shape[2:]
+    expected, argmax = caffe_loops(x, method, kernel, stride, pad, out_shape)
+    assert np.array_equal(top[0].data, expected, equal_nan=True)
+    if method == 'MAX':
+        assert np.array_equal(top[1].data, argmax)
+    else:
+        # Caffe's backward: each window's share added pixel by pixel, windows in order.
+        top[0].diff[...] = np.random.default_rng(7).standard_normal(top[0].shape)
+        layer.backward(top, [True], bottom)
+        grad = np.zeros_like(x)
+        height, width = x.shape[2:]
+        for n, c, ph, pw in np.ndindex(*top[0].shape):
+            h0, w0 = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+            h1, w1 = min(h0 + kernel[0], height + pad[0]), min(w0 + kernel[1], width + pad[1])
+            share = top[0].diff[n, c, ph, pw] / ((h1 - h0) * (w1 - w0))
+            for h in range(max(h0, 0), min(h1, height)):
+                for w in range(max(w0, 0), min(w1, width)):
+                    grad[n, c, h, w] += share
+        assert np.array_equal(bottom[0].diff, grad)
