@@ -33,6 +33,7 @@ NETS = {
 }
 DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
            'googlenet:32']
+SETTLE_SECONDS = 0.5   # after the driver's own BLAS call, until its threads stop spinning
 DATA_TYPES = ('Data', 'ImageData', 'HDF5Data', 'MemoryData', 'WindowData')
 
 
@@ -198,12 +199,17 @@ def compare(name, batch, rounds, warmup, with_torch):
         for worker in contenders.values():
             worker.run()
     # The BLAS rate is measured between rounds too, so the GEMM bound is taken at the machine's
-    # best speed during this net's run, as the contenders' times are.
+    # best speed during this net's run, as the contenders' times are. Its BLAS threads busy-wait
+    # for a while after the product (OpenBLAS spins ~2^28 cycles), so the next iteration waits
+    # until they sleep; and the contenders take turns at going first, so whatever one leaves
+    # running (a runtime's spinning threads) slows the other no more than itself.
     rates = []
-    for _ in range(rounds):
-        for kind, worker in contenders.items():
+    for r in range(rounds):
+        order = list(contenders.items())
+        for kind, worker in (order if r % 2 == 0 else order[::-1]):
             times[kind].append(worker.run())
         rates.append(blas_rate(repeats=1))
+        time.sleep(SETTLE_SECONDS)
     rss = {k: w.finish() for k, w in contenders.items()}
     row = {'net': name, 'batch': batch,
            'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
