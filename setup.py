@@ -4,6 +4,7 @@ The descriptor is regenerated whenever this script runs (every install, editable
 protoc that grpcio-tools ships: ``python -m grpc_tools.protoc -Iproto
 --descriptor_set_out=cct/proto/caffe_descriptor.pb proto/caffe.proto`` is the same command by hand.
 """
+import glob
 import os
 import sys
 
@@ -35,7 +36,9 @@ def kernel_extensions():
     # Every kernel links cct's BLAS (scipy-openblas32); cct/kernels/__init__.py preloads it by its
     # soname, so the build environment's path need not exist at run time.
     return [Extension('cct.kernels.' + name, [os.path.join('cct', 'kernels', name + '.pyx')],
-                      include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir()],
+                      include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir(),
+                                    os.path.join('cct', 'kernels')],
+                      depends=glob.glob(os.path.join('cct', 'kernels', '*.h')),
                       library_dirs=[scipy_openblas32.get_lib_dir()],
                       libraries=[scipy_openblas32.get_library()], extra_compile_args=args,
                       extra_link_args=['-fopenmp'],

@@ -8,6 +8,11 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 from libc.float cimport FLT_MAX
 
+
+cdef extern from "pool_simd.h" nogil:
+    void cct_max8_stride2(const float *plane, int width, int h0, int h1, int w0, int kernel_w,
+                          float *top, int *where)
+
 ctypedef fused real:
     float
     double
@@ -39,27 +44,43 @@ cdef inline void _column_range(int first, int stride, int offset, int size, int 
     hi[0] = b
 
 
+cdef inline void _inside_columns(int width, int out_w, int kernel_w, int pad_w, int stride_w,
+                                 int *lo, int *hi) noexcept nogil:
+    """[lo, hi): the output columns whose window lies inside the image horizontally."""
+    cdef int a = (pad_w + stride_w - 1) // stride_w
+    cdef int b = (width + pad_w - kernel_w) // stride_w + 1 if width + pad_w >= kernel_w else 0
+    b = min(b, out_w)
+    lo[0] = a
+    hi[0] = b if b > a else a
+
+
 cdef void _max_pool_row(const real *plane, int height, int width, int ph, int out_w,
                         int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
                         int stride_w, real *top, index_t *mask) noexcept nogil:
     """One output row of MAX pooling: each window scanned in Caffe's order (rows, then columns),
     keeping the first strict maximum, with selects instead of branches (the comparisons' outcomes
-    are data, not predictable). Windows inside the image go four at a time, so that four chains
-    of compare-and-select overlap instead of waiting on each other."""
+    are data, not predictable). Windows inside the image go eight at a time in vector lanes
+    (float, horizontal stride 2: pool_simd.h) or else four at a time, so that the chains of
+    compare-and-select overlap instead of waiting on each other."""
     cdef int hstart = ph * stride_h - pad_h, hend, h, j, w, pw, wstart, wend, where, lo, hi
-    cdef int w0, i0, i1, i2, i3
+    cdef int w0, i0, i1, i2, i3, k, first
+    cdef int found[8]
     cdef real v, best, v0, v1, v2, v3, b0, b1, b2, b3
     cdef const real *row
     hend = min(hstart + kernel_h, height)
     hstart = max(hstart, 0)
-    # [lo, hi): the output columns whose window lies inside the image horizontally.
-    lo = (pad_w + stride_w - 1) // stride_w
-    hi = (width + pad_w - kernel_w) // stride_w + 1 if width + pad_w >= kernel_w else 0
-    hi = min(hi, out_w)
-    if hi < lo:
-        hi = lo
+    _inside_columns(width, out_w, kernel_w, pad_w, stride_w, &lo, &hi)
     pw = 0
     while pw < out_w:
+        if real is float:
+            if stride_w == 2 and lo <= pw < hi and hi - lo >= 8:
+                first = min(pw, hi - 8)   # the last eight may overlap the previous eight
+                cct_max8_stride2(plane, width, hstart, hend, first * 2 - pad_w, kernel_w,
+                                 top + first, found)
+                for k in range(8):
+                    mask[first + k] = <index_t>found[k]
+                pw = first + 8
+                continue
         if pw >= lo and pw + 4 <= hi:
             w0 = pw * stride_w - pad_w
             b0 = b1 = b2 = b3 = -FLT_MAX
@@ -164,11 +185,7 @@ cdef void _ave_pool_row(const real *plane, int height, int width, int ph, int ou
     rows = _pool_size(hstart, kernel_h, height, pad_h)
     hend = min(hstart + kernel_h, height)
     hstart = max(hstart, 0)
-    lo = (pad_w + stride_w - 1) // stride_w
-    hi = (width + pad_w - kernel_w) // stride_w + 1 if width + pad_w >= kernel_w else 0
-    hi = min(hi, out_w)
-    if hi < lo:
-        hi = lo
+    _inside_columns(width, out_w, kernel_w, pad_w, stride_w, &lo, &hi)
     pw = 0
     while pw < out_w:
         if pw >= lo and pw + 4 <= hi:

@@ -221,8 +221,8 @@ def test_directional_gradient_at_a_realistic_size(params, shape):
 
 
 def caffe_loops(x, method, kernel, stride, pad, out_shape):
-    """Caffe's CPU loops one value at a time (float64 sums in Caffe's order, strict '>' from
-    -FLT_MAX), for comparisons that must be exact."""
+    """Caffe's CPU loops one value at a time (sums in x's precision and Caffe's order, strict '>'
+    from -FLT_MAX), for comparisons that must be exact."""
     height, width = x.shape[2:]
     out = np.zeros(x.shape[:2] + out_shape)
     argmax = np.full(out.shape, -1)
@@ -230,31 +230,37 @@ def caffe_loops(x, method, kernel, stride, pad, out_shape):
         h0, w0 = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
         h1, w1 = min(h0 + kernel[0], height + pad[0]), min(w0 + kernel[1], width + pad[1])
         area = (h1 - h0) * (w1 - w0)
-        best, total = -np.finfo(np.float32).max, 0.0
+        best, total = -np.finfo(np.float32).max, x.dtype.type(0)
         for h in range(max(h0, 0), min(h1, height)):
             for w in range(max(w0, 0), min(w1, width)):
-                if x[n, c, h, w] > best:
+                if method == 'MAX' and x[n, c, h, w] > best:
                     best, argmax[n, c, ph, pw] = x[n, c, h, w], h * width + w
-                total += x[n, c, h, w]
+                elif method == 'AVE':
+                    total += x[n, c, h, w]
         out[n, c, ph, pw] = best if method == 'MAX' else total / area
     return out, argmax
 
 
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
 @pytest.mark.parametrize('method', ['MAX', 'AVE'])
 @pytest.mark.parametrize('kernel, stride, pad', [((3, 3), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
-                                                 ((2, 4), (1, 3), (0, 2)), ((3, 3), (2, 2), (0, 0))])
-def test_wide_rows_are_exactly_caffes_loops(method, kernel, stride, pad):
-    """Rows wide enough for the kernels' four-windows-at-a-time path (and its borders): values,
-    argmax (ties, NaN, -inf included) and AVE's gradient equal Caffe's loops bit for bit."""
+                                                 ((2, 4), (1, 3), (0, 2)), ((3, 3), (2, 2), (0, 0)),
+                                                 ((2, 2), (2, 2), (0, 0))])
+def test_wide_rows_are_exactly_caffes_loops(method, kernel, stride, pad, dtype):
+    """Rows wide enough for the kernels' several-windows-at-a-time paths (eight vector lanes for
+    float with stride 2, four otherwise) and their borders: values, argmax (ties, NaN, -inf
+    included) and AVE's gradient equal Caffe's loops bit for bit."""
     x = np.round(np.random.default_rng(5).standard_normal((2, 2, 7, 29)) * 2)   # many ties
     x[0, 0, 1, 3:9] = np.nan
     x[1, 1, 2:5, :] = -np.inf
+    x[1, 0, 3, 5:12] = -np.finfo(np.float32).max   # never beats the start value
     if method == 'AVE':
         x = np.random.default_rng(6).standard_normal(x.shape)
+    x = x.astype(dtype)
     params = 'pool: %s kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d pad_w: %d' % (
         (method,) + kernel + stride + pad)
     layer, bottom, top = pool_layer(params, x.shape, num_top=2 if method == 'MAX' else 1,
-                                    bottom_data=[x])
+                                    bottom_data=[x], dtype=dtype)
     layer.forward(bottom, top)
     out_shape = top[0].shape[2:]
     expected, argmax = caffe_loops(x, method, kernel, stride, pad, out_shape)

@@ -85,7 +85,7 @@ def test_net_state_merges_solver_phase_net_state_and_train_test_state():
 
 def test_test_nets_share_the_train_weights_and_log_means(log_text):
     param = solver_param(FIXED + 'test_iter: 3 test_interval: 2 display: 1 max_iter: 2 '
-                         'test_compute_loss: true')
+                         'test_compute_loss: true snapshot_after_train: false')
     solver = SGDSolver(param)
     feed(solver.net)
     feed(solver.test_nets[0])
@@ -119,7 +119,8 @@ def test_test_nets_in_caffes_order_with_their_test_iter_and_no_initial_test(tmp_
     write_text(named('from_file'), str(tmp_path / 'test_net.prototxt'))
     param = solver_param(FIXED + 'test_iter: 1 test_iter: 2 test_iter: 3 test_iter: 4 '
                          'test_interval: 2 test_initialization: false max_iter: 4 '
-                         'test_net: "%s"' % (tmp_path / 'test_net.prototxt'))
+                         'snapshot_after_train: false test_net: "%s"'
+                         % (tmp_path / 'test_net.prototxt'))
     param.net_param.name = 'generic'
     param.test_net_param.add().CopyFrom(named('inline'))
     solver = SGDSolver(param)
