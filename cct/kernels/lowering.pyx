@@ -610,14 +610,13 @@ def row_lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::
                           &partial_bias[omp_get_thread_num(), 0])
     if want_weights:
         # weight_diff[m, (c*kh + i)*kw + j] += sum_t W'-partial[t, i, m, c*kw + j]
-        for q in prange(size, nogil=True, schedule='static'):
-            m = q // k_group
-            c = (q % k_group) // (kh * kw)
-            i = (q % (kh * kw)) // kw
-            j = q % kw
-            for t in range(threads):
-                weight_diff[m, q % k_group] += partial_weights[t, (i * outputs + m) * k_rows +
-                                                               c * kw + j]
+        for m in prange(outputs, nogil=True, schedule='static'):
+            for c in range(c_group):
+                for i in range(kh):
+                    for j in range(kw):
+                        for t in range(threads):
+                            weight_diff[m, (c * kh + i) * kw + j] += partial_weights[
+                                t, (i * outputs + m) * k_rows + c * kw + j]
     if want_bias:
         for m in range(outputs):
             for t in range(threads):
