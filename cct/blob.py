@@ -5,6 +5,8 @@ buffer (and its values); a larger count allocates a new zeroed one. ``diff`` is 
 so inference nets never pay for gradients. ``data``/``diff`` return writable views in the blob's
 current shape, which is what pycaffe scripts index into.
 """
+import math
+
 import numpy as np
 
 
@@ -85,7 +87,7 @@ class Blob:
 
     def count_range(self, start, end=None):
         """Product of the dimensions in [start, end) (Caffe's ``count(start, end)``)."""
-        return int(np.prod(self._shape[start:end], dtype=np.int64))
+        return int(math.prod(self._shape[start:end]))
 
     def canonical_axis(self, axis):
         """Caffe's CanonicalAxisIndex: a negative axis counts from the end; out of range raises."""

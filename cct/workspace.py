@@ -4,6 +4,7 @@ Layers run one at a time, so one growing buffer per purpose serves every convolu
 costs the memory of the largest layer's partition, not the sum over layers (Caffe keeps one per
 layer). Buffers only grow, so the steady-state training loop allocates nothing.
 """
+import math
 import os
 
 import numpy as np
@@ -56,7 +57,7 @@ def scratch(purpose, shape, dtype):
     The contents are undefined; two purposes never alias each other.
     """
     dtype = np.dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = int(math.prod(shape))
     key = (purpose, dtype)
     buf = _buffers.get(key)
     if buf is None or buf.size < count:
