@@ -31,6 +31,7 @@ def kernel_extensions():
     # CCT_PORTABLE=1 builds for any x86-64 instead of this machine's vector units.
     arch = [] if os.environ.get('CCT_PORTABLE') else ['-march=native']
     # No FMA contraction: fused kernels must round each step as Caffe's separate BLAS calls do.
+    # No loops turned into memset/memcpy calls: the lowering's many short runs cost more as calls.
     args = ['-O3', '-fopenmp', '-ffp-contract=off', '-fno-tree-loop-distribute-patterns'] + arch
     names = sorted(f[:-4] for f in os.listdir(os.path.join(HERE, 'cct', 'kernels')) if f.endswith('.pyx'))
     # Every kernel links cct's BLAS (scipy-openblas32); cct/kernels/__init__.py preloads it by its
