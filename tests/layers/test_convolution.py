@@ -53,6 +53,8 @@ SETTINGS = [
     ('num_output: 4 kernel_size: 2 stride: 3 pad: 2 group: 2 bias_term: false',
      (2, 4, 5, 5), (3, 3), (2, 2), (1, 1), 2),
     ('num_output: 3 kernel_size: 1', (2, 4, 3, 3), (1, 1), (0, 0), (1, 1), 1),   # 1x1
+    ('num_output: 4 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 stride_h: 1 stride_w: 2 group: 2',
+     (2, 4, 4, 5), (1, 2), (2, 1), (1, 1), 2),   # grouped, vertical stride 1, wide padding
 ]
 
 
