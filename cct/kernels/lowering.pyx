@@ -348,19 +348,8 @@ def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] r
     cdef const real *source
     _check_lowered(num, channels, outputs, k_group, group, partition, &g, rows.shape[0],
                    rows.shape[1], rows.shape[2], col_scratch, row_scratch, want_weights)
-    if threads < omp_get_max_threads() or partial_bias.shape[0] < threads or \
-            (want_weights and partial_weights.shape[1] < size) or \
-            (want_bias and partial_bias.shape[1] < outputs):
-        raise ValueError('lowered_weight_grad: the partial sums need %d rows of %d and %d values'
-                         % (omp_get_max_threads(), size, outputs))
-    if want_bias and bias_diff.shape[0] != outputs:
-        raise ValueError('lowered_weight_grad: bias_diff has %d values for %d outputs'
-                         % (bias_diff.shape[0], outputs))
-    for t in range(threads):
-        if want_weights:
-            memset(&partial_weights[t, 0], 0, size * sizeof(real))
-        if want_bias:
-            memset(&partial_bias[t, 0], 0, outputs * sizeof(real))
+    _start_partials('lowered_weight_grad', want_weights, want_bias, size, outputs, bias_diff,
+                    partial_weights, partial_bias)
     parts = _ceil_div(num, partition)
     for part in prange(parts, nogil=True, schedule='static'):
         start = part * partition
@@ -386,9 +375,53 @@ def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] r
             for t in range(threads):
                 weight_diff[q // k_group, q % k_group] += partial_weights[t, q]
     if want_bias:
-        for m in range(outputs):
-            for t in range(threads):
-                bias_diff[m] += partial_bias[t, m]
+        _add_bias_partials(bias_diff, partial_bias)
+
+
+cdef int _check_shapes(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
+                       Py_ssize_t k_group, int group, const Lowering *g, Py_ssize_t col_num,
+                       Py_ssize_t col_rows, Py_ssize_t col_pixels) except -1:
+    """Groups, weights and the column side agree with the image side (both lowerings)."""
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
+    if group <= 0 or channels % group or outputs % group:
+        raise ValueError('lowering: %d channels, %d outputs, group %d' % (channels, outputs, group))
+    if k_group != channels // group * taps:
+        raise ValueError('lowering: weights have %d columns, expected %d (channels/group * kh*kw)'
+                         % (k_group, channels // group * taps))
+    if col_num != num or col_rows != outputs or col_pixels != pixels:
+        raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
+                         % (col_num, col_rows, col_pixels, num, outputs, pixels))
+    return 0
+
+
+cdef int _start_partials(str name, bint want_weights, bint want_bias, Py_ssize_t size,
+                         Py_ssize_t outputs, real[::1] bias_diff, real[:, ::1] partial_weights,
+                         real[:, ::1] partial_bias) except -1:
+    """Check a weight gradient's per-thread partial sums and bias diff, then zero the partial
+    sums (one row per thread: ``size`` weight and ``outputs`` bias values)."""
+    cdef Py_ssize_t t, threads = partial_weights.shape[0]
+    if threads < omp_get_max_threads() or partial_bias.shape[0] < threads or \
+            (want_weights and partial_weights.shape[1] < size) or \
+            (want_bias and partial_bias.shape[1] < outputs):
+        raise ValueError('%s: the partial sums need %d rows of %d and %d values'
+                         % (name, omp_get_max_threads(), size, outputs))
+    if want_bias and bias_diff.shape[0] != outputs:
+        raise ValueError('%s: bias_diff has %d values for %d outputs'
+                         % (name, bias_diff.shape[0], outputs))
+    for t in range(threads):
+        if want_weights:
+            memset(&partial_weights[t, 0], 0, size * sizeof(real))
+        if want_bias:
+            memset(&partial_bias[t, 0], 0, outputs * sizeof(real))
+    return 0
+
+
+cdef void _add_bias_partials(real[::1] bias_diff, real[:, ::1] partial_bias) noexcept:
+    """bias_diff += the threads' partial bias sums, added in thread order."""
+    cdef Py_ssize_t m, t
+    for m in range(bias_diff.shape[0]):
+        for t in range(partial_bias.shape[0]):
+            bias_diff[m] += partial_bias[t, m]
 
 
 cdef int _check_lowered(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
@@ -396,17 +429,11 @@ cdef int _check_lowered(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs,
                         Py_ssize_t col_num, Py_ssize_t col_rows, Py_ssize_t col_pixels,
                         real[:, ::1] col_scratch, real[:, ::1] row_scratch,
                         bint needs_columns) except -1:
-    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
+    cdef Py_ssize_t pixels = g.out_h * g.out_w
     cdef Py_ssize_t threads = omp_get_max_threads()
-    if group <= 0 or partition <= 0 or channels % group or outputs % group:
-        raise ValueError('lowering: %d channels, %d outputs, group %d, partition %d'
-                         % (channels, outputs, group, partition))
-    if k_group != channels // group * taps:
-        raise ValueError('lowering: weights have %d columns, expected %d (channels/group * kh*kw)'
-                         % (k_group, channels // group * taps))
-    if col_num != num or col_rows != outputs or col_pixels != pixels:
-        raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
-                         % (col_num, col_rows, col_pixels, num, outputs, pixels))
+    if partition <= 0:
+        raise ValueError('lowering: partition %d' % partition)
+    _check_shapes(num, channels, outputs, k_group, group, g, col_num, col_rows, col_pixels)
     if (needs_columns and (col_scratch.shape[0] < threads or
                            col_scratch.shape[1] < k_group * partition * pixels)) or \
             row_scratch.shape[0] < threads or row_scratch.shape[1] < outputs * partition * pixels:
@@ -447,19 +474,11 @@ cdef int _check_rows(Py_ssize_t num, Py_ssize_t channels, Py_ssize_t outputs, Py
                      int group, const Lowering *g, Py_ssize_t col_num, Py_ssize_t col_rows,
                      Py_ssize_t col_pixels, real[:, ::1] col_scratch,
                      real[::1] permuted) except -1:
-    cdef Py_ssize_t threads = omp_get_max_threads()
-    cdef Py_ssize_t r_size = channels // group * g.kernel_w * (
-        g.out_h + (g.kernel_h - 1) * g.dilation_h) * g.out_w
+    cdef Py_ssize_t threads = omp_get_max_threads(), r_size
     if g.stride_h != 1:
         raise ValueError('row lowering needs a vertical stride of 1, not %d' % g.stride_h)
-    if group <= 0 or channels % group or outputs % group:
-        raise ValueError('lowering: %d channels, %d outputs, group %d' % (channels, outputs, group))
-    if k_group != channels // group * g.kernel_h * g.kernel_w:
-        raise ValueError('lowering: weights have %d columns, expected %d (channels/group * kh*kw)'
-                         % (k_group, channels // group * g.kernel_h * g.kernel_w))
-    if col_num != num or col_rows != outputs or col_pixels != g.out_h * g.out_w:
-        raise ValueError('lowering: the column side is (%d, %d, %d), expected (%d, %d, %d)'
-                         % (col_num, col_rows, col_pixels, num, outputs, g.out_h * g.out_w))
+    _check_shapes(num, channels, outputs, k_group, group, g, col_num, col_rows, col_pixels)
+    r_size = channels // group * g.kernel_w * _rows_only(g).out_h * g.out_w
     if col_scratch.shape[0] < threads or col_scratch.shape[1] < r_size:
         raise ValueError('row lowering: scratch needs %d rows of %d values' % (threads, r_size))
     if permuted.shape[0] < outputs * k_group:
@@ -581,19 +600,8 @@ def row_lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::
     cdef real *col
     _check_rows(num, channels, outputs, k_group, group, &g, rows.shape[0], rows.shape[1],
                 rows.shape[2], col_scratch, permuted)
-    if threads < omp_get_max_threads() or partial_bias.shape[0] < threads or \
-            (want_weights and partial_weights.shape[1] < size) or \
-            (want_bias and partial_bias.shape[1] < outputs):
-        raise ValueError('row_lowered_weight_grad: the partial sums need %d rows of %d and %d '
-                         'values' % (omp_get_max_threads(), size, outputs))
-    if want_bias and bias_diff.shape[0] != outputs:
-        raise ValueError('row_lowered_weight_grad: bias_diff has %d values for %d outputs'
-                         % (bias_diff.shape[0], outputs))
-    for t in range(threads):
-        if want_weights:
-            memset(&partial_weights[t, 0], 0, size * sizeof(real))
-        if want_bias:
-            memset(&partial_bias[t, 0], 0, outputs * sizeof(real))
+    _start_partials('row_lowered_weight_grad', want_weights, want_bias, size, outputs, bias_diff,
+                    partial_weights, partial_bias)
     for n in prange(num, nogil=True, schedule='static'):
         if want_weights:
             col = &col_scratch[omp_get_thread_num(), 0]
@@ -618,9 +626,7 @@ def row_lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::
                             weight_diff[m, (c * kh + i) * kw + j] += partial_weights[
                                 t, (i * outputs + m) * k_rows + c * kw + j]
     if want_bias:
-        for m in range(outputs):
-            for t in range(threads):
-                bias_diff[m] += partial_bias[t, m]
+        _add_bias_partials(bias_diff, partial_bias)
 
 
 # ------------------------------------------------------------------------ plain im2col / col2im
