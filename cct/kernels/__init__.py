@@ -12,7 +12,9 @@ package, cct's own copy (numpy's keeps its threads), loaded here before the kern
 import scipy_openblas32  # noqa: F401  (loads libscipy_openblas.so for the kernels below)
 from cct.kernels.gemm import gemm
 from cct.kernels.lowering import (col2im, im2col, lowered_backward_data, lowered_forward,
-                                  lowered_weight_grad, max_threads, row_lowered_backward_data,
+                                  lowered_weight_grad, max_threads, panel_backward_data,
+                                  panel_forward, panel_sizes, panel_weight_grad,
+                                  row_lowered_backward_data,
                                   row_lowered_forward, row_lowered_weight_grad, row_lowering_rows)
 from cct.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
                                  max_pool_forward)
@@ -22,7 +24,8 @@ from cct.kernels.stochastic_pooling import (stochastic_pool_backward_test,
 
 __all__ = ['im2col', 'col2im', 'lowered_forward', 'lowered_backward_data', 'lowered_weight_grad',
            'row_lowered_forward', 'row_lowered_backward_data', 'row_lowered_weight_grad',
-           'row_lowering_rows', 'max_threads', 'max_pool_forward', 'max_pool_backward', 'ave_pool_forward',
+           'row_lowering_rows', 'panel_forward', 'panel_backward_data', 'panel_weight_grad',
+           'panel_sizes', 'max_threads', 'max_pool_forward', 'max_pool_backward', 'ave_pool_forward',
            'ave_pool_backward', 'stochastic_pool_forward_train', 'stochastic_pool_forward_test',
            'stochastic_pool_backward_test', 'gemm']
 

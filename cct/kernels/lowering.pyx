@@ -629,6 +629,287 @@ def row_lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::
         _add_bias_partials(bias_diff, partial_bias)
 
 
+# ------------------------------------------------------------------ panel lowering (stride-1 rows)
+# The row lowering again, laid out in panels of one vector of output columns and multiplied by
+# cct's own register-blocked kernels instead of BLAS (conv_panels.h): no GEMM packs R or the
+# weights per call, all kernel rows accumulate in registers, and kernel rows that read only
+# padding rows are skipped. Float and double alike; ``workspace.choose_lowering`` says where it
+# pays.
+
+cdef extern from "conv_panels.h" nogil:
+    ctypedef struct cct_panels:
+        int kernel_h, kernel_w, pad_h, pad_w, stride_w, dilation_h, dilation_w
+        int out_h, out_w, height, width, channels, outputs
+        int lanes, ppr, rows, top_pad, k, k_r, k_d, m_p, m_t
+    void cct_panels_init(cct_panels *g, int itemsize)
+    Py_ssize_t cct_panels_r_size(const cct_panels *g)
+    Py_ssize_t cct_panels_top_size(const cct_panels *g)
+    Py_ssize_t cct_panels_top_t_size(const cct_panels *g)
+    Py_ssize_t cct_panels_weight_sums(const cct_panels *g)
+    Py_ssize_t cct_panels_work(const cct_panels *g, int data_gradient)
+    Py_ssize_t cct_panels_dr_size(const cct_panels *g)
+    Py_ssize_t cct_panels_forward_weights(const cct_panels *g)
+    Py_ssize_t cct_panels_backward_weights(const cct_panels *g)
+    void cct_panels_pack_forward_f(const float *w, Py_ssize_t ldw, const cct_panels *g, float *wf)
+    void cct_panels_pack_forward_d(const double *w, Py_ssize_t ldw, const cct_panels *g,
+                                   double *wf)
+    void cct_panels_pack_backward_f(const float *w, Py_ssize_t ldw, const cct_panels *g,
+                                    float *wb)
+    void cct_panels_pack_backward_d(const double *w, Py_ssize_t ldw, const cct_panels *g,
+                                    double *wb)
+    void cct_panels_lower_f(const float *x, const cct_panels *g, float *R)
+    void cct_panels_lower_d(const double *x, const cct_panels *g, double *R)
+    void cct_panels_forward_f(const float *wf, const float *R, const cct_panels *g,
+                              const float *bias, float *out)
+    void cct_panels_forward_d(const double *wf, const double *R, const cct_panels *g,
+                              const double *bias, double *out)
+    void cct_panels_pack_top_f(const float *dy, const cct_panels *g, float *tp)
+    void cct_panels_pack_top_d(const double *dy, const cct_panels *g, double *tp)
+    void cct_panels_backward_data_f(const float *wb, const float *tp, const cct_panels *g,
+                                    float *dR)
+    void cct_panels_backward_data_d(const double *wb, const double *tp, const cct_panels *g,
+                                    double *dR)
+    void cct_panels_unlower_f(const float *dR, const cct_panels *g, float *x)
+    void cct_panels_unlower_d(const double *dR, const cct_panels *g, double *x)
+    void cct_panels_pack_top_t_f(const float *dy, const cct_panels *g, float *tt)
+    void cct_panels_pack_top_t_d(const double *dy, const cct_panels *g, double *tt)
+    void cct_panels_weight_grad_f(const float *tt, const float *R, int count, const cct_panels *g,
+                                  float *partial)
+    void cct_panels_weight_grad_d(const double *tt, const double *R, int count,
+                                  const cct_panels *g, double *partial)
+
+
+cdef cct_panels _panels(tuple geometry, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                        Py_ssize_t outputs, int itemsize) except *:
+    """The panel layout of one group: ``channels`` and ``outputs`` per group."""
+    cdef cct_panels g
+    cdef int stride_h
+    (g.kernel_h, g.kernel_w, g.pad_h, g.pad_w, stride_h, g.stride_w, g.dilation_h, g.dilation_w,
+     g.out_h, g.out_w) = geometry
+    if stride_h != 1:
+        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % stride_h)
+    g.height, g.width, g.channels, g.outputs = height, width, channels, outputs
+    cct_panels_init(&g, itemsize)
+    return g
+
+
+def panel_sizes(tuple geometry, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                Py_ssize_t outputs, int itemsize):
+    """The panel buffers' sizes in values, for one group of ``channels`` image-side planes
+    (height x width) and ``outputs`` column-side planes: per image 'r' (R), 'top' (the top's
+    panels), 'dr' (dR) and 'top_t' (the pixel-major top); per group 'forward_weights' and
+    'backward_weights' (packed) and 'weight_sums' (a thread's weight-gradient sums). Also the
+    work of the forward product and of the data gradient ('forward_work', 'data_work'): panels
+    times the kernel rows run for them, against 'rows_work' for the row lowering's GEMMs
+    (out_h*kh rows of panels), and 'lanes' per panel."""
+    cdef cct_panels g = _panels(geometry, height, width, channels, outputs, itemsize)
+    return {'lanes': g.lanes, 'forward_work': cct_panels_work(&g, 0),
+            'data_work': cct_panels_work(&g, 1), 'rows_work': g.out_h * g.ppr * g.kernel_h,
+            'r': cct_panels_r_size(&g), 'top': cct_panels_top_size(&g),
+            'dr': cct_panels_dr_size(&g), 'top_t': cct_panels_top_t_size(&g),
+            'forward_weights': cct_panels_forward_weights(&g),
+            'backward_weights': cct_panels_backward_weights(&g),
+            'weight_sums': cct_panels_weight_sums(&g)}
+
+
+cdef int _check_panels(str name, real[:, ::1] first, Py_ssize_t first_size,
+                       real[:, ::1] second, Py_ssize_t second_size) except -1:
+    """Each of the two per-thread scratch buffers has a row of the given size per thread."""
+    cdef Py_ssize_t threads = omp_get_max_threads()
+    if first.shape[0] < threads or first.shape[1] < first_size or \
+            second.shape[0] < threads or second.shape[1] < second_size:
+        raise ValueError('%s: scratch needs %d rows of %d and %d values'
+                         % (name, threads, first_size, second_size))
+    return 0
+
+
+cdef int _check_packed(str name, real[::1] packed, Py_ssize_t size) except -1:
+    if packed.shape[0] < size:
+        raise ValueError('%s: the packed weights need %d values' % (name, size))
+    return 0
+
+
+def panel_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
+                  const real[::1] bias, real[:, :, ::1] out, tuple geometry, int group,
+                  real[:, ::1] r_scratch, real[::1] packed):
+    """``lowered_forward`` through the panel lowering, one image per task. ``r_scratch`` holds
+    one R per thread, ``packed`` every group's packed weights (``panel_sizes``)."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1], outputs = weights.shape[0]
+    cdef Lowering low = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t m_group = outputs // group, c_group = channels // group, n, gi, pw
+    cdef cct_panels g
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *R
+    if low.stride_h != 1:
+        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
+    _check_shapes(num, channels, outputs, weights.shape[1], group, &low, out.shape[0],
+                  out.shape[1], out.shape[2])
+    if has_bias and bias.shape[0] != outputs:
+        raise ValueError('panel_forward: bias has %d values for %d outputs'
+                         % (bias.shape[0], outputs))
+    g = _panels(geometry, low.height, low.width, c_group, m_group, sizeof(real))
+    pw = cct_panels_forward_weights(&g)
+    _check_panels('panel_forward', r_scratch, cct_panels_r_size(&g), r_scratch, 0)
+    _check_packed('panel_forward', packed, group * pw)
+    for gi in range(group):
+        if real is float:
+            cct_panels_pack_forward_f(&weights[gi * m_group, 0], weights.shape[1], &g,
+                                      &packed[gi * pw])
+        else:
+            cct_panels_pack_forward_d(&weights[gi * m_group, 0], weights.shape[1], &g,
+                                      &packed[gi * pw])
+    if num == 0:
+        return
+    for n in prange(num, nogil=True, schedule='dynamic'):
+        R = &r_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            if real is float:
+                cct_panels_lower_f(&images[n, gi * c_group, 0, 0], &g, R)
+                cct_panels_forward_f(&packed[gi * pw], R, &g,
+                                     &bias[gi * m_group] if has_bias else NULL,
+                                     &out[n, gi * m_group, 0])
+            else:
+                cct_panels_lower_d(&images[n, gi * c_group, 0, 0], &g, R)
+                cct_panels_forward_d(&packed[gi * pw], R, &g,
+                                     &bias[gi * m_group] if has_bias else NULL,
+                                     &out[n, gi * m_group, 0])
+
+
+def panel_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights,
+                        const real[::1] bias, real[:, :, :, ::1] images, tuple geometry,
+                        int group, real[:, ::1] top_scratch, real[:, ::1] dr_scratch,
+                        real[::1] packed):
+    """``lowered_backward_data`` through the panel lowering: per image and group the top's diff
+    is put in panels, dR computed for the lowered rows that hold image rows, and scattered back.
+    ``top_scratch`` and ``dr_scratch`` hold one of each per thread (``panel_sizes``)."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1], outputs = weights.shape[0]
+    cdef Lowering low = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t m_group = outputs // group, c_group = channels // group
+    cdef Py_ssize_t plane = low.height * low.width, n, gi, pw, ch, q
+    cdef cct_panels g
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *tp
+    cdef real *dR
+    cdef real *dst
+    if low.stride_h != 1:
+        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
+    _check_shapes(num, channels, outputs, weights.shape[1], group, &low, rows.shape[0],
+                  rows.shape[1], rows.shape[2])
+    if has_bias and bias.shape[0] != channels:
+        raise ValueError('panel_backward_data: bias has %d values for %d channels'
+                         % (bias.shape[0], channels))
+    g = _panels(geometry, low.height, low.width, c_group, m_group, sizeof(real))
+    pw = cct_panels_backward_weights(&g)
+    _check_panels('panel_backward_data', top_scratch, cct_panels_top_size(&g), dr_scratch,
+                  cct_panels_dr_size(&g))
+    _check_packed('panel_backward_data', packed, group * pw)
+    for gi in range(group):
+        if real is float:
+            cct_panels_pack_backward_f(&weights[gi * m_group, 0], weights.shape[1], &g,
+                                       &packed[gi * pw])
+        else:
+            cct_panels_pack_backward_d(&weights[gi * m_group, 0], weights.shape[1], &g,
+                                       &packed[gi * pw])
+    if num == 0:
+        return
+    for n in prange(num, nogil=True, schedule='dynamic'):
+        tp = &top_scratch[omp_get_thread_num(), 0]
+        dR = &dr_scratch[omp_get_thread_num(), 0]
+        for gi in range(group):
+            if real is float:
+                cct_panels_pack_top_f(&rows[n, gi * m_group, 0], &g, tp)
+                cct_panels_backward_data_f(&packed[gi * pw], tp, &g, dR)
+                cct_panels_unlower_f(dR, &g, &images[n, gi * c_group, 0, 0])
+            else:
+                cct_panels_pack_top_d(&rows[n, gi * m_group, 0], &g, tp)
+                cct_panels_backward_data_d(&packed[gi * pw], tp, &g, dR)
+                cct_panels_unlower_d(dR, &g, &images[n, gi * c_group, 0, 0])
+        if has_bias:
+            for ch in range(channels):
+                dst = &images[n, ch, 0, 0]
+                for q in range(plane):
+                    dst[q] = dst[q] + bias[ch]
+
+
+def panel_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] rows,
+                      real[:, ::1] weight_diff, real[::1] bias_diff, bint want_weights,
+                      tuple geometry, int group, int partition, real[:, ::1] r_scratch,
+                      real[:, ::1] top_scratch, real[:, ::1] partial_weights,
+                      real[:, ::1] partial_bias):
+    """``lowered_weight_grad`` through the panel lowering: each task lowers ``partition`` images
+    (their R and pixel-major tops one after another in the thread's scratch) and sums their
+    products into the thread's row of ``partial_weights`` (``weight_sums`` values per group);
+    tasks are a fixed set per thread (static schedule) and the rows are added in thread order."""
+    cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
+    cdef Py_ssize_t outputs = weight_diff.shape[0], k_group = weight_diff.shape[1]
+    cdef Lowering low = _lowering(geometry, images.shape[2], images.shape[3])
+    cdef Py_ssize_t m_group = outputs // group, c_group = channels // group
+    cdef Py_ssize_t kh = low.kernel_h, kw = low.kernel_w
+    cdef Py_ssize_t parts, part, start, count, n, gi, m, c, i, j, t, r_size, t_size, sums
+    cdef Py_ssize_t threads = partial_weights.shape[0], k_r, m_t
+    cdef cct_panels g
+    cdef bint want_bias = bias_diff.shape[0] > 0
+    cdef real *R
+    cdef real *tt
+    if low.stride_h != 1:
+        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
+    if partition <= 0:
+        raise ValueError('lowering: partition %d' % partition)
+    _check_shapes(num, channels, outputs, k_group, group, &low, rows.shape[0], rows.shape[1],
+                  rows.shape[2])
+    g = _panels(geometry, low.height, low.width, c_group, m_group, sizeof(real))
+    r_size = cct_panels_r_size(&g)
+    t_size = cct_panels_top_t_size(&g)
+    sums = cct_panels_weight_sums(&g)
+    k_r, m_t = g.k_r, g.m_t
+    if want_weights:
+        _check_panels('panel_weight_grad', r_scratch, partition * r_size, top_scratch,
+                      partition * t_size)
+    _start_partials('panel_weight_grad', want_weights, want_bias, group * sums, outputs,
+                    bias_diff, partial_weights, partial_bias)
+    parts = _ceil_div(num, partition)
+    for part in prange(parts, nogil=True, schedule='static'):
+        start = part * partition
+        count = min(partition, num - start)
+        if want_weights:
+            R = &r_scratch[omp_get_thread_num(), 0]
+            tt = &top_scratch[omp_get_thread_num(), 0]
+            for gi in range(group):
+                for n in range(count):
+                    if real is float:
+                        cct_panels_lower_f(&images[start + n, gi * c_group, 0, 0], &g,
+                                           R + n * r_size)
+                        cct_panels_pack_top_t_f(&rows[start + n, gi * m_group, 0], &g,
+                                                tt + n * t_size)
+                    else:
+                        cct_panels_lower_d(&images[start + n, gi * c_group, 0, 0], &g,
+                                           R + n * r_size)
+                        cct_panels_pack_top_t_d(&rows[start + n, gi * m_group, 0], &g,
+                                                tt + n * t_size)
+                if real is float:
+                    cct_panels_weight_grad_f(tt, R, count, &g,
+                                             &partial_weights[omp_get_thread_num(), gi * sums])
+                else:
+                    cct_panels_weight_grad_d(tt, R, count, &g,
+                                             &partial_weights[omp_get_thread_num(), gi * sums])
+        if want_bias:
+            for n in range(count):
+                _add_row_sums(&rows[start + n, 0, 0], outputs, low.out_h * low.out_w,
+                              low.out_h * low.out_w, &partial_bias[omp_get_thread_num(), 0])
+    if want_weights:
+        # weight_diff[gi*m_group + m, (c*kh + i)*kw + j] += sum_t sums[t, gi, i, c*kw + j, m]
+        for m in prange(outputs, nogil=True, schedule='static'):
+            gi = m // m_group
+            for c in range(c_group):
+                for i in range(kh):
+                    for j in range(kw):
+                        for t in range(threads):
+                            weight_diff[m, (c * kh + i) * kw + j] += partial_weights[
+                                t, gi * sums + (i * k_r + c * kw + j) * m_t + m % m_group]
+    if want_bias:
+        _add_bias_partials(bias_diff, partial_bias)
+
+
 # ------------------------------------------------------------------------ plain im2col / col2im
 def im2col(const real[:, :, :, ::1] images, real[:, ::1] col, int kernel_h, int kernel_w,
            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
