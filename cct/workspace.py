@@ -4,6 +4,7 @@ Layers run one at a time, so one growing buffer per purpose serves every convolu
 costs the memory of the largest layer's partition, not the sum over layers (Caffe keeps one per
 layer). Buffers only grow, so the steady-state training loop allocates nothing.
 """
+import collections
 import math
 import os
 
@@ -28,27 +29,64 @@ def partition_size(num, bytes_per_image, macs_per_image, threads):
     return int(max(1, size))
 
 
-# Row lowering (cct.kernels.lowering) for vertical stride 1: 'auto' (where it pays, below),
-# 'rows' (wherever it applies) or 'full' (never).
+# How convolutions are lowered (cct.kernels.lowering): 'auto' (where each pays, below), or one
+# of 'full', 'rows' and 'panels' for every product that can take it.
 LOWERING = os.environ.get('CCT_LOWERING', 'auto')
 
+# The three lowered products of a convolution layer (LoweredConvolution's forward_gemm,
+# backward_gemm and weight_gemm), each 'full', 'rows' or 'panels'.
+Lowering = collections.namedtuple('Lowering', 'forward data weights')
 
-def use_row_lowering(kernel_h, stride_h, k_rows, m_group, pixels):
-    """Whether a convolution lowers only its horizontal taps (kh GEMMs of K = C/group*kw per
-    image) instead of all of them (one GEMM of K = C/group*kh*kw per partition).
 
-    The full lowering costs about one written value per ``m_group`` multiply-adds, so it hurts
-    most with few outputs; the row lowering's per-image GEMMs lose a little when the image has few
-    pixels or K is tiny. Measured here: rows win for CIFAR-10's convolutions (32-64 outputs, 8x8
-    to 16x16 pixels: 1.4x on conv2/conv3) and CaffeNet's conv2 (128 outputs per group, 27x27),
-    are even on CaffeNet's conv3-5 and lose 4-15% on GoogLeNet's 14x14 and 7x7 3x3 convolutions
-    (208-384 outputs), and on CIFAR-10's conv1 (K = 3*5 = 15).
+def l2_bytes():
+    """One core's L2 cache in bytes (Linux's sysfs; CCT_L2_KB overrides; 512 KiB if unknown)."""
+    if os.environ.get('CCT_L2_KB'):
+        return int(float(os.environ['CCT_L2_KB']) * 1024)
+    try:
+        with open('/sys/devices/system/cpu/cpu0/cache/index2/size') as f:
+            text = f.read().strip().upper()
+        scale = {'K': 1024, 'M': 1 << 20}.get(text[-1:], 1)
+        return int(text.rstrip('KM')) * scale
+    except (OSError, ValueError):
+        return 512 * 1024
+
+
+def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
+    """How each product of a convolution is lowered: a ``Lowering`` of 'full', 'rows', 'panels'.
+
+    'full' lowers all kh*kw taps (one GEMM of K = C/group*kh*kw per partition), about one
+    written value per ``m_group`` multiply-adds. With vertical stride 1 the other two lower only
+    the horizontal taps (``k_rows`` = C/group*kw per column): 'rows' runs kh GEMMs per image on
+    windows of that buffer; 'panels' lays it out in panels of one vector of output columns and
+    runs cct's own register-blocked kernels on it (``panels``: kernels.panel_sizes of the layer's
+    group, None when they do not apply).
+
+    Measured here (2 Zen-1 cores), rows beat full for CIFAR-10's conv2/conv3 (1.4x) and CaffeNet's
+    conv2, not for thin K (CIFAR-10's conv1, K = 15) nor GoogLeNet's 14x14 and 7x7 3x3s. Panels
+    beat both while one image's panels and the packed weights stay in L2 (they have no cache
+    blocking: CaffeNet's layers lose 10%) and the output width wastes at most an eighth of the
+    lanes: forward 10-20% faster on CIFAR-10's and LeNet's layers; the data gradient where its
+    blocks of panels run no more kernel rows than the GEMMs (padded layers: CIFAR-10's; LeNet's
+    unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 10-15%),
+    even with rows elsewhere.
     """
     if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
-        return False
-    if LOWERING == 'rows':
-        return True
-    return k_rows >= 32 and (m_group <= 128 or pixels >= 576)
+        return Lowering('full', 'full', 'full')
+    if LOWERING in ('rows', 'panels'):
+        return Lowering(LOWERING, LOWERING, LOWERING)
+    pixels = col_hw[0] * col_hw[1]
+    gemm = 'rows' if k_rows >= 32 and (m_group <= 128 or pixels >= 576) else 'full'
+    if panels is None:
+        return Lowering(gemm, gemm, gemm)
+    lanes = panels['lanes']
+    itemsize = 32 // lanes
+    width = -(-col_hw[1] // lanes) * lanes
+    working_set = (panels['r'] + max(panels['forward_weights'], panels['backward_weights'])) * \
+        itemsize
+    fits = width * 8 <= col_hw[1] * 9 and working_set * 4 <= l2_bytes() * 3
+    return Lowering('panels' if fits else gemm,
+                    'panels' if fits and panels['data_work'] <= panels['rows_work'] else gemm,
+                    'panels' if fits and gemm == 'full' else gemm)
 
 
 def scratch(purpose, shape, dtype):

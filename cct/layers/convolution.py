@@ -6,7 +6,10 @@ Caffe lowers and multiplies one image at a time on one core. Here the batch is c
 (cct.kernels.lowering). ``workspace.partition_size`` picks the smallest partition whose GEMMs are
 still large, so the columns stay in cache. Layers with vertical stride 1 may instead lower only
 the horizontal taps of each image and run one GEMM per kernel row on windows of that buffer (the
-*row lowering*, a kh-th of the lowering traffic; ``workspace.use_row_lowering`` says where it pays).
+*row lowering*, a kh-th of the lowering traffic), or lay that buffer out in panels of one vector
+of output columns for cct's own register-blocked kernels (the *panel lowering*: no BLAS packing,
+all kernel rows summed in registers). ``workspace.choose_lowering`` picks one of the three for each
+product (forward, data gradient, weight gradient) from the layer's shape.
 ``LoweredConvolution`` holds that machinery (Caffe's BaseConvolutionLayer) for Convolution and
 Deconvolution alike.
 
@@ -96,9 +99,18 @@ class LoweredConvolution(Layer):
             self.conv_out_channels * self.col_rows // self.group * self.col_pixels,
             kernels.max_threads())
         g = self.geometry
-        self.row_lowering = workspace.use_row_lowering(
+        self.panel_sizes = None
+        if g.stride[0] == 1 and g.kernel[0] > 1:
+            self.panel_sizes = kernels.panel_sizes(
+                self._geometry(), self.image_hw[0], self.image_hw[1],
+                self.conv_in_channels // self.group, self.conv_out_channels // self.group,
+                self.dtype.itemsize)
+            # Images per weight-gradient task of the panel lowering: sums over 512 pixels.
+            self.panel_partition = max(1, min(-(-512 // self.col_pixels),
+                                              -(-self.num // kernels.max_threads())))
+        self.lowering = workspace.choose_lowering(
             g.kernel[0], g.stride[0], self.conv_in_channels // self.group * g.kernel[1],
-            self.conv_out_channels // self.group, self.col_pixels)
+            self.conv_out_channels // self.group, self.col_hw, self.panel_sizes)
         for blob in top:
             blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
         self._shape_key = key
@@ -122,9 +134,16 @@ class LoweredConvolution(Layer):
         return (g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0], g.stride[1],
                 g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
 
-    def _scratch(self):
+    def _panel_scratch(self, purpose, values):
+        return workspace.scratch(purpose, (kernels.max_threads(), values), self.dtype)
+
+    def _packed_weights(self):
+        size = max(self.panel_sizes['forward_weights'], self.panel_sizes['backward_weights'])
+        return workspace.scratch('packed_weights', (self.group * size,), self.dtype)
+
+    def _scratch(self, method):
         threads = kernels.max_threads()
-        if self.row_lowering:
+        if method == 'rows':
             rows = kernels.row_lowering_rows(self._geometry())
             kw = self.geometry.kernel[1]
             return (workspace.scratch('col', (threads, self.conv_in_channels // self.group * kw *
@@ -145,23 +164,33 @@ class LoweredConvolution(Layer):
     def forward_gemm(self, images, out, bias=None):
         """Caffe's forward_cpu_gemm over every partition: out = W * im2col(images) (+ bias)."""
         bias = self._no_values() if bias is None else bias
-        if self.row_lowering:
+        if self.lowering.forward == 'panels':
+            kernels.panel_forward(images, self._weights(), bias, out, self._geometry(), self.group,
+                                  self._panel_scratch('col', self.panel_sizes['r']),
+                                  self._packed_weights())
+        elif self.lowering.forward == 'rows':
             kernels.row_lowered_forward(images, self._weights(), bias, out, self._geometry(),
-                                        self.group, *self._scratch())
+                                        self.group, *self._scratch('rows'))
         else:
             kernels.lowered_forward(images, self._weights(), bias, out, self._geometry(),
-                                    self.group, self.partition, *self._scratch())
+                                    self.group, self.partition, *self._scratch('full'))
 
     def backward_gemm(self, rows, images, bias=None):
         """Caffe's backward_cpu_gemm over every partition: images = col2im(W^T * rows) (+ bias
         per image-side channel)."""
         bias = self._no_values() if bias is None else bias
-        if self.row_lowering:
+        if self.lowering.data == 'panels':
+            kernels.panel_backward_data(rows, self._weights(), bias, images, self._geometry(),
+                                        self.group,
+                                        self._panel_scratch('panel_top', self.panel_sizes['top']),
+                                        self._panel_scratch('panel_dr', self.panel_sizes['dr']),
+                                        self._packed_weights())
+        elif self.lowering.data == 'rows':
             kernels.row_lowered_backward_data(rows, self._weights(), bias, images,
-                                              self._geometry(), self.group, *self._scratch())
+                                              self._geometry(), self.group, *self._scratch('rows'))
         else:
             kernels.lowered_backward_data(rows, self._weights(), bias, images, self._geometry(),
-                                          self.group, self.partition, *self._scratch())
+                                          self.group, self.partition, *self._scratch('full'))
 
     def weight_gemm(self, images, rows, want_weights=True, bias_diff=None):
         """Caffe's weight_cpu_gemm over every partition: weight_diff += rows * im2col(images)^T;
@@ -169,18 +198,29 @@ class LoweredConvolution(Layer):
         threads = kernels.max_threads()
         weight_diff = self.blobs[0].diff.reshape(self.conv_out_channels, -1)
         bias_diff = self._no_values() if bias_diff is None else bias_diff
-        partials = (workspace.scratch('partial_weights', (threads, weight_diff.size if want_weights
-                                                          else 0), self.dtype),
+        sums = 0
+        if want_weights:
+            sums = (self.group * self.panel_sizes['weight_sums']
+                    if self.lowering.weights == 'panels' else weight_diff.size)
+        partials = (workspace.scratch('partial_weights', (threads, sums), self.dtype),
                     workspace.scratch('partial_bias', (threads, self.conv_out_channels),
                                       self.dtype))
-        if self.row_lowering:
+        if self.lowering.weights == 'panels':
+            count = self.panel_partition
+            kernels.panel_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
+                                      self._geometry(), self.group, count,
+                                      self._panel_scratch('col', count * self.panel_sizes['r']),
+                                      self._panel_scratch('panel_top',
+                                                          count * self.panel_sizes['top_t']),
+                                      *partials)
+        elif self.lowering.weights == 'rows':
             kernels.row_lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
-                                            self._geometry(), self.group, *self._scratch(),
+                                            self._geometry(), self.group, *self._scratch('rows'),
                                             *partials)
         else:
             kernels.lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
                                         self._geometry(), self.group, self.partition,
-                                        *self._scratch(), *partials)
+                                        *self._scratch('full'), *partials)
 
     def accumulate_bias_diff(self, top):
         for t in top:

@@ -58,16 +58,23 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize('lowering', ['full', 'rows'])
+def forced(lowering, stride_h, kernel_h):
+    """The Lowering that CCT_LOWERING=``lowering`` gives a layer: rows and panels need a
+    vertical stride of 1 and a kernel taller than one row."""
+    method = lowering if stride_h == 1 and kernel_h > 1 else 'full'
+    return workspace.Lowering(method, method, method)
+
+
+@pytest.mark.parametrize('lowering', ['full', 'rows', 'panels'])
 @pytest.mark.parametrize('params, shape, stride, pad, dilation, group', SETTINGS)
 def test_forward_matches_direct_convolution_and_gradients(params, shape, stride, pad, dilation,
                                                           group, lowering, monkeypatch):
-    """Both lowerings: all kernel taps per partition, and (vertical stride 1, kernel taller than
-    one row) the row lowering's kh GEMMs per image."""
+    """Every lowering: all kernel taps per partition, and (vertical stride 1, kernel taller than
+    one row) the row lowering's kh GEMMs per image and the panel lowering's kernels (in float64
+    here: panels of 4 values, so widths of 1 to 5 leave every kind of partial panel)."""
     monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = conv_layer(params, [shape], seed=3)
-    assert layer.row_lowering == (lowering == 'rows' and stride[0] == 1 and
-                                  layer.geometry.kernel[0] > 1)
+    assert layer.lowering == forced(lowering, stride[0], layer.geometry.kernel[0])
     layer.forward(bottom, top)
     bias = layer.blobs[1].data if len(layer.blobs) == 2 else None
     expected = conv_reference(bottom[0].data, layer.blobs[0].data, bias, stride, pad, dilation,
@@ -115,51 +122,102 @@ def test_float32_matches_float64():
     np.testing.assert_allclose(top32[0].data, top64[0].data, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('lowering', ['full', 'rows'])
+@pytest.mark.parametrize('lowering', ['full', 'rows', 'panels'])
 def test_directional_gradient_at_a_realistic_size(lowering, monkeypatch):
     """A CaffeNet-conv2-like layer (grouped, padded) is too large for element-wise checks; the
     dot-product test along random directions covers weights, bias and input at once."""
     monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = conv_layer('num_output: 32 kernel_size: 5 pad: 2 group: 2',
                                     [(4, 16, 13, 13)], seed=11)
-    assert layer.row_lowering == (lowering == 'rows')
+    assert layer.lowering == forced(lowering, 1, 5)
     GradientChecker(1e-3, 1e-4).check_directional(layer, bottom, top, directions=4)
 
 
-def test_the_two_lowerings_agree_where_auto_picks_rows(monkeypatch):
-    """A CIFAR-10-conv2-like layer (32 outputs, 5x5 pad 2 over 32 channels) gets the row lowering
-    by default; forward, input, weight and bias gradients equal the full lowering's up to float
-    reordering, in float32 too."""
-    params = 'num_output: 8 kernel_size: 5 pad: 2'
-    results = {}
-    weights = None
-    for lowering in ('auto', 'full'):
-        monkeypatch.setattr(workspace, 'LOWERING', lowering)
-        layer, bottom, top = conv_layer(params, [(3, 8, 9, 7)], seed=12, dtype=np.float32)
-        assert layer.row_lowering == (lowering == 'auto')   # K = 8 channels * 5 taps = 40
-        if weights is None:
-            weights = [blob.data.copy() for blob in layer.blobs]
-        for blob, values in zip(layer.blobs, weights):
-            blob.data[...] = values
-        layer.forward(bottom, top)
-        top[0].diff[...] = np.random.default_rng(1).standard_normal(top[0].shape)
-        layer.backward(top, [True], bottom)
-        results[lowering] = [top[0].data.copy(), bottom[0].diff.copy(),
-                             layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()]
-    for got, expected in zip(results['auto'], results['full']):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+def run_lowering(lowering, params, shape, seed, monkeypatch):
+    """Forward and backward of a float32 layer under CCT_LOWERING=``lowering``, with the same
+    weights and top diff for every lowering: [top, bottom diff, weight diff, bias diff]."""
+    monkeypatch.setattr(workspace, 'LOWERING', lowering)
+    layer, bottom, top = conv_layer(params, [shape], dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    for blob in layer.blobs + bottom:
+        blob.data[...] = rng.standard_normal(blob.shape)
+    layer.forward(bottom, top)
+    top[0].diff[...] = rng.standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    return [top[0].data.copy(), bottom[0].diff.copy(), layer.blobs[0].diff.copy(),
+            layer.blobs[1].diff.copy()]
 
 
-def test_row_lowering_policy():
-    """Rows for stride-1 layers with enough horizontal taps per GEMM and few outputs or large
-    images (CIFAR-10's conv2/conv3, CaffeNet's conv2); the full lowering for CIFAR-10's conv1
-    (K = 15), strided, 1-row and many-output small-image layers (GoogLeNet's 7x7 3x3s)."""
-    assert workspace.use_row_lowering(5, 1, 32 * 5, 32, 16 * 16)
-    assert workspace.use_row_lowering(5, 1, 48 * 5, 128, 27 * 27)
-    assert not workspace.use_row_lowering(5, 1, 3 * 5, 32, 32 * 32)
-    assert not workspace.use_row_lowering(11, 4, 3 * 11, 96, 55 * 55)
-    assert not workspace.use_row_lowering(1, 1, 64, 64, 28 * 28)
-    assert not workspace.use_row_lowering(3, 1, 160 * 3, 320, 7 * 7)
+AGREEMENT = [
+    # CIFAR-10 conv2-like (8 columns: whole float panels), then partial panels, groups, dilation,
+    # horizontal stride and a top narrower than one panel
+    ('num_output: 8 kernel_size: 5 pad: 2', (3, 8, 9, 8)),
+    ('num_output: 6 kernel_size: 3 pad: 1 group: 2', (2, 4, 7, 19)),
+    ('num_output: 5 kernel_size: 3 dilation: 2 pad: 1', (2, 3, 9, 12)),
+    ('num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 2 pad_h: 2 pad_w: 1',
+     (3, 2, 6, 21)),
+    ('num_output: 9 kernel_size: 5', (2, 3, 7, 5)),
+]
+
+
+@pytest.mark.parametrize('lowering', ['rows', 'panels', 'auto'])
+@pytest.mark.parametrize('params, shape', AGREEMENT)
+def test_lowerings_agree_in_float32(params, shape, lowering, monkeypatch):
+    """Forward, input, weight and bias gradients of the row and panel lowerings (and whatever
+    auto picks) equal the full lowering's up to float reordering, in float32: panels of 8 values,
+    their partial last panels and the 4x3, 4x2 and 4x1 blocks of the kernels."""
+    expected = run_lowering('full', params, shape, 12, monkeypatch)
+    got = run_lowering(lowering, params, shape, 12, monkeypatch)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_lowering_policy():
+    """Per product, from the layer's shape (float32): CIFAR-10's layers take the panels (conv1's
+    weight gradient too: K = 15 is too thin for rows), except the weight gradients of conv2 and
+    conv3 (rows); LeNet's unpadded conv2 keeps rows for its data gradient (its blocks of panels
+    would run more kernel rows than the GEMMs); CaffeNet's conv2 (27 columns waste a sixth of the
+    panels' lanes, and its panels overflow L2) and strided or 1x1 layers never take them."""
+    def lowering(params, shape):
+        layer, _, _ = conv_layer(params, [shape], dtype=np.float32)
+        return tuple(layer.lowering)
+    assert lowering('num_output: 32 kernel_size: 5 pad: 2', (8, 3, 32, 32)) == \
+        ('panels', 'panels', 'panels')
+    assert lowering('num_output: 32 kernel_size: 5 pad: 2', (8, 32, 16, 16)) == \
+        ('panels', 'panels', 'rows')
+    assert lowering('num_output: 64 kernel_size: 5 pad: 2', (8, 32, 8, 8)) == \
+        ('panels', 'panels', 'rows')
+    assert lowering('num_output: 50 kernel_size: 5', (8, 20, 12, 12)) == \
+        ('panels', 'rows', 'rows')
+    assert lowering('num_output: 256 kernel_size: 5 pad: 2 group: 2', (2, 96, 27, 27)) == \
+        ('rows', 'rows', 'rows')
+    assert lowering('num_output: 96 kernel_size: 11 stride: 4', (2, 3, 227, 227)) == \
+        ('full', 'full', 'full')
+    assert lowering('num_output: 16 kernel_size: 1', (2, 8, 16, 16)) == ('full', 'full', 'full')
+
+
+def test_panel_policy_follows_the_l2_size(monkeypatch):
+    """The panels need one image's lowering and the packed weights in L2: with a 64 KiB L2,
+    CIFAR-10's conv2 (about 300 KiB of them) goes back to rows."""
+    monkeypatch.setenv('CCT_L2_KB', '64')
+    layer, _, _ = conv_layer('num_output: 32 kernel_size: 5 pad: 2', [(8, 32, 16, 16)],
+                             dtype=np.float32)
+    assert tuple(layer.lowering) == ('rows', 'rows', 'rows')
+
+
+def test_gemm_lowering_policy():
+    """Without panels: rows for stride-1 layers with enough horizontal taps per GEMM and few
+    outputs or large images (CIFAR-10's conv2/conv3, CaffeNet's conv2); the full lowering for
+    CIFAR-10's conv1 (K = 15), strided, 1-row and many-output small-image layers (GoogLeNet's
+    7x7 3x3s)."""
+    def gemm(kernel_h, stride_h, k_rows, m_group, col_hw):
+        return workspace.choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, None)
+    assert gemm(5, 1, 32 * 5, 32, (16, 16)) == ('rows',) * 3
+    assert gemm(5, 1, 48 * 5, 128, (27, 27)) == ('rows',) * 3
+    assert gemm(5, 1, 3 * 5, 32, (32, 32)) == ('full',) * 3
+    assert gemm(11, 4, 3 * 11, 96, (55, 55)) == ('full',) * 3
+    assert gemm(1, 1, 64, 64, (28, 28)) == ('full',) * 3
+    assert gemm(3, 1, 160 * 3, 320, (7, 7)) == ('full',) * 3
 
 
 def test_batch_partitions_give_the_same_result(monkeypatch):

@@ -55,14 +55,16 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize('lowering', ['full', 'rows'])
+@pytest.mark.parametrize('lowering', ['full', 'rows', 'panels'])
 @pytest.mark.parametrize('params, shape, stride, pad, dilation, group', SETTINGS)
 def test_forward_matches_scatter_and_gradients(params, shape, stride, pad, dilation, group,
                                                lowering, monkeypatch):
-    """Both lowerings of the top (see test_convolution): all taps, and rows for stride_h 1."""
+    """Every lowering of the top (see test_convolution): all taps, and rows or panels for
+    stride_h 1."""
     monkeypatch.setattr(workspace, 'LOWERING', lowering)
     layer, bottom, top = deconv_layer(params, [shape], seed=3)
-    assert layer.row_lowering == (lowering == 'rows' and stride[0] == 1)
+    method = lowering if stride[0] == 1 else 'full'
+    assert layer.lowering == workspace.Lowering(method, method, method)
     layer.forward(bottom, top)
     bias = layer.blobs[1].data if len(layer.blobs) == 2 else None
     expected = scatter_reference(bottom[0].data, layer.blobs[0].data, bias, stride, pad,
