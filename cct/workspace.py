@@ -67,8 +67,9 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     blocking: CaffeNet's layers lose 10%) and the output width wastes at most an eighth of the
     lanes: forward 10-20% faster on CIFAR-10's and LeNet's layers; the data gradient where its
     blocks of panels run no more kernel rows than the GEMMs (padded layers: CIFAR-10's; LeNet's
-    unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 10-15%),
-    even with rows elsewhere.
+    unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 20-35%)
+    or the outputs fill whole blocks of 4 vectors (CIFAR-10's conv2 20%, conv3 even; LeNet's
+    conv2, 50 outputs, loses 8%).
     """
     if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
         return Lowering('full', 'full', 'full')
@@ -86,7 +87,8 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     fits = width * 8 <= col_hw[1] * 9 and working_set * 4 <= l2_bytes() * 3
     return Lowering('panels' if fits else gemm,
                     'panels' if fits and panels['data_work'] <= panels['rows_work'] else gemm,
-                    'panels' if fits and gemm == 'full' else gemm)
+                    'panels' if fits and (gemm == 'full' or panels['weight_rows'] == 3)
+                    else gemm)
 
 
 def scratch(purpose, shape, dtype):

@@ -69,7 +69,10 @@ typedef struct {
     int rows;                   /* R's rows: out_h + (kh-1)*dilation_h */
     int top_pad;                /* zero rows above and below the top's panels: (kh-1)*dilation_h */
     int k;                      /* R's rows per column: channels * kernel_w */
-    int k_r;                    /* R's panel depth: k rounded up to 4 (weight-gradient blocks) */
+    int k_w;                    /* rows of R per weight-gradient block: 3 (by 4 vectors of
+                                 * outputs) when the outputs fill a multiple of 4 vectors, else 4
+                                 * (by up to 3) */
+    int k_r;                    /* R's panel depth: k rounded up to k_w */
     int k_d;                    /* the data gradient's panel depth: k rounded up to 4 */
     int m_p;                    /* the top's panel depth: outputs rounded up to 4 */
     int m_t;                    /* the pixel-major top's row: outputs rounded up to a vector */
@@ -84,10 +87,11 @@ static inline void cct_panels_init(cct_panels *g, int itemsize)
     g->rows = g->out_h + (g->kernel_h - 1) * g->dilation_h;
     g->top_pad = (g->kernel_h - 1) * g->dilation_h;
     g->k = g->channels * g->kernel_w;
-    g->k_r = cct_round_up(g->k, 4);
+    g->m_t = cct_round_up(g->outputs, g->lanes);
+    g->k_w = g->m_t / g->lanes % 4 == 0 ? 3 : 4;
+    g->k_r = cct_round_up(g->k, g->k_w);
     g->k_d = cct_round_up(g->k, 4);
     g->m_p = cct_round_up(g->outputs, 4);
-    g->m_t = cct_round_up(g->outputs, g->lanes);
 }
 
 /* Values of each buffer, for one image. */

@@ -308,15 +308,18 @@ static void CCT_PANEL(cct_panels_pack_top_t)(const T *dy, const cct_panels *g, T
     }
 }
 
-/* acc[r][q] += sum over panels p < panels and their L columns of R[p][r][lane] *
- * tt[p*L + lane][q*L .. q*L + L]: 4 rows of R (broadcast) by NP vectors of outputs. */
-#define CCT_WEIGHT_MICRO(NP)                                                                   \
-static inline void CCT_PANEL(cct_weight4x##NP)(const T *r0, ptrdiff_t depth, ptrdiff_t r_size, \
-                                               const T *t0, ptrdiff_t m_t, ptrdiff_t t_size,   \
-                                               int panels, int count, T *partial, ptrdiff_t ld) \
+/* partial[r*ld + q*L ..] += sum over ``count`` images and ``panels`` panels of their L columns
+ * of R[p][r][lane] * tt[p*L + lane][q*L .. q*L + L]: KB rows of R (broadcast) by NP vectors of
+ * outputs, KB*NP vector accumulators. */
+#define CCT_WEIGHT_MICRO(KB, NP)                                                               \
+static inline void CCT_PANEL(cct_weight##KB##x##NP)(const T *r0, ptrdiff_t depth,             \
+                                                    ptrdiff_t r_size, const T *t0,            \
+                                                    ptrdiff_t m_t, ptrdiff_t t_size,          \
+                                                    int panels, int count, T *partial,        \
+                                                    ptrdiff_t ld)                             \
 {                                                                                              \
-    V acc[4][NP];                                                                              \
-    for (int r = 0; r < 4; r++)                                                                \
+    V acc[KB][NP];                                                                             \
+    for (int r = 0; r < KB; r++)                                                               \
         for (int q = 0; q < NP; q++)                                                           \
             acc[r][q] = (V){0};                                                                \
     for (int n = 0; n < count; n++) {                                                          \
@@ -326,7 +329,7 @@ static inline void CCT_PANEL(cct_weight4x##NP)(const T *r0, ptrdiff_t depth, ptr
                 V bv[NP];                                                                      \
                 for (int q = 0; q < NP; q++)                                                   \
                     bv[q] = CCT_PANEL_LOAD(tt + q * L);                                        \
-                for (int r = 0; r < 4; r++) {                                                  \
+                for (int r = 0; r < KB; r++) {                                                 \
                     V av = CCT_PANEL_SPLAT(rp[r * L + lane]);                                  \
                     for (int q = 0; q < NP; q++)                                               \
                         acc[r][q] = CCT_PANEL_FMA(av, bv[q], acc[r][q]);                       \
@@ -334,15 +337,16 @@ static inline void CCT_PANEL(cct_weight4x##NP)(const T *r0, ptrdiff_t depth, ptr
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    for (int r = 0; r < 4; r++)                                                                \
+    for (int r = 0; r < KB; r++)                                                               \
         for (int q = 0; q < NP; q++) {                                                         \
             V sum = CCT_PANEL_LOAD(partial + r * ld + q * L) + acc[r][q];                      \
             memcpy(partial + r * ld + q * L, &sum, sizeof sum);                                \
         }                                                                                      \
 }
-CCT_WEIGHT_MICRO(1)
-CCT_WEIGHT_MICRO(2)
-CCT_WEIGHT_MICRO(3)
+CCT_WEIGHT_MICRO(4, 1)
+CCT_WEIGHT_MICRO(4, 2)
+CCT_WEIGHT_MICRO(4, 3)
+CCT_WEIGHT_MICRO(3, 4)
 #undef CCT_WEIGHT_MICRO
 
 /* partial[(i*k_r + k)*m_t + m] += sum over ``count`` images of R's row k shifted by kernel row i
@@ -362,14 +366,18 @@ static void CCT_PANEL(cct_panels_weight_grad)(const T *tt, const T *R, int count
             ob = g->out_h;
         if (ob <= oa)
             continue;
-        for (int kb = 0; kb < g->k_r / 4; kb++)
+        for (int kb = 0; kb < g->k_r / g->k_w; kb++)
             for (int v = 0, np; v < vectors; v += np) {
-                np = cct_weight_block(v, vectors);
-                T *out = partial + ((ptrdiff_t)i * g->k_r + kb * 4) * m_t + v * L;
-                const T *rp = R + ((ptrdiff_t)(oa + i * d) * ppr) * depth + (ptrdiff_t)kb * 4 * L;
+                np = g->k_w == 3 ? 4 : cct_weight_block(v, vectors);
+                T *out = partial + ((ptrdiff_t)i * g->k_r + kb * g->k_w) * m_t + v * L;
+                const T *rp = R + ((ptrdiff_t)(oa + i * d) * ppr) * depth +
+                              (ptrdiff_t)kb * g->k_w * L;
                 const T *tp = tt + (ptrdiff_t)oa * ppr * L * m_t + v * L;
                 int panels = (ob - oa) * ppr;
-                if (np == 3)
+                if (np == 4)
+                    CCT_PANEL(cct_weight3x4)(rp, depth, r_size, tp, m_t, t_size, panels, count,
+                                             out, m_t);
+                else if (np == 3)
                     CCT_PANEL(cct_weight4x3)(rp, depth, r_size, tp, m_t, t_size, panels, count,
                                              out, m_t);
                 else if (np == 2)

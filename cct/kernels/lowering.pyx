@@ -640,7 +640,7 @@ cdef extern from "conv_panels.h" nogil:
     ctypedef struct cct_panels:
         int kernel_h, kernel_w, pad_h, pad_w, stride_w, dilation_h, dilation_w
         int out_h, out_w, height, width, channels, outputs
-        int lanes, ppr, rows, top_pad, k, k_r, k_d, m_p, m_t
+        int lanes, ppr, rows, top_pad, k, k_w, k_r, k_d, m_p, m_t
     void cct_panels_init(cct_panels *g, int itemsize)
     Py_ssize_t cct_panels_r_size(const cct_panels *g)
     Py_ssize_t cct_panels_top_size(const cct_panels *g)
@@ -701,9 +701,11 @@ def panel_sizes(tuple geometry, Py_ssize_t height, Py_ssize_t width, Py_ssize_t 
     'backward_weights' (packed) and 'weight_sums' (a thread's weight-gradient sums). Also the
     work of the forward product and of the data gradient ('forward_work', 'data_work'): panels
     times the kernel rows run for them, against 'rows_work' for the row lowering's GEMMs
-    (out_h*kh rows of panels), and 'lanes' per panel."""
+    (out_h*kh rows of panels), 'lanes' per panel and 'weight_rows', the rows of R per block of
+    the weight gradient (3, by 4 vectors of outputs, where the outputs fill a multiple of 4
+    vectors; else 4, by up to 3)."""
     cdef cct_panels g = _panels(geometry, height, width, channels, outputs, itemsize)
-    return {'lanes': g.lanes, 'forward_work': cct_panels_work(&g, 0),
+    return {'lanes': g.lanes, 'weight_rows': g.k_w, 'forward_work': cct_panels_work(&g, 0),
             'data_work': cct_panels_work(&g, 1), 'rows_work': g.out_h * g.ppr * g.kernel_h,
             'r': cct_panels_r_size(&g), 'top': cct_panels_top_size(&g),
             'dr': cct_panels_dr_size(&g), 'top_t': cct_panels_top_t_size(&g),

@@ -29,6 +29,8 @@ def test_sizes_follow_the_layout():
     rows that read only padding, for whole blocks of 3 panels (here 3 rows)."""
     sizes = kernels.panel_sizes(GEOMETRY, 8, 8, 3, 10, 4)
     assert sizes['lanes'] == 8
+    assert sizes['weight_rows'] == 4             # 10 outputs: 2 vectors, not a multiple of 4
+    assert kernels.panel_sizes(GEOMETRY, 8, 8, 3, 32, 4)['weight_rows'] == 3
     assert sizes['r'] == 12 * 1 * 16 * 8          # k = 3*5 = 15 -> 16 rows of 8 values
     assert sizes['top'] == (8 + 2 * 4) * 1 * 12 * 8   # 10 outputs -> 12, 4 zero rows each side
     assert sizes['rows_work'] == 8 * 5

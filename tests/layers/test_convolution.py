@@ -173,20 +173,21 @@ def test_lowerings_agree_in_float32(params, shape, lowering, monkeypatch):
 
 
 def test_lowering_policy():
-    """Per product, from the layer's shape (float32): CIFAR-10's layers take the panels (conv1's
-    weight gradient too: K = 15 is too thin for rows), except the weight gradients of conv2 and
-    conv3 (rows); LeNet's unpadded conv2 keeps rows for its data gradient (its blocks of panels
-    would run more kernel rows than the GEMMs); CaffeNet's conv2 (27 columns waste a sixth of the
-    panels' lanes, and its panels overflow L2) and strided or 1x1 layers never take them."""
+    """Per product, from the layer's shape (float32): CIFAR-10's layers take the panels for all
+    three (32 and 64 outputs fill whole 3x4 weight-gradient blocks; conv1's K = 15 is too thin
+    for rows anyway); LeNet's unpadded conv2 keeps rows for its data gradient (its blocks of
+    panels would run more kernel rows than the GEMMs) and its weight gradient (50 outputs);
+    CaffeNet's conv2 (27 columns waste a sixth of the panels' lanes, and its panels overflow L2)
+    and strided or 1x1 layers never take them."""
     def lowering(params, shape):
         layer, _, _ = conv_layer(params, [shape], dtype=np.float32)
         return tuple(layer.lowering)
     assert lowering('num_output: 32 kernel_size: 5 pad: 2', (8, 3, 32, 32)) == \
         ('panels', 'panels', 'panels')
     assert lowering('num_output: 32 kernel_size: 5 pad: 2', (8, 32, 16, 16)) == \
-        ('panels', 'panels', 'rows')
+        ('panels', 'panels', 'panels')
     assert lowering('num_output: 64 kernel_size: 5 pad: 2', (8, 32, 8, 8)) == \
-        ('panels', 'panels', 'rows')
+        ('panels', 'panels', 'panels')
     assert lowering('num_output: 50 kernel_size: 5', (8, 20, 12, 12)) == \
         ('panels', 'rows', 'rows')
     assert lowering('num_output: 256 kernel_size: 5 pad: 2 group: 2', (2, 96, 27, 27)) == \
