@@ -118,10 +118,10 @@ static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
             memset(row + pb * depth + (ptrdiff_t)g->k * L, 0, (size_t)(g->k_r - g->k) * L * sizeof(T));
         for (int c = 0; c < g->channels; c++) {
             const T *src = x + c * plane + (ptrdiff_t)ih * g->width;
-            if (sw == 1) {
-                /* the image row between zeros: every panel of every kernel column is then one
-                 * vector copied from it */
-                int pad = g->pad_w, span = ppr * L + (kw - 1) * g->dilation_w;
+            int pad = g->pad_w, span = ppr * L + (kw - 1) * g->dilation_w;
+            if (sw == 1 && pad + g->width + span <= 16384) {
+                /* the image row between zeros (on the stack: at most 64 KiB of floats): every
+                 * panel of every kernel column is then one vector copied from it */
                 T line[pad + g->width + span];
                 memset(line, 0, sizeof line);
                 memcpy(line + pad, src, (size_t)g->width * sizeof(T));
@@ -266,7 +266,10 @@ static void CCT_PANEL(cct_panels_unlower)(const T *dR, const cct_panels *g, T *x
                     int lo = pb * L > begin ? pb * L : begin;
                     int hi = pb * L + L < end ? pb * L + L : end;
                     const T *run = src + pb * depth - pb * L;
-                    if (sw == 1) {
+                    if (sw == 1 && hi - lo == L) {
+                        V sum = CCT_PANEL_LOAD(dst + lo) + CCT_PANEL_LOAD(run + lo);
+                        memcpy(dst + lo, &sum, sizeof sum);
+                    } else if (sw == 1) {
                         for (int ow = lo; ow < hi; ow++)
                             dst[ow] += run[ow];
                     } else {

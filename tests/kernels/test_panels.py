@@ -68,3 +68,25 @@ def test_shapes_are_checked():
     with pytest.raises(ValueError, match='bias has 3 values for 8 outputs'):
         kernels.panel_forward(b['images'], b['weights'], np.zeros(3, np.float32), b['out'],
                               GEOMETRY, 1, b['r'], b['packed'])
+
+
+def test_rows_too_wide_for_the_stack_take_the_general_path():
+    """Image rows past 16384 values are lowered column by column instead of from a padded copy
+    on the stack; both give the row lowering's result."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((1, 2, 3, 16400)).astype(np.float32)
+    weights = rng.standard_normal((4, 2 * 2 * 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    geometry = (2, 3, 1, 1, 1, 1, 1, 1, 4, 16400)
+    threads = kernels.max_threads()
+    sizes = kernels.panel_sizes(geometry, 3, 16400, 2, 4, 4)
+    got = np.zeros((1, 4, 4 * 16400), np.float32)
+    kernels.panel_forward(images, weights, bias, got, geometry, 1,
+                          np.zeros((threads, sizes['r']), np.float32),
+                          np.zeros(sizes['forward_weights'], np.float32))
+    expected = np.zeros_like(got)
+    rows = kernels.row_lowering_rows(geometry)
+    kernels.row_lowered_forward(images, weights, bias, expected, geometry, 1,
+                                np.zeros((threads, 2 * 3 * rows * 16400), np.float32),
+                                np.zeros(weights.size, np.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
