@@ -114,8 +114,9 @@ static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
             memset(row, 0, (size_t)ppr * depth * sizeof(T));
             continue;
         }
-        for (int pb = 0; pb < ppr; pb++)
-            memset(row + pb * depth + (ptrdiff_t)g->k * L, 0, (size_t)(g->k_r - g->k) * L * sizeof(T));
+        for (int pb = 0; pb < ppr; pb++)   /* the rows past k (a loop: a call costs more) */
+            for (ptrdiff_t q = (ptrdiff_t)g->k * L; q < depth; q++)
+                row[pb * depth + q] = 0;
         for (int c = 0; c < g->channels; c++) {
             const T *src = x + c * plane + (ptrdiff_t)ih * g->width;
             int pad = g->pad_w, span = ppr * L + (kw - 1) * g->dilation_w;
@@ -123,8 +124,11 @@ static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
                 /* the image row between zeros (on the stack: at most 64 KiB of floats): every
                  * panel of every kernel column is then one vector copied from it */
                 T line[pad + g->width + span];
-                memset(line, 0, sizeof line);
+                for (int q = 0; q < pad; q++)
+                    line[q] = 0;
                 memcpy(line + pad, src, (size_t)g->width * sizeof(T));
+                for (int q = pad + g->width; q < pad + g->width + span; q++)
+                    line[q] = 0;
                 for (int j = 0; j < kw; j++) {
                     /* column ow reads line[ow + j*dilation_w] (pad = pad_w) */
                     const T *from = line + j * g->dilation_w;
@@ -297,7 +301,8 @@ static void CCT_PANEL(cct_panels_pack_top_t)(const T *dy, const cct_panels *g, T
                 for (int e = 0; e < 8; e++)
                     dst[e * m_t + m] = src[m * pixels + ow + e];
             for (int e = 0; e < 8; e++)
-                memset(dst + e * m_t + outputs, 0, (size_t)(m_t - outputs) * sizeof(T));
+                for (int m = outputs; m < m_t; m++)
+                    dst[e * m_t + m] = 0;
         }
         for (; ow < width; ow++, dst += m_t) {
             if (ow < g->out_w) {
