@@ -5,6 +5,7 @@ costs the memory of the largest layer's partition, not the sum over layers (Caff
 layer). Buffers only grow, so the steady-state training loop allocates nothing.
 """
 import collections
+import functools
 import math
 import os
 
@@ -38,10 +39,8 @@ LOWERING = os.environ.get('CCT_LOWERING', 'auto')
 Lowering = collections.namedtuple('Lowering', 'forward data weights')
 
 
-def l2_bytes():
-    """One core's L2 cache in bytes (Linux's sysfs; CCT_L2_KB overrides; 512 KiB if unknown)."""
-    if os.environ.get('CCT_L2_KB'):
-        return int(float(os.environ['CCT_L2_KB']) * 1024)
+@functools.lru_cache(maxsize=None)
+def _sysfs_l2_bytes():
     try:
         with open('/sys/devices/system/cpu/cpu0/cache/index2/size') as f:
             text = f.read().strip().upper()
@@ -49,6 +48,13 @@ def l2_bytes():
         return int(text.rstrip('KM')) * scale
     except (OSError, ValueError):
         return 512 * 1024
+
+
+def l2_bytes():
+    """One core's L2 cache in bytes (Linux's sysfs; CCT_L2_KB overrides; 512 KiB if unknown)."""
+    if os.environ.get('CCT_L2_KB'):
+        return int(float(os.environ['CCT_L2_KB']) * 1024)
+    return _sysfs_l2_bytes()
 
 
 def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):

@@ -179,6 +179,11 @@ static void CCT_PANEL(cct_panels_forward)(const T *wf, const T *R, const cct_pan
                     int n = g->out_w - ow0 < L ? g->out_w - ow0 : L;
                     T *dst = out + m * pixels + (ptrdiff_t)oh * g->out_w + ow0;
                     T lanes[L];
+                    if (n == L) {   /* a whole panel: one vector store */
+                        V v = bias ? acc[r * np + q] + CCT_PANEL_SPLAT(b) : acc[r * np + q];
+                        memcpy(dst, &v, sizeof v);
+                        continue;
+                    }
                     memcpy(lanes, &acc[r * np + q], sizeof lanes);
                     if (bias) {
                         for (int lane = 0; lane < n; lane++)
