@@ -731,6 +731,32 @@ cdef int _check_packed(str name, real[::1] packed, Py_ssize_t size) except -1:
     return 0
 
 
+cdef Py_ssize_t _pack_panel_weights(str name, const real[:, ::1] weights, int group,
+                                    const cct_panels *g, real[::1] packed,
+                                    bint backward) except -1:
+    """Every group's weights packed for the forward product (or the data gradient) into
+    ``packed``, one group after another; returns the values per group."""
+    cdef Py_ssize_t gi, size = (cct_panels_backward_weights(g) if backward
+                                else cct_panels_forward_weights(g))
+    _check_packed(name, packed, group * size)
+    for gi in range(group):
+        if real is float:
+            if backward:
+                cct_panels_pack_backward_f(&weights[gi * g.outputs, 0], weights.shape[1], g,
+                                           &packed[gi * size])
+            else:
+                cct_panels_pack_forward_f(&weights[gi * g.outputs, 0], weights.shape[1], g,
+                                          &packed[gi * size])
+        else:
+            if backward:
+                cct_panels_pack_backward_d(&weights[gi * g.outputs, 0], weights.shape[1], g,
+                                           &packed[gi * size])
+            else:
+                cct_panels_pack_forward_d(&weights[gi * g.outputs, 0], weights.shape[1], g,
+                                          &packed[gi * size])
+    return size
+
+
 def panel_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
                   const real[::1] bias, real[:, :, ::1] out, tuple geometry, int group,
                   real[:, ::1] r_scratch, real[::1] packed):
@@ -742,24 +768,14 @@ def panel_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
     cdef cct_panels g
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *R
-    if low.stride_h != 1:
-        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
     _check_shapes(num, channels, outputs, weights.shape[1], group, &low, out.shape[0],
                   out.shape[1], out.shape[2])
     if has_bias and bias.shape[0] != outputs:
         raise ValueError('panel_forward: bias has %d values for %d outputs'
                          % (bias.shape[0], outputs))
     g = _panels(geometry, low.height, low.width, c_group, m_group, sizeof(real))
-    pw = cct_panels_forward_weights(&g)
     _check_panels('panel_forward', r_scratch, cct_panels_r_size(&g), r_scratch, 0)
-    _check_packed('panel_forward', packed, group * pw)
-    for gi in range(group):
-        if real is float:
-            cct_panels_pack_forward_f(&weights[gi * m_group, 0], weights.shape[1], &g,
-                                      &packed[gi * pw])
-        else:
-            cct_panels_pack_forward_d(&weights[gi * m_group, 0], weights.shape[1], &g,
-                                      &packed[gi * pw])
+    pw = _pack_panel_weights('panel_forward', weights, group, &g, packed, False)
     if num == 0:
         return
     for n in prange(num, nogil=True, schedule='dynamic'):
@@ -793,25 +809,15 @@ def panel_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights,
     cdef real *tp
     cdef real *dR
     cdef real *dst
-    if low.stride_h != 1:
-        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
     _check_shapes(num, channels, outputs, weights.shape[1], group, &low, rows.shape[0],
                   rows.shape[1], rows.shape[2])
     if has_bias and bias.shape[0] != channels:
         raise ValueError('panel_backward_data: bias has %d values for %d channels'
                          % (bias.shape[0], channels))
     g = _panels(geometry, low.height, low.width, c_group, m_group, sizeof(real))
-    pw = cct_panels_backward_weights(&g)
     _check_panels('panel_backward_data', top_scratch, cct_panels_top_size(&g), dr_scratch,
                   cct_panels_dr_size(&g))
-    _check_packed('panel_backward_data', packed, group * pw)
-    for gi in range(group):
-        if real is float:
-            cct_panels_pack_backward_f(&weights[gi * m_group, 0], weights.shape[1], &g,
-                                       &packed[gi * pw])
-        else:
-            cct_panels_pack_backward_d(&weights[gi * m_group, 0], weights.shape[1], &g,
-                                       &packed[gi * pw])
+    pw = _pack_panel_weights('panel_backward_data', weights, group, &g, packed, True)
     if num == 0:
         return
     for n in prange(num, nogil=True, schedule='dynamic'):
@@ -853,8 +859,6 @@ def panel_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] row
     cdef bint want_bias = bias_diff.shape[0] > 0
     cdef real *R
     cdef real *tt
-    if low.stride_h != 1:
-        raise ValueError('panel lowering needs a vertical stride of 1, not %d' % low.stride_h)
     if partition <= 0:
         raise ValueError('lowering: partition %d' % partition)
     _check_shapes(num, channels, outputs, k_group, group, &low, rows.shape[0], rows.shape[1],
