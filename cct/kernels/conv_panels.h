@@ -33,6 +33,10 @@
 #include <immintrin.h>
 #endif
 
+/* Without AVX (CCT_PORTABLE builds) GCC warns that 32-byte vectors are passed differently; these
+ * functions are all static, so no call crosses an ABI boundary. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 typedef float cct_pv_f __attribute__((vector_size(32)));
 typedef double cct_pv_d __attribute__((vector_size(32)));
 /* the same vectors at any address of their element type (unaligned loads) */
