@@ -67,8 +67,9 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     runs cct's own register-blocked kernels on it (``panels``: kernels.panel_sizes of the layer's
     group, None when they do not apply).
 
-    Measured here (2 Zen-1 cores), rows beat full for CIFAR-10's conv2/conv3 (1.4x) and CaffeNet's
-    conv2, not for thin K (CIFAR-10's conv1, K = 15) nor GoogLeNet's 14x14 and 7x7 3x3s. Panels
+    Measured here (2 Zen-1 cores), rows beat full for CIFAR-10's conv2/conv3 (1.4x), CaffeNet's
+    conv2 and (K = 576-768 over 13x13) conv3-5 (2-6%), not for thin K (CIFAR-10's conv1, K = 15)
+    nor GoogLeNet's 14x14 (K up to 480) and 7x7 3x3s (4-15%). Panels
     beat both while one image's panels and the packed weights stay in L2 (they have no cache
     blocking: CaffeNet's layers lose 10%) and the output width wastes at most an eighth of the
     lanes: forward 10-20% faster on CIFAR-10's and LeNet's layers; the data gradient where its
@@ -82,7 +83,8 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     if LOWERING in ('rows', 'panels'):
         return Lowering(LOWERING, LOWERING, LOWERING)
     pixels = col_hw[0] * col_hw[1]
-    gemm = 'rows' if k_rows >= 32 and (m_group <= 128 or pixels >= 576) else 'full'
+    gemm = 'rows' if k_rows >= 32 and (m_group <= 128 or pixels >= 576 or
+                                       (k_rows >= 512 and pixels >= 144)) else 'full'
     if panels is None:
         return Lowering(gemm, gemm, gemm)
     lanes = panels['lanes']

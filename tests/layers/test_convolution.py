@@ -208,9 +208,9 @@ def test_panel_policy_follows_the_l2_size(monkeypatch):
 
 def test_gemm_lowering_policy():
     """Without panels: rows for stride-1 layers with enough horizontal taps per GEMM and few
-    outputs or large images (CIFAR-10's conv2/conv3, CaffeNet's conv2); the full lowering for
-    CIFAR-10's conv1 (K = 15), strided, 1-row and many-output small-image layers (GoogLeNet's
-    7x7 3x3s)."""
+    outputs, large images, or a long K over 12x12 or more (CIFAR-10's conv2/conv3, CaffeNet's
+    conv2-conv5); the full lowering for CIFAR-10's conv1 (K = 15), strided, 1-row and
+    many-output small-image layers (GoogLeNet's 14x14 and 7x7 3x3s)."""
     def gemm(kernel_h, stride_h, k_rows, m_group, col_hw):
         return workspace.choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, None)
     assert gemm(5, 1, 32 * 5, 32, (16, 16)) == ('rows',) * 3
@@ -219,6 +219,10 @@ def test_gemm_lowering_policy():
     assert gemm(11, 4, 3 * 11, 96, (55, 55)) == ('full',) * 3
     assert gemm(1, 1, 64, 64, (28, 28)) == ('full',) * 3
     assert gemm(3, 1, 160 * 3, 320, (7, 7)) == ('full',) * 3
+    assert gemm(3, 1, 256 * 3, 384, (13, 13)) == ('rows',) * 3   # CaffeNet conv3
+    assert gemm(3, 1, 192 * 3, 192, (13, 13)) == ('rows',) * 3   # CaffeNet conv4
+    assert gemm(3, 1, 160 * 3, 320, (14, 14)) == ('full',) * 3   # GoogLeNet 4e
+    assert gemm(3, 1, 192 * 3, 384, (7, 7)) == ('full',) * 3     # GoogLeNet 5b
 
 
 def test_batch_partitions_give_the_same_result(monkeypatch):
