@@ -63,6 +63,21 @@ static inline cct_pv_d cct_fma_d(cct_pv_d a, cct_pv_d b, cct_pv_d c)
 #endif
 }
 
+/* The output columns ow < out_w with 0 <= ow*stride + offset < width, as [*begin, *end)
+ * (every lowering in lowering.pyx uses this one). */
+static inline void cct_valid_columns(ptrdiff_t offset, ptrdiff_t width, ptrdiff_t stride,
+                                     ptrdiff_t out_w, ptrdiff_t *begin, ptrdiff_t *end)
+{
+    ptrdiff_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    ptrdiff_t hi = width - offset <= 0 ? 0 : (width - offset + stride - 1) / stride;
+    if (hi > out_w)
+        hi = out_w;
+    if (hi < lo)
+        hi = lo;
+    *begin = lo;
+    *end = hi;
+}
+
 /* One convolution's geometry for one group, and the panel layout derived from it. */
 typedef struct {
     int kernel_h, kernel_w, pad_h, pad_w, stride_w, dilation_h, dilation_w;
@@ -174,23 +189,43 @@ static inline int cct_weight_block(int v, int vectors)
     return left >= 2 ? 2 : left;
 }
 
-/* The forward product's and the data gradient's panel rows of output times the kernel rows
- * each runs (blocks of 3 panels in order, as the kernels take them). Rows of the output (forward)
- * or of R (data gradient) on which no kernel row needs the block still count what they read. */
+/* The panels a product computes, [*first, *last): every output panel (forward), or the panels
+ * of R's rows that hold image rows (the data gradient: the only ones scattered back). */
+static inline void cct_panel_range(const cct_panels *g, int data_gradient, int *first,
+                                   int *last)
+{
+    int top = 0, bottom = g->out_h;
+    if (data_gradient) {
+        top = g->pad_h < g->rows ? g->pad_h : g->rows;
+        bottom = g->pad_h + g->height < g->rows ? g->pad_h + g->height : g->rows;
+    }
+    *first = top * g->ppr;
+    *last = bottom * g->ppr;
+}
+
+/* The block of panels that starts at panel p of a range ending at ``last``: returns its size
+ * (3, or what is left) and sets the kernel rows [*lo, *hi) it runs. */
+static inline int cct_panel_block(const cct_panels *g, int data_gradient, int p, int last,
+                                  int *lo, int *hi)
+{
+    int np = last - p < 3 ? last - p : 3;
+    if (data_gradient)
+        cct_backward_taps(g, p / g->ppr, (p + np - 1) / g->ppr, lo, hi);
+    else
+        cct_forward_taps(g, p / g->ppr, (p + np - 1) / g->ppr, lo, hi);
+    return np;
+}
+
+/* The forward product's or the data gradient's panels times the kernel rows each runs, as the
+ * kernels take them. Rows of the output (forward) or of R (data gradient) on which no kernel row
+ * needs the block still count what they read. */
 static inline ptrdiff_t cct_panels_work(const cct_panels *g, int data_gradient)
 {
-    int ppr = g->ppr, first = 0, last = g->out_h, lo, hi;
+    int first, last, np, lo, hi;
     ptrdiff_t work = 0;
-    if (data_gradient) {
-        first = g->pad_h < g->rows ? g->pad_h : g->rows;
-        last = g->pad_h + g->height < g->rows ? g->pad_h + g->height : g->rows;
-    }
-    for (int p = first * ppr; p < last * ppr; p += 3) {
-        int np = last * ppr - p < 3 ? last * ppr - p : 3;
-        if (data_gradient)
-            cct_backward_taps(g, p / ppr, (p + np - 1) / ppr, &lo, &hi);
-        else
-            cct_forward_taps(g, p / ppr, (p + np - 1) / ppr, &lo, &hi);
+    cct_panel_range(g, data_gradient, &first, &last);
+    for (int p = first; p < last; p += np) {
+        np = cct_panel_block(g, data_gradient, p, last, &lo, &hi);
         work += (ptrdiff_t)np * (hi - lo);
     }
     return work;

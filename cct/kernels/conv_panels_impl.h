@@ -87,21 +87,6 @@ static void CCT_PANEL(cct_panels_pack_backward)(const T *w, ptrdiff_t ldw, const
                 }
 }
 
-/* The output columns ow < out_w with 0 <= ow*stride + offset < width, as [*begin, *end). */
-static inline void CCT_PANEL(cct_panel_columns)(int offset, const cct_panels *g, int *begin,
-                                                int *end)
-{
-    int s = g->stride_w, lo, hi;
-    lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-    hi = g->width - offset <= 0 ? 0 : (g->width - offset + s - 1) / s;
-    if (hi > g->out_w)
-        hi = g->out_w;
-    if (hi < lo)
-        hi = lo;
-    *begin = lo;
-    *end = hi;
-}
-
 /* R of one image's group: ``x`` is its first channel plane (channels planes of height*width). */
 static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
 {
@@ -140,9 +125,10 @@ static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
                 }
             } else {
                 for (int j = 0; j < kw; j++) {
-                    int offset = j * g->dilation_w - g->pad_w, begin, end;
+                    int offset = j * g->dilation_w - g->pad_w;
+                    ptrdiff_t begin, end;
                     T *dst = row + (ptrdiff_t)(c * kw + j) * L;
-                    CCT_PANEL(cct_panel_columns)(offset, g, &begin, &end);
+                    cct_valid_columns(offset, g->width, sw, g->out_w, &begin, &end);
                     for (int pb = 0; pb < ppr; pb++, dst += depth)
                         for (int lane = 0; lane < L; lane++) {
                             int ow = pb * L + lane;
@@ -159,13 +145,13 @@ static void CCT_PANEL(cct_panels_lower)(const T *x, const cct_panels *g, T *R)
 static void CCT_PANEL(cct_panels_forward)(const T *wf, const T *R, const cct_panels *g,
                                           const T *bias, T *out)
 {
-    int ppr = g->ppr, d = g->dilation_h, total = g->out_h * ppr, blocks = (g->outputs + 3) / 4;
+    int ppr = g->ppr, d = g->dilation_h, blocks = (g->outputs + 3) / 4, first, last;
     ptrdiff_t depth = (ptrdiff_t)g->k_r * L, pixels = (ptrdiff_t)g->out_h * g->out_w;
     V acc[12];
+    cct_panel_range(g, 0, &first, &last);
     for (int mb = 0; mb < blocks; mb++) {
-        for (int p = 0; p < total; p += 3) {
-            int np = total - p < 3 ? total - p : 3, lo, hi;
-            cct_forward_taps(g, p / ppr, (p + np - 1) / ppr, &lo, &hi);
+        for (int p = first, np, lo, hi; p < last; p += np) {
+            np = cct_panel_block(g, 0, p, last, &lo, &hi);
             CCT_PANEL(cct_micro)(np, wf + ((ptrdiff_t)mb * g->kernel_h + lo) * g->k * 4,
                                  (ptrdiff_t)g->k * 4, R + (p + (ptrdiff_t)lo * d * ppr) * depth,
                                  (ptrdiff_t)d * ppr * depth, depth, g->k, hi - lo, acc);
@@ -230,18 +216,13 @@ static void CCT_PANEL(cct_panels_pack_top)(const T *dy, const cct_panels *g, T *
 static void CCT_PANEL(cct_panels_backward_data)(const T *wb, const T *tp, const cct_panels *g,
                                                 T *dR)
 {
-    int ppr = g->ppr, d = g->dilation_h, blocks = g->k_d / 4;
-    int first = g->pad_h, last = g->pad_h + g->height;
+    int ppr = g->ppr, d = g->dilation_h, blocks = g->k_d / 4, first, last;
     ptrdiff_t depth = (ptrdiff_t)g->k_d * L, top_depth = (ptrdiff_t)g->m_p * L;
     V acc[12];
-    if (first < 0)
-        first = 0;
-    if (last > g->rows)
-        last = g->rows;
+    cct_panel_range(g, 1, &first, &last);
     for (int kb = 0; kb < blocks; kb++) {
-        for (int p = first * ppr; p < last * ppr; p += 3) {
-            int np = last * ppr - p < 3 ? last * ppr - p : 3, lo, hi;
-            cct_backward_taps(g, p / ppr, (p + np - 1) / ppr, &lo, &hi);
+        for (int p = first, np, lo, hi; p < last; p += np) {
+            np = cct_panel_block(g, 1, p, last, &lo, &hi);
             CCT_PANEL(cct_micro)(np, wb + ((ptrdiff_t)kb * g->kernel_h + lo) * g->outputs * 4,
                                  (ptrdiff_t)g->outputs * 4,
                                  tp + (p + ((ptrdiff_t)g->top_pad - (ptrdiff_t)lo * d) * ppr) *
@@ -263,8 +244,9 @@ static void CCT_PANEL(cct_panels_unlower)(const T *dR, const cct_panels *g, T *x
     memset(x, 0, (size_t)g->channels * plane * sizeof(T));
     for (int c = 0; c < g->channels; c++)
         for (int j = 0; j < kw; j++) {
-            int k = c * kw + j, offset = j * g->dilation_w - g->pad_w, begin, end;
-            CCT_PANEL(cct_panel_columns)(offset, g, &begin, &end);
+            int k = c * kw + j, offset = j * g->dilation_w - g->pad_w;
+            ptrdiff_t begin, end;
+            cct_valid_columns(offset, g->width, sw, g->out_w, &begin, &end);
             if (begin == end)
                 continue;
             for (int ih = 0; ih < g->height; ih++) {

@@ -46,20 +46,11 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef inline void _valid_columns(Py_ssize_t offset, Py_ssize_t width, Py_ssize_t stride,
-                                Py_ssize_t out_w, Py_ssize_t *begin,
-                                Py_ssize_t *end) noexcept nogil:
-    """The output columns ow with 0 <= ow*stride + offset < width, as [begin, end)."""
-    cdef Py_ssize_t lo = _ceil_div(-offset, stride)
-    cdef Py_ssize_t hi = _ceil_div(width - offset, stride)
-    if lo < 0:
-        lo = 0
-    if hi > out_w:
-        hi = out_w
-    if hi < lo:
-        hi = lo
-    begin[0] = lo
-    end[0] = hi
+cdef extern from "conv_panels.h" nogil:
+    # The output columns ow < out_w with 0 <= ow*stride + offset < width, as [begin, end):
+    # shared with the panel kernels.
+    void cct_valid_columns(Py_ssize_t offset, Py_ssize_t width, Py_ssize_t stride,
+                           Py_ssize_t out_w, Py_ssize_t *begin, Py_ssize_t *end)
 
 
 cdef void _lower_plane(const real *plane, real *rows, Py_ssize_t ld,
@@ -76,7 +67,7 @@ cdef void _lower_plane(const real *plane, real *rows, Py_ssize_t ld,
         for j in range(g.kernel_w):
             dst = rows + (i * g.kernel_w + j) * ld
             offset = j * g.dilation_w - g.pad_w
-            _valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
+            cct_valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
             for oh in range(g.out_h):
                 ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
                 if ih < 0 or ih >= g.height or begin == end:
@@ -116,7 +107,7 @@ cdef void _lower_plane_same(const real *plane, real *rows, Py_ssize_t ld,
         for j in range(g.kernel_w):
             dst = rows + (i * g.kernel_w + j) * ld
             offset = j * g.dilation_w - g.pad_w
-            _valid_columns(offset, g.width, 1, out_w, &begin, &end)
+            cct_valid_columns(offset, g.width, 1, out_w, &begin, &end)
             for q in range(first * out_w):
                 dst[q] = 0
             for q in range(last * out_w, g.out_h * out_w):
@@ -156,7 +147,7 @@ cdef void _unlower_plane(const real *rows, Py_ssize_t ld, real *plane,
         for j in range(g.kernel_w):
             src = rows + (i * g.kernel_w + j) * ld
             offset = j * g.dilation_w - g.pad_w
-            _valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
+            cct_valid_columns(offset, g.width, g.stride_w, g.out_w, &begin, &end)
             for oh in range(g.out_h):
                 ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
                 if ih >= 0 and ih < g.height:
