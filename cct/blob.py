@@ -9,6 +9,11 @@ import math
 
 import numpy as np
 
+from cct.errors import OutOfMemoryError
+
+# Counts are int64 (numpy's and Caffe's Blob::count are signed): a product beyond wraps around.
+_MAX_COUNT = 2 ** 63 - 1
+
 
 def _as_shape(dims):
     if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
@@ -16,7 +21,23 @@ def _as_shape(dims):
     shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ValueError('blob dimensions must be non-negative, got %s' % (shape,))
+    if math.prod(shape) > _MAX_COUNT:
+        raise ValueError('blob dimensions %s hold %d values, more than a 64-bit count holds'
+                         % (shape, math.prod(shape)))
     return shape
+
+
+def _zeros(count, dtype, blob, shape):
+    """A zeroed buffer for ``blob``; failing, an OutOfMemoryError saying how many bytes (the net
+    adds which layer and blob)."""
+    try:
+        return np.zeros(count, dtype)
+    except (MemoryError, ValueError) as error:
+        # numpy raises ValueError ("array is too big") past its own address-space limit.
+        nbytes = count * dtype.itemsize
+        raise OutOfMemoryError('cannot allocate %d bytes (%.1f GiB) for a blob of shape %s: %s'
+                               % (nbytes, nbytes / 2 ** 30, shape_string(shape), error),
+                               blob=blob, nbytes=nbytes, shape=shape) from None
 
 
 def shape_string(shape):
@@ -39,9 +60,9 @@ class Blob:
     def __init__(self, *shape, dtype=np.float32):
         self.dtype = np.dtype(dtype)
         self._shape = _as_shape(shape) if shape else (0,)
-        self._count = int(np.prod(self._shape, dtype=np.int64))
-        self._data = np.zeros(self._count, self.dtype)
+        self._count = math.prod(self._shape)
         self._diff = None
+        self._data = _zeros(self._count, self.dtype, self, self._shape)
         self._data_view = self._diff_view = None
 
     @property
@@ -101,11 +122,11 @@ class Blob:
         shape = _as_shape(shape)
         if shape == self._shape:
             return
-        count = int(np.prod(shape, dtype=np.int64))
-        self._shape, self._count = shape, count
+        count = math.prod(shape)
         if count > self._data.size:
-            self._data = np.zeros(count, self.dtype)
+            self._data = _zeros(count, self.dtype, self, shape)
             self._diff = None
+        self._shape, self._count = shape, count
         self._data_view = self._diff_view = None
 
     def reshape_like(self, other):
@@ -127,7 +148,7 @@ class Blob:
         view = self._diff_view
         if view is None:
             if self._diff is None or self._diff.size < self._data.size:
-                self._diff = np.zeros(self._data.size, self.dtype)
+                self._diff = _zeros(self._data.size, self.dtype, self, self._shape)
             view = self._diff_view = self._diff[:self._count].reshape(self._shape)
         return view
 

@@ -27,3 +27,15 @@ class SolverError(CctError, ValueError):
 
 class DataError(CctError, ValueError):
     """A dataset that cannot be read: missing path, empty database, corrupt or inconsistent record."""
+
+
+class OutOfMemoryError(CctError, MemoryError):
+    """An allocation the machine cannot make: the message names the layer, the blob and the bytes
+    asked for. Still a MemoryError, for callers that catch that."""
+
+    def __init__(self, message, blob=None, nbytes=None, shape=None, what=None):
+        super().__init__(message)
+        self.blob = blob
+        self.nbytes = nbytes
+        self.shape = shape
+        self.what = what

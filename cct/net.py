@@ -13,7 +13,7 @@ import numpy as np
 from cct import io as cct_io
 from cct import layers as _layers  # noqa: F401  (registers every layer type)
 from cct.blob import Blob, shape_string
-from cct.errors import CctError, NetError, ParseError, WeightsError
+from cct.errors import CctError, NetError, OutOfMemoryError, ParseError, WeightsError
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
 from cct.kernels import elementwise
 from cct.layers.base import layer_class
@@ -128,12 +128,8 @@ class Net(PycaffeNetMixin):
             logger.info('Setting up %s', layer_param.name)
             try:
                 layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
-            except CctError:
-                raise
-            except ValueError as e:
-                # Shape helpers (an axis out of range, a negative top size from a kernel larger
-                # than its input) raise plain ValueErrors: name the layer they came from.
-                layer.fail(str(e), NetError)
+            except (ValueError, ArithmeticError, MemoryError) as e:
+                self._name_failure(layer_id, e, 'setting up')
             for top_id, blob_id in enumerate(self.top_ids[-1]):
                 while len(self.loss_weight_by_blob) <= blob_id:
                     self.loss_weight_by_blob.append(0.0)
@@ -285,6 +281,36 @@ class Net(PycaffeNetMixin):
                 self.net_params[param_id].share_data(self.net_params[owner_id])
                 self.net_params[param_id].share_diff(self.net_params[owner_id])
 
+    def _name_failure(self, layer_id, error, doing):
+        """Re-raise ``error`` from layer ``layer_id`` naming the layer (and, for an allocation,
+        the blob and the bytes asked for), as a cct error of the same family."""
+        if isinstance(error, CctError) and not isinstance(error, OutOfMemoryError):
+            raise error
+        layer = self.layers[layer_id]
+        if isinstance(error, MemoryError):
+            nbytes = getattr(error, 'nbytes', None) or getattr(error, '_total_size', None)
+            blob = getattr(error, 'blob', None)
+            what = getattr(error, 'what', None) or 'an internal buffer'
+            for k, top in enumerate(self.top_vecs[layer_id]):
+                if top is blob:
+                    what = "top blob '%s'" % self.blob_names[self.top_ids[layer_id][k]]
+            for k, param in enumerate(layer.blobs):
+                if param is blob:
+                    what = 'param blob %d' % k
+            shape = getattr(error, 'shape', None)
+            raise OutOfMemoryError(
+                '%s: out of memory %s %s: %s%s' % (
+                    layer.describe()[0].upper() + layer.describe()[1:], doing, what,
+                    'could not allocate %d bytes (%.1f GiB)' % (nbytes, nbytes / 2 ** 30)
+                    if nbytes else str(error),
+                    ' for shape %s' % shape_string(shape) if shape else ''),
+                blob=blob, nbytes=nbytes) from None
+        # Shape helpers (an axis out of range, a negative top size from a kernel larger than its
+        # input) and numpy raise plain ValueErrors and ArithmeticErrors: name the layer.
+        raise NetError('%s%s: %s' % (layer.describe()[0].upper() + layer.describe()[1:],
+                                     '' if doing == 'setting up' else ' (%s)' % doing,
+                                     error)) from error
+
     # ------------------------------------------------------------------ running
     def forward_from_to(self, start=0, end=None):
         """Run layers ``start``..``end`` (inclusive) forward; return the summed weighted loss."""
@@ -293,7 +319,10 @@ class Net(PycaffeNetMixin):
         for i in range(start, end + 1):
             for callback in self._before_forward:
                 callback(i)
-            loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
+            try:
+                loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
+            except (ValueError, ArithmeticError, MemoryError) as e:
+                self._name_failure(i, e, 'forward')
             for callback in self._after_forward:
                 callback(i)
         return loss
@@ -305,8 +334,11 @@ class Net(PycaffeNetMixin):
             for callback in self._before_backward:
                 callback(i)
             if self.layer_need_backward[i]:
-                self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
-                                        self.bottom_vecs[i])
+                try:
+                    self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
+                                            self.bottom_vecs[i])
+                except (ValueError, ArithmeticError, MemoryError) as e:
+                    self._name_failure(i, e, 'backward')
             for callback in self._after_backward:
                 callback(i)
 

@@ -9,7 +9,7 @@ this same class.
 import numpy as np
 
 from cct.blob import BlobVec
-from cct.errors import NetError, UnknownLayerError
+from cct.errors import NetError, OutOfMemoryError, UnknownLayerError
 from cct.fillers import fill
 from cct.log import logger
 from cct.proto import caffe_pb2
@@ -169,7 +169,11 @@ class Layer:
             self.param.ClearField('blobs')
             return
         for i, (shape, filler) in enumerate(specs):
-            blob = self.blobs.add_blob(tuple(shape))
+            try:
+                blob = self.blobs.add_blob(tuple(shape))
+            except OutOfMemoryError as error:
+                error.what = 'param blob %d' % i
+                raise
             if filler is not None:
                 fill(blob, filler, '%s, param blob %d' % (self.describe(), i))
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from cct import kernels, workspace
 from cct.layers.base import Layer, register
-from cct.layers.geometry import conv_geometry, conv_out_size
+from cct.layers.geometry import check_window_reach, conv_geometry, conv_out_size
 
 
 class LoweredConvolution(Layer):
@@ -52,6 +52,8 @@ class LoweredConvolution(Layer):
         self.num_output = p.num_output
         self.group = p.group
         self.channels = bottom[0].shape[self.axis]
+        if self.channels == 0:
+            self.fail('the input (shape %s) has no channels' % (bottom[0].shape,))
         if self.group == 0 or self.channels % self.group or self.num_output % self.group:
             self.fail('channels (%d) and num_output (%d) must be divisible by group (%d)'
                       % (self.channels, self.num_output, self.group))
@@ -91,6 +93,10 @@ class LoweredConvolution(Layer):
             self.image_hw, self.col_hw = self.out_hw, self.in_hw
         else:
             self.image_hw, self.col_hw = self.in_hw, self.out_hw
+        g = self.geometry
+        for i, axis in enumerate(('height', 'width')):
+            check_window_reach(self.describe(), axis, self.image_hw[i], g.kernel[i], g.stride[i],
+                               g.pad[i], g.dilation[i])
         kh, kw = self.geometry.kernel
         self.col_rows = self.conv_in_channels * kh * kw
         self.col_pixels = self.col_hw[0] * self.col_hw[1]

@@ -8,6 +8,10 @@ from cct.proto import caffe_pb2
 ConvGeometry = namedtuple('ConvGeometry', 'kernel stride pad dilation')
 PoolGeometry = namedtuple('PoolGeometry', 'kernel_h kernel_w stride_h stride_w pad_h pad_w')
 
+# Caffe keeps every geometry value and plane size in a C int, and so do cct's kernels: a value, or a
+# window's reach over the padded plane, beyond this is refused when the net is built.
+INT_MAX = 2 ** 31 - 1
+
 
 def conv_out_size(size, kernel, stride=1, pad=0, dilation=1):
     """Convolution output length: floor((size + 2*pad - extent) / stride) + 1."""
@@ -77,7 +81,40 @@ def conv_geometry(conv_param, num_spatial_axes, layer='layer'):
         raise NetError('%s: stride dimensions must be nonzero, got %s' % (layer, stride))
     pad = hw_or_repeated('pad', 0)
     dilation = _per_axis(conv_param.dilation, num_spatial_axes, 1, 'dilation', layer)
+    if any(d <= 0 for d in dilation):
+        raise NetError('%s: dilation must be positive, got %s' % (layer, dilation))
+    check_int_fields(layer, (('kernel_size', kernel), ('stride', stride), ('pad', pad),
+                       ('dilation', dilation)))
+    for k, d in zip(kernel, dilation):
+        if d * (k - 1) + 1 > INT_MAX:
+            raise NetError('%s: the dilated kernel (kernel_size %d, dilation %d) spans %d pixels, '
+                           'more than a C int holds (%d)' % (layer, k, d, d * (k - 1) + 1,
+                                                             INT_MAX))
     return ConvGeometry(tuple(kernel), tuple(stride), tuple(pad), tuple(dilation))
+
+
+def check_int_fields(layer, fields):
+    """Refuse any value of the ``(field name, values)`` pairs that a C int cannot hold."""
+    for name, values in fields:
+        for value in values:
+            if value > INT_MAX:
+                raise NetError('%s: %s %d is out of range (at most %d, a C int as in Caffe)'
+                               % (layer, name, value, INT_MAX))
+
+
+def check_window_reach(layer, axis, size, kernel, stride, pad, dilation=1):
+    """Refuse a sliding window whose arithmetic over a plane of ``size`` would leave a C int.
+
+    ``axis`` names the spatial axis ('height' or 'width') in the message. With the values each
+    within a C int, every index the kernels form lies in [-pad, size + 2*pad + extent + stride),
+    so bounding that keeps the kernels' int arithmetic exact.
+    """
+    extent = dilation * (kernel - 1) + 1
+    reach = size + 2 * pad + extent + stride
+    if reach > INT_MAX:
+        raise NetError('%s: the input %s (%d) with pad %d, a window of %d and stride %d reaches '
+                       '%d, beyond a C int (%d)' % (layer, axis, size, pad, extent, stride, reach,
+                                                   INT_MAX))
 
 
 def pool_geometry(pool_param, height, width, layer='layer'):
@@ -107,6 +144,11 @@ def pool_geometry(pool_param, height, width, layer='layer'):
 
     pad_h, pad_w = pair('pad')
     stride_h, stride_w = pair('stride')
+    if stride_h <= 0 or stride_w <= 0:
+        raise NetError('%s: stride must be positive, got stride_h %d, stride_w %d'
+                       % (layer, stride_h, stride_w))
+    check_int_fields(layer, (('kernel_size', (kernel_h, kernel_w)), ('stride', (stride_h, stride_w)),
+                       ('pad', (pad_h, pad_w))))
     if p.global_pooling and (pad_h or pad_w or stride_h != 1 or stride_w != 1):
         raise NetError('%s: with global_pooling: true only pad = 0 and stride = 1' % layer)
     if pad_h or pad_w:

@@ -9,7 +9,7 @@ import numpy as np
 
 from cct import kernels, workspace
 from cct.layers.base import Layer, register
-from cct.layers.geometry import conv_geometry, conv_out_size
+from cct.layers.geometry import check_window_reach, conv_geometry, conv_out_size
 
 
 @register('Im2col')
@@ -43,6 +43,9 @@ class Im2colLayer(Layer):
         if min(self.out_hw) <= 0:
             self.fail('output would be empty: input %s with kernel %s, stride %s, pad %s, '
                       'dilation %s' % (self.in_hw, g.kernel, g.stride, g.pad, g.dilation))
+        for i, axis in enumerate(('height', 'width')):
+            check_window_reach(self.describe(), axis, self.in_hw[i], g.kernel[i], g.stride[i],
+                               g.pad[i], g.dilation[i])
         self.rows = self.channels * g.kernel[0] * g.kernel[1]
         self.pixels = self.out_hw[0] * self.out_hw[1]
         per_image = self.rows * self.pixels * self.dtype.itemsize

@@ -17,6 +17,7 @@ import numpy as np
 from cct import kernels, workspace
 from cct.kernels import lrn as lrn_kernels
 from cct.layers.base import Layer, register
+from cct.layers.geometry import check_int_fields
 from cct.proto import caffe_pb2
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
@@ -33,6 +34,7 @@ class LRNLayer(Layer):
         p = self.param.lrn_param
         if p.local_size % 2 != 1:
             self.fail('LRN only supports odd values for local_size (got %d)' % p.local_size)
+        check_int_fields(self.describe(), (('local_size', (p.local_size,)),))
         self.size = p.local_size
         # Caffe keeps these as Dtype members: float32 nets compute with float32 constants.
         as_dtype = self.dtype.type

@@ -17,7 +17,7 @@ import numpy as np
 
 from cct import kernels, rng
 from cct.layers.base import Layer, register
-from cct.layers.geometry import pool_geometry, pool_out_size
+from cct.layers.geometry import check_window_reach, pool_geometry, pool_out_size
 from cct.proto import caffe_pb2
 
 MAX = caffe_pb2.PoolingParameter.MAX
@@ -52,6 +52,8 @@ class PoolingLayer(Layer):
         if self.param.pooling_param.global_pooling:
             self.geometry = self.geometry._replace(kernel_h=height, kernel_w=width)
         g = self.geometry
+        check_window_reach(self.describe(), 'height', height, g.kernel_h, g.stride_h, g.pad_h)
+        check_window_reach(self.describe(), 'width', width, g.kernel_w, g.stride_w, g.pad_w)
         out_h = pool_out_size(height, g.kernel_h, g.stride_h, g.pad_h, self.ceil_mode)
         out_w = pool_out_size(width, g.kernel_w, g.stride_w, g.pad_w, self.ceil_mode)
         for blob in top:
