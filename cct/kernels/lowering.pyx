@@ -18,6 +18,7 @@ from libc.string cimport memset
 from openmp cimport omp_get_max_threads, omp_get_thread_num
 
 from cct.kernels.blas cimport gemm_rm, real
+from cct.kernels.bounds cimport check_conv_axis
 
 
 cdef struct Lowering:
@@ -36,6 +37,10 @@ cdef Lowering _lowering(tuple geometry, Py_ssize_t height, Py_ssize_t width) exc
     (g.kernel_h, g.kernel_w, g.pad_h, g.pad_w, g.stride_h, g.stride_w, g.dilation_h,
      g.dilation_w, g.out_h, g.out_w) = geometry
     g.height, g.width = height, width
+    check_conv_axis('lowering', 'height', height, g.out_h, g.kernel_h, g.stride_h, g.pad_h,
+                    g.dilation_h)
+    check_conv_axis('lowering', 'width', width, g.out_w, g.kernel_w, g.stride_w, g.pad_w,
+                    g.dilation_w)
     return g
 
 
@@ -680,6 +685,10 @@ cdef cct_panels _panels(tuple geometry, Py_ssize_t height, Py_ssize_t width, Py_
     if stride_h != 1:
         raise ValueError('panel lowering needs a vertical stride of 1, not %d' % stride_h)
     g.height, g.width, g.channels, g.outputs = height, width, channels, outputs
+    check_conv_axis('panel lowering', 'height', height, g.out_h, g.kernel_h, stride_h, g.pad_h,
+                    g.dilation_h)
+    check_conv_axis('panel lowering', 'width', width, g.out_w, g.kernel_w, g.stride_w, g.pad_w,
+                    g.dilation_w)
     cct_panels_init(&g, itemsize)
     return g
 

@@ -15,12 +15,25 @@ from cython.parallel cimport prange
 from openmp cimport omp_get_max_threads, omp_get_thread_num
 from libc.math cimport pow, powf
 
+from cct.kernels.bounds cimport dims
+
 ctypedef fused real:
     float
     double
 
 cdef enum:
     PIXEL_BLOCK = 256
+
+
+cdef int _check_lrn(str kernel, int size, tuple shape, tuple others) except -1:
+    """An odd, positive window and every array shaped as the input (the kernels index them all by
+    the input's shape)."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError('%s: local_size must be odd and positive, got %d' % (kernel, size))
+    for other in others:
+        if other != shape:
+            raise ValueError('%s: arrays of shape %s and %s' % (kernel, shape, other))
+    return 0
 
 
 cdef inline real _pow(real x, real y) noexcept nogil:
@@ -79,6 +92,7 @@ def cross_channel_forward(const real[:, :, ::1] bottom, real[:, :, ::1] top, int
     cdef Py_ssize_t task, n, c, p, start, stop
     cdef real a = <real>alpha_over_size, power = <real>-beta
     cdef real *scale
+    _check_lrn('cross_channel_forward', size, dims(bottom.shape, 3), (dims(top.shape, 3),))
     _check_scratch(scratch, channels)
     for task in prange(num * blocks, nogil=True, schedule='static'):
         n = task // blocks
@@ -106,6 +120,8 @@ def within_channel_scale(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] row
     cdef Py_ssize_t plane
     cdef Py_ssize_t n, c
     cdef real a = <real>alpha_over_area
+    _check_lrn('within_channel_scale', size, dims(bottom.shape, 4),
+               (dims(rows.shape, 4), dims(scale.shape, 4)))
     for plane in prange(num * channels, nogil=True, schedule='static'):
         n = plane // channels
         c = plane % channels
@@ -140,6 +156,8 @@ def cross_channel_backward(const real[:, :, ::1] bottom, const real[:, :, ::1] t
     cdef int pre_pad = (size - 1) // 2
     cdef real ratio = <real>cache_ratio, power = <real>-beta
     cdef real *scale
+    _check_lrn('cross_channel_backward', size, dims(bottom.shape, 3),
+               (dims(top.shape, 3), dims(top_diff.shape, 3), dims(bottom_diff.shape, 3)))
     _check_scratch(scratch, channels)
     for task in prange(num * blocks, nogil=True, schedule='static'):
         n = task // blocks
@@ -181,6 +199,10 @@ def within_channel_backward(const real[:, :, :, ::1] bottom, const real[:, :, :,
     cdef Py_ssize_t height = bottom.shape[2], width = bottom.shape[3]
     cdef Py_ssize_t plane, n, c, h, w
     cdef real ratio = <real>cache_ratio
+    _check_lrn('within_channel_backward', size, dims(bottom.shape, 4),
+               (dims(top.shape, 4), dims(scale.shape, 4), dims(factor.shape, 4),
+                dims(top_diff.shape, 4), dims(ratios.shape, 4), dims(rows.shape, 4),
+                dims(bottom_diff.shape, 4)))
     for plane in prange(num * channels, nogil=True, schedule='static'):
         n = plane // channels
         c = plane % channels

@@ -8,6 +8,8 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 from libc.float cimport FLT_MAX
 
+from cct.kernels.bounds cimport check_pool_axis, dims
+
 
 cdef extern from "pool_simd.h" nogil:
     void cct_max8_stride2(const float *plane, int width, int h0, int h1, int w0, int kernel_w,
@@ -23,6 +25,31 @@ ctypedef fused real:
 ctypedef fused index_t:
     int
     unsigned short
+
+
+cdef int _check_planes(str kernel, Py_ssize_t num, Py_ssize_t channels, Py_ssize_t height,
+                       Py_ssize_t width, Py_ssize_t top_num, Py_ssize_t top_channels,
+                       Py_ssize_t out_h, Py_ssize_t out_w, int kernel_h, int kernel_w, int pad_h,
+                       int pad_w, int stride_h, int stride_w) except -1:
+    """The image and pooled planes agree in number, and the windows stay in the padded planes."""
+    if top_num != num or top_channels != channels:
+        raise ValueError('%s: the pooled blob has %d x %d planes, the input %d x %d'
+                         % (kernel, top_num, top_channels, num, channels))
+    check_pool_axis(kernel, 'height', height, out_h, kernel_h, stride_h, pad_h)
+    check_pool_axis(kernel, 'width', width, out_w, kernel_w, stride_w, pad_w)
+    return 0
+
+
+cdef int _check_mask(str kernel, Py_ssize_t plane, tuple mask_shape, tuple top_shape,
+                     bint small) except -1:
+    """The argmax mask is shaped as the pooled blob and its type holds every index of a plane."""
+    if mask_shape != top_shape:
+        raise ValueError('%s: the mask has shape %s, the pooled blob %s'
+                         % (kernel, mask_shape, top_shape))
+    if small and plane >= 65535:
+        raise ValueError('%s: 16-bit argmaxes for planes of %d pixels (at most 65534)'
+                         % (kernel, plane))
+    return 0
 
 
 cdef enum:
@@ -136,6 +163,10 @@ def max_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
     cdef int out_h = top.shape[2], out_w = top.shape[3]
     cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
     cdef int ph
+    _check_planes('max_pool_forward', num, channels, height, width, top.shape[0], top.shape[1],
+                  out_h, out_w, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w)
+    _check_mask('max_pool_forward', plane, dims(mask.shape, 4), dims(top.shape, 4),
+                sizeof(index_t) == 2)
     if num * channels == 0 or outputs == 0:
         return
     for task in prange(num * channels, nogil=True, schedule='static'):
@@ -157,6 +188,12 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const index_t[:, :, :, 
     cdef const real *source
     cdef const index_t *index
     cdef index_t none = <index_t>-1
+    cdef Py_ssize_t outside = 0
+    if top_diff.shape[0] != num or top_diff.shape[1] != channels:
+        raise ValueError('max_pool_backward: the pooled gradient has %d x %d planes, the input '
+                         '%d x %d' % (top_diff.shape[0], top_diff.shape[1], num, channels))
+    _check_mask('max_pool_backward', plane, dims(mask.shape, 4), dims(top_diff.shape, 4),
+                sizeof(index_t) == 2)
     if num * channels == 0 or plane == 0:
         return
     for task in prange(num * channels, nogil=True, schedule='static'):
@@ -165,8 +202,15 @@ def max_pool_backward(const real[:, :, :, ::1] top_diff, const index_t[:, :, :, 
         index = &mask[0, 0, 0, 0] + task * outputs
         memset(grad, 0, plane * sizeof(real))
         for q in range(outputs):
+            # An index beyond the plane (a mask from another input shape) is counted, not written.
             if index[q] != none:
-                grad[index[q]] += source[q]
+                if <Py_ssize_t>index[q] < plane:
+                    grad[index[q]] += source[q]
+                else:
+                    outside += 1
+    if outside:
+        raise ValueError('max_pool_backward: %d argmaxes lie outside planes of %d pixels (a mask '
+                         'from another input shape?)' % (outside, plane))
 
 
 cdef inline int _pool_size(int start, int kernel, int size, int pad) noexcept nogil:
@@ -223,6 +267,8 @@ def ave_pool_forward(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
     cdef int out_h = top.shape[2], out_w = top.shape[3]
     cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
     cdef int ph
+    _check_planes('ave_pool_forward', num, channels, height, width, top.shape[0], top.shape[1],
+                  out_h, out_w, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w)
     if num * channels == 0 or outputs == 0:
         return
     for task in prange(num * channels, nogil=True, schedule='static'):
@@ -240,6 +286,7 @@ cdef void _ave_unpool_row(const real *top, int height, int width, int ph, int ou
     so for one pixel the window index rises."""
     cdef real share[CHUNK]
     cdef int hstart = ph * stride_h - pad_h, hend, h, j, k, lo, hi, first, count, offset, rows
+    cdef int j_lo, j_hi
     cdef real *row
     rows = _pool_size(hstart, kernel_h, height, pad_h)
     hend = min(hstart + kernel_h, height)
@@ -250,9 +297,13 @@ cdef void _ave_unpool_row(const real *top, int height, int width, int ph, int ou
         for k in range(count):
             share[k] = top[first + k] / (rows * _pool_size((first + k) * stride_w - pad_w,
                                                            kernel_w, width, pad_w))
+        # Only kernel columns that reach into the image for some window of the chunk: a kernel
+        # far wider than the image must not cost a pass per column.
+        j_lo = max(0, pad_w - (first + count - 1) * stride_w)
+        j_hi = min(kernel_w - 1, width - 1 + pad_w - first * stride_w)
         for h in range(hstart, hend):
             row = plane + h * width
-            for j in range(kernel_w - 1, -1, -1):
+            for j in range(j_hi, j_lo - 1, -1):
                 offset = j - pad_w
                 _column_range(first, stride_w, offset, width, count, &lo, &hi)
                 for k in range(lo, hi):
@@ -268,6 +319,9 @@ def ave_pool_backward(const real[:, :, :, ::1] top_diff, real[:, :, :, ::1] bott
     cdef int out_h = top_diff.shape[2], out_w = top_diff.shape[3]
     cdef Py_ssize_t task, plane = height * width, outputs = out_h * out_w
     cdef int ph
+    _check_planes('ave_pool_backward', num, channels, height, width, top_diff.shape[0],
+                  top_diff.shape[1], out_h, out_w, kernel_h, kernel_w, pad_h, pad_w, stride_h,
+                  stride_w)
     if num * channels == 0 or plane == 0:
         return
     for task in prange(num * channels, nogil=True, schedule='static'):

@@ -9,9 +9,22 @@ independent, so they are split across cores.
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+from cct.kernels.bounds cimport check_pool_axis, dims
+
 ctypedef fused real:
     float
     double
+
+
+cdef int _check(str kernel, tuple bottom, tuple top, int kernel_h, int kernel_w, int stride_h,
+                int stride_w) except -1:
+    """Pooled and input planes agree in number, and the (unpadded) windows stay within reach."""
+    if bottom[:2] != top[:2]:
+        raise ValueError('%s: the pooled blob has %d x %d planes, the input %d x %d'
+                         % (kernel, top[0], top[1], bottom[0], bottom[1]))
+    check_pool_axis(kernel, 'height', bottom[2], top[2], kernel_h, stride_h, 0)
+    check_pool_axis(kernel, 'width', bottom[3], top[3], kernel_w, stride_w, 0)
+    return 0
 
 
 def stochastic_pool_forward_train(const real[:, :, :, ::1] bottom, real[:, :, :, ::1] top,
@@ -28,6 +41,13 @@ def stochastic_pool_forward_train(const real[:, :, :, ::1] bottom, real[:, :, :,
     cdef Py_ssize_t task, n, c
     cdef int ph, pw, h, w, hstart, wstart, hend, wend, chosen, found
     cdef real total, running, threshold
+    _check('stochastic_pool_forward_train', dims(bottom.shape, 4), dims(top.shape, 4),
+           kernel_h, kernel_w, stride_h, stride_w)
+    if dims(mask.shape, 4) != dims(top.shape, 4) or \
+            dims(uniforms.shape, 4) != dims(top.shape, 4):
+        raise ValueError('stochastic_pool_forward_train: mask %s and uniforms %s must have the '
+                         'pooled shape %s' % (dims(mask.shape, 4), dims(uniforms.shape, 4),
+                                              dims(top.shape, 4)))
     for task in prange(num * channels, nogil=True, schedule='static'):
         n = task // channels
         c = task % channels
@@ -72,6 +92,8 @@ def stochastic_pool_forward_test(const real[:, :, :, ::1] bottom, real[:, :, :, 
     cdef Py_ssize_t task, n, c
     cdef int ph, pw, h, w, hstart, wstart, hend, wend
     cdef real total, squares, value
+    _check('stochastic_pool_forward_test', dims(bottom.shape, 4), dims(top.shape, 4),
+           kernel_h, kernel_w, stride_h, stride_w)
     for task in prange(num * channels, nogil=True, schedule='static'):
         n = task // channels
         c = task % channels
@@ -104,6 +126,12 @@ def stochastic_pool_backward_test(const real[:, :, :, ::1] bottom, const real[:,
     cdef Py_ssize_t task, n, c
     cdef int ph, pw, h, w, hstart, wstart, hend, wend
     cdef real total, output, scale
+    _check('stochastic_pool_backward_test', dims(bottom.shape, 4), dims(top.shape, 4),
+           kernel_h, kernel_w, stride_h, stride_w)
+    if dims(top_diff.shape, 4) != dims(top.shape, 4) or \
+            dims(bottom_diff.shape, 4) != dims(bottom.shape, 4):
+        raise ValueError('stochastic_pool_backward_test: the gradients must have the shapes of '
+                         'their blobs')
     for task in prange(num * channels, nogil=True, schedule='static'):
         n = task // channels
         c = task % channels
