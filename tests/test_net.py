@@ -520,3 +520,38 @@ def test_lenet_train_test_phases(shared):
         kept = filter_net(param).layer
         assert [layer.data_param.source for layer in kept if layer.type == 'Data'] == sources
         assert any(layer.type == 'Accuracy' for layer in kept) is (phase == TEST)
+
+
+SIZE_HEAD = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: %s } } }\n'
+
+
+@pytest.mark.parametrize('dims, layer, message', [
+    ('1000000000 dim: 3 dim: 227 dim: 227', '',
+     "Layer 'data' (type Input): out of memory setting up top blob 'data': could not allocate "
+     '618348000000000 bytes (575881.5 GiB) for shape 1000000000 3 227 227 (154587000000000)'),
+    ('1 dim: 3 dim: 227 dim: 227',
+     'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+     'inner_product_param { num_output: 2000000000 } }',
+     "Layer 'ip' (type InnerProduct): out of memory setting up param blob 0: could not allocate "
+     '1236696000000000 bytes (1151762.9 GiB) for shape 2000000000 154587 (309174000000000)'),
+])
+def test_blobs_too_large_for_memory_name_layer_blob_and_bytes(tmp_path, dims, layer, message):
+    from cct.errors import OutOfMemoryError
+    path = tmp_path / 'huge.prototxt'
+    path.write_text(SIZE_HEAD % dims + layer)
+    with pytest.raises(OutOfMemoryError) as raised:
+        Net(str(path), caffe_pb2.TEST)
+    assert str(raised.value) == message
+    assert isinstance(raised.value, MemoryError)
+
+
+def test_plain_errors_from_a_layer_name_it(tmp_path):
+    """A ValueError a layer's own arithmetic raises (here numpy's, from an empty channel axis) comes
+    out as a NetError naming the layer and the pass."""
+    from cct.errors import NetError
+    path = tmp_path / 'empty.prototxt'
+    path.write_text(SIZE_HEAD % '2 dim: 0 dim: 4' +
+                    'layer { name: "prob" type: "Softmax" bottom: "data" top: "prob" }\n')
+    net = Net(str(path), caffe_pb2.TEST)
+    with pytest.raises(NetError, match=r"^Layer 'prob' \(type Softmax\) \(forward\): "):
+        net.forward()

@@ -30,6 +30,10 @@ class PoolingLayer(Layer):
     num_bottom = 1
     min_top = 1
     max_top = 2
+    # Caffe has no check: an in-place Pooling reshapes its own input to the pooled shape and
+    # overwrites it before reading it (garbage), then shrinks it again every forward until a
+    # reshape fails. cct refuses it when the net is built.
+    inplace = False
 
     def setup(self, bottom, top):
         p = self.param.pooling_param
