@@ -408,8 +408,10 @@ class Net(PycaffeNetMixin):
         """Copy blobs layer by layer (matched by name) from a NetParameter with weights.
 
         Layers the net lacks are logged as ignored; a blob count or shape mismatch raises
-        WeightsError naming the layer, blob index and both shapes.
+        WeightsError naming the layer, blob index and both shapes. A file of which no layer with
+        weights matches the net is warned about: the net would run on its initial weights.
         """
+        copied = 0
         for source_layer in net_param.layer:
             name = source_layer.name
             # Caffe copies into the first layer of that name (names need not be unique).
@@ -431,6 +433,18 @@ class Net(PycaffeNetMixin):
                         'layer.' % (source, j, name, shape_string(proto_shape(proto)),
                                     shape_string(blob.shape)))
                 blob.data[...] = blobproto_to_array(proto, dtype=self.dtype).reshape(blob.shape)
+            copied += bool(blobs)
+        if not copied:
+            self.warn_nothing_copied(source, [layer.name for layer in net_param.layer
+                                              if len(layer.blobs)])
+
+    def warn_nothing_copied(self, source, with_weights):
+        """Say plainly that a weights file filled no layer of this net (Caffe only logs each layer
+        it ignores): a test or fine-tuning run would go on with the initial weights."""
+        logger.warning("%s: no layer with weights matched a layer of net '%s' by name (the file "
+                       'has %d layers with weights%s): the net keeps its initial weights',
+                       source, self.name, len(with_weights),
+                       ', e.g. ' + ', '.join(with_weights[:3]) if with_weights else '')
 
     def copy_from(self, path):
         """Load weights from a .caffemodel (or .caffemodel.h5) by layer name, as Caffe's

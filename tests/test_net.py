@@ -555,3 +555,30 @@ def test_plain_errors_from_a_layer_name_it(tmp_path):
     net = Net(str(path), caffe_pb2.TEST)
     with pytest.raises(NetError, match=r"^Layer 'prob' \(type Softmax\) \(forward\): "):
         net.forward()
+
+
+WEIGHTS_NET = ('name: "%s"\nlayer { name: "data" type: "Input" top: "data" input_param { shape { '
+               'dim: 1 dim: 4 } } }\nlayer { name: "%s" type: "InnerProduct" bottom: "data" '
+               'top: "out" inner_product_param { num_output: 3 } }\n')
+
+
+@pytest.mark.parametrize('suffix', ['.caffemodel', '.caffemodel.h5'])
+def test_weights_that_fill_no_layer_are_warned_about(tmp_path, caplog, suffix):
+    source, target = tmp_path / 'source.prototxt', tmp_path / 'target.prototxt'
+    source.write_text(WEIGHTS_NET % ('source', 'ip1'))
+    target.write_text(WEIGHTS_NET % ('target', 'fc'))
+    weights = str(tmp_path / ('source' + suffix))
+    trained = Net(str(source), caffe_pb2.TEST)
+    if suffix.endswith('.h5'):
+        from cct.io.hdf5 import save_weights_hdf5
+        save_weights_hdf5(trained, weights)
+    else:
+        trained.save(weights)
+    caplog.set_level('INFO', logger='cct')
+    Net(str(source), caffe_pb2.TEST).copy_from(weights)
+    assert not [r for r in caplog.records if r.levelname == 'WARNING']
+    Net(str(target), caffe_pb2.TEST).copy_from(weights)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert warnings == ["%s: no layer with weights matched a layer of net 'target' by name (the "
+                        'file has 1 layers with weights, e.g. ip1): the net keeps its initial '
+                        'weights' % weights]

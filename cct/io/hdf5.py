@@ -92,6 +92,7 @@ def load_weights_hdf5(net, path):
         # h5py nests it, so layers are looked up by path. Of several layers with one name, Caffe
         # fills the last (its layer_names_index_), not the first as the binary reader does.
         last_of_name = {name: layer_id for layer_id, name in enumerate(net.layer_names)}
+        copied = 0
         for name, layer_id in last_of_name.items():
             if name not in data or not isinstance(data[name], _h5py().Group):
                 continue
@@ -116,6 +117,10 @@ def load_weights_hdf5(net, path):
                         % (path, param_id, name, shape_string(values.shape),
                            shape_string(blob.shape)))
                 blob.data[...] = values[()]
+                copied += 1
+        if not copied:
+            net.warn_nothing_copied(path, [name for name in data if isinstance(
+                data[name], _h5py().Group) and any(key.isdigit() for key in data[name])])
 
 
 def _save_int(f, name, value):

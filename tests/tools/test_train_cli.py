@@ -409,3 +409,22 @@ def test_glog_environment_and_a_bad_log_dir(tmp_path, capsys, monkeypatch):
         % (tmp_path / 'missing'))
     status, err, _ = run(capsys, 'train', solver, '--logtostderr')  # no file wanted: no error
     assert status == 0, err
+
+
+def test_cct_test_warns_when_no_weights_matched(tmp_path, capsys):
+    """Weights of another net (no layer name in common) score random weights: cct says so in the
+    log, as a warning, instead of silently printing their accuracy."""
+    import cct
+    write_text(parse_text(CLASSIFIER, caffe_pb2.NetParameter()), str(tmp_path / 'cls.prototxt'))
+    cct.Net(str(tmp_path / 'cls.prototxt'), cct.TEST).save(str(tmp_path / 'cls.caffemodel'))
+    renamed = CLASSIFIER.replace('name: "ip"', 'name: "fc"')
+    assert renamed != CLASSIFIER
+    write_text(parse_text(renamed, caffe_pb2.NetParameter()), str(tmp_path / 'other.prototxt'))
+    status, err, messages = run(capsys, 'test', '--model=' + str(tmp_path / 'other.prototxt'),
+                                '--weights=' + str(tmp_path / 'cls.caffemodel'),
+                                '--iterations=1')
+    assert status == 0, err
+    warned = [line for line in err.splitlines() if line.startswith('W')]
+    assert len(warned) == 1 and warned[0].endswith(
+        "cls.caffemodel: no layer with weights matched a layer of net 'cls' by name (the file "
+        'has 1 layers with weights, e.g. ip): the net keeps its initial weights'), err
