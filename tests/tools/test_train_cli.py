@@ -426,5 +426,5 @@ def test_cct_test_warns_when_no_weights_matched(tmp_path, capsys):
     assert status == 0, err
     warned = [line for line in err.splitlines() if line.startswith('W')]
     assert len(warned) == 1 and warned[0].endswith(
-        "cls.caffemodel: no layer with weights matched a layer of net 'cls' by name (the file "
-        'has 1 layers with weights, e.g. ip): the net keeps its initial weights'), err
+        "cls.caffemodel: no layer with weights matched a layer of net 'classifier' by name (the "
+        'file has 1 layers with weights, e.g. ip): the net keeps its initial weights'), err
