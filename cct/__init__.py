@@ -9,6 +9,11 @@ friends), ``NetSpec``/``layers``/``params``/``to_proto``, ``Classifier``, ``Dete
 import importlib
 import os
 
+from cct.interrupt import QuietInterrupt
+
+# Ctrl-C while cct loads (a second or so) ends the process quietly, as it would end a Caffe tool.
+_quiet_while_loading = QuietInterrupt()
+
 # OpenBLAS's threads spin for ~2^28 cycles after each GEMM and OpenMP's after each parallel region;
 # on a few cores the two pools then fight and a 0.1 ms kernel takes 4-8 ms. Both must be set before
 # the libraries load (numpy's OpenBLAS reads its variable at import, libgomp when cct's kernels load).
@@ -33,6 +38,8 @@ from cct.timer import Timer  # noqa: E402
 
 _SOLVER_NAMES = ('get_solver', 'SGDSolver', 'NesterovSolver', 'AdaGradSolver', 'RMSPropSolver',
                  'AdaDeltaSolver', 'AdamSolver')
+_quiet_while_loading.remove()
+
 # Submodules loaded on first use: drawing needs pydot, and the solvers pull in the training loop.
 _LAZY_MODULES = ('draw', 'coord_map', 'solver')
 

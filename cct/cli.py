@@ -11,8 +11,12 @@ import os
 import sys
 
 from cct.errors import CctError
+from cct.interrupt import QuietInterrupt, die_of_sigint
 from cct.log import init_log, log_to_directory
 from cct.tools import ACTIONS
+
+# The command line's own modules load quietly too (see cct.interrupt); main takes over from here.
+QuietInterrupt()
 
 
 class CaffeArgumentParser(argparse.ArgumentParser):
@@ -80,21 +84,22 @@ def main(argv=None):
         print(_usage(), file=sys.stderr)
         print('Unknown action: %s' % action, file=sys.stderr)
         return 1
-    module = importlib.import_module('cct.tools.' + action)
-    doc = (module.__doc__ or '').strip()
-    parser = CaffeArgumentParser(prog='cct ' + action, description=doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
     try:
+        module = importlib.import_module('cct.tools.' + action)
+        doc = (module.__doc__ or '').strip()
+        parser = CaffeArgumentParser(prog='cct ' + action, description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
         _start_log(args)
         status = module.run(args)
     except CctError as e:
         print('cct %s: error: %s' % (action, e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print('cct %s: interrupted' % action, file=sys.stderr)
-        return 130
+        # Caffe's tools have SIGINT's default disposition outside training: the process ends,
+        # killed by the signal, without a word.
+        die_of_sigint()
     return 0 if status is None else int(status)
 
 
