@@ -12,10 +12,14 @@ zero-padded keys. The rules that are easy to get wrong:
 * Readers open LMDB without its lock file, so reading never writes into the dataset's directory
   (datasets often sit on read-only shares; Caffe's ALLOW_LMDB_NOLOCK build does the same).
 """
+import codecs
+import contextlib
 import os
+import re
 import threading
 import weakref
 
+from cct.data.lmdb_check import check_lmdb
 from cct.errors import DataError
 from cct.log import logger
 from cct.proto import caffe_pb2
@@ -88,18 +92,79 @@ def _open_read_only(path, backend):
     if backend == 'lmdb':
         lmdb = _import('lmdb')
         try:
-            return lmdb.open(path, readonly=True, lock=False, subdir=True, max_dbs=0)
+            env = lmdb.open(path, readonly=True, lock=False, subdir=True, max_dbs=0)
+            _check_lmdb_size(env, path)
         except lmdb.Error as e:
             raise DataError('cannot open LMDB database %s: %s' % (path, e)) from None
+        return env
     plyvel = _import('plyvel')
     try:
-        return plyvel.DB(path, create_if_missing=False, max_open_files=100)
+        db = plyvel.DB(path, create_if_missing=False, max_open_files=100)
     except (plyvel.Error, OSError) as e:
         raise DataError('Failed to open leveldb %s: %s' % (path, e)) from None
+    _check_leveldb_tables(db, path, (plyvel.Error, OSError))
+    return db
+
+
+def _check_lmdb_size(env, path):
+    """Refuse an LMDB whose data.mdb ends before its last page (LMDB maps the file and reads pages
+    in place: a read past the end of a truncated file kills the process with SIGBUS), or whose tree
+    is damaged (cct.data.lmdb_check: LMDB would abort on an assertion, or read garbage)."""
+    data_file = os.path.join(path, 'data.mdb')
+    size = os.path.getsize(data_file)
+    stat, last_pgno = env.stat(), env.info()['last_pgno']
+    needed = (last_pgno + 1) * stat['psize']
+    try:
+        if size < needed:
+            raise DataError('LMDB database %s is truncated or corrupt: %s has %d bytes, but its '
+                            'last page ends at byte %d' % (path, data_file, size, needed))
+        check_lmdb(path, stat['psize'], last_pgno, stat['entries'])
+    except DataError:
+        env.close()
+        raise
+
+
+# A table in LevelDB's "leveldb.sstables" property: " 5:46088['00000000' @ 1 : 1 .. '...".
+_TABLE = re.compile(rb"^ (\d+):\d+\['(.*?)' @ \d+ : \d+ \.\. '", re.MULTILINE)
+
+
+def _check_leveldb_tables(db, path, errors):
+    """Read the first record of every table file once: LevelDB's iterators end silently at a
+    truncated table (a dataset would just look shorter, or empty), while a lookup reports it."""
+    for number, escaped in _TABLE.findall(db.get_property(b'leveldb.sstables') or b''):
+        key = codecs.escape_decode(escaped)[0]   # LevelDB escapes unprintable bytes as \xNN
+        try:
+            db.get(key, verify_checksums=True)
+        except errors as e:
+            db.close()
+            raise DataError('LevelDB database %s is truncated or corrupt: table %06d: %s'
+                            % (path, int(number), e)) from None
 
 
 def backend_label(backend):
     return {'lmdb': 'LMDB', 'leveldb': 'LevelDB'}.get(backend, backend)
+
+
+class _Position:
+    key = None
+
+
+@contextlib.contextmanager
+def _reading(path, backend, position=None):
+    """Turn the database library's own errors while reading (a corrupt page, a bad block) into a
+    DataError naming the database and, where known, ``position.key``: the last record read before
+    the damage."""
+    errors = (_import('lmdb').Error,) if backend == 'lmdb' else \
+        (_import('plyvel').Error, OSError)
+    position = position or _Position()
+    try:
+        yield position
+    except errors as e:
+        key = position.key
+        after = (" after record '%s'" % key.decode('utf-8', 'replace')) if key is not None \
+            else ''
+        raise DataError('%s database %s is corrupt: reading failed%s: %s'
+                        % (backend_label(backend), path, after, e)) from None
 
 
 class Reader:
@@ -121,27 +186,33 @@ class Reader:
 
     def __len__(self):
         """The number of records (LMDB knows it; LevelDB is counted by a scan)."""
-        if self._env is not None:
-            return self._env.stat()['entries']
-        return sum(1 for _ in self._db.iterator(include_value=False))
+        with _reading(self.path, self.backend):
+            if self._env is not None:
+                return self._env.stat()['entries']
+            return sum(1 for _ in self._db.iterator(include_value=False,
+                                                    verify_checksums=True))
 
     def first(self):
         """The first ``(key, value)`` in key order, or None for an empty database."""
-        if self._env is not None:
-            with self._env.begin(buffers=False) as txn:
-                cursor = txn.cursor()
-                return cursor.item() if cursor.first() else None
-        for item in self._db.iterator():
-            return item
-        return None
+        with _reading(self.path, self.backend):
+            if self._env is not None:
+                with self._env.begin(buffers=False) as txn:
+                    cursor = txn.cursor()
+                    return cursor.item() if cursor.first() else None
+            for item in self._db.iterator(verify_checksums=True):
+                return item
+            return None
 
     def items(self):
         """Iterate once over every ``(key, value)`` in key order."""
-        if self._env is not None:
-            with self._env.begin(buffers=False) as txn:
-                yield from txn.cursor().iternext(keys=True, values=True)
-        else:
-            yield from self._db.iterator()
+        with _reading(self.path, self.backend) as position:
+            if self._env is not None:
+                with self._env.begin(buffers=False) as txn:
+                    for position.key, value in txn.cursor().iternext(keys=True, values=True):
+                        yield position.key, value
+            else:
+                for position.key, value in self._db.iterator(verify_checksums=True):
+                    yield position.key, value
 
     def cursor(self):
         """A Cursor positioned on the first record."""
@@ -166,21 +237,27 @@ class Cursor:
         self.valid = False
         self._started = False
 
+    def _reading(self):
+        return _reading(self._reader.path, self._reader.backend, self)
+
     def _open(self):
         self._started = True
         if self._reader._env is not None:
-            self._txn = self._reader._env.begin(buffers=False)
-            self._lmdb_cursor = self._txn.cursor()
+            with self._reading():
+                self._txn = self._reader._env.begin(buffers=False)
+                self._lmdb_cursor = self._txn.cursor()
         self.seek_to_first()
 
     def seek_to_first(self):
-        if self._reader._env is not None:
-            self.valid = self._lmdb_cursor.first()
-            if self.valid:
-                self.key, self.value = self._lmdb_cursor.item()
-        else:
-            self._iter = self._reader._db.iterator()
-            self._advance_leveldb()
+        self.key = None
+        with self._reading():
+            if self._reader._env is not None:
+                self.valid = self._lmdb_cursor.first()
+                if self.valid:
+                    self.key, self.value = self._lmdb_cursor.item()
+            else:
+                self._iter = self._reader._db.iterator(verify_checksums=True)
+                self._advance_leveldb()
 
     def _advance_leveldb(self):
         try:
@@ -196,12 +273,13 @@ class Cursor:
 
     def next(self):
         self.ensure_started()
-        if self._reader._env is not None:
-            self.valid = self._lmdb_cursor.next()
-            if self.valid:
-                self.key, self.value = self._lmdb_cursor.item()
-        else:
-            self._advance_leveldb()
+        with self._reading():
+            if self._reader._env is not None:
+                self.valid = self._lmdb_cursor.next()
+                if self.valid:
+                    self.key, self.value = self._lmdb_cursor.item()
+            else:
+                self._advance_leveldb()
 
     def close(self):
         if self._txn is not None:
