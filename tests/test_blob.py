@@ -1,4 +1,5 @@
-"""Blob (cct/blob.py) at the limits: a shape whose count overflows int64 is refused (it wrapped to a
+"""Blob (cct/blob.py): caller-provided buffers (Caffe's set_cpu_data), which the guarded-buffer tests
+of the kernels rely on; and the limits: a shape whose count overflows int64 is refused (it wrapped to a
 count of 0), and an allocation the machine cannot make is an OutOfMemoryError (still a MemoryError)
 that says how many bytes were asked for."""
 import numpy as np
@@ -6,6 +7,33 @@ import pytest
 
 from cct.blob import Blob
 from cct.errors import CctError, OutOfMemoryError
+
+
+def test_use_data_buffer_makes_the_buffer_the_blobs_data():
+    blob = Blob(2, 3, dtype=np.float64)
+    flat = np.arange(8, dtype=np.float64)
+    blob.use_data_buffer(flat)
+    np.testing.assert_array_equal(blob.data, np.arange(6).reshape(2, 3))
+    blob.data[1, 2] = -1
+    assert flat[5] == -1 and flat[6] == 6
+
+
+def test_use_diff_buffer_makes_the_buffer_the_blobs_diff():
+    blob = Blob(2, 2, dtype=np.float32)
+    flat = np.zeros(4, np.float32)
+    blob.use_diff_buffer(flat)
+    blob.diff[...] = 3
+    assert (flat == 3).all()
+
+
+@pytest.mark.parametrize('flat', [np.zeros(5), np.zeros((2, 3)), np.zeros(6, np.float32)])
+def test_buffers_of_the_wrong_size_shape_or_dtype_are_refused(flat):
+    blob = Blob(2, 3, dtype=np.float64)
+    with pytest.raises(ValueError, match='data buffer for blob 2 3'):
+        blob.use_data_buffer(flat)
+    with pytest.raises(ValueError, match='diff buffer for blob 2 3'):
+        blob.use_diff_buffer(flat)
+
 
 # More bytes than a 64-bit address space maps (2**47 bytes of user space on x86-64): no
 # overcommit setting lets this allocation succeed.
