@@ -12,13 +12,14 @@ cdef inline int check_window(str kernel, str axis, Py_ssize_t size, Py_ssize_t o
     """One spatial axis of a sliding window over ``size`` values giving ``out`` windows: positive
     window, stride and dilation, no negative sizes, and every index within a C int."""
     if window < 1 or stride < 1 or dilation < 1 or pad < 0 or size < 0 or out < 0:
-        raise ValueError('%s: bad %s geometry (kernel %d, stride %d, pad %d, dilation %d, input %d, '
-                         'output %d)' % (kernel, axis, window, stride, pad, dilation, size, out))
+        raise ValueError('%s: bad %s geometry (kernel %d, stride %d, pad %d, dilation %d, '
+                         'input %d, output %d)' % (kernel, axis, window, stride, pad, dilation,
+                                                   size, out))
     if window > INT_MAX or dilation > INT_MAX or \
             size + 2 * pad + dilation * (window - 1) + 1 + stride > INT_MAX:
-        raise ValueError('%s: the %s geometry (kernel %d, stride %d, pad %d, dilation %d, input %d) '
-                         'reaches beyond a C int' % (kernel, axis, window, stride, pad, dilation,
-                                                     size))
+        raise ValueError('%s: the %s geometry (kernel %d, stride %d, pad %d, dilation %d, '
+                         'input %d) reaches beyond a C int' % (kernel, axis, window, stride, pad,
+                                                               dilation, size))
     return 0
 
 

@@ -84,7 +84,7 @@ def conv_geometry(conv_param, num_spatial_axes, layer='layer'):
     if any(d <= 0 for d in dilation):
         raise NetError('%s: dilation must be positive, got %s' % (layer, dilation))
     check_int_fields(layer, (('kernel_size', kernel), ('stride', stride), ('pad', pad),
-                       ('dilation', dilation)))
+                             ('dilation', dilation)))
     for k, d in zip(kernel, dilation):
         if d * (k - 1) + 1 > INT_MAX:
             raise NetError('%s: the dilated kernel (kernel_size %d, dilation %d) spans %d pixels, '
@@ -147,8 +147,8 @@ def pool_geometry(pool_param, height, width, layer='layer'):
     if stride_h <= 0 or stride_w <= 0:
         raise NetError('%s: stride must be positive, got stride_h %d, stride_w %d'
                        % (layer, stride_h, stride_w))
-    check_int_fields(layer, (('kernel_size', (kernel_h, kernel_w)), ('stride', (stride_h, stride_w)),
-                       ('pad', (pad_h, pad_w))))
+    check_int_fields(layer, (('kernel_size', (kernel_h, kernel_w)),
+                             ('stride', (stride_h, stride_w)), ('pad', (pad_h, pad_w))))
     if p.global_pooling and (pad_h or pad_w or stride_h != 1 or stride_w != 1):
         raise NetError('%s: with global_pooling: true only pad = 0 and stride = 1' % layer)
     if pad_h or pad_w:

@@ -19,7 +19,8 @@ def conv(params, kind='Convolution'):
 
 
 def pool(params):
-    return 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { %s } }' % params
+    return ('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { %s } }'
+            % params)
 
 
 # (layer text, input channels, what the error must say); each was a crash or a raw error before.
