@@ -1,6 +1,7 @@
 """Net construction (cct/net.py, cct/netgraph.py) with Caffe's semantics (net.cpp, insert_splits.cpp):
 NetState filtering, inputs, Split insertion and names, in-place blobs, loss weights, which layers run
 backward, parameter sharing, outputs, the layer registry, and the errors for bad wiring."""
+import logging
 import os
 
 import numpy as np
@@ -563,7 +564,7 @@ WEIGHTS_NET = ('name: "%s"\nlayer { name: "data" type: "Input" top: "data" input
 
 
 @pytest.mark.parametrize('suffix', ['.caffemodel', '.caffemodel.h5'])
-def test_weights_that_fill_no_layer_are_warned_about(tmp_path, caplog, suffix):
+def test_weights_that_fill_no_layer_are_warned_about(tmp_path, suffix):
     source, target = tmp_path / 'source.prototxt', tmp_path / 'target.prototxt'
     source.write_text(WEIGHTS_NET % ('source', 'ip1'))
     target.write_text(WEIGHTS_NET % ('target', 'fc'))
@@ -574,11 +575,12 @@ def test_weights_that_fill_no_layer_are_warned_about(tmp_path, caplog, suffix):
         save_weights_hdf5(trained, weights)
     else:
         trained.save(weights)
-    caplog.set_level('INFO', logger='cct')
-    Net(str(source), caffe_pb2.TEST).copy_from(weights)
-    assert not [r for r in caplog.records if r.levelname == 'WARNING']
-    Net(str(target), caffe_pb2.TEST).copy_from(weights)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    from cct.testing import captured_log
+    with captured_log(logging.WARNING) as warnings:
+        Net(str(source), caffe_pb2.TEST).copy_from(weights)
+    assert warnings == []
+    with captured_log(logging.WARNING) as warnings:
+        Net(str(target), caffe_pb2.TEST).copy_from(weights)
     assert warnings == ["%s: no layer with weights matched a layer of net 'target' by name (the "
                         'file has 1 layers with weights, e.g. ip1): the net keeps its initial '
                         'weights' % weights]
