@@ -20,6 +20,9 @@ FUZZ = settings(max_examples=2, derandomize=True, deadline=None, database=None,
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck))
 CASES_PER_CHILD = 40
+# Few threads, so that the capped address space is not spent on per-thread arenas and buffers on
+# a many-core machine.
+THREADS = {'OMP_NUM_THREADS': '2', 'OPENBLAS_NUM_THREADS': '1'}
 
 CHILD = '''
 import resource
@@ -102,7 +105,8 @@ def mutated_text(draw):
 @given(st.lists(mutated_text(), min_size=CASES_PER_CHILD, max_size=CASES_PER_CHILD))
 @FUZZ
 def test_mutated_prototxt(texts):
-    check(run_cases(CHILD, [{'net': text} for text in texts], timeout=240), texts)
+    check(run_cases(CHILD, [{'net': text} for text in texts], timeout=240, env=THREADS),
+          texts)
 
 
 def trained_weights():
@@ -141,7 +145,8 @@ def mutated_weights(draw):
 @given(st.lists(mutated_weights(), min_size=CASES_PER_CHILD, max_size=CASES_PER_CHILD))
 @FUZZ
 def test_mutated_caffemodel(weights):
-    check(run_cases(CHILD, [{'net': NET, 'weights': w} for w in weights], timeout=240), weights)
+    check(run_cases(CHILD, [{'net': NET, 'weights': w} for w in weights], timeout=240,
+                    env=THREADS), weights)
 
 
 SIZE = st.one_of(st.integers(1, 12), st.integers(1, 12), st.integers(1, 12), st.just(0))
@@ -186,7 +191,7 @@ def geometry_net(draw):
 @given(st.lists(geometry_net(), min_size=CASES_PER_CHILD, max_size=CASES_PER_CHILD))
 @FUZZ
 def test_random_layer_geometry(texts):
-    outcomes = run_cases(CHILD, [{'net': text} for text in texts], timeout=240)
+    outcomes = run_cases(CHILD, [{'net': text} for text in texts], timeout=240, env=THREADS)
     check(outcomes, texts)
 
 
