@@ -21,6 +21,20 @@ def shared():
     return path
 
 
+@pytest.fixture(scope='session')
+def extras():
+    """{extra: [requirement, ...]} as pyproject.toml's [project.optional-dependencies] declares
+    them (read without tomllib, which Python 3.10 lacks)."""
+    import ast
+    import re
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'pyproject.toml')) as f:
+        text = f.read()
+    section = text.split('[project.optional-dependencies]', 1)[1].split('\n[', 1)[0]
+    section = '\n'.join(line for line in section.splitlines() if not line.lstrip().startswith('#'))
+    return {name: ast.literal_eval(value) for name, value in
+            re.findall(r'^(\w+) = (\[.*?\])', section, flags=re.M | re.S)}
+
+
 @pytest.fixture(autouse=True)
 def _restore_cct_logger():
     """Undo what a test's ``init_log`` (a CLI run in-process, pycaffe's ``init_log``) did to the
