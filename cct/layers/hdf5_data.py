@@ -19,7 +19,7 @@ import numpy as np
 
 from cct import rng
 from cct.data.prefetch import where
-from cct.errors import DataError
+from cct.errors import DataError, install_hint
 from cct.layers.base import Layer, register
 from cct.log import logger
 
@@ -28,8 +28,8 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise DataError('HDF5 data layers need the h5py package: pip install "cct[data]"') \
-            from None
+        raise DataError('HDF5 data layers need the h5py package: '
+                        + install_hint('data', 'h5py>=3')) from None
     return h5py
 
 
