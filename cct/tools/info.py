@@ -18,6 +18,7 @@ element per input, BatchNorm/Scale/Bias/MVN a few per element; layers that only 
 """
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -300,3 +301,11 @@ def run(args):
             if unchecked:
                 print('            not checked (their shapes are unknown): %s'
                       % ', '.join(unchecked))
+    python = [layer for layer in plan.filtered.layer if layer.type == 'Python']
+    if python:
+        print('Python layers (building the net imported their modules, running their code):')
+    for layer in python:
+        module = sys.modules.get(layer.python_param.module)
+        print("  '%s': class %s of module %s (%s)" % (
+            layer.name, layer.python_param.layer, layer.python_param.module,
+            getattr(module, '__file__', None) or 'not imported: the layer was not built'))
