@@ -38,6 +38,10 @@ class CaffeArgumentParser(argparse.ArgumentParser):
         return self.add_argument('-' + name, '--' + name, **kwargs)
 
 
+_THREADS = '''Threads: the kernels run one OpenMP thread per core this process may use; OMP_NUM_THREADS=N
+sets N (as in "OMP_NUM_THREADS=4 cct train ..."). Each data layer adds one prefetching thread.'''
+
+
 def plain(text):
     """Docstring text as a terminal shows it: RST's ``literal`` markup without its backticks."""
     return re.sub(r'``(.+?)``', r'\1', text, flags=re.S)
@@ -58,10 +62,8 @@ def _usage():
         lines.append(textwrap.fill(text, 100, initial_indent='  %-20s ' % name,
                                    subsequent_indent=' ' * 23))
     return ('usage: cct <action> [flags]\n       cct --version    (this is cct %s)\n\n'
-            'Available cct actions:\n' % __version__ + '\n'.join(lines) + '\n\n`cct <action> --help` lists the flags of an '
-            'action.\n\nThreads: the kernels run one OpenMP thread per core this process may use; '
-            'OMP_NUM_THREADS=N\nsets N (as in "OMP_NUM_THREADS=4 cct train ..."). The data '
-            'layers\' prefetching adds one thread\nper data layer.')
+            'Available cct actions:\n%s\n\n`cct <action> --help` lists the flags of an action.\n\n'
+            '%s' % (__version__, '\n'.join(lines), _THREADS))
 
 
 def _start_log(args):
@@ -104,7 +106,8 @@ def main(argv=None):
         print('Unknown action: %s' % action, file=sys.stderr)
         return 1
     module = importlib.import_module('cct.tools.' + action)
-    parser = CaffeArgumentParser(prog='cct ' + action, description=plain((module.__doc__ or '').strip()),
+    parser = CaffeArgumentParser(prog='cct ' + action,
+                                 description=plain((module.__doc__ or '').strip()),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
