@@ -61,9 +61,12 @@ def kernel_extensions():
     return [Extension(SHARED_UTILITY, sources=[], extra_compile_args=args)] + modules
 
 
-compile_schema()
-setup(ext_modules=cythonize(kernel_extensions(), language_level=3, nthreads=JOBS,
-                            shared_utility_qualified_name=SHARED_UTILITY,
-                            compiler_directives={'boundscheck': False, 'wraparound': False,
-                                                 'cdivision': True, 'initializedcheck': False}),
-      options={'build_ext': {'parallel': JOBS}})
+# setuptools runs this file as __main__; cythonize's worker processes, where they start by spawning
+# (macOS, Windows) or from a fork server (Python 3.14's Linux default), import it under another name.
+if __name__ == '__main__':
+    compile_schema()
+    setup(ext_modules=cythonize(kernel_extensions(), language_level=3, nthreads=JOBS,
+                                shared_utility_qualified_name=SHARED_UTILITY,
+                                compiler_directives={'boundscheck': False, 'wraparound': False,
+                                                     'cdivision': True, 'initializedcheck': False}),
+          options={'build_ext': {'parallel': JOBS}})
