@@ -9,8 +9,9 @@ gets the shapes its parameters declare, and what only the data could tell is rep
 * height and width are ``crop_size`` when it is set, else ImageData's ``new_height`` x
   ``new_width``, else the mean_file's (which must match the image), when it is there to read;
 * channels are the mean_file's, or the count of ``mean_value``s when there are several (Caffe
-  checks either against the data), or what ``force_color`` / ``force_gray`` decode to, or for
-  ImageData its ``is_color`` (3 or 1);
+  checks either against the data), or what ``force_color`` / ``force_gray`` decode encoded records
+  to (raw records keep their own channels; Caffe logs an error for each), or for ImageData its
+  ``is_color`` (3 or 1);
 * HDF5Data's shapes are the files' datasets': unknown without them.
 """
 import os
