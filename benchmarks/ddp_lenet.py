@@ -1,5 +1,6 @@
 """The digits LeNet (examples/digits) trained by PyTorch DistributedDataParallel over gloo on
-127.0.0.1, one single-threaded process per rank, for benchmarks/grouped_training.py.
+127.0.0.1, one process per rank with an even share of the cores as threads (as each cct worker
+gets), for benchmarks/grouped_training.py.
 
 Same net, initialisation family (Caffe's xavier: uniform +-sqrt(3/fan_in), zero biases), batch 64
 per rank on the rank's shard (record i to rank i mod W), solver settings of lenet_solver.prototxt
@@ -48,7 +49,7 @@ def _rank(rank, world, port, max_iter, test_interval, target, queue):
     import torch
     import torch.distributed as dist
     import torch.nn.functional as F
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // world))
     torch.manual_seed(1)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)

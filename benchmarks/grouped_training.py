@@ -6,8 +6,9 @@ and time to a target test accuracy on examples/digits (LeNet), and the overhead 
     python benchmarks/grouped_training.py [--layouts 1x1,1x2,2x1] [--target 0.97] [--json F]
 
 Layout GxK = G groups of K workers, each worker 1/(G*K) of the cores (all of them share one Ray
-started here). DDP runs K*G ranks synchronously on the same cores (one thread each, batch 64 per
-rank, as each cct worker), so it matches 1xK statistically and every layout in hardware. Both test
+started here). DDP runs K*G ranks synchronously on the same cores (the same share of them each,
+batch 64 per rank, as each cct worker), so it matches 1xK statistically and every layout in
+hardware. Both test
 the 300 test digits every --test-interval updates; the test time counts in both.
 """
 import argparse

@@ -16,6 +16,7 @@ from cct import cli
 from cct.errors import CctError
 from cct.distributed import GroupedTrainer, ServerDiedError, train_grouped
 from cct.solver import get_solver
+from cct.solver.solver import SolverAction
 from cct.tools.parse_log import parse_log
 
 from conftest import losses, test_accuracies, write_solver
@@ -137,3 +138,39 @@ def test_a_client_without_the_token_is_refused(ray_cluster):
     reader.join(10)
     seen = ''.join(lines)
     assert 'Unauthenticated' in seen and 'CONNECTED' not in seen, seen
+
+
+def test_signals_snapshot_and_stop_a_grouped_run(digits, cct_log):
+    path = write_solver(digits, 'signals', max_iter=200, test_interval=1000,
+                        snapshot_after_train='true')
+
+    class Signals:
+        pending, sent = [], set()
+
+        def check(self):
+            return self.pending.pop(0) if self.pending else SolverAction.NONE
+
+    signals = Signals()
+
+    def on_update(trainer, group, result):
+        for at, action in ((5, SolverAction.SNAPSHOT), (12, SolverAction.STOP)):
+            if result.iteration >= at and action not in signals.sent:
+                signals.sent.add(action)
+                signals.pending.append(action)
+    trainer = train_grouped(path, 2, 1, worker_cpus=1, signals=signals, on_update=on_update,
+                            timeout=120)
+    log = cct_log()
+    assert 12 <= trainer.iteration < 200
+    assert 'Optimization stopped early.' in log and 'Optimization Done.' not in log
+    written = sorted(int(name.split('_iter_')[1].split('.')[0]) for name in os.listdir(digits)
+                     if name.startswith('signals_iter_') and name.endswith('.solverstate'))
+    assert len(written) == 2 and 5 <= written[0] < written[1] == trainer.iteration
+    assert trainer.last_snapshot.endswith('signals_iter_%d.solverstate' % trainer.iteration)
+
+
+def test_a_bad_net_fails_in_one_line_before_any_worker_starts(digits, capfd):
+    path = write_solver(digits, 'bad', net='"%s"' % (digits / 'missing.prototxt'))
+    assert cli.main(['train', '--solver', path, '--groups', '2']) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('cct train: error: ') and 'missing.prototxt' in err[-1]
+    assert 'Traceback' not in '\n'.join(err)

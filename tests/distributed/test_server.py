@@ -81,3 +81,20 @@ def test_staleness_counts_the_updates_a_gradient_missed(digits, caplog):
     late = server.apply(0, [results and GroupWorker(server.solver.param, path, 0, 3).compute(
         server.model())])
     assert not late.applied and late.done and server.iteration == 9
+
+
+def test_a_plain_snapshot_resumes_on_the_server_as_plain_training_resumes(digits):
+    path = write_solver(digits, 'resume', max_iter=20, snapshot=10, test_interval=100)
+    run_plain(path)
+    state = str(digits / 'resume_iter_10.solverstate')
+    plain = get_solver(path)
+    plain.solve(state)
+    server = ParameterServer(path, path, restore=state)
+    worker = GroupWorker(server.solver.param, path, 0, 1)
+    server.start()
+    assert server.iteration == 10
+    while not server.done():
+        server.apply(0, [worker.compute(server.model())])
+    server.finish()
+    for a, b in zip(plain.net.learnable_params, server.solver.net.learnable_params):
+        np.testing.assert_array_equal(a.data, b.data)
