@@ -173,7 +173,7 @@ class GroupedTrainer:
 
     # ------------------------------------------------------------------ training
     def _train(self):
-        records = self._server_call(self.server.start.remote(), 'starting the parameter server')
+        self._server_call(self.server.start.remote(), 'starting the parameter server')
         threads = [threading.Thread(target=self._group_loop, args=(group,), daemon=True,
                                     name='cct-group-%d' % group) for group in range(self.groups)]
         for thread in threads:
@@ -237,11 +237,13 @@ class GroupedTrainer:
             return False
 
     def _group_loop(self, group):
+        # Any failure (a user error, or an unexpected one from Ray) ends the whole run: it is
+        # raised again on the driver's main thread, so no group dies silently.
         try:
             while not self._stop.is_set():
                 if self._round(group):
                     return
-        except CctError as e:
+        except Exception as e:  # noqa: BLE001
             with self._lock:
                 if not self._stop.is_set():
                     self._errors.append(e)
