@@ -118,6 +118,8 @@ class ParameterServer:
         """Log the start of solving and run the test due at the starting iteration (as
         Solver.solve and the first pass of Solver.step do)."""
         solver, p = self.solver, self.solver.param
+        self.stats = GroupStats(self.groups)
+        self._timer_start = time.perf_counter()
         logger.info('Solving %s', solver.net.name)
         logger.info('Learning Rate Policy: %s', p.lr_policy)
         logger.info('Compute groups: %d of %d worker%s each, asynchronous across groups',
