@@ -60,6 +60,8 @@ def test_two_groups_through_the_cli_reach_plain_accuracy(digits, capfd, tmp_path
     assert len(accuracy) == 3 and accuracy[-1] >= 0.97, accuracy
     assert 'Group 1: ' in log and 'staleness mean' in log
     assert 'Group staleness histogram' in log
+    # The server's lines in its own order: the test at 150 comes before the display at 150.
+    assert log.index('Iteration 150, Testing net') < log.index('Iteration 150 (')
     log_file = tmp_path / 'g2.log'
     log_file.write_text(log)
     train, test = parse_log(str(log_file))
