@@ -172,6 +172,15 @@ class GroupedTrainer:
             raise CctError('a worker failed to start: %s' % _cause(e)) from None
         self.worker_pids = [pids[g * self.group_size:(g + 1) * self.group_size]
                             for g in range(self.groups)]
+        if self.snapshot and count == 1:
+            # One worker resumes its data where the snapshot's run stopped (plain training's exact
+            # resume); a restarted worker does not, as it is not its constructor that does this.
+            iteration, _, _ = self._get(self.server.status.remote(), 'the server status')
+            try:
+                self._get(self.workers[0][0].resume.remote(self.snapshot, iteration),
+                          'the worker resuming its data')
+            except ray.exceptions.RayError as e:
+                raise CctError('the worker could not resume: %s' % _cause(e)) from None
 
     # ------------------------------------------------------------------ training
     def _train(self):

@@ -160,3 +160,6 @@ class WorkerActor:
 
     def forward_loss(self, model):
         return self.worker.forward_loss(model)
+
+    def resume(self, state_file, iteration):
+        self.worker.resume(state_file, iteration)
