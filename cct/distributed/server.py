@@ -2,9 +2,9 @@
 that owns the model and the solver state and applies Caffe's update, one per group gradient.
 
 It holds an ordinary cct Solver (any of the six types), so the learning rate (by the server's
-iteration count), momentum, weight decay, clipping, test nets, display and snapshots are the very code
-plain ``cct train`` runs; only the forward/backward passes happen elsewhere. Nothing here knows about
-Ray: the Ray actor in cct.distributed.ray_actors wraps this class, and a simulator can drive it
+iteration count), momentum, weight decay, clipping, test nets, display and snapshots are the very
+code plain ``cct train`` runs; only the forward/backward passes happen elsewhere. Nothing here knows
+about Ray: the Ray actor in cct.distributed.ray_actors wraps this class, and a simulator can drive it
 directly (``model()``, then ``apply()`` in whatever order gradients arrive).
 
 The order of events matches Solver.step: the test due at iteration N runs on the model after N

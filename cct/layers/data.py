@@ -12,14 +12,14 @@ The rules that are easy to get wrong:
 * The label top has shape (N,). ``rand_skip`` is ignored and ``force_encoded_color`` unused, as in
   Caffe 1.0. Each Data layer has its own cursor: several in one net (or a train and a test net on
   one source) each read from the first record.
-* With several training processes (``runtime.solver_count()`` > 1, as compute groups set it), a TRAIN
-  layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's multi-GPU
-  Skip() does.
+* With several training processes (``runtime.solver_count()`` > 1, as compute groups set it), a
+  TRAIN layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's
+  multi-GPU Skip() does.
 """
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
-from cct.data.shard import Shard
 from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
+from cct.data.shard import Shard
 from cct import rng
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError

@@ -168,7 +168,6 @@ class HDF5DataLayer(Layer):
             if self.current_row == len(self.row_order):
                 self._next_file()
 
-
     def _forward_sharded(self, top):
         for item in range(self.batch_size):
             while not self.shard.keep():
