@@ -5,7 +5,7 @@ import pytest
 
 from cct.distributed import train_grouped
 
-from conftest import test_accuracies, write_solver
+from grouped_helpers import test_accuracies, write_solver
 
 
 @pytest.fixture(scope='module')
