@@ -40,6 +40,8 @@ class GroupedTrainer:
             so a group's update is over K batches, as Caffe's multi-GPU training does.
         ray_address: a Ray cluster to join; None starts a local Ray (or uses the one this process
             is already connected to).
+        local_ray: further ``ray.init`` keyword arguments for a local Ray cct starts (e.g.
+            ``{'object_store_memory': 10**9}``).
         snapshot: a .solverstate(.h5) to resume from (a grouped or a plain run's).
         worker_cpus: CPUs each worker reserves in Ray (default: 1, or an even share of the cores
             when cct starts a local Ray with more workers than cores). Fractional values let
@@ -59,9 +61,9 @@ class GroupedTrainer:
     to a worker's death), server_pid, worker_pids (per group, per worker).
     """
 
-    def __init__(self, solver, groups=1, group_size=1, *, ray_address=None, snapshot=None,
-                 worker_cpus=None, group_resources=None, signals=None, on_update=None,
-                 timeout=300.0, placement_timeout=60.0, dtype=np.float32, source=None):
+    def __init__(self, solver, groups=1, group_size=1, *, ray_address=None, local_ray=None,
+                 snapshot=None, worker_cpus=None, group_resources=None, signals=None,
+                 on_update=None, timeout=300.0, placement_timeout=60.0, dtype=np.float32, source=None):
         if groups < 1 or group_size < 1:
             raise CctError('--groups and --group-size must be at least 1 (got %d and %d)'
                            % (groups, group_size))
@@ -76,6 +78,7 @@ class GroupedTrainer:
             self.param = cct_io.read_solver_text(self.source)
         self.groups, self.group_size = groups, group_size
         self.ray_address = ray_address
+        self.local_ray = local_ray
         self.snapshot = snapshot
         self.worker_cpus = worker_cpus
         self.group_resources = group_resources
@@ -97,7 +100,7 @@ class GroupedTrainer:
     def run(self):
         """Train to max_iter (or until a signal stops it); returns the last solver state written
         (or None)."""
-        with cluster.connected(self.ray_address) as started_locally:
+        with cluster.connected(self.ray_address, self.local_ray) as started_locally:
             self.ray = cluster.import_ray()
             try:
                 self._start_server()
