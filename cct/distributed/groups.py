@@ -2,11 +2,10 @@
 group, asynchronous across groups, against one parameter server.
 
 The driver runs one thread per group. Each round the group's K workers compute gradients on their
-shards from the model the server handed the group (with the answer to its previous update), and the
-server applies their mean as one update to whatever model it holds by then (staleness = the
-updates other groups applied meanwhile). Gradients travel
-from the workers to the server through Ray's object store by reference, never through the driver.
-Every wait has a timeout. A worker whose process dies is restarted by Ray (max_restarts=-1); its
+shards from the model the server handed the group (with the answer to its previous update), and
+the server applies their mean as one update to whatever model it holds by then (staleness = the
+updates other groups applied meanwhile). Gradients travel from the workers to the server through
+Ray's object store by reference, never through the driver. Every wait has a timeout. A worker whose process dies is restarted by Ray (max_restarts=-1); its
 group recomputes that share on the same model, and the log names the lost gradient. The server is
 never restarted: its death ends the run with a message naming the last snapshot, which snapshots'
 atomic writes leave intact.
