@@ -50,8 +50,9 @@ def ray_token():
 def ray_cluster(ray_token):
     """One local Ray for the module, authenticated with the session's token."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=1_000_000_000,
-             log_to_driver=False)
+    # address='local': a Ray of the tests' own, never another program's on this machine.
+    ray.init(address='local', num_cpus=2, include_dashboard=False,
+             object_store_memory=1_000_000_000, log_to_driver=False)
     try:
         yield ray
     finally:
