@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
+from cct.io.protofiles import write_bytes
 from cct.export.graph import CONVERTERS, MIN_OPSET, ExportError, Graph, Tensor
 from cct.proto import caffe_pb2
 
@@ -189,15 +190,19 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
 
 
 def _save(onnx, model, path):
-    weight_bytes = sum(np.prod(t.dims, dtype=np.int64) * 4 for t in model.graph.initializer)
+    weight_bytes = sum(int(np.prod(t.dims, dtype=np.int64)) * 4 for t in model.graph.initializer)
     try:
         if weight_bytes < EXTERNAL_DATA_BYTES:
-            onnx.checker.check_model(model, full_check=True)
-            onnx.save_model(model, path)
+            # Serialised once: the full check and the file read the same bytes.
+            data = model.SerializeToString()
+            onnx.checker.check_model(data, full_check=True)
+            write_bytes(data, path)
         else:
+            location = os.path.basename(path) + '.data'
+            if os.path.exists(os.path.join(os.path.dirname(path), location)):
+                os.remove(os.path.join(os.path.dirname(path), location))   # onnx appends to it
             onnx.save_model(model, path, save_as_external_data=True,
-                            all_tensors_to_one_file=True,
-                            location=os.path.basename(path) + '.data', size_threshold=1024)
+                            all_tensors_to_one_file=True, location=location, size_threshold=1024)
             onnx.checker.check_model(path, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError('the exported model fails onnx.checker: %s' % error) from None
