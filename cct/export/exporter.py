@@ -172,9 +172,11 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
     outputs = [name for name in net.outputs if name not in input_names or current[name] != name]
     for name in outputs:
         if current[name] != name:
-            if name in g.used:
-                raise ExportError("output blob '%s' cannot keep its name in the ONNX graph (the "
-                                  'name is taken by another tensor)' % name)
+            if name in input_names:
+                raise ExportError("blob '%s' is both an input of net '%s' and, changed in place, "
+                                  'one of its outputs; an ONNX graph needs distinct input and '
+                                  'output names (give the in-place layers a new top)'
+                                  % (name, net.name))
             g.layer = name
             g.op('Identity', [current[name]], g.claim(name))
     dims = _output_dims(net, inputs, outputs, dynamic_batch)

@@ -58,46 +58,41 @@ def pooling(g, layer, bottoms, tops):
     out = top.shape[2:]
     kernel, stride, pad = ((geo.kernel_h, geo.kernel_w), (geo.stride_h, geo.stride_w),
                            (geo.pad_h, geo.pad_w))
-    # Caffe rounds the output size up (and clips a last window that would start in the padding):
-    # pad the end just enough that ONNX's floor rounding reaches the same windows.
+    # Caffe rounds the output size up (and drops a last window that would start in the
+    # padding): pad the end just enough that ONNX's floor rounding gives Caffe's windows. Where no
+    # end padding is needed, floor rounding already gives Caffe's count (Caffe's ceil count is at
+    # least (size + pad - kernel) / stride + 1 when pad > 0, and is the floor count when pad = 0).
     end = [max(0, (o - 1) * s + k - n - p) for n, o, k, s, p in zip(size, out, kernel, stride, pad)]
-    floor_out = [(n + p + e - k) // s + 1 for n, k, s, p, e in zip(size, kernel, stride, pad, end)]
-    sliced = floor_out != list(out)
-    name = None if sliced else top.name
+    assert [(n + p + e - k) // s + 1 for n, k, s, p, e in
+            zip(size, kernel, stride, pad, end)] == list(out), (layer.name, size, out)
     if method == _Pool.MAX:
         pads = list(pad) + end
         if all(value < k for value, k in zip(pads, kernel * 2)):
             # ONNX MaxPool ignores padding cells, as Caffe's windows clipped to the image do.
-            pooled = g.op('MaxPool', [x.name], name, kernel_shape=list(kernel),
-                          strides=list(stride), pads=pads)
-        else:
-            # Padding a whole window or more (ONNX Runtime refuses pads >= kernel): pad with
-            # Caffe's empty-window value, -FLT_MAX, which no window maximum falls below.
-            lowest = g.const(np.finfo(np.float32).min, 'lowest')
-            padded = g.op('Pad', [x.name, g.ints([0, 0] + list(pad) + [0, 0] + end, 'pads'),
-                                  lowest])
-            pooled = g.op('MaxPool', [padded], name, kernel_shape=list(kernel),
-                          strides=list(stride))
-    else:
-        # Zero-pad explicitly and average over whole kernels, then rescale each output by
-        # kernel area / Caffe's divisor: exact wherever Caffe's divisor is not the kernel area.
-        source = x.name
-        if any(pad) or any(end):
-            source = g.op('Pad', [x.name, g.ints([0, 0] + list(pad) + [0, 0] + end, 'pads')])
-        divisors = np.outer(*[caffe_pool_divisors(n, o, k, s, p)
-                              for n, o, k, s, p in zip(size, out, kernel, stride, pad)])
+            return [g.op('MaxPool', [x.name], top.name, kernel_shape=list(kernel),
+                         strides=list(stride), pads=pads)]
+        # An end pad of a whole kernel (ONNX Runtime refuses pads >= kernel) means a last window
+        # wholly outside the image (stride > kernel, no pad): Caffe outputs -FLT_MAX there, its
+        # initial maximum, so pad with -FLT_MAX.
+        lowest = g.const(np.finfo(np.float32).min, 'lowest')
+        padded = g.op('Pad', [x.name, g.ints([0, 0] + list(pad) + [0, 0] + end, 'pads'), lowest])
+        return [g.op('MaxPool', [padded], top.name, kernel_shape=list(kernel),
+                     strides=list(stride))]
+    # AVE: zero-pad explicitly and average over whole kernels, then rescale each output by
+    # kernel area / Caffe's divisor where Caffe's divisor is not the kernel area.
+    source = x.name
+    if any(pad) or any(end):
+        source = g.op('Pad', [x.name, g.ints([0, 0] + list(pad) + [0, 0] + end, 'pads')])
+    divisors = np.outer(*[caffe_pool_divisors(n, o, k, s, p)
+                          for n, o, k, s, p in zip(size, out, kernel, stride, pad)])
+    with np.errstate(divide='ignore'):
+        # A divisor of 0 (a window wholly beyond the image, no pad) is Caffe's 0/0: NaN here too.
         correction = (kernel[0] * kernel[1]) / divisors.astype(np.float64)
-        exact = bool(np.all(correction == 1))
-        pooled = g.op('AveragePool', [source], name if exact else None,
-                      kernel_shape=list(kernel), strides=list(stride))
-        if sliced:
-            pooled = g.slice(pooled, [0, 0], list(out), [2, 3], out=top.name if exact else None)
-        if not exact:
-            pooled = g.op('Mul', [pooled, g.const(correction, 'divisor_correction')], top.name)
-        return [pooled]
-    if sliced:
-        # The last window Caffe drops (it would start inside the end padding).
-        pooled = g.slice(pooled, [0, 0], list(out), [2, 3], out=top.name)
+    exact = bool(np.all(correction == 1))
+    pooled = g.op('AveragePool', [source], top.name if exact else None,
+                  kernel_shape=list(kernel), strides=list(stride))
+    if not exact:
+        pooled = g.op('Mul', [pooled, g.const(correction, 'divisor_correction')], top.name)
     return [pooled]
 
 
