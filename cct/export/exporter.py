@@ -85,6 +85,11 @@ def export_onnx(net, path, opset=DEFAULT_OPSET, batch=None, dynamic_batch=False)
                 if blob.ndim:
                     blob.reshape((batch,) + tuple(blob.shape[1:]))
             net.reshape()
+            for name, blob in inputs:
+                if blob.ndim and blob.shape[0] != batch:
+                    raise ExportError("input '%s' of net '%s' keeps batch size %d (its data layer "
+                                      'sets it); change the batch size in the prototxt'
+                                      % (name, net.name, blob.shape[0]))
         for name, blob in inputs:
             if not blob.ndim or 0 in blob.shape:
                 raise ExportError("input '%s' of net '%s' has no fixed shape (%s); declare it in "
@@ -99,21 +104,31 @@ def export_onnx(net, path, opset=DEFAULT_OPSET, batch=None, dynamic_batch=False)
     return _save(onnx, model, os.fspath(path))
 
 
-def _output_dims(net, inputs, outputs, dynamic_batch):
-    """Each output's dims; with a dynamic batch, the dims that follow the batch become 'N' (or
-    unnamed when they are a multiple of it), found by shaping the net at a second batch size."""
-    dims = [list(net.blob_by_name(name).shape) for name in outputs]
-    if not dynamic_batch:
-        return dims
-    batch = inputs[0][1].shape[0]
-    for _, blob in inputs:
-        blob.reshape((batch + 1,) + tuple(blob.shape[1:]))
-    net.reshape()
-    for one, name in zip(dims, outputs):
-        other = net.blob_by_name(name).shape
-        for axis, (size, grown) in enumerate(zip(one, other)):
-            if size != grown:
-                one[axis] = 'N' if (size, grown) == (batch, batch + 1) else None
+def _dynamic_output_dims(onnx, g, graph_inputs, outputs, net):
+    """Each output's dims with a symbolic batch, from ONNX shape inference on the graph with the
+    weights left out (declared as inputs of their shape, so inference sees no data to copy)."""
+    helper = onnx.helper
+    weights = [t for t in g.initializers if t.data_type == onnx.TensorProto.FLOAT]
+    constants = [t for t in g.initializers if t.data_type != onnx.TensorProto.FLOAT]
+    declared = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in weights]
+    shell = helper.make_graph(g.nodes, 'shapes', graph_inputs + declared,
+                              [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                               for name in outputs], initializer=constants)
+    opsets = [helper.make_opsetid('', g.opset)]
+    inferred = onnx.shape_inference.infer_shapes(
+        helper.make_model(shell, opset_imports=opsets,
+                          ir_version=helper.find_min_ir_version_for(opsets)))
+    found = {info.name: info for info in list(inferred.graph.value_info) +
+             list(inferred.graph.output)}
+    dims = []
+    for name in outputs:
+        static = list(net.blob_by_name(name).shape)
+        shape = found[name].type.tensor_type.shape if name in found else None
+        if shape is None or len(shape.dim) != len(static):
+            dims.append([None] * len(static))
+            continue
+        dims.append([dim.dim_param if dim.dim_param else dim.dim_value if dim.dim_value
+                     else None for dim in shape.dim])
     return dims
 
 
@@ -169,7 +184,9 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
                 g.used.discard(tensor)   # aliased instead: the name stays free for an output
         for blob_id, result in zip(net.top_ids[index], results):
             current[net.blob_names[blob_id]] = result
-    outputs = [name for name in net.outputs if name not in input_names or current[name] != name]
+    # Not graph outputs: an input passed through unchanged, and a data layer's unread label.
+    outputs = [name for name in net.outputs if name in current and
+               (name not in input_names or current[name] != name)]
     for name in outputs:
         if current[name] != name:
             if name in input_names:
@@ -179,7 +196,10 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
                                   % (name, net.name))
             g.layer = name
             g.op('Identity', [current[name]], g.claim(name))
-    dims = _output_dims(net, inputs, outputs, dynamic_batch)
+    if dynamic_batch:
+        dims = _dynamic_output_dims(onnx, g, graph_inputs, outputs, net)
+    else:
+        dims = [list(net.blob_by_name(name).shape) for name in outputs]
     graph_outputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, one)
                      for name, one in zip(outputs, dims)]
     graph = helper.make_graph(g.nodes, net.name or 'cct_net', graph_inputs, graph_outputs,

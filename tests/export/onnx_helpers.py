@@ -77,6 +77,7 @@ def assert_matches(net, model_path, batches, seed=1, feeds_for=None):
     onnx.checker.check_model(str(model_path), full_check=True)
     runner = session(model_path)
     names = [output.name for output in runner.get_outputs()]
+    declared = {output.name: output.shape for output in runner.get_outputs()}
     assert sorted(names) == sorted(net.outputs)
     rng = np.random.default_rng(seed)
     for batch in batches:
@@ -86,6 +87,10 @@ def assert_matches(net, model_path, batches, seed=1, feeds_for=None):
         for name in names:
             want = expected[name]
             assert got[name].shape == want.shape, (name, batch, got[name].shape, want.shape)
+            # The declared output shape: fixed sizes as produced, the rest symbolic (the batch).
+            assert len(declared[name]) == want.ndim and all(
+                size == actual if isinstance(size, int) else size
+                for size, actual in zip(declared[name], want.shape)), (name, declared[name])
             scale = max(float(np.abs(want).max()), 1e-30)
             error = float(np.abs(got[name] - want).max()) / scale
             assert error <= TOLERANCE, '%s at batch %d: relative error %.3g' % (name, batch, error)
