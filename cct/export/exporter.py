@@ -7,6 +7,7 @@ import numpy as np
 
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
 from cct.io.protofiles import write_bytes
+from cct.export.fold import fold_affine
 from cct.export.graph import CONVERTERS, MIN_OPSET, ExportError, Graph, Tensor
 from cct.proto import caffe_pb2
 
@@ -196,6 +197,7 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
                                   % (name, net.name))
             g.layer = name
             g.op('Identity', [current[name]], g.claim(name))
+    g.nodes = fold_affine(onnx, g, keep=outputs)
     if dynamic_batch:
         dims = _dynamic_output_dims(onnx, g, graph_inputs, outputs, net)
     else:

@@ -194,3 +194,27 @@ def test_embed_gathers_rows(tmp_path):
     net.export_onnx(tmp_path / 'embed.onnx', dynamic_batch=True)
     assert_matches(net, tmp_path / 'embed.onnx', [1, 3], feeds_for=_small_integers(net, 7))
 
+
+
+CONV_BN_SCALE = (_layer('Convolution', tops='c', params='convolution_param { num_output: 3 '
+                        'kernel_size: 3 group: 1 }') +
+                 _layer('BatchNorm', bottoms='c', tops='n') +
+                 _layer('Scale', bottoms='n', tops='n', params='scale_param { bias_term: true }'))
+
+
+@pytest.mark.parametrize('extra, op_types', [
+    # BatchNorm then Scale fold into the convolution's weights and bias.
+    ('', ['Conv']),
+    # The convolution's output is read elsewhere too: the four steps become one Mul and one Add.
+    (_layer('ReLU', bottoms='c', tops='r'), ['Conv', 'Mul', 'Add', 'Relu']),
+    # Bias after an InnerProduct folds into the Gemm's bias.
+    (_layer('InnerProduct', bottoms='n', tops='ip', params='inner_product_param '
+            '{ num_output: 4 }') + _layer('Bias', bottoms='ip', tops='ip'), ['Conv', 'Flatten',
+                                                                               'Gemm']),
+])
+def test_affine_steps_fold_exactly(tmp_path, extra, op_types):
+    import onnx
+    net = randomize(net_from_text(_net_text(X4, CONV_BN_SCALE + extra)))
+    net.export_onnx(tmp_path / 'folded.onnx', dynamic_batch=True)
+    assert [n.op_type for n in onnx.load(str(tmp_path / 'folded.onnx')).graph.node] == op_types
+    assert_matches(net, tmp_path / 'folded.onnx', [1, 3])
