@@ -7,6 +7,7 @@ import numpy as np
 
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
 from cct.io.protofiles import write_bytes
+from cct.export.batch import check_batch_follows, infer_dims
 from cct.export.fold import fold_affine
 from cct.export.graph import CONVERTERS, MIN_OPSET, ExportError, Graph, Tensor
 from cct.proto import caffe_pb2
@@ -105,34 +106,6 @@ def export_onnx(net, path, opset=DEFAULT_OPSET, batch=None, dynamic_batch=False)
     return _save(onnx, model, os.fspath(path))
 
 
-def _dynamic_output_dims(onnx, g, graph_inputs, outputs, net):
-    """Each output's dims with a symbolic batch, from ONNX shape inference on the graph with the
-    weights left out (declared as inputs of their shape, so inference sees no data to copy)."""
-    helper = onnx.helper
-    weights = [t for t in g.initializers if t.data_type == onnx.TensorProto.FLOAT]
-    constants = [t for t in g.initializers if t.data_type != onnx.TensorProto.FLOAT]
-    declared = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in weights]
-    shell = helper.make_graph(g.nodes, 'shapes', graph_inputs + declared,
-                              [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-                               for name in outputs], initializer=constants)
-    opsets = [helper.make_opsetid('', g.opset)]
-    inferred = onnx.shape_inference.infer_shapes(
-        helper.make_model(shell, opset_imports=opsets,
-                          ir_version=helper.find_min_ir_version_for(opsets)))
-    found = {info.name: info for info in list(inferred.graph.value_info) +
-             list(inferred.graph.output)}
-    dims = []
-    for name in outputs:
-        static = list(net.blob_by_name(name).shape)
-        shape = found[name].type.tensor_type.shape if name in found else None
-        if shape is None or len(shape.dim) != len(static):
-            dims.append([None] * len(static))
-            continue
-        dims.append([dim.dim_param if dim.dim_param else dim.dim_value if dim.dim_value
-                     else None for dim in shape.dim])
-    return dims
-
-
 def _build(onnx, net, inputs, opset, dynamic_batch):
     helper = onnx.helper
     g = Graph(opset, reserved=net.blob_names)
@@ -150,12 +123,15 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
             dims[0] = 'N'
         graph_inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
     input_names = set(current)
+    input_layers = {index for index, layer in enumerate(net.layers)
+                    if layer.type == 'Input' or layer.type in DATA_LAYERS}
+    written = []   # (tensor, layer index, blob id) of every top a layer's nodes computed
     last_writer = {}
     for index, top_ids in enumerate(net.top_ids):
         for blob_id in top_ids:
             last_writer[net.blob_names[blob_id]] = index
     for index, layer in enumerate(net.layers):
-        if layer.type == 'Input' or layer.type in DATA_LAYERS:
+        if index in input_layers:
             continue
         name = net.layer_names[index]
         convert = CONVERTERS.get(layer.type)
@@ -185,6 +161,8 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
                 g.used.discard(tensor)   # aliased instead: the name stays free for an output
         for blob_id, result in zip(net.top_ids[index], results):
             current[net.blob_names[blob_id]] = result
+            if result in produced:
+                written.append((result, index, blob_id))
     # Not graph outputs: an input passed through unchanged, and a data layer's unread label.
     outputs = [name for name in net.outputs if name in current and
                (name not in input_names or current[name] != name)]
@@ -199,7 +177,12 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
             g.op('Identity', [current[name]], g.claim(name))
     g.nodes = fold_affine(onnx, g, keep=outputs)
     if dynamic_batch:
-        dims = _dynamic_output_dims(onnx, g, graph_inputs, outputs, net)
+        inferred = infer_dims(onnx, g, graph_inputs, outputs)
+        dims = [inferred.get(name) or [None] * len(net.blob_by_name(name).shape)
+                for name in outputs]
+        if all(net.layers[i].type == 'Input' for i in input_layers):
+            # (A data layer sets its own batch size whatever its top is reshaped to.)
+            check_batch_follows(net, inputs, written, inferred)
     else:
         dims = [list(net.blob_by_name(name).shape) for name in outputs]
     graph_outputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, one)
