@@ -1,5 +1,5 @@
 """ONNX converters for Caffe's element-wise layers: the neurons (ReLU, PReLU, ELU, Sigmoid, TanH,
-AbsVal, Power, Exp, Log, BNLL, Threshold, Dropout), BatchNorm with its stored statistics, Scale,
+AbsVal, Power, Exp, Log, BNLL, Threshold, Dropout), BatchNorm (stored or batch statistics), Scale,
 Bias and Eltwise."""
 import numpy as np
 
@@ -123,16 +123,20 @@ def affine(g, x, multiplier, addend, out):
 
 @converts('BatchNorm')
 def batch_norm(g, layer, bottoms, tops):
-    if not layer.use_global_stats:
-        refuse(layer, 'use_global_stats: false', 'it normalises by the statistics of each batch; '
-               'export normalises by the stored statistics (TEST phase, the default)')
     x = bottoms[0]
+    ndim = len(x.shape)
+    if not layer.use_global_stats:
+        # use_global_stats: false normalises by the batch's own statistics (the biased variance).
+        axes = [0] + list(range(2, ndim))
+        centred = g.op('Sub', [x.name, g.reduce('ReduceMean', x.name, axes, keepdims=True)])
+        variance = g.reduce('ReduceMean', g.op('Mul', [centred, centred]), axes, keepdims=True)
+        std = g.op('Sqrt', [g.op('Add', [variance, g.const(layer.eps, 'eps')])])
+        return [g.op('Div', [centred, std], tops[0].name)]
     # The stored sums divided by the scale-factor blob s; s == 0 means zero mean and variance.
     stored = [np.asarray(blob.data, np.float64) for blob in layer.blobs]
     factor = 0.0 if stored[2][0] == 0 else 1.0 / stored[2][0]
     mean, variance = stored[0] * factor, stored[1] * factor
     inv_std = 1.0 / np.sqrt(variance + float(layer.eps))
-    ndim = len(x.shape)
     return [affine(g, x.name, channel_constant(inv_std, ndim),
                    channel_constant(-mean * inv_std, ndim), tops[0].name)]
 

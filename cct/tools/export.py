@@ -37,9 +37,23 @@ def add_arguments(parser):
     add_net_state_flags(parser)
 
 
+# Where each data layer declares its batch size.
+_BATCH_FIELDS = {'Data': 'data_param', 'ImageData': 'image_data_param',
+                 'HDF5Data': 'hdf5_data_param', 'MemoryData': 'memory_data_param',
+                 'WindowData': 'window_data_param'}
+
+
 def _set_input_batches(param, batch, dynamic_batch, model):
-    """Give every Input layer's shape the requested batch size; refuse a shape without one."""
+    """Give every Input layer's shape (and every data layer's batch_size) the requested batch
+    size; refuse an Input shape without one."""
     for layer in param.layer:
+        if batch is not None and layer.type in _BATCH_FIELDS:
+            getattr(layer, _BATCH_FIELDS[layer.type]).batch_size = batch
+        elif batch is not None and layer.type == 'DummyData':
+            dummy = layer.dummy_data_param
+            for shape in dummy.shape:
+                shape.dim[0] = batch
+            dummy.num[:] = [batch] * len(dummy.num)
         if layer.type != 'Input':
             continue
         if not len(layer.input_param.shape):

@@ -4,6 +4,7 @@ AVE's divisor at padded borders, LRN within a channel, BatchNorm's scale factor 
 grouped, dilated and asymmetric convolutions, and every other converter, at batch 1 from a
 fixed-batch export and at batches 1 and 3 from a dynamic-batch export."""
 import numpy as np
+import onnx
 import pytest
 
 from onnx_helpers import assert_matches, net_from_text, randomize
@@ -73,6 +74,8 @@ CASES.update({
                                   'kernel_size: 3 dilation: 2 }')),
     'batch_norm': (X4, _layer('BatchNorm', params='batch_norm_param { eps: 0.001 }')),
     'batch_norm_2d': ({'x': (1, 5)}, _layer('BatchNorm')),
+    'batch_norm_batch_statistics': ({'x': (1, 3, 4, 2)}, _layer(
+        'BatchNorm', params='batch_norm_param { use_global_stats: false eps: 0.01 }')),
     'batch_norm_scale': (X4, _layer('BatchNorm', tops='y') +
                          _layer('Scale', bottoms='y', tops='y',
                                 params='scale_param { bias_term: true }')),
@@ -213,8 +216,22 @@ CONV_BN_SCALE = (_layer('Convolution', tops='c', params='convolution_param { num
                                                                                'Gemm']),
 ])
 def test_affine_steps_fold_exactly(tmp_path, extra, op_types):
-    import onnx
     net = randomize(net_from_text(_net_text(X4, CONV_BN_SCALE + extra)))
     net.export_onnx(tmp_path / 'folded.onnx', dynamic_batch=True)
     assert [n.op_type for n in onnx.load(str(tmp_path / 'folded.onnx')).graph.node] == op_types
     assert_matches(net, tmp_path / 'folded.onnx', [1, 3])
+
+
+@pytest.mark.parametrize('opset', [13, 18, 21])
+def test_opset_dependent_spellings(tmp_path, opset):
+    # Reductions take axes as an attribute or an input depending on the opset (ReduceSum from 13,
+    # the others from 18); Split, Slice, Pad and TopK read their sizes from inputs.
+    cases = ['reductions', 'mvn', 'batch_norm_batch_statistics', 'concat_slice',
+             'pool_max_empty_window', 'pool_ave_pad_border']
+    for case in cases:
+        inputs, body = CASES[case]
+        net = randomize(net_from_text(_net_text(inputs, body)))
+        path = tmp_path / ('%s.onnx' % case)
+        net.export_onnx(path, opset=opset, dynamic_batch=True)
+        assert onnx.load(str(path)).opset_import[0].version == opset
+        assert_matches(net, path, [2])

@@ -112,9 +112,10 @@ def test_missing_net_file(tmp_path, capsys):
     ('layer { name: "lab" type: "Input" top: "label" input_param { shape { dim: 1 } } }\n'
      'layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" }',
      "layer 'acc' (type Accuracy) cannot be exported to ONNX: no converter for type Accuracy"),
-    ('layer { name: "bn" type: "BatchNorm" bottom: "ip" top: "bn" '
-     'batch_norm_param { use_global_stats: false } }',
-     "layer 'bn' (type BatchNorm): use_global_stats: false cannot be exported to ONNX exactly"),
+    ('layer { name: "r" type: "Reshape" bottom: "ip" top: "r" reshape_param { shape { dim: 0 '
+     'dim: 2 dim: 1 dim: 1 } } }\nlayer { name: "p" type: "Pooling" bottom: "r" top: "p" '
+     'top: "mask" pooling_param { pool: MAX kernel_size: 1 } }',
+     "layer 'p' (type Pooling): a second top (the argmax mask) cannot be exported to ONNX"),
     ('layer { name: "r" type: "Reshape" bottom: "ip" top: "r" reshape_param { shape { dim: 0 '
      'dim: 2 dim: 1 dim: 1 } } }\nlayer { name: "p" type: "Pooling" bottom: "r" top: "p" '
      'pooling_param { pool: STOCHASTIC kernel_size: 1 } }',
@@ -160,6 +161,18 @@ def test_memory_data_layer_gives_the_input(tmp_path):
     assert [o.name for o in exported.graph.output] == ['ip']
     with pytest.raises(ExportError, match="input 'data' of net 'm' keeps batch size 2"):
         net.export_onnx(out, batch=4)
+
+
+def test_batch_flag_sets_a_data_layers_batch_size(tmp_path, capsys):
+    text = ('name: "m" layer { name: "d" type: "MemoryData" top: "data" top: "label" '
+            'memory_data_param { batch_size: 2 channels: 3 height: 4 width: 5 } }\n'
+            'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+            'inner_product_param { num_output: 3 } }')
+    model, weights, net = _weights_for(tmp_path, text)
+    out = tmp_path / 'm.onnx'
+    assert run(capsys, 'export', model, '--weights', weights, '--onnx', out, '--batch', 4)[0] == 0
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [4, 3, 4, 5]
 
 
 def test_weights_beyond_the_limit_go_to_external_data(tmp_path, monkeypatch):
