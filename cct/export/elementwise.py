@@ -1,6 +1,6 @@
 """ONNX converters for Caffe's element-wise layers: the neurons (ReLU, PReLU, ELU, Sigmoid, TanH,
-AbsVal, Power, Exp, Log, BNLL, Threshold, Dropout), BatchNorm (stored or batch statistics), Scale,
-Bias and Eltwise."""
+AbsVal, Power, Exp, Log, BNLL, Threshold, Clip, Swish, Dropout), BatchNorm (stored or batch
+statistics), Scale, Bias and Eltwise."""
 import numpy as np
 
 from cct.export.graph import converts, refuse
@@ -49,6 +49,21 @@ def prelu(g, layer, bottoms, tops):
 @converts('ELU')
 def elu(g, layer, bottoms, tops):
     return [g.op('Elu', [bottoms[0].name], tops[0].name, alpha=float(layer.alpha))]
+
+
+@converts('Clip')
+def clip(g, layer, bottoms, tops):
+    # min(x, max) first, then max(., min), as Caffe nests them: with min > max every output is
+    # min (ONNX's Clip would give max).
+    below = g.op('Min', [bottoms[0].name, g.const(layer.high, 'max')])
+    return [g.op('Max', [below, g.const(layer.low, 'min')], tops[0].name)]
+
+
+@converts('Swish')
+def swish(g, layer, bottoms, tops):
+    x = bottoms[0].name
+    gate = g.op('Sigmoid', [scale_shift(g, x, layer.beta, 0)])
+    return [g.op('Mul', [x, gate], tops[0].name)]
 
 
 @converts('Threshold')

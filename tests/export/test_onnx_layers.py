@@ -100,6 +100,9 @@ CASES.update({
             _layer('Log', bottoms='a', params='log_param { base: 10 scale: 2 shift: 0.5 }')),
     'bnll_large': (X4, _layer('Power', tops='big', params='power_param { scale: 40 }') +
                    _layer('BNLL', bottoms='big')),
+    'clip': (X4, _layer('Clip', params='clip_param { min: -0.5 max: 0.7 }')),
+    'clip_crossed_bounds': (X4, _layer('Clip', params='clip_param { min: 0.5 max: -0.2 }')),
+    'swish': (X4, _layer('Swish', params='swish_param { beta: 1.5 }')),
     'threshold': (X4, _layer('Threshold', params='threshold_param { threshold: 0.2 }')),
     'silence': ({'x': (1, 3), 'z': (1, 2)}, _layer('Silence', bottoms='z', tops='') +
                 _layer('ReLU')),
