@@ -6,10 +6,10 @@ import os
 import numpy as np
 
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
-from cct.io.protofiles import write_bytes
 from cct.export.batch import check_batch_follows, infer_dims
 from cct.export.fold import fold_affine
 from cct.export.graph import CONVERTERS, MIN_OPSET, ExportError, Graph, Tensor
+from cct.io.protofiles import write_bytes
 from cct.proto import caffe_pb2
 
 DEFAULT_OPSET = 17
@@ -108,8 +108,7 @@ def export_onnx(net, path, opset=DEFAULT_OPSET, batch=None, dynamic_batch=False)
 
 def _build(onnx, net, inputs, opset, dynamic_batch):
     helper = onnx.helper
-    g = Graph(opset, reserved=net.blob_names)
-    g.dynamic_batch = dynamic_batch
+    g = Graph(opset, reserved=net.blob_names, dynamic_batch=dynamic_batch)
     current = {}   # blob name -> the ONNX tensor holding its latest value
     graph_inputs = []
     batches = {blob.shape[0] for _, blob in inputs}

@@ -1,8 +1,8 @@
 """Folding of the per-channel affine steps the converters emit (BatchNorm's normalisation, Scale,
 Bias, constant multipliers): a chain of Mul/Add by constants becomes one Mul and one Add, and that
-folds into the Conv or Gemm before it. Each fold is exact algebra (x·a + b)·c + d = x·(ac) + (bc + d);
-in float32 it rounds differently by about one unit in the last place, well inside the export's
-1e-4 agreement with cct."""
+folds into the Conv or Gemm before it. Each fold is exact algebra,
+(x·a + b)·c + d = x·(ac) + (bc + d); in float32 it rounds differently by about one unit in the last
+place, well inside the export's 1e-4 agreement with cct."""
 import numpy as np
 
 

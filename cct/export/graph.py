@@ -25,7 +25,7 @@ class Graph:
     name stays free for the tensor that finally holds it.
     """
 
-    def __init__(self, opset, reserved=()):
+    def __init__(self, opset, reserved=(), dynamic_batch=False):
         import onnx
         self.onnx = onnx
         self.helper = onnx.helper
@@ -34,6 +34,7 @@ class Graph:
         self.used, self.node_names = set(), set()
         self.reserved = set(reserved)
         self.layer = 'graph'   # the layer being converted: names its nodes and temporaries
+        self.dynamic_batch = dynamic_batch   # the batch axis is symbolic: never bake its size
 
     # ------------------------------------------------------------------ names
     def fresh(self, hint):

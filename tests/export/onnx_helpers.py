@@ -37,7 +37,8 @@ def randomize(net, seed=0):
                 fan_in = blob.count // blob.shape[0]
                 if layer.type == 'InnerProduct' and layer.transpose:
                     fan_in = blob.shape[0]
-                values = rng.standard_normal(blob.shape, np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+                values = rng.standard_normal(blob.shape, np.float32) * \
+                    np.float32(np.sqrt(2.0 / fan_in))
             else:
                 values = rng.standard_normal(blob.shape) * 0.1 + (
                     1.0 if layer.type == 'Scale' else 0.0)

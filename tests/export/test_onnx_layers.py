@@ -129,7 +129,8 @@ CASES.update({
                      _layer('Slice', bottoms='c', tops='s1 s2 s3',
                             params='slice_param { axis: 1 slice_point: 1 slice_point: 4 }') +
                      _layer('Concat', bottoms='x x', tops='c2', params='concat_param { axis: 2 }')
-                     + _layer('Slice', bottoms='c2', tops='h1 h2', params='slice_param { axis: 2 }')),
+                     + _layer('Slice', bottoms='c2', tops='h1 h2',
+                              params='slice_param { axis: 2 }')),
     'split_outputs': (X4, _layer('Split', tops='y1 y2')),
     'flatten_reshape': ({'x': (1, 4, 3, 2)},
                         _layer('Flatten', tops='f', params='flatten_param { axis: 1 end_axis: 2 }')
