@@ -27,3 +27,7 @@ class SolverError(CctError, ValueError):
 
 class DataError(CctError, ValueError):
     """A dataset that cannot be read: missing path, empty database, corrupt or inconsistent record."""
+
+
+class ExportError(CctError, ValueError):
+    """A net that cannot be exported (to ONNX) exactly: the message names the layer and option."""

@@ -1,7 +1,6 @@
 """A dynamic batch: the exported outputs' shapes with the symbolic batch 'N', from ONNX shape
 inference, and the check that every exported layer's output follows the batch as cct's does."""
-from cct.errors import CctError
-from cct.export.graph import ExportError
+from cct.errors import CctError, ExportError
 
 
 def infer_dims(onnx, g, graph_inputs, outputs):

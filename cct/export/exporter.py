@@ -5,10 +5,11 @@ import os
 
 import numpy as np
 
+from cct.errors import ExportError
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
 from cct.export.batch import check_batch_follows, infer_dims
 from cct.export.fold import fold_affine
-from cct.export.graph import CONVERTERS, MIN_OPSET, ExportError, Graph, Tensor
+from cct.export.graph import CONVERTERS, MIN_OPSET, Graph, Tensor
 from cct.io.protofiles import write_bytes
 from cct.proto import caffe_pb2
 

@@ -5,12 +5,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from cct.errors import CctError
-
-
-class ExportError(CctError, ValueError):
-    """A net that cannot be exported exactly: the message names the layer and the option."""
-
+from cct.errors import ExportError
 
 # A tensor a converter reads or writes: its ONNX name and the shape cct gives that blob.
 Tensor = namedtuple('Tensor', 'name shape')

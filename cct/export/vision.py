@@ -59,9 +59,9 @@ def pooling(g, layer, bottoms, tops):
     kernel, stride, pad = ((geo.kernel_h, geo.kernel_w), (geo.stride_h, geo.stride_w),
                            (geo.pad_h, geo.pad_w))
     # Caffe rounds the output size up (and drops a last window that would start in the
-    # padding): pad the end just enough that ONNX's floor rounding gives Caffe's windows. Where no
-    # end padding is needed, floor rounding already gives Caffe's count (Caffe's ceil count is at
-    # least (size + pad - kernel) / stride + 1 when pad > 0, and is the floor count when pad = 0).
+    # padding): pad the end just enough that ONNX's floor rounding reaches Caffe's last window.
+    # (Where that window ends inside the image no end pad is needed, and floor rounding then
+    # counts exactly Caffe's windows, as the assertion checks.)
     end = [max(0, (o - 1) * s + k - n - p) for n, o, k, s, p in zip(size, out, kernel, stride, pad)]
     assert [(n + p + e - k) // s + 1 for n, k, s, p, e in
             zip(size, kernel, stride, pad, end)] == list(out), (layer.name, size, out)
