@@ -185,15 +185,19 @@ def _build(onnx, net, inputs, opset, dynamic_batch):
             check_batch_follows(net, inputs, written, inferred)
     else:
         dims = [list(net.blob_by_name(name).shape) for name in outputs]
-    graph_outputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, one)
-                     for name, one in zip(outputs, dims)]
-    graph = helper.make_graph(g.nodes, net.name or 'cct_net', graph_inputs, graph_outputs,
-                              initializer=g.initializers)
+    model = g.model
+    model.graph.name = net.name or 'cct_net'
+    model.graph.node.extend(g.nodes)
+    model.graph.input.extend(graph_inputs)
+    model.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, one)
+                              for name, one in zip(outputs, dims))
     opsets = [helper.make_opsetid('', opset)]
+    model.opset_import.extend(opsets)
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    model.producer_name = 'cct'
     from cct import __version__
-    return helper.make_model(graph, opset_imports=opsets, producer_name='cct',
-                             producer_version=__version__,
-                             ir_version=helper.find_min_ir_version_for(opsets))
+    model.producer_version = __version__
+    return model
 
 
 def _save(onnx, model, path):

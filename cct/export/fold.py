@@ -132,5 +132,7 @@ def fold_affine(onnx, graph, keep):
     """Return ``graph.nodes`` with affine chains folded; drop initializers nothing reads now."""
     nodes = _Folder(onnx, graph, keep).run(list(graph.nodes))
     read = {name for node in nodes for name in node.input}
-    graph.initializers = [t for t in graph.initializers if t.name in read]
+    for index in range(len(graph.initializers) - 1, -1, -1):
+        if graph.initializers[index].name not in read:
+            del graph.initializers[index]
     return nodes

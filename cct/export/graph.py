@@ -25,7 +25,10 @@ class Graph:
         self.onnx = onnx
         self.helper = onnx.helper
         self.opset = opset
-        self.nodes, self.initializers = [], []
+        # Weights go straight into the model's own initializer list: a 240 MB net is copied
+        # once (to bytes), not again by onnx.helper's make_graph and make_model.
+        self.model = onnx.ModelProto()
+        self.nodes, self.initializers = [], self.model.graph.initializer
         self.used, self.node_names = set(), set()
         self.reserved = set(reserved)
         self.layer = 'graph'   # the layer being converted: names its nodes and temporaries
@@ -50,9 +53,13 @@ class Graph:
     # ------------------------------------------------------------------ building
     def const(self, values, hint='const', dtype=np.float32):
         """An initializer holding ``values``; returns its name."""
-        array = np.ascontiguousarray(np.asarray(values, dtype=dtype))
+        array = np.ascontiguousarray(np.asarray(values, dtype=np.dtype(dtype).newbyteorder('<')))
         name = self.fresh('%s/%s' % (self.layer, hint))
-        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        tensor = self.initializers.add()
+        tensor.name = name
+        tensor.data_type = self.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.tobytes()
         return name
 
     def ints(self, values, hint='shape'):
