@@ -12,8 +12,10 @@ import pytest
 
 from cct import cli
 from cct.export import ExportError, exporter
+from cct.net import Net
 from cct.proto import caffe_pb2
 
+# The export tests' shared helpers (tests/export is a directory of tests, not a package).
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'export'))
 from onnx_helpers import assert_matches, net_from_text, randomize, session  # noqa: E402
 from test_lenet_golden import read_idx  # noqa: E402
@@ -131,7 +133,6 @@ def test_inexpressible_layers_are_refused_by_name(tmp_path, capsys, extra, messa
 
 def test_train_phase_net_is_refused(tmp_path):
     from cct.io.protofiles import parse_text
-    from cct.net import Net
     net = Net(parse_text(IP_NET % (1, ''), caffe_pb2.NetParameter()), caffe_pb2.TRAIN)
     with pytest.raises(ExportError, match="net 'ip' is in phase TRAIN; build it in phase TEST"):
         net.export_onnx(tmp_path / 'x.onnx')
@@ -173,6 +174,36 @@ def test_batch_flag_sets_a_data_layers_batch_size(tmp_path, capsys):
     assert run(capsys, 'export', model, '--weights', weights, '--onnx', out, '--batch', 4)[0] == 0
     dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [4, 3, 4, 5]
+
+
+def test_data_layer_declared_batch_and_crop_give_the_input(shared, tmp_path, capsys):
+    # LeNet's train_test net in TEST phase reading Caffe's MNIST LMDB, cropped to 24x24, without
+    # its Accuracy and loss: the Data layer's batch (from --batch) and crop shape the input.
+    from cct.io import read_net_text, write_text
+    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
+    layers = [layer for layer in param.layer if layer.type not in ('Accuracy', 'SoftmaxWithLoss')]
+    del param.layer[:]
+    for layer in layers:
+        if layer.type == 'Data':
+            layer.data_param.source = os.path.join(shared, 'data', 'mnist_test_lmdb_by_caffe')
+            layer.transform_param.crop_size = 24
+        param.layer.add().CopyFrom(layer)
+    model = tmp_path / 'lenet_crop.prototxt'
+    write_text(param, str(model))
+    net = randomize(Net(str(model), caffe_pb2.TEST))
+    net.save(tmp_path / 'w.caffemodel')
+    out = tmp_path / 'lenet_crop.onnx'
+    status, err = run(capsys, 'export', model, '--weights', tmp_path / 'w.caffemodel',
+                      '--onnx', out, '--batch', 5)
+    assert status == 0, err
+    exported = onnx.load(str(out))
+    assert [i.name for i in exported.graph.input] == ['data']   # the label feeds nothing
+    assert [d.dim_value for d in exported.graph.input[0].type.tensor_type.shape.dim] == \
+        [5, 1, 24, 24]
+    assert [o.name for o in exported.graph.output] == ['ip2']
+    want = net.forward()['ip2']          # cct reads (and crops) a batch of real digits
+    got, = session(out).run(['ip2'], {'data': net.blobs['data'].data[:5]})
+    np.testing.assert_allclose(got, want[:5], rtol=0, atol=1e-4 * np.abs(want).max())
 
 
 def test_weights_beyond_the_limit_go_to_external_data(tmp_path, monkeypatch):
