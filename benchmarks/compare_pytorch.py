@@ -6,6 +6,11 @@ iteration of each and compares their fastest iterations, because the host is noi
 from the same prototxt for both (PyTorch's copy is built by torch_reference.py). PyTorch is optional:
 `pip install torch==2.13.0`; without it only cct's side is measured.
 
+LeNet's and CIFAR-10 quick's nets come with cct (examples/); CaffeNet's, AlexNet's and GoogLeNet's
+are Caffe's own, read from Caffe's reference material: ../shared/nets next to the checkout, or
+$CCT_SHARED/nets. Without it the default table has the first two rows only (the others are named
+as skipped), and asking for one of those nets by name is an error saying where it was looked for.
+
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
 """
@@ -21,15 +26,19 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get('CCT_SHARED', os.path.join(HERE, '..', '..', 'shared'))
+EXAMPLES = os.path.normpath(os.path.join(HERE, '..', 'examples'))
+SHARED = os.path.abspath(os.environ.get('CCT_SHARED', os.path.join(HERE, '..', '..', 'shared')))
 
-# name: (prototxt under shared/nets, input C, H, W)
+# name: (prototxt, input C, H, W). The ImageNet nets are Caffe's, from the reference material.
 NETS = {
-    'lenet': ('lenet_train_test.prototxt', (1, 28, 28)),
-    'cifar10_quick': ('cifar10_quick_train_test.prototxt', (3, 32, 32)),
-    'caffenet': ('bvlc_reference_caffenet/train_val.prototxt', (3, 227, 227)),
-    'alexnet': ('bvlc_alexnet/train_val.prototxt', (3, 227, 227)),
-    'googlenet': ('bvlc_googlenet/train_val.prototxt', (3, 224, 224)),
+    'lenet': (os.path.join(EXAMPLES, 'mnist', 'lenet_train_test.prototxt'), (1, 28, 28)),
+    'cifar10_quick': (os.path.join(EXAMPLES, 'cifar10', 'cifar10_quick_train_test.prototxt'),
+                      (3, 32, 32)),
+    'caffenet': (os.path.join(SHARED, 'nets', 'bvlc_reference_caffenet', 'train_val.prototxt'),
+                 (3, 227, 227)),
+    'alexnet': (os.path.join(SHARED, 'nets', 'bvlc_alexnet', 'train_val.prototxt'), (3, 227, 227)),
+    'googlenet': (os.path.join(SHARED, 'nets', 'bvlc_googlenet', 'train_val.prototxt'),
+                  (3, 224, 224)),
 }
 DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
            'googlenet:32']
@@ -48,7 +57,7 @@ def training_net_param(name, batch):
     from cct.netgraph import filter_net
     from cct.proto import caffe_pb2
     path, chw = NETS[name]
-    param = read_net_text(os.path.join(SHARED, 'nets', path))
+    param = read_net_text(path)
     param.state.phase = caffe_pb2.TRAIN
     param = filter_net(param)
     layers = list(param.layer)
@@ -63,6 +72,31 @@ def training_net_param(name, batch):
         elif layer.type != 'Accuracy':
             param.layer.add().CopyFrom(layer)
     return param, (batch,) + chw
+
+
+def select_nets(specs, explicit):
+    """[(name, batch)] of the ``name:batch`` specs whose prototxt is here, and a note naming those
+    that are not. A net asked for by name (``explicit``) that is not here is an error."""
+    chosen, absent = [], []
+    for spec in specs:
+        name, _, batch = spec.partition(':')
+        if name not in NETS or not batch.isdigit() or int(batch) < 1:
+            raise SystemExit('compare_pytorch.py: %r is not NET:BATCH with NET one of %s'
+                             % (spec, ', '.join(NETS)))
+        if os.path.isfile(NETS[name][0]):
+            chosen.append((name, int(batch)))
+        elif explicit:
+            raise SystemExit('compare_pytorch.py: %s needs Caffe\'s reference material: %s not '
+                             'found (set CCT_SHARED to the folder that holds nets/)'
+                             % (name, NETS[name][0]))
+        else:
+            absent.append(spec)
+    note = None
+    if absent:
+        note = ('skipping %s: their prototxts are Caffe\'s, looked for in %s (set CCT_SHARED to '
+                'the folder of Caffe\'s reference material that holds nets/)'
+                % (', '.join(absent), os.path.join(SHARED, 'nets')))
+    return chosen, note
 
 
 def gemm_flops(net):
@@ -231,7 +265,8 @@ def compare(name, batch, rounds, warmup, with_torch):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--nets', nargs='+', default=DEFAULT, help='name:batch, e.g. caffenet:64')
+    parser.add_argument('--nets', nargs='+', default=None,
+                        help='name:batch, e.g. caffenet:64 (default: %s)' % ' '.join(DEFAULT))
     parser.add_argument('--rounds', type=int, default=5, help='timed iterations per contender')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--json', default=os.path.join(HERE, 'results', 'compare_pytorch.json'))
@@ -242,6 +277,9 @@ def main():
         name, batch = args.nets[0].split(':')
         serve(args.worker, name, int(batch))
         return
+    nets, note = select_nets(args.nets or DEFAULT, explicit=args.nets is not None)
+    if note:
+        print(note)
     with_torch = not args.no_torch and have_torch()
     if not with_torch and not args.no_torch:
         print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
@@ -253,9 +291,8 @@ def main():
     header = '%-14s %5s %10s %10s %7s %10s %9s %9s' % (
         'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'GEMM bound', 'cct MB', 'torch MB')
     print(header)
-    for spec in args.nets:
-        name, batch = spec.split(':')
-        row = compare(name, int(batch), args.rounds, args.warmup, with_torch)
+    for name, batch in nets:
+        row = compare(name, batch, args.rounds, args.warmup, with_torch)
         row['blas_gflops'] = max(row['blas_gflops'], rate)
         row['gemm_bound_fraction'] = row['gemm_gflop'] / row['blas_gflops'] * 1e3 / row['cct_ms']
         rows.append(row)

@@ -8,7 +8,9 @@ wrong, never a traceback.
 import argparse
 import importlib
 import os
+import re
 import sys
+import textwrap
 
 from cct.errors import CctError
 from cct.log import init_log, log_to_directory
@@ -36,13 +38,32 @@ class CaffeArgumentParser(argparse.ArgumentParser):
         return self.add_argument('-' + name, '--' + name, **kwargs)
 
 
+_THREADS = '''Threads: the kernels run one OpenMP thread per core this process may use; OMP_NUM_THREADS=N
+sets N (as in "OMP_NUM_THREADS=4 cct train ..."). Each data layer adds one prefetching thread.'''
+
+
+def plain(text):
+    """Docstring text as a terminal shows it: RST's ``literal`` markup without its backticks."""
+    return re.sub(r'``(.+?)``', r'\1', text, flags=re.S)
+
+
+def summary(doc):
+    """The first sentence of a docstring, on one line and without RST markup."""
+    paragraph = ' '.join(plain((doc or '').strip()).split('\n\n')[0].split())
+    match = re.match(r'(.+?[.!?])(\s|$)', paragraph)
+    return match.group(1) if match else paragraph
+
+
 def _usage():
-    import_lines = []
+    from cct import __version__
+    lines = []
     for name in ACTIONS:
-        doc = (importlib.import_module('cct.tools.' + name).__doc__ or '').strip().splitlines()
-        import_lines.append('  %-20s %s' % (name, doc[0] if doc else ''))
-    return ('usage: cct <action> [flags]\n\nAvailable cct actions:\n' + '\n'.join(import_lines) +
-            '\n\n`cct <action> --help` lists the flags of an action.')
+        text = summary(importlib.import_module('cct.tools.' + name).__doc__)
+        lines.append(textwrap.fill(text, 100, initial_indent='  %-20s ' % name,
+                                   subsequent_indent=' ' * 23))
+    return ('usage: cct <action> [flags]\n       cct --version    (this is cct %s)\n\n'
+            'Available cct actions:\n%s\n\n`cct <action> --help` lists the flags of an action.\n\n'
+            '%s' % (__version__, '\n'.join(lines), _THREADS))
 
 
 def _start_log(args):
@@ -75,14 +96,18 @@ def main(argv=None):
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(_usage(), file=sys.stderr if not argv else sys.stdout)
         return 1 if not argv else 0
+    if argv[0] in ('--version', '-version', 'version'):
+        from cct import __version__
+        print('cct version %s' % __version__)   # gflags' --version line, as `caffe --version`
+        return 0
     action = argv[0]
     if action not in ACTIONS:
         print(_usage(), file=sys.stderr)
         print('Unknown action: %s' % action, file=sys.stderr)
         return 1
     module = importlib.import_module('cct.tools.' + action)
-    doc = (module.__doc__ or '').strip()
-    parser = CaffeArgumentParser(prog='cct ' + action, description=doc,
+    parser = CaffeArgumentParser(prog='cct ' + action,
+                                 description=plain((module.__doc__ or '').strip()),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])

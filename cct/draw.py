@@ -4,14 +4,14 @@ Layers are record boxes coloured by type (convolutions red, pooling orange, inne
 others blue; in-place neuron layers green), blobs are octagons, edges out of a layer carry its
 num_output (or 'Batch N' for Data). ``phase`` filters on ``include``/``exclude`` *phase* only, as
 pycaffe does. Layout and rendering need Graphviz's ``dot``: the one on PATH if there is one,
-otherwise the self-contained ``graphviz-pure`` program from PyPI (``pip install "cct[draw]"``), so no
+otherwise the self-contained ``graphviz-pure`` program from PyPI (cct's ``draw`` extra), so no
 system package is needed.
 """
 import os
 import shutil
 import sysconfig
 
-from cct.errors import CctError
+from cct.errors import CctError, MissingPackageError, install_hint
 from cct.proto import caffe_pb2
 
 LAYER_STYLE_DEFAULT = {'shape': 'record', 'fillcolor': '#6495ED', 'style': 'filled'}
@@ -26,7 +26,8 @@ def _pydot():
     try:
         import pydot
     except ImportError:
-        raise ImportError('cct.draw needs pydot: pip install "cct[draw]"') from None
+        raise MissingPackageError('drawing a net needs pydot, which is not installed: '
+                                  + install_hint('draw', 'pydot>=3', 'graphviz-pure>=0.2')) from None
     return pydot
 
 
@@ -38,8 +39,8 @@ def graphviz_program():
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    raise CctError('drawing a net needs Graphviz: pip install "cct[draw]" (brings the '
-                   'self-contained graphviz-pure), or put Graphviz\'s dot on PATH')
+    raise CctError("drawing a net needs Graphviz's dot on PATH, or the self-contained "
+                   'graphviz-pure: ' + install_hint('draw', 'pydot>=3', 'graphviz-pure>=0.2'))
 
 
 def get_pooling_types_dict():

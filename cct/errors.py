@@ -29,5 +29,17 @@ class DataError(CctError, ValueError):
     """A dataset that cannot be read: missing path, empty database, corrupt or inconsistent record."""
 
 
+class MissingPackageError(CctError, ImportError):
+    """An optional package that a tool or layer needs is not installed; the message gives the pip
+    command that adds it."""
+
+
+def install_hint(extra, *requirements):
+    """How to add an optional dependency: the packages themselves, or cct's extra from a checkout.
+    (Not ``pip install "cct[extra]"``: the ``cct`` on PyPI is an unrelated project.)"""
+    return 'pip install %s (or pip install -e ".[%s]" in cct\'s checkout)' % (
+        ' '.join('"%s"' % requirement for requirement in requirements), extra)
+
+
 class ExportError(CctError, ValueError):
     """A net that cannot be exported (to ONNX) exactly: the message names the layer and option."""

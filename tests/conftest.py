@@ -21,13 +21,39 @@ def shared():
     return path
 
 
+@pytest.fixture(scope='session')
+def extras():
+    """{extra: [requirement, ...]} as pyproject.toml's [project.optional-dependencies] declares
+    them (read without tomllib, which Python 3.10 lacks)."""
+    import ast
+    import re
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'pyproject.toml')) as f:
+        text = f.read()
+    section = text.split('[project.optional-dependencies]', 1)[1].split('\n[', 1)[0]
+    section = '\n'.join(line for line in section.splitlines() if not line.lstrip().startswith('#'))
+    return {name: ast.literal_eval(value) for name, value in
+            re.findall(r'^(\w+) = (\[.*?\])', section, flags=re.M | re.S)}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _pristine_cct_logger():
+    """The 'cct' logger as the session begins (set up before any module's fixtures run)."""
+    import logging
+    import cct.log  # noqa: F401  (its import-time set-up is part of the pristine state)
+    log = logging.getLogger('cct')
+    return list(log.handlers), log.level, log.propagate
+
+
 @pytest.fixture(autouse=True)
-def _restore_cct_logger():
+def _restore_cct_logger(_pristine_cct_logger):
     """Undo what a test's ``init_log`` (a CLI run in-process, pycaffe's ``init_log``) did to the
-    'cct' logger, so a later test's ``caplog`` still sees cct's records through the root logger."""
+    'cct' logger, so a later test's ``caplog`` still sees cct's records through the root logger.
+    The state restored is the session's first, not the test's: a module-scoped fixture that ran a
+    CLI in-process (examples/digits' create_digits.py) had otherwise left every later test in the
+    session without records (caplog empty in test_solver_snapshots)."""
     import logging
     log = logging.getLogger('cct')
-    handlers, level, propagate = list(log.handlers), log.level, log.propagate
+    handlers, level, propagate = _pristine_cct_logger
     yield
     for handler in log.handlers[:]:
         if handler not in handlers:

@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 
-from cct.errors import DataError
+from cct.errors import DataError, install_hint
 from cct.log import logger
 from cct.proto import caffe_pb2
 
@@ -39,8 +39,9 @@ def _import(module):
     try:
         return __import__(module)
     except ImportError:
-        raise DataError('%s databases need the %s package: pip install "cct[data]"'
-                        % ('LMDB' if module == 'lmdb' else 'LevelDB', module)) from None
+        raise DataError('%s databases need the %s package: %s' % (
+            'LMDB' if module == 'lmdb' else 'LevelDB', module,
+            install_hint('data', 'lmdb>=1.4' if module == 'lmdb' else 'plyvel>=1.5'))) from None
 
 
 def _check_exists(path, backend):

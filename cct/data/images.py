@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from cct.errors import DataError
+from cct.errors import DataError, install_hint
 
 _cv2 = None
 
@@ -22,8 +22,8 @@ def cv2():
         try:
             import cv2 as module
         except ImportError:
-            raise DataError('reading and writing images needs OpenCV: pip install "cct[data]" '
-                            '(opencv-python-headless)') from None
+            raise DataError('reading and writing images needs OpenCV: '
+                            + install_hint('data', 'opencv-python-headless>=4.10')) from None
         _cv2 = module
     return _cv2
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from cct.errors import ExportError
+from cct.errors import ExportError, MissingPackageError, install_hint
 from cct.export import elementwise, structure, vision  # noqa: F401  (register the converters)
 from cct.export.batch import check_batch_follows, infer_dims
 from cct.export.fold import fold_affine
@@ -24,8 +24,8 @@ def import_onnx():
     try:
         import onnx
     except ImportError:
-        raise ExportError("exporting to ONNX needs the 'onnx' package: pip install 'cct[onnx]' "
-                          '(or pip install onnx)') from None
+        raise MissingPackageError('exporting to ONNX needs the onnx package, which is not '
+                                  'installed: ' + install_hint('onnx', 'onnx>=1.14')) from None
     return onnx
 
 

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from cct.errors import CctError, SolverError, WeightsError
+from cct.errors import CctError, SolverError, WeightsError, install_hint
 from cct.blob import shape_string
 from cct.log import logger
 
@@ -23,7 +23,8 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise CctError('HDF5 files (.h5) need the h5py package: pip install "cct[hdf5]"') from None
+        raise CctError('HDF5 files (.h5) need the h5py package: '
+                       + install_hint('hdf5', 'h5py>=3')) from None
     return h5py
 
 

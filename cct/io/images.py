@@ -17,6 +17,8 @@ needed. The rules that are easy to get wrong:
 """
 import numpy as np
 
+from cct.errors import MissingPackageError, install_hint
+
 # scikit-image's rgb2gray weights (ITU-R BT.709 luma), which pycaffe's grey loading uses.
 _GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 
@@ -26,8 +28,9 @@ def _import_image_libraries():
         from PIL import Image
         from scipy import ndimage
     except ImportError as e:
-        raise ImportError('cct.io image helpers need Pillow and scipy: pip install "cct[pycaffe]" '
-                          '(missing: %s)' % e.name) from None
+        raise MissingPackageError('cct.io image helpers need Pillow and scipy (missing: %s): %s'
+                                  % (e.name, install_hint('pycaffe', 'scipy>=1.8', 'pillow>=9'))) \
+            from None
     return Image, ndimage
 
 

@@ -12,10 +12,14 @@ The rules that are easy to get wrong:
 * The label top has shape (N,). ``rand_skip`` is ignored and ``force_encoded_color`` unused, as in
   Caffe 1.0. Each Data layer has its own cursor: several in one net (or a train and a test net on
   one source) each read from the first record.
+* With several training processes (``runtime.solver_count()`` > 1, as compute groups set it), a
+  TRAIN layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's
+  multi-GPU Skip() does.
 """
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
 from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
+from cct.data.shard import Shard
 from cct import rng
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
@@ -26,8 +30,9 @@ from cct.log import logger
 class DatumLoader:
     """Reads consecutive records of a database into batches (runs on the prefetch thread)."""
 
-    def __init__(self, reader, batch_size, transformer, where):
+    def __init__(self, reader, batch_size, transformer, where, shard=None):
         self.reader = reader
+        self.shard = shard or Shard()
         self.cursor = reader.cursor()
         self.batch_size = batch_size
         self.transformer = transformer
@@ -76,6 +81,8 @@ class DatumLoader:
         for item in range(self.batch_size):
             if not cursor.valid:
                 raise DataError('%s: the database %s is empty' % (self.where, self.reader.path))
+            while not self.shard.keep():
+                self._next()
             datum, image, where = self._image(cursor.key, cursor.value)
             if item == 0:
                 shape = (self.batch_size,) + self.transformer.output_shape(image, where)
@@ -83,10 +90,15 @@ class DatumLoader:
                 label = batch.reshape_label(self.batch_size)
             self.transformer.transform(image, data[item], where)
             label[item] = datum.label
-            cursor.next()
-            if not cursor.valid:
-                logger.info('Restarting data prefetching from start.')
-                cursor.seek_to_first()
+            self._next()
+
+    def _next(self):
+        cursor = self.cursor
+        cursor.next()
+        if not cursor.valid:
+            logger.info('Restarting data prefetching from start.')
+            cursor.seek_to_first()
+        self.shard.advance()
 
 
 @register('Data')
@@ -103,4 +115,4 @@ class DataLayer(PrefetchingDataLayer):
             self.fail(str(e), DataError)
         transformer = DataTransformer(self.param.transform_param, self.phase, self.dtype,
                                       where(self))
-        return DatumLoader(reader, self.batch_size, transformer, where(self))
+        return DatumLoader(reader, self.batch_size, transformer, where(self), Shard.for_layer(self))

@@ -9,6 +9,8 @@ The rules that are easy to get wrong:
 * Rows are read in order and files one after the other (one file in memory at a time), wrapping at
   the end. ``shuffle`` permutes the files at every wrap and the rows of each file as it is loaded
   (rows of two files never mix). There is no transform_param and no prefetching, as in Caffe.
+  With several training processes, a TRAIN layer takes only the rows i (counted over files and
+  epochs) with ``i mod count == rank`` (cct.data.shard), as Caffe's multi-GPU Skip() does.
 * HDF5Output creates (truncates) ``file_name`` at setup and writes its two bottoms as datasets
   "data" and "label" with their legacy 4-D (num, channels, height, width) shapes. Caffe can write
   one batch per file only: a second forward fails because the datasets exist; cct says so.
@@ -19,7 +21,8 @@ import numpy as np
 
 from cct import rng
 from cct.data.prefetch import where
-from cct.errors import DataError
+from cct.data.shard import Shard
+from cct.errors import DataError, install_hint
 from cct.layers.base import Layer, register
 from cct.log import logger
 
@@ -28,8 +31,8 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        raise DataError('HDF5 data layers need the h5py package: pip install "cct[data]"') \
-            from None
+        raise DataError('HDF5 data layers need the h5py package: '
+                        + install_hint('data', 'h5py>=3')) from None
     return h5py
 
 
@@ -69,6 +72,7 @@ class HDF5DataLayer(Layer):
         self.row_shapes = None
         self._load(self.filenames[self.file_order[0]])
         self.current_row = 0
+        self.shard = Shard.for_layer(self)
         for blob, rows in zip(top, self.columns):
             blob.reshape((self.batch_size,) + rows.shape[1:])
 
@@ -151,6 +155,8 @@ class HDF5DataLayer(Layer):
         pass
 
     def forward(self, bottom, top):
+        if self.shard.count > 1:
+            return self._forward_sharded(top)
         filled = 0
         while filled < self.batch_size:
             take = min(self.batch_size - filled, len(self.row_order) - self.current_row)
@@ -161,6 +167,21 @@ class HDF5DataLayer(Layer):
             self.current_row += take
             if self.current_row == len(self.row_order):
                 self._next_file()
+
+    def _forward_sharded(self, top):
+        for item in range(self.batch_size):
+            while not self.shard.keep():
+                self._next_row()
+            row = self.row_order[self.current_row]
+            for blob, column in zip(top, self.columns):
+                blob.data[item] = column[row]
+            self._next_row()
+
+    def _next_row(self):
+        self.current_row += 1
+        if self.current_row == len(self.row_order):
+            self._next_file()
+        self.shard.advance()
 
 
 @register('HDF5Output')

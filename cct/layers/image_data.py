@@ -10,12 +10,15 @@ The rules that are easy to get wrong:
 * ``shuffle`` shuffles the list at setup and again at every wrap-around; ``rand_skip`` starts at a
   random line below it. The first image of each batch sets the batch's shape.
 * A file that cannot be read is an error naming the file and its line in the list.
+* With several training processes, a TRAIN layer reads only the lines i (counted on across
+  epochs) with ``i mod count == rank`` (cct.data.shard); Caffe 1.0 shards only Data and HDF5Data.
 """
 import numpy as np
 
 from cct import rng
 from cct.data import images
 from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
+from cct.data.shard import Shard
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
@@ -25,8 +28,10 @@ from cct.log import logger
 class ImageListLoader:
     """Reads consecutive lines of an image list into batches (runs on the prefetch thread)."""
 
-    def __init__(self, lines, position, param, batch_size, transformer, generator, where):
+    def __init__(self, lines, position, param, batch_size, transformer, generator, where,
+                 shard=None):
         self.lines = lines
+        self.shard = shard or Shard()
         self.position = position
         self.param = param
         self.batch_size = batch_size
@@ -79,6 +84,8 @@ class ImageListLoader:
     def load(self, batch):
         data = label = None
         for item in range(self.batch_size):
+            while not self.shard.keep():
+                self._next()
             image, item_label, place = self._read()
             if item == 0:
                 shape = (self.batch_size,) + self.transformer.output_shape(image, place)
@@ -86,12 +93,16 @@ class ImageListLoader:
                 label = batch.reshape_label(self.batch_size)
             self.transformer.transform(image, data[item], place)
             label[item] = item_label
-            self.position += 1
-            if self.position >= len(self.lines):
-                logger.debug('Restarting data prefetching from start.')
-                self.position = 0
-                if self.param.shuffle:
-                    self.shuffle()
+            self._next()
+
+    def _next(self):
+        self.position += 1
+        if self.position >= len(self.lines):
+            logger.debug('Restarting data prefetching from start.')
+            self.position = 0
+            if self.param.shuffle:
+                self.shuffle()
+        self.shard.advance()
 
 
 @register('ImageData')
@@ -120,7 +131,7 @@ class ImageDataLayer(PrefetchingDataLayer):
             logger.info('Shuffling data')
             generator = np.random.default_rng(rng.generator().integers(2 ** 63))
         loader = ImageListLoader(lines, 0, param, self.batch_size, transformer, generator,
-                                 where(self))
+                                 where(self), Shard.for_layer(self))
         if param.shuffle:
             loader.shuffle()
         logger.info('A total of %d images.', len(lines))

@@ -11,6 +11,11 @@ which must subclass ``cct.Layer`` (pycaffe's ``caffe.Layer``). Rules that are ea
   loss.
 * Param blobs are created in ``setup`` with ``self.blobs.add_blob(*shape)``; the net then registers
   them like any layer's (lr_mult, decay_mult, sharing by name).
+
+Building a net that has a Python layer imports its module, and so runs that module's code: ``cct
+train``, ``test``, ``time`` and ``info`` alike (``cct draw`` and ``cct upgrade`` only read the
+prototxt). A prototxt from an untrusted source can run code. The import is logged (INFO) with the
+module and class the prototxt names, and ``cct info`` lists them with the module's file.
 """
 import importlib
 
@@ -18,6 +23,7 @@ import numpy as np
 
 from cct.errors import NetError
 from cct.layers.base import Layer, register
+from cct.log import logger
 
 
 @register('Python')
@@ -33,6 +39,8 @@ class PythonLayer(Layer):
         if not python_param.module or not python_param.layer:
             raise NetError('%s: python_param must give both module and layer (got module %r, '
                            'layer %r)' % (where, python_param.module, python_param.layer))
+        logger.info("Python layer '%s': importing module '%s' for class '%s'", param.name,
+                    python_param.module, python_param.layer)
         try:
             module = importlib.import_module(python_param.module)
         except ImportError as e:

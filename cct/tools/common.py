@@ -1,5 +1,5 @@
-"""Flag handling the train/test/time/device_query actions share (the helpers of tools/caffe.cpp):
-stages, phase, and the GPU flags cct cannot honour yet."""
+"""Flag handling the actions share: stages, phase and the GPU flags cct cannot honour yet (the
+helpers of tools/caffe.cpp, for train/test/time/device_query), and the output file of draw/plot."""
 from cct.errors import CctError
 from cct.log import logger
 from cct.proto import caffe_pb2
@@ -43,3 +43,14 @@ def use_cpu(gpu_flag, solver_param=None):
         logger.warning('The solver file sets solver_mode: GPU, but cct has no GPU backend yet; '
                        'training on the CPU.')
     logger.info('Use CPU.')
+
+
+def output_path(positional, flag, default):
+    """The output file given either as the positional argument or as ``--out`` (not both, unless
+    they agree); ``default`` when neither is given, and an error if that is None."""
+    if positional is not None and flag is not None and positional != flag:
+        raise CctError('two output files given: %s and --out %s (give one)' % (positional, flag))
+    out = positional if positional is not None else flag if flag is not None else default
+    if out is None:
+        raise CctError('no output file given: name it as the last argument or with --out')
+    return out

@@ -6,6 +6,10 @@ forward FLOPs; totals follow (unique parameters, FLOPs per batch and per item, b
 net is built as ``cct test`` builds it (phase TEST unless ``--phase`` says otherwise). Automatically
 inserted Split layers are not listed (they neither compute nor learn).
 
+The net's data need not exist: a data layer whose files are absent shows the shapes its parameters
+declare (batch_size, crop_size, ...; see ``cct.tools.info_data``), and where they leave a size
+unknown, the table says ``?`` for it and for the layers that depend on it, and says why below.
+
 FLOPs are counted from each layer's type and blob shapes, a multiply-add being 2 FLOPs:
 Convolution/Deconvolution/InnerProduct 2 x MACs (+1 per output for the bias), Pooling one per
 window element, LRN 2 x window + 4 per element, Softmax 5 per element, element-wise layers one per
@@ -14,6 +18,7 @@ element per input, BatchNorm/Scale/Bias/MVN a few per element; layers that only 
 """
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -22,8 +27,10 @@ from cct.errors import CctError
 from cct.layers.geometry import pool_geometry
 from cct.log import logger
 from cct.net import Net
+from cct.netgraph import insert_splits
 from cct.proto import caffe_pb2
 from cct.tools.common import add_net_state_flags, phase_from_flag, stages_from_flag
+from cct.tools.info_data import DATA_TYPES, Plan, shape_text
 
 # Types that only copy, share or route data: no arithmetic to count.
 _NO_FLOPS = {'Input', 'Data', 'ImageData', 'HDF5Data', 'HDF5Output', 'MemoryData', 'DummyData',
@@ -160,10 +167,44 @@ def summarize(net):
     return rows, totals
 
 
+def describe(plan, net):
+    """(rows, totals) of the whole net ``plan`` describes, where ``net`` is built from
+    ``plan.param``: the layers left out in their places with ``?`` for what is unknown, the data
+    layers turned into Inputs under their own type with their declared shapes, every row numbered
+    as in the whole net."""
+    rows, totals = summarize(net)
+    built = {}
+    for row in rows:
+        built.setdefault(row['name'], []).append(row)
+    whole = insert_splits(plan.filtered).layer
+    described, cursor = [], 0
+    for index, layer in enumerate(plan.filtered.layer):
+        while (whole[cursor].name, whole[cursor].type) != (layer.name, layer.type):
+            cursor += 1   # a Split the whole net would insert
+        shapes = plan.described.get(index, ())
+        if layer.type in DATA_TYPES and shapes:
+            row = {'params': 0, 'shared': False, 'flops': 0,
+                   'shapes': ', '.join(shape_text(shape) for shape in shapes)}
+        elif shapes is None:
+            row = {'params': None, 'shared': False, 'flops': None,
+                   'shapes': ', '.join('?' for _ in layer.top)}
+        elif built.get(layer.name):
+            row = built[layer.name].pop(0)
+        else:
+            continue   # a Split the prototxt declares under an inserted Split's name: hidden
+        described.append(dict(row, index=cursor, name=layer.name, type=layer.type))
+    totals.update(layers=len(whole), unknown_shapes=plan.unknown,
+                  left_out=sum(shapes is None for shapes in plan.described.values()),
+                  hidden_splits=totals['hidden_splits'] if not plan.described else
+                  len(whole) - len(plan.filtered.layer))
+    return described, totals
+
+
 def format_table(net, rows, totals):
     """The summary as text: aligned columns, then the totals in words."""
     header = ('#', 'Layer', 'Type', 'Top shape', 'Params', 'FLOPs')
     body = [(str(r['index']), r['name'], r['type'], r['shapes'],
+             '?' if r['params'] is None else
              '{:,}'.format(r['params']) + (' (shared)' if r['shared'] else ''),
              '?' if r['flops'] is None else human(r['flops']) if r['flops'] else '-')
             for r in rows]
@@ -176,7 +217,8 @@ def format_table(net, rows, totals):
                          for cell, w, r in zip(cells, widths, right)).rstrip()
     rule = '-' * len(line(tuple('-' * w for w in widths)))
     phase = caffe_pb2.Phase.Name(net.phase)
-    out = ['%s (%s phase, %d layers)' % (net.name or 'net', phase, len(net.layers)), '',
+    layers = totals.get('layers', len(net.layers))
+    out = ['%s (%s phase, %d layers)' % (net.name or 'net', phase, layers), '',
            line(header), rule] + [line(cells) for cells in body] + [rule, line(footer), '']
     params, flops, batch = totals['params'], totals['flops'], totals['batch']
     out.append('Parameters: {:,} ({}; {} as {})'.format(
@@ -191,6 +233,10 @@ def format_table(net, rows, totals):
                    % (count, '' if count == 1 else 's'))
     if totals['unknown']:
         out.append('FLOPs not counted for: %s' % ', '.join(totals['unknown']))
+    if totals.get('unknown_shapes'):
+        out.append('Shapes not inferred without the data (the totals leave out the %d layer%s '
+                   'marked ?):' % (totals['left_out'], '' if totals['left_out'] == 1 else 's'))
+        out.extend('  ' + line for line in totals['unknown_shapes'])
     return '\n'.join(out)
 
 
@@ -221,11 +267,21 @@ def run(args):
     if quiet:
         logger.setLevel(logging.WARNING)  # the table is the output; the build log is noise here
     try:
-        net = Net(args.model, phase, level=args.level, stages=stages_from_flag(args.stage))
+        param = cct_io.read_net_text(args.model)
+        # The state as Net(file, phase, level, stages) sets it.
+        param.state.phase = phase
+        param.state.level = args.level
+        param.state.stage.extend(stages_from_flag(args.stage))
+        plan = Plan(param)
+        net = Net(plan.param)
+        for layer in net.layers:
+            # The data layers that were built read one batch's shape; info needs no batches.
+            if getattr(layer, 'prefetcher', None) is not None:
+                layer.prefetcher.stop()
         loaded = load_weights(net, args.weights) if args.weights else None
     finally:
         logger.setLevel(saved_level)
-    rows, totals = summarize(net)
+    rows, totals = describe(plan, net)
     print(format_table(net, rows, totals))
     if args.weights:
         with_params = [row['name'] for row in rows if row['params']]
@@ -233,10 +289,23 @@ def run(args):
             print('Weights:    loaded from %s' % args.weights)
         else:
             missing = [name for name in with_params if name not in loaded]
-            ignored = sorted(set(loaded) - set(net.layer_names))
+            ignored = sorted(set(loaded) - {layer.name for layer in plan.filtered.layer})
+            unchecked = [row['name'] for row in rows if row['params'] is None and
+                         row['name'] in loaded]
             print('Weights:    %d of %d layers with parameters loaded from %s'
                   % (len(with_params) - len(missing), len(with_params), args.weights))
             if missing:
                 print('            keeping their fillers: %s' % ', '.join(missing))
             if ignored:
                 print('            not in this net (ignored): %s' % ', '.join(ignored))
+            if unchecked:
+                print('            not checked (their shapes are unknown): %s'
+                      % ', '.join(unchecked))
+    python = [layer for layer in plan.filtered.layer if layer.type == 'Python']
+    if python:
+        print('Python layers (building the net imported their modules, running their code):')
+    for layer in python:
+        module = sys.modules.get(layer.python_param.module)
+        print("  '%s': class %s of module %s (%s)" % (
+            layer.name, layer.python_param.layer, layer.python_param.module,
+            getattr(module, '__file__', None) or 'not imported: the layer was not built'))

@@ -1,16 +1,20 @@
 """Plot a Caffe or cct training log: train loss, test loss and accuracy, and lr against iterations.
 
+``cct plot LOG [OUT.png]``; the image can also be named with ``--out OUT.png``, and is LOG.png when
+not named.
+
 The log is read with ``cct parse_log``'s parser (Caffe's tools/extra/parse_log.py rules), so any log
 that Caffe's parse_log.py reads works. Three panels share the iteration axis: every train net output;
 the test net outputs (losses on the left axis, accuracies on the right); the learning rate from the
 'Iteration N, lr = X' lines (log scale when it spans more than a factor of ten). The figure is
-drawn without pyplot, so no display or backend setting is involved (``pip install "cct[plot]"``).
+drawn without pyplot, so no display or backend setting is involved (matplotlib: cct's ``plot`` extra).
 """
 import math
 import os
 import re
 
-from cct.errors import DataError
+from cct.errors import DataError, MissingPackageError, install_hint
+from cct.tools.common import output_path
 from cct.tools.parse_log import parse_log
 
 _FIXED_COLUMNS = ('NumIters', 'Seconds', 'LearningRate')
@@ -58,7 +62,8 @@ def plot_log(log_path, out_path, width=8.0, height=9.0, dpi=100):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError('cct plot needs matplotlib: pip install "cct[plot]"') from None
+        raise MissingPackageError('cct plot needs matplotlib, which is not installed: '
+                                  + install_hint('plot', 'matplotlib>=3.5')) from None
     train_rows, test_rows = parse_log(log_path)
     if not train_rows and not test_rows:
         raise DataError('%s: no train or test net output lines found, nothing to plot' % log_path)
@@ -115,8 +120,10 @@ def _legend_or_note(axes, note):
 
 def add_arguments(parser):
     parser.add_argument('log', help='training log (Caffe or cct glog output)')
-    parser.add_flag('out', default=None,
-                    help='image to write (default: the log path with .png appended)')
+    parser.add_argument('output_image_file', nargs='?', default=None,
+                        help='image to write (or give it as --out; default: the log path with '
+                             '.png appended)')
+    parser.add_flag('out', default=None, help='image to write (instead of the second argument)')
     parser.add_flag('width', type=float, default=8.0, help='figure width in inches (default 8)')
     parser.add_flag('height', type=float, default=9.0, help='figure height in inches (default 9)')
     parser.add_flag('dpi', type=float, default=100.0, help='pixels per inch (default 100)')
@@ -125,7 +132,7 @@ def add_arguments(parser):
 def run(args):
     if not os.path.isfile(args.log):
         raise DataError('log file not found: %s' % args.log)
-    out = args.out or args.log + '.png'
+    out = output_path(args.output_image_file, args.out, args.log + '.png')
     train_rows, test_rows = plot_log(args.log, out, args.width, args.height, args.dpi)
     print('Plotted %d train and %d test rows of %s to %s'
           % (len(train_rows), len(test_rows), args.log, out))

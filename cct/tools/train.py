@@ -6,6 +6,10 @@ The solver file may also be given as the only positional argument. ``--weights``
 (SIGINT) and SIGHUP stop, snapshot or do nothing as ``--sigint_effect``/``--sighup_effect`` say.
 On an interactive terminal (and with tqdm installed) a progress bar sits under the log; every log
 line still prints whole, above it. Piped or redirected, the log is exactly Caffe's.
+
+``--groups G [--group-size K] [--ray-address ADDR] [--worker-cpus C]`` trains with Omnivore's
+compute groups on Ray (cct.distributed): G groups of K workers, synchronous inside a group,
+asynchronous across groups, against one parameter server that writes this same log.
 """
 import contextlib
 import sys
@@ -32,6 +36,22 @@ def add_arguments(parser):
     parser.add_flag('sigint_effect', default='stop',
                     help='Optional; action to take when a SIGINT signal is received: snapshot, '
                          'stop or none.')
+    groups = parser.add_argument_group('compute groups (Omnivore, on Ray; pip install '
+                                       '"cct[distributed]")')
+    groups.add_argument('-groups', '--groups', type=int, default=0,
+                        help='Train with this many compute groups on Ray (asynchronous with each '
+                             'other); 0 (default) trains in this process as Caffe does.')
+    groups.add_argument('--group-size', '--group_size', '-group_size', dest='group_size',
+                        type=int, default=1,
+                        help='Workers per compute group; each reads its own shard of the data '
+                             'and runs the prototxt batch (default 1).')
+    groups.add_argument('--ray-address', '--ray_address', '-ray_address', dest='ray_address',
+                        default='',
+                        help='A Ray cluster to join; without it cct starts a local Ray.')
+    groups.add_argument('--worker-cpus', '--worker_cpus', '-worker_cpus', dest='worker_cpus',
+                        type=float, default=None,
+                        help='CPUs each worker reserves in Ray (default 1, or an even share of '
+                             "this machine's cores when there are more workers than cores).")
     parser.add_flag('sighup_effect', default='snapshot',
                     help='Optional; action to take when a SIGHUP signal is received: snapshot, '
                          'stop or none.')
@@ -57,6 +77,10 @@ def run(args):
     elif args.weights:
         param.ClearField('weights')
         param.weights.append(args.weights)
+    if args.groups:
+        return _run_grouped(args, param, solver_path)
+    if args.group_size != 1 or args.ray_address or args.worker_cpus is not None:
+        raise CctError('--group-size, --ray-address and --worker-cpus need --groups')
     with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
         solver = solver_class(param.type, solver_path)(param, source=solver_path)
         solver.set_action_function(signals.check)
@@ -66,6 +90,21 @@ def run(args):
         logger.info('Starting Optimization')
         with _progress_bar(solver):
             solver.solve()
+    logger.info('Optimization Done.')
+
+
+def _run_grouped(args, param, solver_path):
+    from cct.distributed import GroupedTrainer
+    solver_class(param.type, solver_path)  # an unknown solver type fails here, before Ray starts
+    with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
+        trainer = GroupedTrainer(param, args.groups, args.group_size,
+                                 ray_address=args.ray_address or None,
+                                 snapshot=args.snapshot or None, worker_cpus=args.worker_cpus,
+                                 signals=signals, source=solver_path)
+        if args.snapshot:
+            logger.info('Resuming from %s', args.snapshot)
+        logger.info('Starting Optimization')
+        trainer.run()
     logger.info('Optimization Done.')
 
 

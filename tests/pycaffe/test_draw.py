@@ -2,6 +2,7 @@
 PNGs of the size Graphviz's own layout gives, showing the layer colours."""
 import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -87,3 +88,32 @@ def test_cct_draw_command(lenet_train_test, tmp_path, capsys):
     assert image.size[0] > image.size[1]  # left-to-right is wide
     assert cct_main(['draw', lenet_train_test, out, '--phase', 'VAL']) == 1
     assert 'Unknown phase: VAL' in capsys.readouterr().err
+
+
+def test_cct_draw_output_positional_or_flag(lenet_train_test, tmp_path, capsys):
+    """The image is the second argument, as draw_net.py takes it, or ``--out`` as cct plot's."""
+    positional, flag = str(tmp_path / 'a.dot'), str(tmp_path / 'b.dot')
+    assert cct_main(['draw', lenet_train_test, positional]) == 0
+    assert cct_main(['draw', lenet_train_test, '--out', flag]) == 0
+    with open(positional) as a, open(flag) as b:
+        text = a.read()
+        assert text.startswith('digraph LeNet {') and text == b.read()
+    capsys.readouterr()
+    assert cct_main(['draw', lenet_train_test]) == 1
+    assert capsys.readouterr().err == ('cct draw: error: no output file given: name it as the '
+                                       'last argument or with --out\n')
+    assert cct_main(['draw', lenet_train_test, positional, '--out', flag]) == 1
+    assert 'two output files given' in capsys.readouterr().err
+
+
+def test_cct_draw_without_pydot_is_one_line(lenet_train_test, tmp_path, capsys, monkeypatch,
+                                            extras):
+    """The README's main install (the data extra) has no pydot: say what to install."""
+    monkeypatch.setitem(sys.modules, 'pydot', None)   # makes the import fail
+    assert cct_main(['draw', lenet_train_test, str(tmp_path / 'net.png')]) == 1
+    assert capsys.readouterr().err == (
+        'cct draw: error: drawing a net needs pydot, which is not installed: pip install '
+        '"pydot>=3" "graphviz-pure>=0.2" (or pip install -e ".[draw]" in cct\'s checkout)\n')
+    assert extras['draw'] == ['pydot>=3', 'graphviz-pure>=0.2']
+    with pytest.raises(ImportError):   # pycaffe scripts that catch ImportError still do
+        draw.get_pydot_graph(read_net_text(lenet_train_test), 'LR')

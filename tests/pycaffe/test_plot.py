@@ -1,5 +1,8 @@
 """``cct parse_log`` (Caffe's parse_log.py CSVs, cct/tools/parse_log.py) and ``cct plot`` (training
 curves, cct/tools/plot.py) on a Caffe LeNet training log."""
+import os
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -127,6 +130,34 @@ def test_cct_plot_out_and_size(caffe_log, tmp_path):
     assert cct_main(['plot', caffe_log, '--out', out, '--width', '6', '--height', '5',
                      '--dpi', '80']) == 0
     assert_curves_png(out, (480, 400))
+
+
+def test_cct_plot_output_positional_or_flag(caffe_log, tmp_path, capsys):
+    """``cct plot LOG OUT.png`` as ``cct draw NET OUT.png`` takes it; ``--out`` still works, and
+    the two may be given together only when they agree."""
+    out = str(tmp_path / 'positional.png')
+    assert cct_main(['plot', caffe_log, out]) == 0
+    assert_curves_png(out, (800, 900))
+    assert cct_main(['plot', caffe_log, out, '--out', out, '--dpi', '50']) == 0
+    assert Image.open(out).size == (400, 450)
+    capsys.readouterr()
+    other = str(tmp_path / 'other.png')
+    assert cct_main(['plot', caffe_log, out, '--out', other]) == 1
+    err = capsys.readouterr().err
+    assert err == 'cct plot: error: two output files given: %s and --out %s (give one)\n' % (
+        out, other)
+    assert not os.path.exists(other)
+
+
+def test_cct_plot_without_matplotlib_is_one_line(caffe_log, tmp_path, capsys, monkeypatch,
+                                                 extras):
+    """The README's main install (the data extra) has no matplotlib: say what to install."""
+    monkeypatch.setitem(sys.modules, 'matplotlib.figure', None)   # makes the import fail
+    assert cct_main(['plot', caffe_log, str(tmp_path / 'x.png')]) == 1
+    err = capsys.readouterr().err
+    assert err == ('cct plot: error: cct plot needs matplotlib, which is not installed: pip '
+                   'install "matplotlib>=3.5" (or pip install -e ".[plot]" in cct\'s checkout)\n')
+    assert extras['plot'] == ['matplotlib>=3.5']   # the message names the extra's requirement
 
 
 SOLVED_NET = """name: 'tiny'

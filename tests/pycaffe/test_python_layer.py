@@ -305,3 +305,19 @@ def test_python_data_and_parameter_layers_train_with_sgd_solver(tmp_path, monkey
     # The trained Python-layer param is saved in the snapshot and loads back by layer name.
     reloaded = caffe.Net(str(net_path), str(tmp_path / 'scale_iter_300.caffemodel'), caffe.TRAIN)
     np.testing.assert_array_equal(reloaded.params['scaled'][0].data, scale.data)
+
+
+def test_the_import_is_logged_and_cct_info_names_the_code_it_ran(user_module, caplog, capsys):
+    """Building a net imports the module a prototxt names (so runs its code), even for
+    ``cct info``: the log line and info's output say which module, class and file."""
+    path = python_layer_net(user_module, 'SimpleLayer')
+    with caplog.at_level('INFO', logger='cct'):
+        caffe.Net(path, caffe.TEST)
+    assert "Python layer 'layer': importing module 'cct_test_user_layers' for class " \
+        "'SimpleLayer'" in caplog.messages
+    from cct.cli import main
+    assert main(['info', path]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        'Python layers (building the net imported their modules, running their code):',
+        "  'layer': class SimpleLayer of module cct_test_user_layers (%s)"
+        % (user_module / 'cct_test_user_layers.py')]

@@ -104,6 +104,17 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, message):
     assert err.count('\n') == 1 and err.startswith('cct export: error: ') and message in err
 
 
+def test_export_without_onnx_is_one_line(tmp_path, capsys, monkeypatch, extras):
+    model, weights, _ = _weights_for(tmp_path, IP_NET % (1, ''))
+    monkeypatch.setitem(sys.modules, 'onnx', None)   # makes the import fail
+    status, err = run(capsys, 'export', model, '--weights', weights, '--onnx', tmp_path / 'x.onnx')
+    assert status == 1
+    assert err == ('cct export: error: exporting to ONNX needs the onnx package, which is not '
+                   'installed: pip install "onnx>=1.14" (or pip install -e ".[onnx]" in cct\'s '
+                   'checkout)\n')
+    assert extras['onnx'] == ['onnx>=1.14']
+
+
 def test_missing_net_file(tmp_path, capsys):
     status, err = run(capsys, 'export', tmp_path / 'nope.prototxt', '--weights', 'w',
                       '--onnx', tmp_path / 'x.onnx')
