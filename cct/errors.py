@@ -51,3 +51,7 @@ class OutOfMemoryError(CctError, MemoryError):
         self.nbytes = nbytes
         self.shape = shape
         self.what = what
+
+
+class ExportError(CctError, ValueError):
+    """A net that cannot be exported (to ONNX) exactly: the message names the layer and option."""

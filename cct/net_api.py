@@ -310,6 +310,13 @@ class PycaffeNetMixin:
         """Load weights from a .caffemodel.h5 by layer name (Caffe's CopyTrainedLayersFromHDF5)."""
         _hdf5_helper('load_weights_hdf5')(self, filename)
 
+    def export_onnx(self, path, opset=None, batch=None, dynamic_batch=False):
+        """Write this TEST-phase net and its weights as an ONNX model (cct.export.export_onnx):
+        ``batch`` exports at another batch size, ``dynamic_batch`` makes it symbolic."""
+        from cct.export import DEFAULT_OPSET, export_onnx
+        return export_onnx(self, path, DEFAULT_OPSET if opset is None else opset, batch=batch,
+                           dynamic_batch=dynamic_batch)
+
 
 def _hdf5_helper(name):
     try:

@@ -9,5 +9,5 @@ ACTIONS = [
     'draw', 'plot', 'parse_log',
     'train', 'test', 'time', 'device_query',
     'convert_mnist', 'convert_imageset', 'compute_image_mean', 'convert_cifar',
-    'info', 'upgrade',
+    'info', 'upgrade', 'export',
 ]
