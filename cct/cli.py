@@ -36,10 +36,15 @@ class CaffeArgumentParser(argparse.ArgumentParser):
         return self.add_argument('-' + name, '--' + name, **kwargs)
 
 
+def _module_name(action):
+    """An action's module: ``simulate-async`` lives in cct/tools/simulate_async.py."""
+    return 'cct.tools.' + action.replace('-', '_')
+
+
 def _usage():
     import_lines = []
     for name in ACTIONS:
-        doc = (importlib.import_module('cct.tools.' + name).__doc__ or '').strip().splitlines()
+        doc = (importlib.import_module(_module_name(name)).__doc__ or '').strip().splitlines()
         import_lines.append('  %-20s %s' % (name, doc[0] if doc else ''))
     return ('usage: cct <action> [flags]\n\nAvailable cct actions:\n' + '\n'.join(import_lines) +
             '\n\n`cct <action> --help` lists the flags of an action.')
@@ -80,7 +85,7 @@ def main(argv=None):
         print(_usage(), file=sys.stderr)
         print('Unknown action: %s' % action, file=sys.stderr)
         return 1
-    module = importlib.import_module('cct.tools.' + action)
+    module = importlib.import_module(_module_name(action))
     doc = (module.__doc__ or '').strip()
     parser = CaffeArgumentParser(prog='cct ' + action, description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -180,3 +180,49 @@ class NetTrajectory:
     def fit(self, burn_in):
         runs = max(self.runs, 1)
         return fit_momentum(self.models / runs, self.gradients / runs, burn_in)
+
+
+def measure_net(param, source, workers, *, runs=8, updates=None, base_lr=None, seed=0,
+                coordinates=4096):
+    """The measured implicit momentum of ``workers`` asynchronous groups training a net: the
+    simulator (real gradients, the ParameterServer's update) with memoryless compute times,
+    ``runs`` runs from the same initial model and data order differing only in the compute
+    times, plain SGD (momentum 0, no weight decay, a fixed rate) so that any momentum fitted is
+    asynchrony's. Returns ``(mu, eta, net_name)``."""
+    from cct.distributed.cluster_spec import ClusterSpec
+    from cct.distributed.simulator import Simulation, quiet
+    from cct.proto import caffe_pb2
+    copy = caffe_pb2.SolverParameter()
+    copy.CopyFrom(param)
+    copy.type = 'SGD'
+    copy.momentum = 0.0
+    copy.weight_decay = 0.0
+    copy.lr_policy = 'fixed'
+    copy.display = 0
+    copy.clip_gradients = -1
+    if base_lr is not None:
+        copy.base_lr = base_lr
+    updates = 2 * workers + 30 if updates is None else updates
+    copy.max_iter = updates + 1  # the gradient at the last recorded model is computed too
+    cluster = ClusterSpec({'machines': [{'count': workers, 'images_per_second': 1000.0}],
+                           'network': {'gbps': 1e6, 'latency_ms': 0.0}, 'jitter': 'exponential'},
+                          'memoryless workers')
+    trajectory, name = None, 'net'
+    for run in range(runs):
+        with quiet():
+            simulation = Simulation(copy, source, cluster, workers, seed=seed + run,
+                                    test_interval=0)
+            if trajectory is None:
+                net = simulation.server.solver.net
+                name = net.name or name
+                trajectory = NetTrajectory([b.count for b in net.learnable_params],
+                                           net.params_lr, updates, coordinates, seed)
+            trajectory.start_run()
+            simulation.observer = trajectory.record
+            result = simulation.run()
+        if result.diverged:
+            raise CctError('%s: the net diverged at rate %g with %d workers; give a smaller '
+                           '--base-lr' % (source, copy.base_lr, workers))
+        trajectory.end_run()
+    mu, eta = trajectory.fit(burn_in=2 * workers)
+    return mu, eta, name

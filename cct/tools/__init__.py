@@ -2,7 +2,7 @@
 
 Each module defines ``add_arguments(parser)`` and ``run(args)`` (returning the exit status, or None for
 0); its docstring's first line is the action's summary. Add an action by adding its module and one
-entry here.
+entry here (a ``-`` in an action's name is ``_`` in its module's).
 """
 
 ACTIONS = [
@@ -10,4 +10,5 @@ ACTIONS = [
     'train', 'test', 'time', 'device_query',
     'convert_mnist', 'convert_imageset', 'compute_image_mean', 'convert_cifar',
     'info', 'upgrade',
+    'simulate', 'simulate-async', 'optimize',
 ]
