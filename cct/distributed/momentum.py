@@ -86,6 +86,21 @@ def fit_momentum(models, gradients, burn_in):
     return float(mu), float(-minus_eta)
 
 
+def compensation_spread(groups=(1, 2, 4, 8), *, mode='auto', target=0.9, base_lr=0.01,
+                        runs=500, updates=300, seed=0):
+    """How far the quadratic's mean loss curves (per update) of ``groups`` lie from the first
+    one's: the mean |log L_G(t) − log L_1(t)| for each further G, with the explicit momentum
+    ``target`` (``explicit``) or compensated (``auto``). Returns {G: spread}."""
+    curves = {}
+    for g in groups:
+        momentum = compensated_momentum(target, g) if mode == 'auto' else target
+        curves[g] = quadratic_runs(g, runs=runs, updates=updates, dim=8, base_lr=base_lr,
+                                   momentum=momentum, noise=0.1, seed=seed)[2]
+    base = np.log(curves[groups[0]])
+    with np.errstate(over='ignore', invalid='ignore'):
+        return {g: float(np.mean(np.abs(np.log(curves[g]) - base))) for g in groups[1:]}
+
+
 def quadratic_runs(workers, *, runs=2000, updates=None, dim=4, base_lr=0.02, momentum=0.0,
                    noise=0.0, seed=0):
     """Asynchronous SGD on f(w) = ½·Σ h_i·w_i² (h from 0.2 to 1), ``runs`` independent runs at
