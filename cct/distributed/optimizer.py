@@ -215,11 +215,9 @@ class Optimizer:
         first = min(winners.values(), key=lambda p: p['score'])
         self.decide('train the cold-start winner for an epoch', groups=first['groups'],
                     momentum=first['momentum'], base_lr=first['base_lr'], score=first['score'])
-        run = self.measure('epoch', first['groups'], first['momentum'], first['base_lr'],
-                           self.epoch, None)
-        self.chosen = run
+        run, rate = self.train_epoch(first['groups'], first['momentum'], first['base_lr'], None)
         groups = self._fastest()
-        rate, momentum = first['base_lr'], first['momentum']
+        momentum = first['momentum']
         self.decide('steady state starts with the fastest group count per update', groups=groups,
                     seconds_per_iteration=self.hardware.get(groups))
         while not self.out_of_time() and run['snapshot']:
@@ -243,9 +241,21 @@ class Optimizer:
             rate, momentum = top['base_lr'], top['momentum']
             self.decide('train an epoch', groups=groups, momentum=momentum, base_lr=rate,
                         score=top['score'], from_checkpoint=os.path.basename(checkpoint))
+            run, rate = self.train_epoch(groups, momentum, rate, checkpoint)
+        return self.report()
+
+    def train_epoch(self, groups, momentum, rate, checkpoint, retries=3):
+        """Train an epoch; a run that diverges (a short grid point can hide it) is retried at
+        a tenth of the rate. Returns ``(run, rate)``."""
+        for _ in range(retries + 1):
             run = self.measure('epoch', groups, momentum, rate, self.epoch, checkpoint)
             self.chosen = run
-        return self.report()
+            if not run['diverged'] or self.out_of_time():
+                break
+            self.decide('the epoch diverged; train it again at a tenth of the rate',
+                        groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
+            rate /= 10
+        return run, rate
 
     def _fastest(self):
         """The group count fastest per update; a larger count replaces the current choice only
