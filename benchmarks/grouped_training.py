@@ -56,36 +56,62 @@ class _Lines(logging.Handler):
         self.lines.append((record.created, record.getMessage()))
 
 
-def run_cct(path, groups, group_size, target):
+def _logged(train):
+    """Run ``train()`` and return the cct log lines it wrote, with their times."""
     handler = _Lines()
     log = logging.getLogger('cct')
     log.addHandler(handler)
+    level = log.level
     log.setLevel(logging.INFO)
     try:
-        started = time.time()
-        trainer = train_grouped(path, groups, group_size,
-                                worker_cpus=round(usable_cores() / (groups * group_size), 4),
-                                timeout=600)
-        elapsed = time.time() - started
+        result = train()
     finally:
         log.removeHandler(handler)
-    begin = next(t for t, line in handler.lines if line.startswith('Solving '))
-    end = next(t for t, line in reversed(handler.lines) if line.startswith('Group staleness'))
-    reached = None
-    for stamp, line in handler.lines:
+        log.setLevel(level)
+    return result, handler.lines
+
+
+def _seconds_to(lines, target, begin):
+    for stamp, line in lines:
         match = re.search(r'Test net output #0: accuracy = (\S+)', line)
         if match and float(match.group(1)) >= target:
-            reached = stamp - begin
-            break
-    compute = [float(m.group(1)) for _, line in handler.lines
+            return stamp - begin
+    return None
+
+
+def run_plain(path, target):
+    """Plain ``cct train`` in this process on all the cores: the baseline of one update."""
+    from cct.solver import get_solver
+    solver, lines = _logged(lambda: _solve(get_solver(path)))
+    begin = next(t for t, line in lines if line.startswith('Solving '))
+    end = next(t for t, line in reversed(lines) if line.startswith('Optimization Done'))
+    return {'layout': 'plain', 'updates': solver.iter, 'updates_per_s': solver.iter / (end - begin),
+            'seconds_to_target': _seconds_to(lines, target, begin)}
+
+
+def _solve(solver):
+    solver.solve()
+    return solver
+
+
+def run_cct(path, groups, group_size, target):
+    cpus = round(usable_cores() / (groups * group_size), 4)
+    started = time.time()
+    trainer, lines = _logged(lambda: train_grouped(path, groups, group_size, worker_cpus=cpus,
+                                                   timeout=600))
+    elapsed = time.time() - started
+    begin = next(t for t, line in lines if line.startswith('Solving '))
+    end = next(t for t, line in reversed(lines) if line.startswith('Group staleness'))
+    compute = [float(m.group(1)) for _, line in lines
                for m in [re.search(r'updates in all .*worker compute (\S+) s per update', line)]
                if m]
-    staleness = [float(m.group(1)) for _, line in handler.lines
+    staleness = [float(m.group(1)) for _, line in lines
                  for m in [re.search(r'updates in all .*staleness mean (\S+)', line)] if m]
     updates = trainer.iteration
     per_update = (end - begin) / updates
     return {'layout': '%dx%d' % (groups, group_size), 'updates': updates,
-            'updates_per_s': updates / (end - begin), 'seconds_to_target': reached,
+            'updates_per_s': updates / (end - begin),
+            'seconds_to_target': _seconds_to(lines, target, begin),
             'wall_s_with_startup': elapsed, 'worker_compute_s': float(np.mean(compute)),
             # One group's round trip minus its compute is what an update costs beyond the math.
             'overhead_s_per_update': per_update * groups - float(np.mean(compute)),
@@ -121,6 +147,20 @@ def transfer_cost(ray, params):
     return min(times)
 
 
+def apply_cost(params):
+    """Seconds of the server's SGD step (momentum, weight decay; cct.kernels.update, the
+    solver's own kernel) over ``params`` floats, best of 3."""
+    from cct.kernels.update import sgd_step
+    data, diff, history = (np.full(params, 0.5, np.float32) for _ in range(3))
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        sgd_step(data, diff, history, 1.0, np.float32(5e-4), False, np.float32(0.01),
+                 np.float32(0.9))
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--layouts', default='1x1,1x2,2x1')
@@ -137,6 +177,8 @@ def main(argv=None):
     results = {'cores': usable_cores(), 'target': args.target, 'cct': [], 'ddp': []}
     with tempfile.TemporaryDirectory() as folder:
         path = solver_file(folder, args.max_iter, args.test_interval)
+        results['plain'] = run_plain(path, args.target)
+        print(json.dumps(results['plain']), flush=True)
         for layout in args.layouts.split(','):
             groups, size = (int(v) for v in layout.split('x'))
             row = run_cct(path, groups, size, args.target)
@@ -145,7 +187,8 @@ def main(argv=None):
     lenet = 431080
     results['transfer_s'] = {'lenet_431k': transfer_cost(ray, lenet),
                              'caffenet_61m': transfer_cost(ray, 60965224)}
-    print(json.dumps(results['transfer_s']), flush=True)
+    results['apply_s'] = {'lenet_431k': apply_cost(lenet), 'caffenet_61m': apply_cost(60965224)}
+    print(json.dumps(results['transfer_s']), json.dumps(results['apply_s']), flush=True)
     ray.shutdown()
     if not args.no_torch:
         from ddp_lenet import run_ddp

@@ -22,7 +22,7 @@ from cct.log import logger
 from cct.proto import caffe_pb2
 from cct.solver.solver import SolverAction
 from cct.distributed import cluster
-from cct.distributed.ray_actors import ServerActor, WorkerActor, failed, replay
+from cct.distributed.ray_actors import Replay, ServerActor, WorkerActor, failed
 
 
 class ServerDiedError(CctError):
@@ -125,11 +125,12 @@ class GroupedTrainer:
         actor = ray.remote(ServerActor).options(num_cpus=0, max_restarts=0,
                                                 scheduling_strategy=here)
         self.server = actor.remote(os.getcwd(), logger.getEffectiveLevel())
+        self.replay = Replay()
         self.server_pid, error, records = self._get(
             self.server.setup.remote(self.param.SerializeToString(), self.source, self.groups,
                                      self.group_size, self.snapshot, self.dtype.name),
             'starting the parameter server', self.placement_timeout + self.timeout)
-        replay(records)
+        self.replay(records)
         if error:
             raise CctError(error)
 
@@ -173,7 +174,7 @@ class GroupedTrainer:
 
     # ------------------------------------------------------------------ training
     def _train(self):
-        records = self._server_call(self.server.start.remote(), 'starting the parameter server')
+        self._server_call(self.server.start.remote(), 'starting the parameter server')
         threads = [threading.Thread(target=self._group_loop, args=(group,), daemon=True,
                                     name='cct-group-%d' % group) for group in range(self.groups)]
         for thread in threads:
@@ -215,7 +216,7 @@ class GroupedTrainer:
             value, records = self._get(ref, what)
         except ray.exceptions.RayActorError as e:
             raise self._server_died(e) from None
-        replay(records)
+        self.replay(records)
         message = failed(value)
         if message:
             raise CctError(message)
@@ -237,11 +238,13 @@ class GroupedTrainer:
             return False
 
     def _group_loop(self, group):
+        # Any failure (a user error, or an unexpected one from Ray) ends the whole run: it is
+        # raised again on the driver's main thread, so no group dies silently.
         try:
             while not self._stop.is_set():
                 if self._round(group):
                     return
-        except CctError as e:
+        except Exception as e:  # noqa: BLE001
             with self._lock:
                 if not self._stop.is_set():
                     self._errors.append(e)

@@ -7,6 +7,7 @@ prefixed copies of actor output. Workers log only warnings (to Ray's log files).
 """
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -21,6 +22,7 @@ class _Capture(logging.Handler):
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.records = []
+        self.batches = 0
 
     def emit(self, record):
         self.records.append({'created': record.created, 'levelno': record.levelno,
@@ -29,14 +31,30 @@ class _Capture(logging.Handler):
                              'thread': record.thread, 'name': record.name})
 
     def drain(self):
+        """``(sequence number, records)``: the numbers let the driver print the batches of
+        answers that reach its threads out of order in the server's order."""
         records, self.records = self.records, []
-        return records
+        self.batches += 1
+        return self.batches, records
 
 
-def replay(records):
-    """Log records captured in an actor through this process's cct logger."""
-    for record in records:
-        logger.handle(logging.makeLogRecord(dict(record, args=None)))
+class Replay:
+    """Logs the record batches of ServerActor answers through this process's cct logger, in
+    the order the server wrote them (group threads receive answers in any order)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting = {}
+        self.next = 1
+
+    def __call__(self, batch):
+        number, records = batch
+        with self.lock:
+            self.waiting[number] = records
+            while self.next in self.waiting:
+                for record in self.waiting.pop(self.next):
+                    logger.handle(logging.makeLogRecord(dict(record, args=None)))
+                self.next += 1
 
 
 def _enter(cwd, level):

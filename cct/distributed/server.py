@@ -32,14 +32,18 @@ class GroupGradient:
         outputs: the train net's output blobs, flattened and concatenated (the display values).
         gradients: one array per learnable param, normalised over the worker's own batch.
         compute_seconds: the worker's time for loading the model and forward/backward.
+        state: {param index: data} of the params with lr_mult 0 after the worker's forward
+            (BatchNorm's running statistics); the server keeps those of the group's first worker,
+            as Caffe's multi-GPU keeps the root solver's.
     """
 
-    def __init__(self, version, loss, outputs, gradients, compute_seconds=0.0):
+    def __init__(self, version, loss, outputs, gradients, compute_seconds=0.0, state=None):
         self.version = version
         self.loss = loss
         self.outputs = outputs
         self.gradients = gradients
         self.compute_seconds = compute_seconds
+        self.state = state or {}
 
 
 class ApplyResult:
@@ -114,6 +118,8 @@ class ParameterServer:
         """Log the start of solving and run the test due at the starting iteration (as
         Solver.solve and the first pass of Solver.step do)."""
         solver, p = self.solver, self.solver.param
+        self.stats = GroupStats(self.groups)
+        self._timer_start = time.perf_counter()
         logger.info('Solving %s', solver.net.name)
         logger.info('Learning Rate Policy: %s', p.lr_policy)
         logger.info('Compute groups: %d of %d worker%s each, asynchronous across groups',
@@ -140,6 +146,8 @@ class ParameterServer:
         staleness = solver.iter - version
         dtype = solver.dtype.type
         params = solver.net.learnable_params
+        for param_id, data in parts[0].state.items():
+            np.copyto(params[param_id].data, data.reshape(params[param_id].data.shape))
         for param_id, blob in enumerate(params):
             diff = blob.diff
             np.copyto(diff, parts[0].gradients[param_id].reshape(diff.shape))

@@ -38,6 +38,9 @@ class GroupWorker:
         self.rank = rank
         self.net = _nets.build_train_net(param, source, np.dtype(dtype))
         self.dtype = self.net.dtype
+        # Params with lr_mult 0 are never moved by an update, but a layer may change them in its
+        # forward pass (BatchNorm's running statistics): they travel back as state.
+        self.frozen = [i for i, rate in enumerate(self.net.params_lr) if rate == 0]
 
     def load(self, weights):
         for blob, array in zip(self.net.learnable_params, weights):
@@ -70,8 +73,9 @@ class GroupWorker:
         outputs = np.concatenate(outputs).astype(self.dtype) if outputs else \
             np.zeros(0, self.dtype)
         gradients = [blob.diff.copy() for blob in net.learnable_params]
+        state = {i: net.learnable_params[i].data.copy() for i in self.frozen}
         return GroupGradient(version, float(loss), outputs, gradients,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, state)
 
     def forward_loss(self, model):
         """The loss of ``model`` on this worker's next batch (the final display of training)."""

@@ -69,22 +69,29 @@ def test_accuracies(text):
 test_accuracies.__test__ = False
 
 
-@pytest.fixture(scope='module')
-def ray_cluster():
-    """One local Ray for the module, authenticated with a fresh token."""
-    import ray
+@pytest.fixture(scope='session')
+def ray_token():
+    """A fresh token in RAY_AUTH_TOKEN for every Ray the tests start (one per session: Ray keeps
+    the first token it reads for the life of the process)."""
     previous = os.environ.get('RAY_AUTH_TOKEN')
     os.environ['RAY_AUTH_TOKEN'] = secrets.token_hex(16)
+    yield os.environ['RAY_AUTH_TOKEN']
+    if previous is None:
+        os.environ.pop('RAY_AUTH_TOKEN', None)
+    else:
+        os.environ['RAY_AUTH_TOKEN'] = previous
+
+
+@pytest.fixture(scope='module')
+def ray_cluster(ray_token):
+    """One local Ray for the module, authenticated with the session's token."""
+    import ray
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=1_000_000_000,
              log_to_driver=False)
     try:
         yield ray
     finally:
         ray.shutdown()
-        if previous is None:
-            os.environ.pop('RAY_AUTH_TOKEN', None)
-        else:
-            os.environ['RAY_AUTH_TOKEN'] = previous
 
 
 @pytest.fixture

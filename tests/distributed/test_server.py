@@ -98,3 +98,36 @@ def test_a_plain_snapshot_resumes_on_the_server_as_plain_training_resumes(digits
     server.finish()
     for a, b in zip(plain.net.learnable_params, server.solver.net.learnable_params):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+BN_SOLVER = '''
+base_lr: 0.1 momentum: 0.9 lr_policy: "fixed" max_iter: 3 display: 0 random_seed: 5
+snapshot_after_train: false
+net_param {
+  layer { name: "x" type: "DummyData" top: "x" top: "y"
+          dummy_data_param { shape { dim: 8 dim: 3 } shape { dim: 8 dim: 2 }
+                             data_filler { type: "gaussian" std: 2 }
+                             data_filler { type: "gaussian" } } }
+  layer { name: "bn" type: "BatchNorm" bottom: "x" top: "n" }
+  layer { name: "ip" type: "InnerProduct" bottom: "n" top: "ip"
+          inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.5 } } }
+  layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "y" top: "loss" }
+}
+'''
+
+
+def test_batch_norm_statistics_come_back_from_the_workers():
+    from cct.io import parse_text
+    from cct.proto import caffe_pb2
+    param = parse_text(BN_SOLVER, caffe_pb2.SolverParameter())
+    plain = get_solver(param)
+    plain.solve()
+    server = ParameterServer(param)
+    worker = GroupWorker(server.solver.param, '<bn>', 0, 1)
+    server.start()
+    while not server.done():
+        server.apply(0, [worker.compute(server.model())])
+    statistics = plain.net.layer_by_name('bn').blobs
+    assert statistics[2].data[0] > 0  # the moving-average factor: the stats were accumulated
+    for a, b in zip(plain.net.learnable_params, server.solver.net.learnable_params):
+        np.testing.assert_array_equal(a.data, b.data)

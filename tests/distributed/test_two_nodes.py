@@ -1,9 +1,6 @@
 """Two compute groups on a two-node Ray cluster (ray.cluster_utils.Cluster, both nodes on this
 machine, one CPU and one custom resource each), so each group runs on its own node and the server
 sends models and receives gradients across nodes."""
-import os
-import secrets
-
 import pytest
 
 from cct.distributed import train_grouped
@@ -12,11 +9,9 @@ from conftest import test_accuracies, write_solver
 
 
 @pytest.fixture(scope='module')
-def two_nodes():
+def two_nodes(ray_token):
     import ray
     from ray.cluster_utils import Cluster
-    previous = os.environ.get('RAY_AUTH_TOKEN')
-    os.environ['RAY_AUTH_TOKEN'] = secrets.token_hex(16)
     cluster = Cluster(initialize_head=True, head_node_args={
         'num_cpus': 1, 'resources': {'node_a': 1}, 'include_dashboard': False,
         'object_store_memory': 500_000_000})
@@ -27,10 +22,6 @@ def two_nodes():
     finally:
         ray.shutdown()
         cluster.shutdown()
-        if previous is None:
-            os.environ.pop('RAY_AUTH_TOKEN', None)
-        else:
-            os.environ['RAY_AUTH_TOKEN'] = previous
 
 
 def test_two_groups_on_two_nodes_reach_plain_accuracy(two_nodes, digits, cct_log):
