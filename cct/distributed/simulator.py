@@ -135,7 +135,6 @@ class Simulation:
         try:
             self.server = ParameterServer(copy, source, groups=groups, restore=restore,
                                           dtype=dtype)
-            self.server.stats = GroupStats(groups, clock=lambda: self.now)
             self.workers = [GroupWorker(copy, source, g, groups, dtype) for g in range(groups)]
         finally:
             runtime.set_solver_count(1)
@@ -167,6 +166,8 @@ class Simulation:
             raise CctError('%s: --target-accuracy needs an Accuracy output in the test net'
                            % self.source)
         server.start()
+        # The server's per-group records read the simulated clock (start() makes new ones).
+        server.stats = GroupStats(self.groups, clock=lambda: self.now)
         arrivals, order, server_free = [], 0, 0.0
         if self._test_due():
             self._test(target_accuracy)

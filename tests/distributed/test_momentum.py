@@ -1,5 +1,7 @@
 """Asynchrony begets momentum: the implicit momentum measured on a quadratic and on LeNet, and the
 ``--momentum-mode auto`` compensation (cct.distributed.momentum)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,18 @@ def test_lenet_implicit_momentum_rises_with_the_workers(digits):
     assert abs(measured[0]) < 1e-3  # one worker: no staleness, no momentum
     assert all(b > a + 0.03 for a, b in zip(measured, measured[1:])), measured
     assert all(m < 1 - 1 / w + 0.05 for m, w in zip(measured, (1, 2, 4, 8)))
+
+
+def test_simulate_async_prints_one_json_line_per_m_and_plots(tmp_path, capsys):
+    from cct import cli
+    plot = tmp_path / 'momentum.png'
+    assert cli.main(['simulate-async', '--workers', '1,4', '--runs', '1000', '--json',
+                     '--plot', str(plot)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r['workers'] for r in rows] == [1, 4]
+    assert all(r['problem'] == 'quadratic' for r in rows)
+    assert [r['predicted_momentum'] for r in rows] == [0.0, 0.75]
+    assert abs(rows[1]['measured_momentum'] - 0.75) < 0.05
+    assert plot.stat().st_size > 1000
+    assert cli.main(['simulate-async', '--workers', '1,x']) == 1
+    assert 'comma list of integers' in capsys.readouterr().err
