@@ -1,5 +1,5 @@
-"""Omnivore's optimizer (omnivore.py, ../shared/reference/cct_omnivore.md §2b): choose the number of
-compute groups, the explicit momentum and the learning rate that minimise time to accuracy.
+"""Omnivore's optimizer (omnivore.py; ../shared/reference/cct_omnivore.md §2b): choose the number
+of compute groups, the explicit momentum and the learning rate that minimise time to accuracy.
 
 Cold start, from the fewest groups (largest groups, least asynchrony) to the most: one group tries
 momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group count tries momentum
@@ -276,6 +276,11 @@ class Optimizer:
         result['iterations_to_target'] = self.reached and self.reached['iterations_to_target']
         result['time_to_target_s'] = self.reached and self.reached['time_to_target_s']
         result['optimizer_seconds'] = self.clock
+        # The search's share of the time to target: every grid point run before the target.
+        reached = self.reached and self.reached['run']
+        result['search_seconds_to_target'] = None if not reached else sum(
+            p['seconds'] for p in self.tried[:self.tried.index(reached)] if p['phase'] != 'epoch'
+        ) + (reached['time_to_target_s'] if reached['phase'] != 'epoch' else 0.0)
         result['reused_measurements'] = self.reused
         result['tried'] = [{k: p.get(k) for k in fields + (
             'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start')}

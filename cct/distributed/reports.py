@@ -24,9 +24,9 @@ def simulation_table(result):
              '%-24s %s' % ('seconds per iteration', _value(result.seconds_per_iteration)),
              '%-24s %s' % ('iterations to target', _value(result.iterations_to_target, '%d')),
              '%-24s %s' % ('time to target (s)', _value(result.time_to_target_s)),
-             '%-24s %d in %.4g simulated s%s' % ('updates', result.iterations - result.start_iteration,
-                                                 result.seconds,
-                                                 ' (diverged)' if result.diverged else '')]
+             '%-24s %d in %.4g simulated s%s' % (
+                 'updates', result.iterations - result.start_iteration, result.seconds,
+                 ' (diverged)' if result.diverged else '')]
     histogram = ', '.join('%d: %d' % kv for kv in sorted(result.staleness.items()))
     lines.append('%-24s %s' % ('staleness histogram', histogram or '-'))
     for iteration, seconds, accuracy, loss in result.tests:

@@ -102,7 +102,7 @@ class Simulation:
         cluster: a ClusterSpec.
         groups: the number of compute groups G.
         momentum, base_lr: override the solver file's values (None keeps them).
-        momentum_mode: ``explicit`` or ``auto`` (momentum − (1 − 1/G), see cct.distributed.momentum).
+        momentum_mode: ``explicit`` or ``auto`` (momentum − (1 − 1/G); cct.distributed.momentum).
         seed: the seed of the compute-time jitter.
         restore: a .solverstate to start from (the optimizer's checkpoints).
         test_interval: server updates between accuracy tests (default: the solver's).

@@ -124,15 +124,18 @@ def test_cct_optimize_simulates_the_digits_and_prints_json(digits, tmp_path, cap
                         display=0)
     workdir = str(tmp_path / 'work')
     arguments = ['optimize', '--solver', path, '--cluster',
-                 os.path.join(CLUSTERS, 'laptop.json'), '--simulate', '--budget', '2',
-                 '--phase-seconds', '0.15', '--epoch-seconds', '0.5', '--target-accuracy',
-                 '0.9', '--workdir', workdir, '--json']
+                 os.path.join(CLUSTERS, 'laptop.json'), '--simulate', '--budget', '3',
+                 '--phase-seconds', '0.15', '--epoch-seconds', '1', '--target-accuracy',
+                 '0.8', '--workdir', workdir, '--json']
     assert cli.main(arguments) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ('groups', 'momentum', 'base_lr', 'seconds_per_iteration',
                 'iterations_to_target', 'time_to_target_s', 'tried'):
         assert key in report
     assert report['groups'] in (1, 2) and report['tried']
+    # The laptop reaches 0.8 within the budget; the search's share of that time is counted.
+    assert report['time_to_target_s'] is not None
+    assert 0 < report['search_seconds_to_target'] < report['time_to_target_s']
     assert set(report['tried'][0]) >= {'groups', 'momentum', 'base_lr', 'seconds_per_iteration',
                                        'iterations_to_target', 'time_to_target_s'}
     # Restarted, it measures nothing again.
