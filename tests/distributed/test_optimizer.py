@@ -127,7 +127,9 @@ def test_cct_optimize_simulates_the_digits_and_prints_json(digits, tmp_path, cap
                  os.path.join(CLUSTERS, 'laptop.json'), '--simulate', '--budget', '3',
                  '--phase-seconds', '0.15', '--epoch-seconds', '1', '--target-accuracy',
                  '0.8', '--workdir', workdir, '--json']
-    assert cli.main(arguments) == 0
+    plot = tmp_path / 'optimizer.png'
+    assert cli.main(arguments + ['--plot', str(plot)]) == 0
+    assert plot.stat().st_size > 1000
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ('groups', 'momentum', 'base_lr', 'seconds_per_iteration',
                 'iterations_to_target', 'time_to_target_s', 'tried'):

@@ -107,11 +107,14 @@ def test_staleness_follows_the_compute_times(digits):
     assert max(spread.staleness) > 6 and 2.3 < mean < 3.7
 
 
-def test_auto_momentum_divergence_and_the_json_line(digits, capsys):
+def test_auto_momentum_divergence_and_the_json_line(digits, capsys, tmp_path):
     path = write_solver(digits, 'simjson', max_iter=60, test_interval=20, display=0)
     spec_path = os.path.join(CLUSTERS, 'laptop.json')
+    plot = tmp_path / 'simulation.png'
     assert cli.main(['simulate', '--solver', path, '--cluster', spec_path, '--groups', '2',
-                     '--momentum-mode', 'auto', '--target-accuracy', '0.5', '--json']) == 0
+                     '--momentum-mode', 'auto', '--target-accuracy', '0.5', '--json',
+                     '--plot', str(plot)]) == 0
+    assert plot.stat().st_size > 1000
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record['groups'] == 2 and record['momentum'] == pytest.approx(0.4)
     assert record['base_lr'] == pytest.approx(0.01)
