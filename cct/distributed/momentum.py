@@ -103,14 +103,14 @@ def compensation_spread(groups=(1, 2, 4, 8), *, mode='auto', target=0.9, base_lr
 
 def quadratic_runs(workers, *, runs=2000, updates=None, dim=4, base_lr=0.02, momentum=0.0,
                    noise=0.0, seed=0):
-    """Asynchronous SGD on f(w) = ½·Σ h_i·w_i² (h from 0.2 to 1), ``runs`` independent runs at
-    once: ``workers`` workers each read the model, take an exponential time (mean 1), and the
-    server applies their gradient (plus Gaussian noise of std ``noise``) with Caffe's SGD rule
-    (h ← momentum·h + lr·g; w ← w − h) in the order they finish.
+    """Asynchronous SGD on f(w) = ½·Σ c_i·w_i² (curvatures c from 0.2 to 1), ``runs``
+    independent runs at once: ``workers`` workers each read the model, take an exponential time
+    (mean 1), and the server applies their gradient (plus Gaussian noise of std ``noise``) with
+    Caffe's SGD rule (v ← momentum·v + lr·g; w ← w − v) in the order they finish.
 
     Returns:
         ``(models, gradients, losses)``: the run-averaged model (updates + 1, dim), the gradient
-        at it (the quadratic's gradient is linear, so the mean gradient is h·m_t) and the
+        at it (the gradient is linear, so the mean gradient is c·m_t) and the
         run-averaged loss after each update (updates + 1,).
     """
     if workers < 1:
@@ -137,10 +137,10 @@ def quadratic_runs(workers, *, runs=2000, updates=None, dim=4, base_lr=0.02, mom
     return models, models * curvature, np.array(losses)
 
 
-def measure_quadratic(workers, *, runs=2000, momentum=0.0, seed=0):
-    """The measured total momentum of ``workers`` asynchronous workers on the quadratic (with
-    ``momentum`` explicit momentum on top); returns ``(mu, eta)``."""
-    models, gradients, _ = quadratic_runs(workers, runs=runs, momentum=momentum, seed=seed)
+def measure_quadratic(workers, *, runs=2000, seed=0):
+    """The measured implicit momentum of ``workers`` asynchronous workers running plain SGD on
+    the quadratic; returns ``(mu, eta)``."""
+    models, gradients, _ = quadratic_runs(workers, runs=runs, seed=seed)
     return fit_momentum(models, gradients, burn_in=2 * workers)
 
 
