@@ -198,7 +198,9 @@ class Simulation:
         result.iterations = server.iteration
         result.seconds = self.now
         done = server.iteration - result.start_iteration
-        result.seconds_per_iteration = self.now / done if done else None
+        # Up to the last update applied: a run cut at max_seconds idles after it.
+        last = result.losses[-1][1] if result.losses else 0.0
+        result.seconds_per_iteration = last / done if done else None
         result.staleness = dict(server.stats.histogram)
         if snapshot_prefix and not result.diverged:
             server.solver.param.snapshot_prefix = snapshot_prefix
