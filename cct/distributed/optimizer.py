@@ -7,7 +7,8 @@ momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group coun
 scratch for ``phase_seconds``, with Omnivore's pruning (a diverged point prunes every point with a
 rate and momentum at least as large; more staleness never needs a larger rate, nor the same rate
 with more momentum, nor less of both) and an early exit when a count is not at least 10 % faster
-per update than the previous one. Score = the mean of a run's last 10 losses. The best count by
+per update than the previous one. Score = a run's mean loss over its last updates (see
+SimulationResult.score). The best count by
 score is trained for an epoch (``epoch_seconds``) and checkpointed.
 
 Steady state, epoch by epoch from the latest checkpoint: start from the count that was fastest per

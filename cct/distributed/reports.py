@@ -125,7 +125,7 @@ def plot_optimizer(report, path):
     right.scatter([i for i, _ in scored], [p['score'] for _, p in scored],
                   c=[p['groups'] for _, p in scored], cmap='viridis')
     right.set_xlabel('run (in the order tried)')
-    right.set_ylabel('score (mean of the last 10 losses)')
+    right.set_ylabel('score (mean loss at the end of the run)')
     right.set_yscale('log')
     right.set_title('chosen: %s groups, momentum %s, lr %s' % (
         report['groups'], report['momentum'], report['base_lr']), fontsize=9)

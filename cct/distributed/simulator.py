@@ -60,11 +60,15 @@ class SimulationResult:
         self.diverged = False
         self.snapshot = None
 
-    def score(self, last=10):
-        """Omnivore's score of a run: the mean of its last ``last`` losses (inf if diverged)."""
+    def score(self):
+        """The optimizer's score of a run: the mean loss over its second half (at least its last
+        10 losses; inf if diverged). Omnivore averages its last 10 display lines, each already
+        an average over ``display`` iterations; the short runs simulated here have about that
+        many updates in their second half, and one batch's loss alone is too noisy to rank by."""
         if self.diverged or not self.losses:
             return math.inf
-        return float(np.mean([loss for _, _, loss in self.losses[-last:]]))
+        count = max(10, len(self.losses) // 2)
+        return float(np.mean([loss for _, _, loss in self.losses[-count:]]))
 
     def to_json(self):
         """The ``--json`` object: the keys the issue names, then the curves."""
