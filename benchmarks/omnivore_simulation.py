@@ -6,7 +6,7 @@ exhaustive grid of fixed configurations the optimizer is judged against.
 
     python examples/digits/create_digits.py --output /tmp/digits
     python benchmarks/omnivore_simulation.py --digits /tmp/digits [--clusters laptop,gpu8]
-        [--grid omnivore_cpu] [--json benchmarks/results/omnivore_simulation.json]
+        [--grid omnivore_cpu] [--budget-factor 10] [--json results.json]
 
 Every run uses the example's solver (base_lr 0.01, inv policy, batch 64) with a test every 25
 updates, stops at the target or at --max-seconds simulated seconds, and seeds the jitter with 0.
@@ -77,8 +77,9 @@ def main(argv=None):
     parser.add_argument('--target', type=float, default=0.97)
     parser.add_argument('--max-seconds', type=float, default=8.0,
                         help='simulated seconds per fixed run')
-    parser.add_argument('--budget', type=float, default=30.0,
-                        help="the optimizer's simulated seconds")
+    parser.add_argument('--budget-factor', type=float, default=10.0,
+                        help="the optimizer's budget in units of the synchronous run's time to "
+                             'target; a grid point gets 1/60 of it, an epoch 1/40')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     args = parser.parse_args(argv)
@@ -94,15 +95,18 @@ def main(argv=None):
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
                                        args.target)
-        optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=args.budget,
-                              phase_seconds=args.budget / 100, epoch_seconds=args.budget / 15,
+        budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
+        optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
+                              phase_seconds=budget / 60, epoch_seconds=budget / 40,
                               measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
         started = time.perf_counter()
         chosen = optimizer.run()
         chosen['real_seconds'] = time.perf_counter() - started
-        print('  optimizer: %s groups, momentum %s, rate %s; %s s to target with its search '
-              '(%d runs)' % (chosen['groups'], chosen['momentum'], chosen['base_lr'],
-                             _g(chosen['time_to_target_s']), len(chosen['tried'])), flush=True)
+        print('  optimizer (budget %.3g s): %s groups, momentum %s, rate %s; %s s to target with '
+              'its search, %s s of it searching (%d runs)'
+              % (budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
+                 _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
+                 len(chosen['tried'])), flush=True)
         entry['optimizer'] = chosen
         if chosen['groups'] is not None:
             entry['chosen_fixed'] = fixed(param, path, spec, chosen['groups'],

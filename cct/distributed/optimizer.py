@@ -217,6 +217,8 @@ class Optimizer:
         self.decide('train the cold-start winner for an epoch', groups=first['groups'],
                     momentum=first['momentum'], base_lr=first['base_lr'], score=first['score'])
         run, rate = self.train_epoch(first['groups'], first['momentum'], first['base_lr'], None)
+        if self.out_of_time():
+            return self.report()
         groups = self._fastest()
         momentum = first['momentum']
         self.decide('steady state starts with the fastest group count per update', groups=groups,
