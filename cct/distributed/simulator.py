@@ -80,7 +80,8 @@ class SimulationResult:
                 'simulated_seconds': self.seconds,
                 'staleness_histogram': {str(k): v for k, v in sorted(self.staleness.items())},
                 'tests': [{'iteration': i, 'seconds': s, 'accuracy': a, 'loss': l}
-                          for i, s, a, l in self.tests]}
+                          for i, s, a, l in self.tests],
+                'train_losses': [[i, s, l] for i, s, l in self.losses]}
 
 
 @contextlib.contextmanager

@@ -119,6 +119,9 @@ def test_auto_momentum_divergence_and_the_json_line(digits, capsys, tmp_path):
     assert record['groups'] == 2 and record['momentum'] == pytest.approx(0.4)
     assert record['base_lr'] == pytest.approx(0.01)
     assert record['iterations_to_target'] in (20, 40, 60)
+    assert len(record['train_losses']) == record['iterations_to_target']
+    assert record['tests'][-1]['accuracy'] >= 0.5
+    assert sum(record['staleness_histogram'].values()) == record['iterations_to_target']
     assert record['time_to_target_s'] == pytest.approx(
         record['seconds_per_iteration'] * record['iterations_to_target'])
     assert cli.main(['simulate', '--solver', path, '--cluster', spec_path, '--groups', '2',
