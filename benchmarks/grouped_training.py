@@ -174,7 +174,9 @@ def main(argv=None):
     import ray
     ray.init(num_cpus=usable_cores(), include_dashboard=False, object_store_memory=1_500_000_000,
              log_to_driver=False)
-    results = {'cores': usable_cores(), 'target': args.target, 'cct': [], 'ddp': []}
+    # The machine's load (other processes on the same cores) is recorded: it moves every number.
+    results = {'cores': usable_cores(), 'target': args.target, 'cct': [], 'ddp': [],
+               'load_average_at_start': os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as folder:
         path = solver_file(folder, args.max_iter, args.test_interval)
         results['plain'] = run_plain(path, args.target)
@@ -204,6 +206,7 @@ def main(argv=None):
             if row['seconds_to_target'] and same[0]['seconds_to_target']:
                 row['time_to_target_vs_ddp'] = row['seconds_to_target'] / \
                     same[0]['seconds_to_target']
+    results['load_average_at_end'] = os.getloadavg()[0]
     print(json.dumps(results, indent=1))
     if args.json:
         with open(args.json, 'w') as f:

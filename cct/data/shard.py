@@ -27,7 +27,7 @@ class Shard:
 
     @classmethod
     def for_layer(cls, layer):
-        """The shard of a data layer: its process's solver rank and count in TRAIN, whole in TEST."""
+        """A data layer's shard: its process's solver rank and count in TRAIN, whole in TEST."""
         if layer.phase == caffe_pb2.TEST:
             return cls()
         return cls(runtime.solver_count(), runtime.solver_rank())

@@ -1,9 +1,10 @@
 """Compute-group training on Ray (Omnivore's scheme): G groups of K workers, synchronous inside a
 group, asynchronous across groups, against one parameter server.
 
-The driver runs one thread per group. Each round a group asks the server for its current model,
-its K workers compute gradients on their shards, and the server applies their mean as one update
-to whatever model it holds by then (staleness = the updates applied meanwhile). Gradients travel
+The driver runs one thread per group. Each round the group's K workers compute gradients on their
+shards from the model the server handed the group (with the answer to its previous update), and the
+server applies their mean as one update to whatever model it holds by then (staleness = the
+updates other groups applied meanwhile). Gradients travel
 from the workers to the server through Ray's object store by reference, never through the driver.
 Every wait has a timeout. A worker whose process dies is restarted by Ray (max_restarts=-1); its
 group recomputes that share on the same model, and the log names the lost gradient. The server is
@@ -171,6 +172,15 @@ class GroupedTrainer:
             raise CctError('a worker failed to start: %s' % _cause(e)) from None
         self.worker_pids = [pids[g * self.group_size:(g + 1) * self.group_size]
                             for g in range(self.groups)]
+        if self.snapshot and count == 1:
+            # One worker resumes its data where the snapshot's run stopped (plain training's exact
+            # resume); a restarted worker does not, as it is not its constructor that does this.
+            iteration, _, _ = self._get(self.server.status.remote(), 'the server status')
+            try:
+                self._get(self.workers[0][0].resume.remote(self.snapshot, iteration),
+                          'the worker resuming its data')
+            except ray.exceptions.RayError as e:
+                raise CctError('the worker could not resume: %s' % _cause(e)) from None
 
     # ------------------------------------------------------------------ training
     def _train(self):
@@ -241,8 +251,10 @@ class GroupedTrainer:
         # Any failure (a user error, or an unexpected one from Ray) ends the whole run: it is
         # raised again on the driver's main thread, so no group dies silently.
         try:
+            model = self.server.model.remote()
             while not self._stop.is_set():
-                if self._round(group):
+                done, model = self._round(group, model)
+                if done:
                     return
         except Exception as e:  # noqa: BLE001
             with self._lock:
@@ -250,10 +262,10 @@ class GroupedTrainer:
                     self._errors.append(e)
                 self._stop.set()
 
-    def _round(self, group):
-        """One update of ``group``; True when training is over."""
+    def _round(self, group, model):
+        """One update of ``group`` from ``model`` (a reference); returns (True when training is
+        over, the reference to the model to compute on next)."""
         ray = self.ray
-        model = self.server.model.remote()
         workers = self.workers[group]
         calls = [w.compute.options(num_returns=2).remote(model) for w in workers]
         metas = []
@@ -265,7 +277,7 @@ class GroupedTrainer:
                     break
                 except ray.exceptions.RayActorError as e:
                     if self._stop.is_set():
-                        return True
+                        return True, None
                     if not self._server_alive():
                         raise self._server_died(e) from None
                     meta_ref, gradient_ref = self._replace(group, k, worker, model, e)
@@ -273,10 +285,12 @@ class GroupedTrainer:
                 except ray.exceptions.RayTaskError as e:
                     raise CctError('group %d worker %d: %s' % (group, k, _cause(e))) from None
         version = metas[0].version
+        # The answer comes with the model as the update left it, saving the group one call to
+        # the server per update (Omnivore's groups ask for the model right after their update).
+        answer, model = self.server.apply.options(num_returns=2).remote(
+            group, metas, *[c[1] for c in calls])
         try:
-            result = self._server_call(self.server.apply.remote(group, metas,
-                                                                *[c[1] for c in calls]),
-                                       'the server applying group %d\'s gradient' % group)
+            result = self._server_call(answer, 'the server applying group %d\'s gradient' % group)
         except ray.exceptions.RayTaskError as e:
             raise CctError('group %d: %s' % (group, _cause(e))) from None
         with self._lock:
@@ -286,10 +300,10 @@ class GroupedTrainer:
         if not result.applied:
             logger.info('Group %d: its gradient on the model of iteration %d arrived after '
                         'training ended and was not applied', group, version)
-            return True
+            return True, None
         if self.on_update is not None:
             self.on_update(self, group, result)
-        return result.done
+        return result.done, model
 
     def _replace(self, group, k, worker, model, error):
         """A worker died: wait for Ray to restart it, log what was lost, and resubmit its share

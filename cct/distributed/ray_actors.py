@@ -101,9 +101,12 @@ class ServerActor:
         return self._answer(self.server.start)
 
     def apply(self, group, metas, *gradients):
+        """Two returns: the answer (with its log records), and the model after this update
+        for the group's next round (None once training is over)."""
         for meta, arrays in zip(metas, gradients):
             meta.gradients = arrays
-        return self._answer(self.server.apply, group, metas)
+        answer = self._answer(self.server.apply, group, metas)
+        return answer, None if self.server.done() else self.server.model(copy=False)
 
     def request(self, action):
         return self._answer(self.server.request, action)
@@ -157,3 +160,6 @@ class WorkerActor:
 
     def forward_loss(self, model):
         return self.worker.forward_loss(model)
+
+    def resume(self, state_file, iteration):
+        self.worker.resume(state_file, iteration)

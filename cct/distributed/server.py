@@ -2,9 +2,9 @@
 that owns the model and the solver state and applies Caffe's update, one per group gradient.
 
 It holds an ordinary cct Solver (any of the six types), so the learning rate (by the server's
-iteration count), momentum, weight decay, clipping, test nets, display and snapshots are the very code
-plain ``cct train`` runs; only the forward/backward passes happen elsewhere. Nothing here knows about
-Ray: the Ray actor in cct.distributed.ray_actors wraps this class, and a simulator can drive it
+iteration count), momentum, weight decay, clipping, test nets, display and snapshots are the very
+code plain ``cct train`` runs; only the forward/backward passes happen elsewhere. Nothing here knows
+about Ray: the Ray actor in cct.distributed.ray_actors wraps this class, and a simulator can drive it
 directly (``model()``, then ``apply()`` in whatever order gradients arrive).
 
 The order of events matches Solver.step: the test due at iteration N runs on the model after N
@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from cct import rng
 from cct.log import logger
 from cct.solver import get_solver
 from cct.solver.solver import SolverAction, cpp_float
@@ -35,6 +36,8 @@ class GroupGradient:
         state: {param index: data} of the params with lr_mult 0 after the worker's forward
             (BatchNorm's running statistics); the server keeps those of the group's first worker,
             as Caffe's multi-GPU keeps the root solver's.
+        resume: with a single worker, its GroupWorker.resume_state() (data positions and
+            generators), which the server's snapshots record so that they resume exactly.
     """
 
     def __init__(self, version, loss, outputs, gradients, compute_seconds=0.0, state=None):
@@ -44,6 +47,7 @@ class GroupGradient:
         self.gradients = gradients
         self.compute_seconds = compute_seconds
         self.state = state or {}
+        self.resume = None
 
 
 class ApplyResult:
@@ -89,6 +93,7 @@ class ParameterServer:
         self.start_iter = solver.iter
         self.stop_requested = False
         self.last_snapshot = None
+        self.worker_resume = None
         self.stats = GroupStats(groups)
         solver._losses, solver._smoothed_loss = [], solver.dtype.type(0)
         solver._requested_early_exit = False
@@ -146,6 +151,8 @@ class ParameterServer:
         staleness = solver.iter - version
         dtype = solver.dtype.type
         params = solver.net.learnable_params
+        if parts[0].resume is not None:
+            self.worker_resume = parts[0].resume
         for param_id, data in parts[0].state.items():
             np.copyto(params[param_id].data, data.reshape(params[param_id].data.shape))
         for param_id, blob in enumerate(params):
@@ -198,7 +205,14 @@ class ParameterServer:
         return None
 
     def snapshot(self):
-        """Write ``<prefix>_iter_N.caffemodel`` and ``.solverstate`` now; returns the state file."""
+        """Write ``<prefix>_iter_N.caffemodel`` and ``.solverstate`` now; returns the state file.
+
+        The cct resume state beside them holds the single worker's data positions and generators
+        when there is one worker; with several, the server's own (unused) train net's, so a resume
+        starts the data from the first record, as Caffe resumes."""
+        if self.worker_resume is not None:
+            self.solver.net.set_resume_state(self.worker_resume['train'], 'the worker')
+            rng.set_state(self.worker_resume['rng'])
         self.solver.snapshot()
         self.last_snapshot = self.solver.snapshot_filename(
             _STATE_EXTENSIONS.get(self.solver.param.snapshot_format, '.solverstate'))

@@ -8,12 +8,14 @@ record i only when ``i mod count == rank`` (cct.data.shard), and the random seed
 """
 import math
 import time
+import types
 
 import numpy as np
 
 from cct import rng, runtime
 from cct.errors import SolverError
 from cct.solver import nets as _nets
+from cct.solver import resume_state
 from cct.solver.nonfinite import describe_non_finite
 from cct.distributed.server import GroupGradient
 
@@ -36,6 +38,7 @@ class GroupWorker:
             rng.set_random_seed(param.random_seed + rank)
         self.param = param
         self.rank = rank
+        self.count = count
         self.net = _nets.build_train_net(param, source, np.dtype(dtype))
         self.dtype = self.net.dtype
         # Params with lr_mult 0 are never moved by an update, but a layer may change them in its
@@ -74,8 +77,23 @@ class GroupWorker:
             np.zeros(0, self.dtype)
         gradients = [blob.diff.copy() for blob in net.learnable_params]
         state = {i: net.learnable_params[i].data.copy() for i in self.frozen}
-        return GroupGradient(version, float(loss), outputs, gradients,
+        part = GroupGradient(version, float(loss), outputs, gradients,
                              time.perf_counter() - started, state)
+        if self.count == 1:
+            part.resume = self.resume_state()
+        return part
+
+    def resume_state(self):
+        """The data read positions and generators a snapshot of the model just computed on
+        must hold for an exact resume (cct.solver.resume_state), when this is the only worker."""
+        return {'train': self.net.resume_state(), 'rng': rng.get_state()}
+
+    def resume(self, state_file, iteration):
+        """Go on reading where the run that wrote ``state_file`` (at ``iteration``) stopped,
+        from its cct resume state; only the single worker of a one-group run does (the shards of
+        several workers start from their first records, as Caffe resumes)."""
+        solver_view = types.SimpleNamespace(net=self.net, test_nets=[], iter=iteration)
+        resume_state.restore(solver_view, state_file)
 
     def forward_loss(self, model):
         """The loss of ``model`` on this worker's next batch (the final display of training)."""

@@ -12,14 +12,15 @@ The rules that are easy to get wrong:
 * The label top has shape (N,). ``rand_skip`` is ignored and ``force_encoded_color`` unused, as in
   Caffe 1.0. Each Data layer has its own cursor: several in one net (or a train and a test net on
   one source) each read from the first record.
-* With several training processes (``runtime.solver_count()`` > 1, as compute groups set it), a TRAIN
-  layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's multi-GPU
-  Skip() does.
+* With several training processes (``runtime.solver_count()`` > 1, as compute groups set it), a
+  TRAIN layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's
+  multi-GPU Skip() does.
 """
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
-from cct.data.shard import Shard
 from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
+from cct.data.shard import Shard
+from cct import rng
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
@@ -36,6 +37,21 @@ class DatumLoader:
         self.batch_size = batch_size
         self.transformer = transformer
         self.where = where
+        self._resume_key = None
+
+    def get_state(self):
+        """The key of the next record to read (None: the first) and the transform's generator."""
+        cursor = self.cursor
+        key = cursor.key if cursor.valid else self._resume_key
+        return {'next_key': None if key is None else key.hex(),
+                'transform_rng': rng.generator_state(self.transformer.generator)}
+
+    def set_state(self, state):
+        self.cursor.close()
+        self.cursor = self.reader.cursor()
+        key = state.get('next_key')
+        self._resume_key = None if key is None else bytes.fromhex(key)
+        rng.set_generator_state(self.transformer.generator, state.get('transform_rng'))
 
     def _record(self, key):
         return "%s: record '%s' of %s" % (self.where, key.decode('utf-8', 'replace'),
@@ -58,6 +74,9 @@ class DatumLoader:
     def load(self, batch):
         cursor = self.cursor
         cursor.ensure_started()
+        if self._resume_key is not None:
+            cursor.seek(self._resume_key)
+            self._resume_key = None
         data = label = None
         for item in range(self.batch_size):
             if not cursor.valid:

@@ -83,20 +83,34 @@ def test_staleness_counts_the_updates_a_gradient_missed(digits, caplog):
     assert not late.applied and late.done and server.iteration == 9
 
 
-def test_a_plain_snapshot_resumes_on_the_server_as_plain_training_resumes(digits):
+def test_one_group_resumes_exactly_from_and_into_plain_snapshots(digits):
     path = write_solver(digits, 'resume', max_iter=20, snapshot=10, test_interval=100)
-    run_plain(path)
+    straight = run_plain(path)
     state = str(digits / 'resume_iter_10.solverstate')
+
+    def resumed_server():
+        server = ParameterServer(path, path, restore=state)
+        worker = GroupWorker(server.solver.param, path, 0, 1)
+        worker.resume(state, server.iteration)
+        server.start()
+        assert server.iteration == 10
+        while not server.done():
+            server.apply(0, [worker.compute(server.model())])
+        server.finish()
+        return server
+    # plain -> grouped: the worker reads on from record 640, as plain training resumes.
+    server = resumed_server()
+    for a, b in zip(straight.net.learnable_params, server.solver.net.learnable_params):
+        np.testing.assert_array_equal(a.data, b.data)
+    # grouped -> plain: the server's snapshot at 20 records the worker's read position.
+    server.solver.param.max_iter = 30
+    server.snapshot()
+    longer = run_plain(write_solver(digits, 'resume_long', max_iter=30, snapshot=10,
+                                    test_interval=100))
     plain = get_solver(path)
-    plain.solve(state)
-    server = ParameterServer(path, path, restore=state)
-    worker = GroupWorker(server.solver.param, path, 0, 1)
-    server.start()
-    assert server.iteration == 10
-    while not server.done():
-        server.apply(0, [worker.compute(server.model())])
-    server.finish()
-    for a, b in zip(plain.net.learnable_params, server.solver.net.learnable_params):
+    plain.param.max_iter = 30
+    plain.solve(str(digits / 'resume_iter_20.solverstate'))
+    for a, b in zip(longer.net.learnable_params, plain.net.learnable_params):
         np.testing.assert_array_equal(a.data, b.data)
 
 
