@@ -79,7 +79,8 @@ def main(argv=None):
                         help='simulated seconds per fixed run')
     parser.add_argument('--budget-factor', type=float, default=10.0,
                         help="the optimizer's budget in units of the synchronous run's time to "
-                             'target; a grid point gets 1/60 of it, an epoch 1/40')
+                             'target; a grid point gets 1/60 of it, an epoch 1/5 (Omnivore: grid '
+                             'points of 200 s, epochs of 10000 s)')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     args = parser.parse_args(argv)
@@ -97,7 +98,7 @@ def main(argv=None):
                                        args.target)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
-                              phase_seconds=budget / 60, epoch_seconds=budget / 40,
+                              phase_seconds=budget / 60, epoch_seconds=budget / 5,
                               measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
         started = time.perf_counter()
         chosen = optimizer.run()
