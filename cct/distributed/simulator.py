@@ -243,6 +243,13 @@ class Simulation:
             if self._accuracy_index is not None:
                 accuracy += float(test_net.blobs_list[self._accuracy_index].data.ravel()[0])
         accuracy = accuracy / count if self._accuracy_index is not None else None
+        if not math.isfinite(loss):
+            # The last update made the model non-finite. Caffe's Accuracy counts a NaN score
+            # as correct (no score exceeds the label's), so its 'accuracy' would read 1.0.
+            logger.warning('Simulated run diverged: the test loss at iteration %d is %s',
+                           solver.iter, loss)
+            self.result.diverged = True
+            return
         self.result.tests.append((solver.iter, self.now, accuracy, loss / count))
         if target is not None and accuracy is not None and accuracy >= target and \
                 self.result.iterations_to_target is None:

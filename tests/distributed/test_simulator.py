@@ -12,7 +12,7 @@ from cct import runtime
 from cct.errors import CctError
 from cct.solver import get_solver
 from cct.distributed.cluster_spec import ClusterSpec, load_cluster
-from cct.distributed.simulator import Simulation, simulate
+from cct.distributed.simulator import Simulation, quiet, simulate
 
 from conftest import write_solver
 
@@ -132,3 +132,16 @@ def test_auto_momentum_divergence_and_the_json_line(digits, capsys, tmp_path):
     assert cli.main(['simulate', '--solver', path, '--cluster', spec_path,
                      '--groups', '3']) == 1
     assert 'need at least 3 machines' in capsys.readouterr().err
+
+
+def test_a_non_finite_model_is_divergence_not_a_reached_target(digits):
+    """An update that makes the weights NaN shows in the next test before any gradient: Caffe's
+    Accuracy scores NaN outputs as correct (1.0), which must not count as the target."""
+    path = write_solver(digits, 'nan', max_iter=50, test_interval=1, display=0, base_lr=1e8,
+                        lr_policy='"fixed"')
+    with quiet():
+        result = simulate(cct_io.read_solver_text(path), path, cluster(count=2), 1,
+                          target_accuracy=0.5)
+    assert result.diverged
+    assert result.iterations_to_target is None and result.time_to_target_s is None
+    assert all(np.isfinite(loss) for _, _, _, loss in result.tests)
