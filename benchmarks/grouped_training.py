@@ -172,8 +172,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('RAY_AUTH_TOKEN', secrets.token_hex(16))
     import ray
-    ray.init(num_cpus=usable_cores(), include_dashboard=False, object_store_memory=1_500_000_000,
-             log_to_driver=False)
+    ray.init(address='local', num_cpus=usable_cores(), include_dashboard=False,
+             object_store_memory=1_500_000_000, log_to_driver=False)
     # The machine's load (other processes on the same cores) is recorded: it moves every number.
     results = {'cores': usable_cores(), 'target': args.target, 'cct': [], 'ddp': [],
                'load_average_at_start': os.getloadavg()[0]}

@@ -7,9 +7,9 @@ Python API::
     trainer = train_grouped('examples/digits/lenet_solver.prototxt', groups=2, group_size=1)
     print(trainer.iteration, trainer.last_snapshot, trainer.lost)
 
-``train_grouped(solver, groups, group_size, ray_address=None, snapshot=None, worker_cpus=None,
-group_resources=None, signals=None, on_update=None, timeout=300, placement_timeout=60)`` is the
-same as ``cct train --solver S --groups G --group-size K [--ray-address A] [--snapshot F]``; see
+``train_grouped(solver, groups, group_size, ray_address=None, local_ray=None, snapshot=None,
+worker_cpus=None, group_resources=None, signals=None, on_update=None, timeout=300,
+placement_timeout=60)`` is the same as ``cct train --solver S --groups G --group-size K [--ray-address A] [--snapshot F]``; see
 GroupedTrainer for every argument. ParameterServer and GroupWorker are plain Python objects (no
 Ray), for drivers of their own such as a simulator; Ray is imported only when training starts.
 """

@@ -29,10 +29,12 @@ def usable_cores():
 
 
 @contextlib.contextmanager
-def connected(address=None):
-    """Use the Ray this process is already connected to, else join ``address``, else start a
-    local Ray sized to this machine (all its cores, Ray's default object store). Yields True when
-    cct started the local Ray itself; what cct started or joined it leaves at the end.
+def connected(address=None, local_options=None):
+    """Use the Ray this process is already connected to, else join ``address`` (or
+    ``$RAY_ADDRESS``, as Ray's own tools do), else start a new local Ray sized to this machine
+    (all its cores, Ray's default object store; ``local_options`` are further ``ray.init``
+    arguments for it, e.g. ``object_store_memory``). Yields True when cct started the local Ray
+    itself; what cct started or joined it leaves at the end.
 
     Token authentication is left as Ray sets it (on by default); cct never turns it off.
     """
@@ -43,16 +45,22 @@ def connected(address=None):
     if ray.is_initialized():
         yield False
         return
+    address = address or os.environ.get('RAY_ADDRESS') or None
     try:
         if address:
             logger.info('Joining the Ray cluster at %s', address)
             ray.init(address=address, log_to_driver=False)
         else:
             logger.info('Starting a local Ray with %d CPUs', usable_cores())
-            ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
+            # 'local': a new Ray of cct's own, never one some other program started on this
+            # machine (which ray.init() without an address would join).
+            options = dict(address='local', num_cpus=usable_cores(), include_dashboard=False,
+                           log_to_driver=False)
+            options.update(local_options or {})
+            ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise CctError('cannot %s Ray: %s' % ('join the cluster at %s with' % address
-                                              if address else 'start a local', e)) from None
+        raise CctError('cannot %s: %s' % ('join the Ray cluster at %s' % address if address
+                                          else 'start a local Ray', e)) from None
     try:
         yield not address
     finally:

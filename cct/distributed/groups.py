@@ -2,11 +2,10 @@
 group, asynchronous across groups, against one parameter server.
 
 The driver runs one thread per group. Each round the group's K workers compute gradients on their
-shards from the model the server handed the group (with the answer to its previous update), and the
-server applies their mean as one update to whatever model it holds by then (staleness = the
-updates other groups applied meanwhile). Gradients travel
-from the workers to the server through Ray's object store by reference, never through the driver.
-Every wait has a timeout. A worker whose process dies is restarted by Ray (max_restarts=-1); its
+shards from the model the server handed the group (with the answer to its previous update), and
+the server applies their mean as one update to whatever model it holds by then (staleness = the
+updates other groups applied meanwhile). Gradients travel from the workers to the server through
+Ray's object store by reference, never through the driver. Every wait has a timeout. A worker whose process dies is restarted by Ray (max_restarts=-1); its
 group recomputes that share on the same model, and the log names the lost gradient. The server is
 never restarted: its death ends the run with a message naming the last snapshot, which snapshots'
 atomic writes leave intact.
@@ -40,6 +39,8 @@ class GroupedTrainer:
             so a group's update is over K batches, as Caffe's multi-GPU training does.
         ray_address: a Ray cluster to join; None starts a local Ray (or uses the one this process
             is already connected to).
+        local_ray: further ``ray.init`` keyword arguments for a local Ray cct starts (e.g.
+            ``{'object_store_memory': 10**9}``).
         snapshot: a .solverstate(.h5) to resume from (a grouped or a plain run's).
         worker_cpus: CPUs each worker reserves in Ray (default: 1, or an even share of the cores
             when cct starts a local Ray with more workers than cores). Fractional values let
@@ -59,9 +60,9 @@ class GroupedTrainer:
     to a worker's death), server_pid, worker_pids (per group, per worker).
     """
 
-    def __init__(self, solver, groups=1, group_size=1, *, ray_address=None, snapshot=None,
-                 worker_cpus=None, group_resources=None, signals=None, on_update=None,
-                 timeout=300.0, placement_timeout=60.0, dtype=np.float32, source=None):
+    def __init__(self, solver, groups=1, group_size=1, *, ray_address=None, local_ray=None,
+                 snapshot=None, worker_cpus=None, group_resources=None, signals=None,
+                 on_update=None, timeout=300.0, placement_timeout=60.0, dtype=np.float32, source=None):
         if groups < 1 or group_size < 1:
             raise CctError('--groups and --group-size must be at least 1 (got %d and %d)'
                            % (groups, group_size))
@@ -76,6 +77,7 @@ class GroupedTrainer:
             self.param = cct_io.read_solver_text(self.source)
         self.groups, self.group_size = groups, group_size
         self.ray_address = ray_address
+        self.local_ray = local_ray
         self.snapshot = snapshot
         self.worker_cpus = worker_cpus
         self.group_resources = group_resources
@@ -97,7 +99,7 @@ class GroupedTrainer:
     def run(self):
         """Train to max_iter (or until a signal stops it); returns the last solver state written
         (or None)."""
-        with cluster.connected(self.ray_address) as started_locally:
+        with cluster.connected(self.ray_address, self.local_ray) as started_locally:
             self.ray = cluster.import_ray()
             try:
                 self._start_server()

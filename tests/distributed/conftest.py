@@ -1,11 +1,10 @@
 """Fixtures of the compute-group tests: examples/digits made once per session in a temporary
-folder, solver files pointing at it by absolute path, and one Ray per test module (2 CPUs, a 1 GB
-object store, a fresh token in RAY_AUTH_TOKEN, the dashboard off)."""
+folder, one Ray per test module (2 CPUs, a 1 GB object store, the dashboard off) with a fresh token
+in RAY_AUTH_TOKEN, and cct's log as text."""
 import contextlib
 import importlib.util
 import logging
 import os
-import re
 import secrets
 
 import pytest
@@ -34,41 +33,6 @@ def digits(tmp_path_factory):
     return folder
 
 
-def write_solver(folder, name, batch_size=64, **fields):
-    """A LeNet solver (the example's, with ``fields`` replacing its values) whose net reads the
-    digits in ``folder`` with a train batch of ``batch_size``; returns its path."""
-    net = open(os.path.join(EXAMPLE, 'lenet_train_test.prototxt')).read()
-    net = net.replace('examples/digits/', str(folder) + '/')
-    net = net.replace('batch_size: 64', 'batch_size: %d' % batch_size)
-    net_path = os.path.join(folder, name + '_net.prototxt')
-    with open(net_path, 'w') as f:
-        f.write(net)
-    values = {'net': '"%s"' % net_path, 'test_iter': 3, 'test_interval': 50, 'base_lr': 0.01,
-              'momentum': 0.9, 'weight_decay': 0.0005, 'lr_policy': '"inv"', 'gamma': 0.0001,
-              'power': 0.75, 'display': 10, 'max_iter': 60, 'random_seed': 1,
-              'snapshot_after_train': 'false',
-              'snapshot_prefix': '"%s"' % os.path.join(folder, name)}
-    values.update(fields)
-    path = os.path.join(folder, name + '_solver.prototxt')
-    with open(path, 'w') as f:
-        for key, value in values.items():
-            f.write('%s: %s\n' % (key, value))
-    return path
-
-
-def losses(text):
-    """{iteration: smoothed loss} of the ``Iteration N (...), loss = x`` lines of a log."""
-    return {int(i): float(v) for i, v in
-            re.findall(r'Iteration (\d+)(?: \(.*?\))?, loss = (\S+)', text)}
-
-
-def test_accuracies(text):
-    return [float(v) for v in re.findall(r'Test net output #0: accuracy = (\S+)', text)]
-
-
-test_accuracies.__test__ = False
-
-
 @pytest.fixture(scope='session')
 def ray_token():
     """A fresh token in RAY_AUTH_TOKEN for every Ray the tests start (one per session: Ray keeps
@@ -86,8 +50,9 @@ def ray_token():
 def ray_cluster(ray_token):
     """One local Ray for the module, authenticated with the session's token."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=1_000_000_000,
-             log_to_driver=False)
+    # address='local': a Ray of the tests' own, never another program's on this machine.
+    ray.init(address='local', num_cpus=2, include_dashboard=False,
+             object_store_memory=1_000_000_000, log_to_driver=False)
     try:
         yield ray
     finally:

@@ -19,7 +19,7 @@ from cct.solver import get_solver
 from cct.solver.solver import SolverAction
 from cct.tools.parse_log import parse_log
 
-from conftest import losses, test_accuracies, write_solver
+from grouped_helpers import losses, test_accuracies, write_solver
 
 pytestmark = pytest.mark.usefixtures('ray_cluster')
 

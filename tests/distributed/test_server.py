@@ -9,7 +9,7 @@ from cct import runtime
 from cct.distributed import GroupWorker, ParameterServer
 from cct.solver import get_solver
 
-from conftest import losses, write_solver
+from grouped_helpers import losses, write_solver
 
 
 @pytest.fixture(autouse=True)

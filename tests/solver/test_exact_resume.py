@@ -4,6 +4,7 @@ Data layers go on from the record after the last batch used (not from the first,
 the generators of transforms and dropout go on too; a solverstate without cct's resume file (one
 real Caffe wrote) resumes as Caffe does, and says so."""
 import importlib.util
+import logging
 import os
 import shutil
 
@@ -28,7 +29,16 @@ def digits(tmp_path_factory):
                                                   os.path.join(EXAMPLE, 'create_digits.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    log = logging.getLogger('cct')
+    handlers, level, propagate = list(log.handlers), log.level, log.propagate
     assert module.main(['--output', str(work)]) == 0
+    # The script's CLI run set cct's log up for a terminal (propagate off); later modules' caplog
+    # tests need it as it was.
+    for handler in log.handlers[:]:
+        if handler not in handlers:
+            log.removeHandler(handler)
+    log.setLevel(level)
+    log.propagate = propagate
     return root
 
 
