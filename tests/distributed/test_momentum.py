@@ -10,7 +10,7 @@ from cct.errors import CctError
 from cct.proto import caffe_pb2
 from cct.distributed import momentum as mom
 
-from conftest import write_solver
+from grouped_helpers import write_solver
 
 
 @pytest.mark.parametrize('workers', [1, 2, 4, 8, 16])

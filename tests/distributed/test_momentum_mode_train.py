@@ -5,7 +5,7 @@ import pytest
 import cct.distributed
 from cct import cli
 
-from conftest import write_solver
+from grouped_helpers import write_solver
 
 
 class RecordingTrainer:

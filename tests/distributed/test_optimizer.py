@@ -11,7 +11,7 @@ from cct import runtime
 from cct.errors import CctError
 from cct.distributed.optimizer import Optimizer
 
-from conftest import write_solver
+from grouped_helpers import write_solver
 
 CLUSTERS = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'clusters')
 

@@ -14,7 +14,7 @@ from cct.solver import get_solver
 from cct.distributed.cluster_spec import ClusterSpec, load_cluster
 from cct.distributed.simulator import Simulation, quiet, simulate
 
-from conftest import write_solver
+from grouped_helpers import write_solver
 
 CLUSTERS = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'clusters')
 
