@@ -58,11 +58,16 @@ def summary(doc):
     return match.group(1) if match else paragraph
 
 
+def _module_name(action):
+    """An action's module: ``simulate-async`` lives in cct/tools/simulate_async.py."""
+    return 'cct.tools.' + action.replace('-', '_')
+
+
 def _usage():
     from cct import __version__
     lines = []
     for name in ACTIONS:
-        text = summary(importlib.import_module('cct.tools.' + name).__doc__)
+        text = summary(importlib.import_module(_module_name(name)).__doc__)
         lines.append(textwrap.fill(text, 100, initial_indent='  %-20s ' % name,
                                    subsequent_indent=' ' * 23))
     return ('usage: cct <action> [flags]\n       cct --version    (this is cct %s)\n\n'
@@ -110,7 +115,7 @@ def main(argv=None):
         print('Unknown action: %s' % action, file=sys.stderr)
         return 1
     try:
-        module = importlib.import_module('cct.tools.' + action)
+        module = importlib.import_module(_module_name(action))
         parser = CaffeArgumentParser(prog='cct ' + action,
                                      description=plain((module.__doc__ or '').strip()),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,6 +10,8 @@ line still prints whole, above it. Piped or redirected, the log is exactly Caffe
 ``--groups G [--group-size K] [--ray-address ADDR] [--worker-cpus C]`` trains with Omnivore's
 compute groups on Ray (cct.distributed): G groups of K workers, synchronous inside a group,
 asynchronous across groups, against one parameter server that writes this same log.
+``--momentum-mode auto`` sets the server's momentum to the solver file's minus 1 - 1/G (the
+momentum asynchrony adds; cct.distributed.momentum) and logs the value used.
 """
 import contextlib
 import sys
@@ -52,6 +54,10 @@ def add_arguments(parser):
                         type=float, default=None,
                         help='CPUs each worker reserves in Ray (default 1, or an even share of '
                              "this machine's cores when there are more workers than cores).")
+    groups.add_argument('--momentum-mode', '--momentum_mode', '-momentum_mode',
+                        dest='momentum_mode', default='explicit', choices=('explicit', 'auto'),
+                        help="auto: the server's explicit momentum is the solver file's minus "
+                             'the 1 - 1/groups that asynchrony adds (may be negative).')
     parser.add_flag('sighup_effect', default='snapshot',
                     help='Optional; action to take when a SIGHUP signal is received: snapshot, '
                          'stop or none.')
@@ -79,8 +85,10 @@ def run(args):
         param.weights.append(args.weights)
     if args.groups:
         return _run_grouped(args, param, solver_path)
-    if args.group_size != 1 or args.ray_address or args.worker_cpus is not None:
-        raise CctError('--group-size, --ray-address and --worker-cpus need --groups')
+    if args.group_size != 1 or args.ray_address or args.worker_cpus is not None or \
+            args.momentum_mode != 'explicit':
+        raise CctError('--group-size, --ray-address, --worker-cpus and --momentum-mode need '
+                       '--groups')
     with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
         solver = solver_class(param.type, solver_path)(param, source=solver_path)
         solver.set_action_function(signals.check)
@@ -95,7 +103,9 @@ def run(args):
 
 def _run_grouped(args, param, solver_path):
     from cct.distributed import GroupedTrainer
+    from cct.distributed.momentum import set_momentum_mode
     solver_class(param.type, solver_path)  # an unknown solver type fails here, before Ray starts
+    set_momentum_mode(param, args.groups, args.momentum_mode, solver_path)
     with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
         trainer = GroupedTrainer(param, args.groups, args.group_size,
                                  ray_address=args.ray_address or None,

@@ -1,0 +1,132 @@
+"""Omnivore's headline in cct's numbers: time to a target accuracy on examples/digits (LeNet) on
+each shipped cluster description, simulated clock and real gradients - fully synchronous (one
+group, momentum 0.9), fully asynchronous (one group per machine, momentum 0.9), the optimizer's
+run (search included) and its chosen configuration trained from scratch - and, with --grid, the
+exhaustive grid of fixed configurations the optimizer is judged against.
+
+    python examples/digits/create_digits.py --output /tmp/digits
+    python benchmarks/omnivore_simulation.py --digits /tmp/digits [--clusters laptop,gpu8]
+        [--grid omnivore_cpu] [--budget-factor 10] [--json results.json]
+
+Every run uses the example's solver (base_lr 0.01, inv policy, batch 64) with a test every 25
+updates, stops at the target or at --max-seconds simulated seconds, and seeds the jitter with 0.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+sys.path.insert(0, ROOT)
+
+from cct import io as cct_io  # noqa: E402
+from cct.log import init_log  # noqa: E402
+from cct.distributed.cluster_spec import load_cluster  # noqa: E402
+from cct.distributed.optimizer import Optimizer, SimulatedEvaluator  # noqa: E402
+from cct.distributed.simulator import quiet, simulate  # noqa: E402
+
+MOMENTA = (0.0, 0.3, 0.6, 0.9)
+RATES = (0.1, 0.01, 0.001)
+
+
+def solver_file(digits, folder, max_iter):
+    net = open(os.path.join(ROOT, 'examples/digits/lenet_train_test.prototxt')).read()
+    net = net.replace('examples/digits/', os.path.abspath(digits) + '/')
+    with open(os.path.join(folder, 'net.prototxt'), 'w') as f:
+        f.write(net)
+    text = open(os.path.join(ROOT, 'examples/digits/lenet_solver.prototxt')).read()
+    text = re.sub(r'net: ".*"', 'net: "%s"' % os.path.join(folder, 'net.prototxt'), text)
+    text = re.sub(r'max_iter: \d+', 'max_iter: %d' % max_iter, text)
+    text = re.sub(r'test_interval: \d+', 'test_interval: 25', text)
+    text = re.sub(r'display: \d+', 'display: 0', text)
+    text = re.sub(r'snapshot_prefix: ".*"', 'snapshot_prefix: "%s/lenet"' % folder, text)
+    path = os.path.join(folder, 'lenet_solver.prototxt')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def fixed(param, path, spec, groups, momentum, rate, args):
+    started = time.perf_counter()
+    with quiet():
+        result = simulate(param, path, spec, groups, momentum=momentum, base_lr=rate,
+                          target_accuracy=args.target, max_seconds=args.max_seconds)
+    row = {'groups': groups, 'momentum': momentum, 'base_lr': rate,
+           'seconds_per_iteration': result.seconds_per_iteration,
+           'iterations_to_target': result.iterations_to_target,
+           'time_to_target_s': result.time_to_target_s, 'diverged': result.diverged,
+           'real_seconds': time.perf_counter() - started}
+    print('  %2d groups, momentum %.1f, rate %g: %s s/iter, %s iterations, %s s to target%s'
+          % (groups, momentum, rate, _g(row['seconds_per_iteration']),
+             row['iterations_to_target'], _g(row['time_to_target_s']),
+             ' (diverged)' if result.diverged else ''), flush=True)
+    return row
+
+
+def _g(value):
+    return '-' if value is None else '%.4g' % value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--digits', required=True, help='create_digits.py --output folder')
+    parser.add_argument('--clusters', default='laptop,omnivore_cpu,gpu8')
+    parser.add_argument('--grid', default='', help='clusters to run the exhaustive grid on')
+    parser.add_argument('--target', type=float, default=0.97)
+    parser.add_argument('--max-seconds', type=float, default=8.0,
+                        help='simulated seconds per fixed run')
+    parser.add_argument('--budget-factor', type=float, default=10.0,
+                        help="the optimizer's budget in units of the synchronous run's time to "
+                             'target; a grid point gets 1/60 of it, an epoch 1/5 (Omnivore: grid '
+                             'points of 200 s, epochs of 10000 s)')
+    parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
+    parser.add_argument('--json', default='')
+    args = parser.parse_args(argv)
+    init_log(0)
+    os.makedirs(args.workdir, exist_ok=True)
+    path = solver_file(args.digits, args.workdir, 3000)
+    param = cct_io.read_solver_text(path)
+    report = {'target_accuracy': args.target, 'clusters': {}}
+    for name in args.clusters.split(','):
+        spec = load_cluster(os.path.join(ROOT, 'examples/clusters', name + '.json'))
+        print('%s (%d machines)' % (name, spec.machine_count), flush=True)
+        entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
+                 'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
+        evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
+                                       args.target)
+        budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
+        optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
+                              phase_seconds=budget / 60, epoch_seconds=budget / 5,
+                              measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
+        started = time.perf_counter()
+        chosen = optimizer.run()
+        chosen['real_seconds'] = time.perf_counter() - started
+        print('  optimizer (budget %.3g s): %s groups, momentum %s, rate %s; %s s to target with '
+              'its search, %s s of it searching (%d runs)'
+              % (budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
+                 _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
+                 len(chosen['tried'])), flush=True)
+        entry['optimizer'] = chosen
+        if chosen['groups'] is not None:
+            entry['chosen_fixed'] = fixed(param, path, spec, chosen['groups'],
+                                          chosen['momentum'], chosen['base_lr'], args)
+        if name in args.grid.split(','):
+            entry['grid'] = [fixed(param, path, spec, g, m, r, args)
+                             for g in spec.group_counts() for r in RATES for m in MOMENTA]
+            reached = [row for row in entry['grid'] if row['time_to_target_s'] is not None]
+            if reached:
+                best = min(reached, key=lambda row: row['time_to_target_s'])
+                entry['grid_best'] = best
+                print('  grid best: %d groups, momentum %.1f, rate %g: %.4g s'
+                      % (best['groups'], best['momentum'], best['base_lr'],
+                         best['time_to_target_s']), flush=True)
+        report['clusters'][name] = entry
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,341 @@
+"""Omnivore's optimizer (omnivore.py; ../shared/reference/cct_omnivore.md §2b): choose the number
+of compute groups, the explicit momentum and the learning rate that minimise time to accuracy.
+
+Cold start, from the fewest groups (largest groups, least asynchrony) to the most: one group tries
+momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group count tries momentum
+{0, 0.3, 0.6, 0.9} with the rates {best, best/10} of the previous count, each point trained from
+scratch for ``phase_seconds``, with Omnivore's pruning (a diverged point prunes every point with a
+rate and momentum at least as large; more staleness never needs a larger rate, nor the same rate
+with more momentum, nor less of both) and an early exit when a count is not at least 10 % faster
+per update than the previous one. Score = a run's mean loss over its last updates (see
+SimulationResult.score). The best count by
+score is trained for an epoch (``epoch_seconds``) and checkpointed.
+
+Steady state, epoch by epoch from the latest checkpoint: start from the count that was fastest per
+update (a smaller count replaces it only if 10 % faster); grid momentum {0, 0.3, 0.6, 0.9} (and
+-0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, each
+point resumed from the checkpoint for ``phase_seconds``; when the best explicit momentum is 0,
+asynchrony already gives too much momentum: halve the number of groups and search again;
+otherwise train the chosen point for an epoch. It stops at the budget or when a run reaches the
+target accuracy.
+
+Every measurement is appended to a JSON-lines file and reused when the optimizer is restarted
+(the path it takes is a function of the measurements, so a restart replays it up to where it was
+killed); every decision is logged with its evidence.
+"""
+import hashlib
+import json
+import math
+import os
+
+from cct.errors import CctError
+from cct.log import logger
+
+COLD_RATES = (0.1, 0.01, 0.001, 0.0001)
+MOMENTA = (0.0, 0.3, 0.6, 0.9)
+#: A group count must be this much faster per update than the previous one to be worth it.
+TIME_THRESHOLD = 0.10
+
+
+class Optimizer:
+    """Omnivore's optimizer over an evaluator.
+
+    Args:
+        evaluator: ``evaluate(groups, momentum, base_lr, seconds, start)`` returning a dict with
+            ``seconds_per_iteration``, ``score``, ``diverged``, ``seconds`` (simulated time used),
+            ``start_iteration``, ``iterations``, ``iterations_to_target``, ``time_to_target_s``
+            and ``snapshot`` (a checkpoint to resume from, or None).
+        group_counts: the numbers of groups to consider, ascending (e.g. 1, 2, 4, ... N).
+        budget_seconds: the optimizer's total time (search and training).
+        phase_seconds: time per grid point.
+        epoch_seconds: time per training epoch.
+        measurements: the JSON-lines file of measurements (resumability), or None.
+        negative_momentum: also try momentum -0.3 in the steady state.
+    """
+
+    def __init__(self, evaluator, group_counts, *, budget_seconds, phase_seconds, epoch_seconds,
+                 measurements=None, negative_momentum=False):
+        if not group_counts:
+            raise CctError('the optimizer needs at least one group count')
+        if min(phase_seconds, epoch_seconds, budget_seconds) <= 0:
+            raise CctError('the budget, phase and epoch times must be positive')
+        self.evaluator = evaluator
+        self.group_counts = sorted(group_counts)
+        self.budget, self.phase, self.epoch = budget_seconds, phase_seconds, epoch_seconds
+        self.negative_momentum = negative_momentum
+        self.path = measurements
+        self.cache = {}
+        self.reused = 0
+        if measurements and os.path.exists(measurements):
+            with open(measurements) as f:
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                        self.cache[record['key']] = record
+                    except (ValueError, KeyError):
+                        raise CctError('%s:%d: not a measurement line of cct optimize'
+                                       % (measurements, number)) from None
+        self.tried = []
+        self.decisions = []
+        self.clock = 0.0
+        self.reached = None
+        self.chosen = None
+        self.hardware = {}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def decide(self, text, **evidence):
+        """Log a decision with its evidence and keep it for the report."""
+        self.decisions.append({'decision': text, 'evidence': evidence})
+        logger.info('Optimizer decision: %s (%s)', text,
+                    ', '.join('%s=%s' % (k, _short(v)) for k, v in evidence.items()))
+
+    def measure(self, phase, groups, momentum, base_lr, seconds, start):
+        """One run, from the cache when this exact run was measured before."""
+        key = json.dumps([phase, groups, round(momentum, 6), base_lr, seconds,
+                          start and os.path.basename(start)])
+        record = self.cache.get(key)
+        if record is not None and (record.get('snapshot') is None or
+                                   os.path.exists(record['snapshot'])):
+            self.reused += 1
+        else:
+            result = self.evaluator.evaluate(groups, momentum, base_lr, seconds, start)
+            record = dict(result, key=key, phase=phase, groups=groups, momentum=momentum,
+                          base_lr=base_lr, start=start)
+            if self.path:
+                with open(self.path, 'a') as f:
+                    f.write(json.dumps(record) + '\n')
+            self.cache[key] = record
+        record = dict(record, clock_start=self.clock)
+        if record['iterations_to_target'] is not None and self.reached is None:
+            self.reached = {'time_to_target_s': self.clock + record['time_to_target_s'],
+                            'iterations_to_target': record['start_iteration'] +
+                            record['iterations_to_target'],
+                            'run': record}
+            self.decide('target accuracy reached', groups=groups, momentum=momentum,
+                        base_lr=base_lr, phase=phase, at_seconds=self.reached['time_to_target_s'])
+        self.clock += record['seconds']
+        self.tried.append(record)
+        if self.hardware.get(groups) is None:
+            self.hardware[groups] = record['seconds_per_iteration']
+        return record
+
+    def out_of_time(self):
+        return self.reached is not None or self.clock >= self.budget
+
+    # ------------------------------------------------------------------ cold start
+    def grid(self, phase, groups, momenta, rates, start, previous=None):
+        """Omnivore's grid_search_parameters: rates ascending, then momenta ascending, with its
+        pruning. Returns the measured points (dicts)."""
+        points, diverged = [], []
+        for rate in sorted(rates):
+            for momentum in sorted(momenta):
+                if any(rate >= r and momentum >= m for r, m in diverged):
+                    continue
+                if previous is not None:
+                    p_rate, p_momentum = previous
+                    if rate > p_rate or (rate == p_rate and momentum > p_momentum) or \
+                            (rate < p_rate and momentum < p_momentum):
+                        continue
+                if self.out_of_time():
+                    return points
+                record = self.measure(phase, groups, momentum, rate, self.phase, start)
+                points.append(record)
+                if record['diverged']:
+                    diverged.append((rate, momentum))
+                if len(points) == 1 and phase == 'cold' and not self._pays(groups):
+                    return points
+        return points
+
+    def _pays(self, groups):
+        """Whether ``groups`` is at least TIME_THRESHOLD faster per update than the count before
+        it in the cold start (Omnivore's early exit, 'FC saturation')."""
+        index = self.group_counts.index(groups)
+        if index == 0:
+            return True
+        before = self.group_counts[index - 1]
+        now, then = self.hardware.get(groups), self.hardware.get(before)
+        if now is None or then is None:
+            return True
+        return now <= then / (1 + TIME_THRESHOLD)
+
+    @staticmethod
+    def best(points, buffer=1.0):
+        """The lowest score; then a larger rate, or the same rate with more momentum, whose
+        score is within ``buffer`` times it (Omnivore prefers the more aggressive point)."""
+        alive = [p for p in points if not p['diverged'] and math.isfinite(p['score'])]
+        if not alive:
+            return None
+        top = min(alive, key=lambda p: p['score'])
+        for p in alive:
+            if p['score'] <= buffer * top['score'] and \
+                    (p['base_lr'], p['momentum']) > (top['base_lr'], top['momentum']):
+                top = p
+        return top
+
+    def cold_start(self):
+        winners = {}
+        previous = None
+        for groups in self.group_counts:
+            if self.out_of_time():
+                break
+            if previous is None:
+                points = self.grid('cold', groups, (0.9,), COLD_RATES, None)
+            else:
+                rate = previous['base_lr']
+                points = self.grid('cold', groups, MOMENTA, (rate, rate / 10), None,
+                                   (previous['base_lr'], previous['momentum']))
+            if previous is not None and not self._pays(groups):
+                before = self.group_counts[self.group_counts.index(groups) - 1]
+                self.decide('stop the cold start: %d groups are not %d%% faster per update than '
+                            '%d' % (groups, TIME_THRESHOLD * 100, before), groups=groups,
+                            seconds_per_iteration=self.hardware.get(groups),
+                            previous_seconds_per_iteration=self.hardware.get(before))
+                break
+            top = self.best(points)
+            if top is None:
+                self.decide('every point of %d groups diverged; stop the cold start' % groups,
+                            groups=groups)
+                break
+            winners[groups] = top
+            self.decide('cold start, %d groups: best momentum %g, rate %g' % (
+                groups, top['momentum'], top['base_lr']), score=top['score'],
+                points=len(points), seconds_per_iteration=self.hardware.get(groups))
+            previous = top
+        return winners
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self):
+        """Cold start, then steady-state epochs until the budget or the target. Returns the
+        report dict (``chosen``, ``tried``, ``decisions``, ``reached``)."""
+        winners = self.cold_start()
+        if not winners:
+            raise CctError('the optimizer found no configuration that trains (every point '
+                           'diverged or the budget was spent before one ran)')
+        first = min(winners.values(), key=lambda p: p['score'])
+        self.decide('train the cold-start winner for an epoch', groups=first['groups'],
+                    momentum=first['momentum'], base_lr=first['base_lr'], score=first['score'])
+        run, rate = self.train_epoch(first['groups'], first['momentum'], first['base_lr'], None)
+        if self.out_of_time():
+            return self.report()
+        groups = self._fastest()
+        momentum = first['momentum']
+        self.decide('steady state starts with the fastest group count per update', groups=groups,
+                    seconds_per_iteration=self.hardware.get(groups))
+        while not self.out_of_time() and run['snapshot']:
+            checkpoint = run['snapshot']
+            momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
+            while True:
+                points = self.grid('steady', groups, momenta, (rate, rate / 10), checkpoint)
+                top = self.best(points, buffer=1.01)
+                if top is None or self.out_of_time():
+                    break
+                if top['momentum'] == 0 and groups != self.group_counts[0]:
+                    smaller = self.group_counts[self.group_counts.index(groups) - 1]
+                    self.decide('best explicit momentum is 0: asynchrony gives too much '
+                                'momentum; halve the groups', groups=groups, to=smaller,
+                                base_lr=top['base_lr'], score=top['score'])
+                    groups, rate = smaller, top['base_lr']
+                    continue
+                break
+            if top is None or self.out_of_time():
+                break
+            rate, momentum = top['base_lr'], top['momentum']
+            self.decide('train an epoch', groups=groups, momentum=momentum, base_lr=rate,
+                        score=top['score'], from_checkpoint=os.path.basename(checkpoint))
+            run, rate = self.train_epoch(groups, momentum, rate, checkpoint)
+        return self.report()
+
+    def train_epoch(self, groups, momentum, rate, checkpoint, retries=3):
+        """Train an epoch; a run that diverges (a short grid point can hide it) is retried at
+        a tenth of the rate. Returns ``(run, rate)``."""
+        for _ in range(retries + 1):
+            run = self.measure('epoch', groups, momentum, rate, self.epoch, checkpoint)
+            self.chosen = run
+            if not run['diverged'] or self.out_of_time():
+                break
+            self.decide('the epoch diverged; train it again at a tenth of the rate',
+                        groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
+            rate /= 10
+        return run, rate
+
+    def _fastest(self):
+        """The group count fastest per update; a larger count replaces the current choice only
+        when it is TIME_THRESHOLD faster (Omnivore's steady-state start)."""
+        choice = None
+        for groups in self.group_counts:
+            spi = self.hardware.get(groups)
+            if spi is None:
+                continue
+            if choice is None or spi <= self.hardware[choice] / (1 + TIME_THRESHOLD):
+                choice = groups
+        return choice
+
+    def report(self):
+        chosen = (self.reached and self.reached['run']) or self.chosen or {}
+        fields = ('groups', 'momentum', 'base_lr', 'seconds_per_iteration')
+        result = {k: chosen.get(k) for k in fields}
+        result['iterations_to_target'] = self.reached and self.reached['iterations_to_target']
+        result['time_to_target_s'] = self.reached and self.reached['time_to_target_s']
+        result['optimizer_seconds'] = self.clock
+        # The search's share of the time to target: every grid point run before the target.
+        reached = self.reached and self.reached['run']
+        result['search_seconds_to_target'] = None if not reached else sum(
+            p['seconds'] for p in self.tried[:self.tried.index(reached)] if p['phase'] != 'epoch'
+        ) + (reached['time_to_target_s'] if reached['phase'] != 'epoch' else 0.0)
+        result['reused_measurements'] = self.reused
+        result['tried'] = [{k: p.get(k) for k in fields + (
+            'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start')}
+            for p in self.tried]
+        result['decisions'] = self.decisions
+        return result
+
+
+def _short(value):
+    if isinstance(value, float):
+        return '%.4g' % value
+    return value
+
+
+class SimulatedEvaluator:
+    """Runs the optimizer's points on the cluster simulator (cct.distributed.simulator).
+
+    Args:
+        param, source: the solver.
+        cluster: a ClusterSpec.
+        workdir: where checkpoints are written.
+        target_accuracy: the accuracy whose first test marks the target (or None).
+        seed: the jitter seed of every run.
+    """
+
+    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0):
+        self.param, self.source, self.cluster = param, source, cluster
+        self.workdir, self.target, self.seed = workdir, target_accuracy, seed
+        os.makedirs(workdir, exist_ok=True)
+        self.count = 0
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        from cct.distributed.simulator import Simulation, quiet
+        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
+        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+        ).hexdigest()[:12]
+        with quiet():
+            simulation = Simulation(self.param, self.source, self.cluster, groups,
+                                    momentum=momentum, base_lr=base_lr, seed=self.seed,
+                                    restore=start)
+            result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
+                                    snapshot_prefix=os.path.join(self.workdir, name))
+        logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
+                    'score %.4g%s', groups, momentum, base_lr,
+                    ' from ' + os.path.basename(start) if start else '',
+                    result.seconds_per_iteration or math.nan, result.score(),
+                    ' (diverged)' if result.diverged else '')
+        accuracy = result.tests[-1][2] if result.tests else None
+        return {'seconds_per_iteration': result.seconds_per_iteration, 'score': result.score(),
+                'diverged': result.diverged, 'seconds': result.seconds,
+                'start_iteration': result.start_iteration, 'iterations': result.iterations,
+                'iterations_to_target': result.iterations_to_target,
+                'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
+                'accuracy': accuracy}

@@ -1,0 +1,149 @@
+"""Omnivore's optimizer (cct.distributed.optimizer) on a synthetic problem with a fake clock whose
+best configuration is known, its resumability, and ``cct optimize --simulate --json`` on the
+digits."""
+import json
+import os
+
+import pytest
+
+from cct import cli
+from cct import runtime
+from cct.errors import CctError
+from cct.distributed.optimizer import Optimizer
+
+from grouped_helpers import write_solver
+
+CLUSTERS = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'clusters')
+
+
+@pytest.fixture(autouse=True)
+def _single_process_rank():
+    yield
+    runtime.set_solver_count(1)
+    runtime.set_solver_rank(0)
+
+
+class FakeProblem:
+    """Time to accuracy = seconds per update × updates to converge, both known in closed form.
+
+    Hardware: 1 / G seconds per update up to 8 groups; 16 groups are only 5 % faster than 8 (the
+    server saturates). Statistics: the updates grow with the distance of the total momentum
+    (explicit + 1 - 1/G) from 0.95 and with staleness (1 + 0.1 G²); rate 0.01 is best; a total
+    momentum of 1.2 or more diverges, and so does rate 0.1 above 0.95. The best configuration is
+    4 groups, momentum 0.3, rate 0.01 (score 71.5; see ``best_by_exhaustive_search``).
+    """
+
+    rate_factor = {0.1: 2.0, 0.01: 1.0, 0.001: 3.0, 0.0001: 10.0}
+
+    def __init__(self, folder, fail_after=None):
+        self.folder, self.fail_after, self.calls = folder, fail_after, []
+
+    @staticmethod
+    def seconds_per_update(groups):
+        return 1.0 / min(groups, 8) / (1.05 if groups > 8 else 1.0)
+
+    @classmethod
+    def score(cls, groups, momentum, rate):
+        total = momentum + 1 - 1 / groups
+        if total >= 1.2 or (rate >= 0.1 and total > 0.95):
+            return None
+        updates = 100 * (1 + 10 * (total - 0.95) ** 2) * cls.rate_factor[round(rate, 6)] * \
+            (1 + 0.1 * groups ** 2)
+        return cls.seconds_per_update(groups) * updates
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt('killed')
+        self.calls.append((groups, momentum, base_lr, start))
+        score = self.score(groups, momentum, base_lr)
+        snapshot = os.path.join(self.folder, 'ckpt%d' % len(self.calls))
+        open(snapshot, 'w').close()
+        return {'seconds_per_iteration': self.seconds_per_update(groups),
+                'score': float('inf') if score is None else score, 'diverged': score is None,
+                'seconds': seconds, 'start_iteration': 0, 'iterations': 10,
+                'iterations_to_target': None, 'time_to_target_s': None,
+                'snapshot': None if score is None else snapshot}
+
+
+def best_by_exhaustive_search():
+    grid = [(g, m, r) for g in (1, 2, 4, 8, 16) for m in (0.0, 0.3, 0.6, 0.9)
+            for r in (0.1, 0.01, 0.001, 0.0001)]
+    scored = [(FakeProblem.score(*point), point) for point in grid]
+    return min((s, p) for s, p in scored if s is not None)[1]
+
+
+def optimizer(folder, problem, measurements=None):
+    return Optimizer(problem, [1, 2, 4, 8, 16], budget_seconds=100, phase_seconds=1,
+                     epoch_seconds=10, measurements=measurements)
+
+
+def test_the_optimizer_picks_the_known_best_configuration(tmp_path, cct_log):
+    assert best_by_exhaustive_search() == (4, 0.3, 0.01)
+    report = optimizer(tmp_path, FakeProblem(str(tmp_path))).run()
+    assert (report['groups'], report['momentum'], report['base_lr']) == (4, 0.3, 0.01)
+    decisions = [d['decision'] for d in report['decisions']]
+    # The cold start stops at 16 groups (5 % faster than 8 is not worth it), the steady state
+    # starts at the fastest count, 8, whose best explicit momentum is 0: halve to 4.
+    assert any(d.startswith('stop the cold start: 16 groups') for d in decisions)
+    assert 'steady state starts with the fastest group count per update' in decisions
+    halving = [d for d in report['decisions'] if d['decision'].startswith('best explicit')]
+    assert halving and halving[0]['evidence']['groups'] == 8 and \
+        halving[0]['evidence']['to'] == 4
+    assert 'Optimizer decision: best explicit momentum is 0' in cct_log()
+    # Pruning: after one group's best (0.9, 0.01), two groups never try rate 0.1, nor rate
+    # 0.001 with momentum below 0.9; a diverged point prunes the larger ones.
+    two = [(p['momentum'], p['base_lr']) for p in report['tried']
+           if p['groups'] == 2 and p['phase'] == 'cold']
+    assert two and all(r <= 0.01 for _, r in two)
+    assert all(m == 0.9 for m, r in two if r == 0.001)
+    assert report['optimizer_seconds'] >= 100 - 10
+
+
+def test_a_killed_optimizer_resumes_from_its_measurements(tmp_path):
+    measurements = str(tmp_path / 'm.jsonl')
+    straight = optimizer(tmp_path, FakeProblem(str(tmp_path))).run()
+    first = FakeProblem(str(tmp_path), fail_after=12)
+    with pytest.raises(KeyboardInterrupt):
+        optimizer(tmp_path, first, measurements).run()
+    second = FakeProblem(str(tmp_path))
+    resumed = optimizer(tmp_path, second, measurements).run()
+    assert resumed['reused_measurements'] == 12
+    assert len(second.calls) == len(straight['tried']) - 12
+    keys = ('groups', 'momentum', 'base_lr', 'phase')
+    assert [[p[k] for k in keys] for p in resumed['tried']] == \
+        [[p[k] for k in keys] for p in straight['tried']]
+    assert (resumed['groups'], resumed['momentum']) == (straight['groups'], straight['momentum'])
+    with open(measurements, 'a') as f:
+        f.write('not json\n')
+    with pytest.raises(CctError, match=r'm.jsonl:\d+: not a measurement line'):
+        optimizer(tmp_path, second, measurements)
+
+
+def test_cct_optimize_simulates_the_digits_and_prints_json(digits, tmp_path, capsys):
+    path = write_solver(digits, 'opt', batch_size=16, max_iter=400, test_interval=20,
+                        display=0)
+    workdir = str(tmp_path / 'work')
+    arguments = ['optimize', '--solver', path, '--cluster',
+                 os.path.join(CLUSTERS, 'laptop.json'), '--simulate', '--budget', '3',
+                 '--phase-seconds', '0.15', '--epoch-seconds', '1', '--target-accuracy',
+                 '0.8', '--workdir', workdir, '--json']
+    plot = tmp_path / 'optimizer.png'
+    assert cli.main(arguments + ['--plot', str(plot)]) == 0
+    assert plot.stat().st_size > 1000
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ('groups', 'momentum', 'base_lr', 'seconds_per_iteration',
+                'iterations_to_target', 'time_to_target_s', 'tried'):
+        assert key in report
+    assert report['groups'] in (1, 2) and report['tried']
+    # The laptop reaches 0.8 within the budget; the search's share of that time is counted.
+    assert report['time_to_target_s'] is not None
+    assert 0 < report['search_seconds_to_target'] < report['time_to_target_s']
+    assert set(report['tried'][0]) >= {'groups', 'momentum', 'base_lr', 'seconds_per_iteration',
+                                       'iterations_to_target', 'time_to_target_s'}
+    # Restarted, it measures nothing again.
+    assert cli.main(arguments) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again['reused_measurements'] == len(again['tried']) == len(report['tried'])
+    assert cli.main(['optimize', '--solver', path, '--cluster',
+                     os.path.join(CLUSTERS, 'laptop.json'), '--budget', '2']) == 1
+    assert 'give --simulate' in capsys.readouterr().err
