@@ -29,7 +29,7 @@ def test_help_lists_every_action_in_whole_sentences(capsys):
     for name, entry in zip(ACTIONS, entries):
         text = ' '.join(entry.split()[1:])
         assert text.endswith('.') and len(text) > 30, name
-        doc = ' '.join(importlib.import_module('cct.tools.' + name).__doc__.split())
+        doc = ' '.join(importlib.import_module(cli._module_name(name)).__doc__.split())
         assert doc.replace('``', '').startswith(text), name
     assert all(len(line) <= 100 for line in out.splitlines())
     assert 'OMP_NUM_THREADS=N' in out
