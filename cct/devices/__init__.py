@@ -2,7 +2,7 @@
 Caffe's accelerator numbering (``--gpu N``: CUDA devices first, then OpenCL devices).
 
 A backend is a module exposing ``count()`` (how many devices it sees; 0, never an exception, when
-its library or driver is missing), ``unavailable()`` (why it sees none, or None) and ``open(index)``
+its library or driver is missing), ``unavailable()`` (why it sees none, or None) and ``open_device(index)``
 (a ``Device``). Backends are imported lazily, so the core install works without PyOpenCL or CuPy.
 """
 import importlib
@@ -74,7 +74,7 @@ def get_device(name='cpu'):
             raise DeviceError('device %s:%d does not exist%s; devices here: %s'
                               % (kind, index, ' (%s)' % why if why else '',
                                  ', '.join(device_names())))
-        _open[key] = backend(kind).open(index)
+        _open[key] = backend(kind).open_device(index)
     return _open[key]
 
 

@@ -70,11 +70,12 @@ class ConvPlan:
         self.dtype = np.dtype(dtype)
         self.col_pixels = self.col_hw[0] * self.col_hw[1]
         self.col_rows = image_channels * self.kernel[0] * self.kernel[1]
+        self._geometry = self.kernel + self.pad + self.stride + self.dilation + self.col_hw
 
     def geometry(self):
         """(kh, kw, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w, out_h, out_w): the
         argument tuple cct's kernels take, out = the column side's size."""
-        return (self.kernel + self.pad + self.stride + self.dilation + self.col_hw)
+        return self._geometry
 
 
 class PoolPlan:
