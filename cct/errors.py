@@ -27,3 +27,9 @@ class SolverError(CctError, ValueError):
 
 class DataError(CctError, ValueError):
     """A dataset that cannot be read: missing path, empty database, corrupt or inconsistent record."""
+
+
+class DeviceError(CctError, ValueError):
+    """A device that does not exist or cannot run what was asked: an unknown name, an index out of
+    range (the message lists the devices that exist), a layer the device cannot run, an allocation
+    larger than its memory, a kernel that does not compile."""

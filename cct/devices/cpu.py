@@ -1,0 +1,356 @@
+"""The CPU device: numpy arrays and cct's Cython kernels (cct/kernels) behind the Device primitives,
+with today's lowering policy (``workspace.choose_lowering``: full, rows or panels per product) and
+CcT partitions inside its convolution plans. Every primitive computes exactly what the layers did
+before the seam, operation for operation, so no CPU number changed.
+"""
+import os
+
+import numpy as np
+
+from cct import kernels, rng, workspace
+from cct.devices import cpu_conv, cpu_neurons, cpu_solvers
+from cct.devices.base import Device, LRNPlan, PoolPlan
+from cct.kernels import elementwise
+from cct.kernels import lrn as lrn_kernels
+from cct.kernels.update import sgd_step
+
+FLT_MIN = np.finfo(np.float32).tiny
+_NONE = {}
+
+
+def _none(dtype):
+    none = _NONE.get(dtype)
+    if none is None:
+        none = _NONE[dtype] = np.empty(0, dtype)
+    return none
+
+
+def _cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes():
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def kernel_blas():
+    """The BLAS cct's kernels call (scipy-openblas32's, not numpy's): name, version, threads."""
+    try:
+        import threadpoolctl
+        for info in threadpoolctl.threadpool_info():
+            if 'scipy_openblas' in os.path.basename(info.get('filepath', '')) and \
+                    'openblas32' in info.get('filepath', ''):
+                return '%s %s (%s, %s)' % (info.get('internal_api'), info.get('version'),
+                                           info.get('architecture'), info.get('filepath'))
+    except ImportError:
+        pass
+    import scipy_openblas32
+    return 'scipy-openblas32 %s (%s)' % (getattr(scipy_openblas32, '__version__', '?'),
+                                         scipy_openblas32.get_library())
+
+
+class CPUDevice(Device):
+    """numpy + Cython; arrays are host arrays, so Blob views need no syncing."""
+
+    kind = 'cpu'
+    host = True
+
+    def describe(self):
+        return {'name': _cpu_model(), 'memory': _memory_bytes(),
+                'compute_units': kernels.max_threads(), 'blas': kernel_blas()}
+
+    def unary_ops(self):
+        return frozenset(('relu', 'sigmoid', 'tanh', 'abs', 'bnll', 'elu', 'threshold', 'clip'))
+
+    # memory
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+    def from_host(self, host, out=None):
+        if out is None:
+            return np.array(host, copy=True, order='C')
+        out.reshape(-1)[...] = np.asarray(host).reshape(-1)
+        return out
+
+    def to_host(self, array, out=None):
+        if out is None:
+            return np.array(array, copy=True, order='C')
+        out.reshape(-1)[...] = array.reshape(-1)
+        return out
+
+    def copy(self, source, out):
+        out.reshape(-1)[...] = source.reshape(-1)
+
+    def fill(self, out, value):
+        if value == 0 and out.flags.c_contiguous:
+            elementwise.zero(out.reshape(-1))
+        else:
+            out[...] = value
+
+    def scratch(self, purpose, shape, dtype):
+        return workspace.scratch(purpose, shape, dtype)
+
+    # BLAS-like
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
+
+    def axpby(self, alpha, x, beta, y):
+        dtype = y.dtype.type
+        if beta == 0:
+            np.multiply(x, dtype(alpha), out=y)
+            return
+        if beta != 1:
+            y *= dtype(beta)
+        if alpha == 1:
+            y += x
+        elif alpha == -1:
+            np.subtract(y, x, out=y)
+        else:
+            y += x * dtype(alpha)
+
+    def scale(self, x, alpha, out):
+        np.multiply(x, out.dtype.type(alpha), out=out)
+
+    def mul(self, a, b, out):
+        np.multiply(a, b, out=out)
+
+    def strided_copy(self, source, out, outer, count, source_stride, source_offset, out_stride,
+                     out_offset, accumulate=False):
+        src = source.reshape(-1)[:outer * source_stride].reshape(outer, source_stride)
+        dst = out.reshape(-1)[:outer * out_stride].reshape(outer, out_stride)
+        part = src[:, source_offset:source_offset + count]
+        if accumulate:
+            dst[:, out_offset:out_offset + count] += part
+        else:
+            dst[:, out_offset:out_offset + count] = part
+
+    def add_bias(self, x, bias, inner):
+        x.reshape(-1, bias.size, inner)[...] += bias.reshape(-1, 1)
+
+    # reductions
+    def sum(self, x):
+        return float(x.sum(dtype=np.float64))
+
+    def asum(self, x):
+        return float(np.abs(x).sum(dtype=np.float64))
+
+    def dot(self, a, b):
+        return float(np.dot(a.reshape(-1), b.reshape(-1)))
+
+    def channel_sum(self, x, out, inner, accumulate=True):
+        sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
+        if accumulate:
+            out[...] += sums
+        else:
+            out[...] = sums
+
+    # neurons
+    def unary(self, op, x, out, **scalars):
+        cpu_neurons.forward(op, x, out, scalars)
+
+    def unary_backward(self, op, x, y, dy, dx, **scalars):
+        cpu_neurons.backward(op, x, y, dy, dx, scalars)
+
+    def dropout_mask(self, mask, ratio):
+        uniforms = workspace.scratch('dropout_uniforms', mask.shape, np.float32)
+        rng.generator().random(out=uniforms, dtype=np.float32)
+        np.greater_equal(uniforms, ratio, out=mask.view(np.bool_))
+
+    def masked_scale(self, x, mask, out, scale):
+        elementwise.masked_scale(x.reshape(-1), mask.reshape(-1), out.reshape(-1),
+                                 out.dtype.type(scale))
+
+    # softmax family
+    def softmax(self, x, out, outer, channels, inner):
+        x3, out3 = x.reshape(outer, channels, inner), out.reshape(outer, channels, inner)
+        np.subtract(x3, x3.max(axis=1, keepdims=True), out=out3)
+        np.exp(out3, out=out3)
+        out3 /= out3.sum(axis=1, keepdims=True)
+
+    def softmax_backward(self, y, dy, dx, outer, channels, inner):
+        y3, dy3 = y.reshape(outer, channels, inner), dy.reshape(outer, channels, inner)
+        dot = (dy3 * y3).sum(axis=1, keepdims=True)
+        np.multiply(dy3 - dot, y3, out=dx.reshape(outer, channels, inner))
+
+    def softmax_loss(self, prob, labels, losses, counts, outer, channels, inner,
+                     ignore_label=None):
+        labels = labels.reshape(outer, inner).astype(np.int64)
+        valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
+        safe = np.where(valid, labels, 0)
+        picked = np.take_along_axis(prob.reshape(outer, channels, inner), safe[:, None, :],
+                                    axis=1)[:, 0, :]
+        logs = np.log(np.maximum(picked, FLT_MIN), dtype=prob.dtype)
+        losses.reshape(outer, inner)[...] = np.where(valid, -logs, 0)
+        counts.reshape(outer, inner)[...] = valid
+
+    def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
+        labels = labels.reshape(outer, inner).astype(np.int64)
+        valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
+        diff = dx.reshape(outer, channels, inner)
+        diff[...] = prob.reshape(diff.shape)
+        outer_idx, inner_idx = np.nonzero(valid)
+        diff[outer_idx, labels[outer_idx, inner_idx], inner_idx] -= 1
+        if ignore_label is not None:
+            diff *= valid[:, None, :]
+
+    # convolution (cpu_conv.py), pooling, LRN
+    def conv_plan(self, num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad,
+                  stride, dilation, dtype):
+        return cpu_conv.plan(num, image_channels, image_hw, col_channels, col_hw, group, kernel,
+                             pad, stride, dilation, dtype)
+
+    def conv_forward(self, plan, images, weights, bias, out):
+        cpu_conv.forward(plan, images, weights, _none(plan.dtype) if bias is None else bias, out)
+
+    def conv_backward_data(self, plan, rows, weights, bias, images):
+        cpu_conv.backward_data(plan, rows, weights, _none(plan.dtype) if bias is None else bias,
+                               images)
+
+    def conv_backward_weights(self, plan, images, rows, weight_diff, bias_diff):
+        cpu_conv.backward_weights(plan, images, rows, weight_diff,
+                                  _none(plan.dtype) if bias_diff is None else bias_diff)
+
+    def im2col(self, plan, images, col):
+        kernels.im2col(images, col, *plan.geometry())
+
+    def col2im(self, plan, col, images):
+        kernels.col2im(col, images, *plan.geometry())
+
+    def pool_plan(self, method, kernel, pad, stride, bottom_shape, top_shape, dtype):
+        plan = PoolPlan(method, kernel, pad, stride, bottom_shape, top_shape, dtype)
+        if method in ('max', 'stochastic_train'):
+            # 16-bit argmaxes where planes allow (the kernel's sentinel for none is then 65535).
+            small = method == 'max' and bottom_shape[2] * bottom_shape[3] < 65535
+            plan.mask = np.empty(top_shape, np.uint16 if small else np.int32)
+        if method == 'stochastic_train':
+            plan.uniforms = np.empty(top_shape, dtype)
+        return plan
+
+    def pool_forward(self, plan, bottom, top):
+        (kh, kw), (ph, pw), (sh, sw) = plan.kernel, plan.pad, plan.stride
+        if plan.method == 'max':
+            kernels.max_pool_forward(bottom, top, plan.mask, kh, kw, ph, pw, sh, sw)
+        elif plan.method == 'ave':
+            kernels.ave_pool_forward(bottom, top, kh, kw, ph, pw, sh, sw)
+        elif plan.method == 'stochastic_train':
+            rng.generator().random(out=plan.uniforms, dtype=plan.dtype)
+            kernels.stochastic_pool_forward_train(bottom, top, plan.mask, plan.uniforms, kh, kw,
+                                                  sh, sw)
+        else:
+            kernels.stochastic_pool_forward_test(bottom, top, kh, kw, sh, sw)
+
+    def pool_argmax(self, plan, out):
+        out[...] = plan.mask
+        if plan.mask.dtype == np.uint16:
+            out[plan.mask == 65535] = -1
+
+    def pool_backward(self, plan, top_diff, bottom_diff, bottom=None, top=None):
+        (kh, kw), (ph, pw), (sh, sw) = plan.kernel, plan.pad, plan.stride
+        if plan.method in ('max', 'stochastic_train'):
+            kernels.max_pool_backward(top_diff, plan.mask, bottom_diff)
+        elif plan.method == 'ave':
+            kernels.ave_pool_backward(top_diff, bottom_diff, kh, kw, ph, pw, sh, sw)
+        else:
+            kernels.stochastic_pool_backward_test(bottom, top, top_diff, bottom_diff, kh, kw,
+                                                  sh, sw)
+
+    def lrn_plan(self, region, size, alpha, beta, k, shape, dtype):
+        plan = LRNPlan(region, size, alpha, beta, k, shape, dtype)
+        if region == 'within':
+            plan.scale = np.empty(shape, dtype)
+            plan.factor = np.empty(shape, dtype)  # scale**-beta
+        return plan
+
+    def _lrn_blocks(self, x):
+        return workspace.scratch('lrn_blocks', (kernels.max_threads(),
+                                                lrn_kernels.block_scratch_size(x.shape[1])),
+                                 x.dtype)
+
+    def lrn_forward(self, plan, bottom, top):
+        x = bottom
+        if plan.region == 'across':
+            lrn_kernels.cross_channel_forward(_planes(x), _planes(top), plan.size,
+                                              plan.alpha / plan.size, plan.k, plan.beta,
+                                              self._lrn_blocks(x))
+            return
+        rows = workspace.scratch('lrn_rows', x.shape, plan.dtype)
+        lrn_kernels.within_channel_scale(x, rows, plan.scale, plan.size,
+                                         plan.alpha / (plan.size * plan.size))
+        lrn_kernels.apply_scale(x.reshape(-1), plan.scale.reshape(-1), top.reshape(-1),
+                                plan.factor.reshape(-1), plan.beta)
+
+    def lrn_backward(self, plan, bottom, top, top_diff, bottom_diff):
+        x, y, dy, dx = bottom, top, top_diff, bottom_diff
+        if plan.region == 'across':
+            lrn_kernels.cross_channel_backward(
+                _planes(x), _planes(y), _planes(dy), _planes(dx), plan.size,
+                plan.alpha / plan.size, plan.k, plan.beta,
+                2.0 * plan.alpha * plan.beta / plan.size, self._lrn_blocks(x))
+        else:
+            ratios = workspace.scratch('lrn_ratios', x.shape, plan.dtype)
+            rows = workspace.scratch('lrn_rows', x.shape, plan.dtype)
+            lrn_kernels.within_channel_backward(
+                x, y, plan.scale, plan.factor, dy, ratios, rows, dx, plan.size,
+                2.0 * plan.alpha * plan.beta / (plan.size * plan.size))
+
+    # RNG: the process generator (cct.rng), so CPU runs keep their numbers.
+    def seed(self, seed):
+        rng.set_random_seed(seed)
+
+    def rng_uniform(self, out, low, high):
+        out[...] = rng.generator().uniform(low, high, out.shape)
+
+    def rng_gaussian(self, out, mean, std):
+        out[...] = rng.generator().normal(mean, std, out.shape)
+
+    # solver updates
+    def sgd_update(self, data, diff, history, normalize, decay, l1, rate, momentum):
+        sgd_step(data.reshape(-1), diff.reshape(-1), history.reshape(-1), normalize, decay, l1,
+                 rate, momentum)
+
+    def regularize(self, data, diff, decay, l1):
+        cpu_solvers.regularize(data, diff, decay, l1)
+
+    def adaptive_update(self, rule, diff, history, history2, rate, momentum, momentum2, delta,
+                        correction=1.0):
+        cpu_solvers.adaptive_update(rule, diff, history, history2, rate, momentum, momentum2,
+                                    delta, correction)
+
+
+def _planes(array):
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+_DEVICE = None
+
+
+def count():
+    return 1
+
+
+def unavailable():
+    return None
+
+
+def open_device(index):
+    global _DEVICE
+    if index != 0:
+        raise ValueError('there is one CPU device, cpu (index 0)')
+    if _DEVICE is None:
+        _DEVICE = CPUDevice(0)
+    return _DEVICE
+

@@ -1,0 +1,96 @@
+"""The CPU device's neuron ops (``Device.unary``/``unary_backward``): the numpy sequences (and the
+ReLU kernel) Caffe's CPU neuron layers compute, operation for operation."""
+import numpy as np
+
+from cct.kernels import elementwise
+from cct.workspace import scratch
+
+# Caffe's kBNLL_THRESHOLD: the backward evaluates e^min(x, 50).
+BNLL_THRESHOLD = 50.0
+
+
+def _scratch(purpose, like):
+    return scratch('neuron ' + purpose, like.shape, like.dtype)
+
+
+def sigmoid(values, out):
+    """Caffe's CPU sigmoid, 0.5*tanh(0.5*x) + 0.5 (no overflow for large |x|); ``out`` may be
+    ``values``."""
+    np.multiply(values, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def forward(op, x, y, s):
+    if op == 'relu':
+        elementwise.relu_forward(x.reshape(-1), y.reshape(-1), y.dtype.type(s['slope']))
+    elif op == 'sigmoid':
+        sigmoid(x, y)
+    elif op == 'tanh':
+        np.tanh(x, out=y)
+    elif op == 'abs':
+        np.abs(x, out=y)
+    elif op == 'bnll':
+        # max(x, 0) + log(1 + e^-|x|) is Caffe's two-branch stable form in one pass.
+        tail = _scratch('tail', x)
+        np.abs(x, out=tail)
+        np.negative(tail, out=tail)
+        np.exp(tail, out=tail)
+        np.log1p(tail, out=tail)
+        np.maximum(x, 0, out=y)
+        y += tail
+    elif op == 'elu':
+        negative = _scratch('negative', x)
+        np.minimum(x, 0, out=negative)
+        np.exp(negative, out=negative)
+        negative -= 1
+        negative *= y.dtype.type(s['alpha'])
+        np.maximum(x, 0, out=y)
+        y += negative
+    elif op == 'threshold':
+        np.greater(x, y.dtype.type(s['threshold']), out=y)
+    elif op == 'clip':
+        # min first, then max, as Caffe nests them: with min > max every output is min.
+        np.minimum(x, y.dtype.type(s['high']), out=y)
+        np.maximum(y, y.dtype.type(s['low']), out=y)
+    else:
+        raise NotImplementedError('the CPU device has no unary op %r' % op)
+
+
+def backward(op, x, y, dy, dx, s):
+    if op == 'relu':
+        elementwise.relu_backward(x.reshape(-1), dy.reshape(-1), dx.reshape(-1),
+                                  dx.dtype.type(s['slope']))
+    elif op == 'sigmoid':
+        slope = _scratch('slope', y)
+        np.subtract(1, y, out=slope)
+        slope *= y
+        np.multiply(dy, slope, out=dx)
+    elif op == 'tanh':
+        slope = _scratch('slope', y)
+        np.multiply(y, y, out=slope)
+        np.subtract(1, slope, out=slope)
+        np.multiply(dy, slope, out=dx)
+    elif op == 'abs':
+        slope = _scratch('slope', x)
+        np.sign(x, out=slope)
+        np.multiply(slope, dy, out=dx)
+    elif op == 'bnll':
+        exp_x = _scratch('exp', x)
+        np.minimum(x, x.dtype.type(BNLL_THRESHOLD), out=exp_x)
+        np.exp(exp_x, out=exp_x)
+        np.multiply(dy, exp_x, out=dx)
+        exp_x += 1
+        dx /= exp_x
+    elif op == 'elu':
+        slope = _scratch('slope', x)
+        np.add(y, x.dtype.type(s['alpha']), out=slope)
+        np.copyto(slope, 1, where=x > 0)
+        np.multiply(dy, slope, out=dx)
+    elif op == 'clip':
+        inside = (x >= x.dtype.type(s['low'])) & (x <= x.dtype.type(s['high']))
+        np.multiply(dy, inside, out=dx)
+    else:
+        raise NotImplementedError('the CPU device has no gradient for unary op %r' % op)
