@@ -12,19 +12,19 @@ KERNEL lrn_scale(const int n, const int channels, const int height, const int wi
                  ARRAY(const REAL, bottom), ARRAY(REAL, scale))
 {
     OFFSET(bottom); OFFSET(scale);
-    const int half = (size - 1) / 2, plane = height * width;
+    const int reach = (size - 1) / 2, plane = height * width;
     KERNEL_LOOP(index, n) {
         REAL total = 0;
         if (within) {
             const int w = index % width, h = (index / width) % height;
             GLOBAL const REAL *slice = bottom + (index / plane) * plane;
-            for (int hh = max(h - half, 0); hh < min(h + half + 1, height); ++hh)
-                for (int ww = max(w - half, 0); ww < min(w + half + 1, width); ++ww)
+            for (int hh = max(h - reach, 0); hh < min(h + reach + 1, height); ++hh)
+                for (int ww = max(w - reach, 0); ww < min(w + reach + 1, width); ++ww)
                     total += slice[hh * width + ww] * slice[hh * width + ww];
         } else {
             const int c = (index / plane) % channels, pixel = index % plane;
             GLOBAL const REAL *column = bottom + (index / (plane * channels)) * plane * channels + pixel;
-            for (int cc = max(c - half, 0); cc < min(c + half + 1, channels); ++cc)
+            for (int cc = max(c - reach, 0); cc < min(c + reach + 1, channels); ++cc)
                 total += column[cc * plane] * column[cc * plane];
         }
         scale[index] = k + a * total;
@@ -44,21 +44,21 @@ KERNEL lrn_backward(const int n, const int channels, const int height, const int
                     ARRAY(const REAL, top_diff), ARRAY(REAL, bottom_diff))
 {
     OFFSET(bottom); OFFSET(top); OFFSET(scale); OFFSET(top_diff); OFFSET(bottom_diff);
-    const int half = (size - 1) / 2, plane = height * width;
+    const int reach = (size - 1) / 2, plane = height * width;
     KERNEL_LOOP(index, n) {
         REAL total = 0;
         if (within) {
             const int w = index % width, h = (index / width) % height;
             const int start = (index / plane) * plane;
-            for (int hh = max(h - half, 0); hh < min(h + half + 1, height); ++hh)
-                for (int ww = max(w - half, 0); ww < min(w + half + 1, width); ++ww) {
+            for (int hh = max(h - reach, 0); hh < min(h + reach + 1, height); ++hh)
+                for (int ww = max(w - reach, 0); ww < min(w + reach + 1, width); ++ww) {
                     const int j = start + hh * width + ww;
                     total += top_diff[j] * top[j] / scale[j];
                 }
         } else {
             const int c = (index / plane) % channels;
             const int start = (index / (plane * channels)) * plane * channels + index % plane;
-            for (int cc = max(c - half, 0); cc < min(c + half + 1, channels); ++cc) {
+            for (int cc = max(c - reach, 0); cc < min(c + reach + 1, channels); ++cc) {
                 const int j = start + cc * plane;
                 total += top_diff[j] * top[j] / scale[j];
             }

@@ -26,9 +26,9 @@ KERNEL reduce_partials(const int op, const int n, ARRAY(const REAL, a), ARRAY(co
     const int t = LOCAL_ID(0);
     shared_sums[t] = total;
     LOCAL_BARRIER;
-    for (int half = REDUCE_SIZE / 2; half > 0; half /= 2) {
-        if (t < half)
-            shared_sums[t] += shared_sums[t + half];
+    for (int stride = REDUCE_SIZE / 2; stride > 0; stride /= 2) {
+        if (t < stride)
+            shared_sums[t] += shared_sums[t + stride];
         LOCAL_BARRIER;
     }
     if (t == 0)
@@ -48,9 +48,9 @@ KERNEL channel_sum(const int outer, const int channels, const int inner, ARRAY(c
         total += (ACCUM)x[((i / inner) * channels + c) * inner + i % inner];
     shared_sums[t] = total;
     LOCAL_BARRIER;
-    for (int half = REDUCE_SIZE / 2; half > 0; half /= 2) {
-        if (t < half)
-            shared_sums[t] += shared_sums[t + half];
+    for (int stride = REDUCE_SIZE / 2; stride > 0; stride /= 2) {
+        if (t < stride)
+            shared_sums[t] += shared_sums[t + stride];
         LOCAL_BARRIER;
     }
     if (t == 0)
