@@ -104,7 +104,7 @@ class OpsMixin:
         rows_g, channels_g = plan.col_rows // groups, plan.col_channels // groups
         pixels = plan.col_pixels
         if weight_diff is not None:
-                for first, count in self._partitions(plan, num):
+            for first, count in self._partitions(plan, num):
                 col = self._columns(plan, count)
                 self._lower(plan, images, first, count, col)
                 packed = self.scratch('conv_packed_rows', (plan.col_channels, count * pixels),
