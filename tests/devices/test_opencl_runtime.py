@@ -98,3 +98,16 @@ def test_float64_needs_fp64(ocl, monkeypatch):
     monkeypatch.setattr(fresh, 'has_fp64', False)
     with pytest.raises(DeviceError, match='cl_khr_fp64'):
         fresh.program('gemm', np.float64)
+
+
+def test_check_kernels_report(ocl, monkeypatch):
+    import io
+    report = io.StringIO()
+    assert gpu.check_kernels_main('opencl', out=report) == 0
+    assert report.getvalue().count(' ok\n') == 2 * len(gpu.FAMILIES)
+    monkeypatch.setitem(gpu._TEXT, 'rng.cl', BROKEN)
+    report = io.StringIO()
+    assert gpu.check_kernels_main('opencl', out=report) == 1
+    text = report.getvalue()
+    assert 'rng.cl           float32  opencl       FAILED' in text
+    assert 'broken_kernel' in text and '2 of 16 kernel programs failed' in text

@@ -109,3 +109,23 @@ def check_kernels(backend='opencl', arch=None, families=FAMILIES, device=None):
     else:
         raise ValueError('unknown kernel backend %r (use opencl or cuda)' % backend)
     return failures
+
+
+def check_kernels_main(backend='opencl', arch=None, out=None):
+    """``cct device_query --check-kernels BACKEND [--arch sm_XX]``: compile every source, print one line
+    per program and each failure's log, and return the exit status (0 when every program built)."""
+    import sys
+    out = out or sys.stdout
+    failures = check_kernels(backend, arch=arch)
+    failed = {(family, dtype) for family, dtype, _ in failures}
+    target = backend + (' %s' % (arch or 'sm_80') if backend == 'cuda' else '')
+    for family in FAMILIES:
+        for dtype in DTYPES:
+            status = 'FAILED' if (family, dtype.name) in failed else 'ok'
+            print('%-16s %-8s %-12s %s' % (source_name(family), dtype.name, target, status),
+                  file=out)
+    for family, dtype, message in failures:
+        print('\n%s (%s):\n%s' % (source_name(family), dtype, message), file=out)
+    print('%d of %d kernel programs failed to compile for %s'
+          % (len(failures), len(FAMILIES) * len(DTYPES), target), file=out)
+    return 1 if failures else 0
