@@ -18,9 +18,9 @@ import weakref
 import numpy as np
 
 from cct import rng
-from cct.data.prefetch import where
 from cct.errors import DataError
 from cct.layers.base import Layer, register
+from cct.layers.prefetching import where
 from cct.log import logger
 
 
