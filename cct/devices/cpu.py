@@ -152,7 +152,10 @@ class CPUDevice(Device):
         return float(np.dot(a.reshape(-1), b.reshape(-1)))
 
     def channel_sum(self, x, out, inner, accumulate=True):
-        sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
+        if inner == 1:
+            sums = x.reshape(-1, out.size).sum(axis=0, dtype=np.float64)
+        else:
+            sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
         if accumulate:
             out[...] += sums
         else:
