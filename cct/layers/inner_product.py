@@ -4,8 +4,6 @@ The input is viewed as (M, K) with M the product of the axes before ``axis`` and
 are (num_output, K), or (K, num_output) with ``transpose: true``. Legacy 4-D weights (1, 1, N, K)
 from old models load into (N, K) (the net compares legacy shapes right-aligned).
 """
-import numpy as np
-
 from cct.layers.base import Layer, register
 
 
