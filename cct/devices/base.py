@@ -388,6 +388,7 @@ class Device:
                         correction=1.0):
         """Turn the regularised gradient ``diff`` into the step in place, Caffe's
         ComputeUpdateValue (see cct/solver/adaptive.py and sgd.py for the exact operation order):
+        'momentum': h = m*h + rate*g; diff = h  (sgd_update's rule, step by step).
         'nesterov': h' = m*h + rate*g; diff = (1+m)*h' - m*h.
         'adagrad':  h += g^2; diff = rate * g / (sqrt(h) + delta).
         'rmsprop':  h = m*h + (1-m)*g^2 (m = rms_decay); diff = rate * g / (sqrt(h) + delta).
