@@ -16,7 +16,7 @@ from cct import layers as _layers  # noqa: F401  (registers every layer type)
 from cct.blob import Blob, shape_string
 from cct.devices import get_device
 from cct.devices.synced import SyncedMemory
-from cct.errors import CctError, NetError, ParseError, WeightsError
+from cct.errors import CctError, DeviceError, NetError, ParseError, WeightsError
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
 from cct.layers.base import layer_class
 from cct.log import logger
@@ -135,6 +135,11 @@ class Net(PycaffeNetMixin):
             logger.info('Setting up %s', layer_param.name)
             try:
                 layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
+            except DeviceError as e:
+                # An allocation or kernel build that failed on the device: name the layer.
+                if str(e).startswith('Layer '):
+                    raise
+                layer.fail(str(e), DeviceError)
             except CctError:
                 raise
             except ValueError as e:
