@@ -1,0 +1,360 @@
+"""The OpenCL device: PyOpenCL arrays and cct's kernel sources (cct/kernels/gpu) behind the Device
+primitives, on any OpenCL device (GPUs of every vendor; PoCL runs it on the CPU in CI).
+
+Arrays are ``pyopencl.array.Array``; kernels take each array as its buffer plus an element offset, so
+1-D slices and reshaped views work without sub-buffers. Everything runs in order on the device's one
+queue; only ``to_host`` and the reductions that return Python floats wait. Convolution, pooling and
+LRN live in opencl_ops.py.
+"""
+import numpy as np
+
+from cct.devices import opencl_ops
+from cct.devices.base import UNARY_OPS, Device
+from cct.errors import DeviceError
+from cct.kernels.gpu.cl_runtime import arg, check_count
+
+# devices/base.py UNARY_OPS rows as elementwise.cl's op codes.
+OP_CODES = {'relu': 0, 'sigmoid': 1, 'tanh': 2, 'abs': 3, 'exp': 4, 'log': 5, 'power': 6,
+            'bnll': 7, 'elu': 8, 'threshold': 9, 'clip': 10}
+RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4}
+# Work-groups of partial sums a reduction returns to the host (then summed there in float64).
+REDUCE_GROUPS = 256
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def _int(value):
+    return np.int32(value)
+
+
+class OpenCLDevice(opencl_ops.OpsMixin, Device):
+    """One OpenCL device: its runtime (context, queue, programs) and the primitives on it."""
+
+    kind = 'opencl'
+    host = False
+
+    def __init__(self, index, cl_device):
+        super().__init__(index)
+        from cct.kernels.gpu import cl_runtime
+        self.runtime = cl_runtime.runtime(cl_device)
+        self.queue = self.runtime.queue
+        self._scratch = {}
+        self.seed(np.random.SeedSequence().entropy & _MASK64)
+
+    def describe(self):
+        device = self.runtime.device
+        return {'name': device.name, 'memory': device.global_mem_size,
+                'compute_units': device.max_compute_units,
+                'platform': '%s (%s)' % (device.platform.name, device.platform.version),
+                'version': device.version, 'driver': device.driver_version,
+                'max_allocation': device.max_mem_alloc_size,
+                'double': 'yes' if self.runtime.has_fp64 else 'no'}
+
+    def unary_ops(self):
+        return frozenset(UNARY_OPS)
+
+    # ---------------------------------------------------------------- launching
+    def _run(self, family, name, dtype, work, *args):
+        self.runtime.launch(family, name, dtype, work, *args)
+
+    def _real(self, dtype, value):
+        return np.dtype(dtype).type(value)
+
+    # ---------------------------------------------------------------- memory and transfer
+    def empty(self, shape, dtype, what=None):
+        return self.runtime.empty(_shape(shape), dtype, what)
+
+    def zeros(self, shape, dtype, what=None):
+        array = self.empty(shape, dtype, what)
+        self.fill(array, 0)
+        return array
+
+    def from_host(self, host, out=None):
+        host = np.ascontiguousarray(host)
+        if out is None:
+            out = self.empty(host.shape, host.dtype)
+        elif out.size != host.size or out.dtype != host.dtype:
+            raise DeviceError('from_host: %s %s into a device array of %s %s'
+                              % (host.shape, host.dtype, out.shape, out.dtype))
+        if host.size:
+            self.runtime.cl.enqueue_copy(self.queue, out.base_data, host, dst_offset=out.offset)
+        return out
+
+    def to_host(self, array, out=None):
+        if out is None:
+            out = np.empty(array.shape, array.dtype)
+        elif out.size != array.size or out.dtype != array.dtype or not out.flags.c_contiguous:
+            raise DeviceError('to_host: a device array of %s %s into a host array of %s %s'
+                              % (array.shape, array.dtype, out.shape, out.dtype))
+        if array.size:
+            self.runtime.cl.enqueue_copy(self.queue, out, array.base_data, src_offset=array.offset)
+        return out
+
+    def copy(self, source, out):
+        if source.size != out.size or source.dtype != out.dtype:
+            raise DeviceError('copy: %s %s into %s %s' % (source.shape, source.dtype, out.shape,
+                                                          out.dtype))
+        if source.size and not (source.base_data == out.base_data and
+                                source.offset == out.offset):
+            self.runtime.cl.enqueue_copy(self.queue, out.base_data, source.base_data,
+                                         src_offset=source.offset, dst_offset=out.offset,
+                                         byte_count=source.nbytes)
+
+    def fill(self, out, value):
+        self._run('elementwise', 'fill', out.dtype, out.size, _int(out.size),
+                  self._real(out.dtype, value), *arg(out))
+
+    def scratch(self, purpose, shape, dtype):
+        shape = _shape(shape)
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        key = (purpose, dtype)
+        buffer = self._scratch.get(key)
+        if buffer is None or buffer.size < count:
+            buffer = self._scratch[key] = self.empty((max(count, 1),), dtype,
+                                                     'scratch %r' % purpose)
+        return buffer[:count].reshape(shape)
+
+    def synchronize(self):
+        self.queue.finish()
+
+    # ---------------------------------------------------------------- BLAS-like
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        n = b.shape[0] if trans_b else b.shape[1]
+        if (b.shape[1] if trans_b else b.shape[0]) != k or out.shape != (m, n):
+            raise DeviceError('gemm: op(a) %dx%d, op(b) %s and out %s do not fit'
+                              % (m, k, b.shape[::-1] if trans_b else b.shape, out.shape))
+        self.gemm_strided(m, n, k, alpha, a, 0, a.shape[1], trans_a, 0, b, 0, b.shape[1], trans_b,
+                          0, beta, out, 0, n, 0, 1)
+
+    def gemm_strided(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
+                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
+        """``batch`` products C_p = alpha*op(A_p) op(B_p) + beta*C_p, each operand at its array's
+        offset + offset_x + p*stride_x (elements), row-major with leading dimension ldx."""
+        if m == 0 or n == 0 or batch == 0:
+            return
+        dtype = c.dtype
+        real = dtype.type
+        buffer_a, base_a = arg(a)
+        buffer_b, base_b = arg(b)
+        buffer_c, base_c = arg(c)
+        self.runtime.launch_gemm(
+            dtype, m, n, batch, _int(m), _int(n), _int(k), real(alpha),
+            buffer_a, _int(base_a + offset_a), _int(lda), _int(bool(trans_a)), _int(stride_a),
+            buffer_b, _int(base_b + offset_b), _int(ldb), _int(bool(trans_b)), _int(stride_b),
+            real(beta), buffer_c, _int(base_c + offset_c), _int(ldc), _int(stride_c))
+
+    def axpby(self, alpha, x, beta, y):
+        self._run('elementwise', 'axpby', y.dtype, y.size, _int(y.size),
+                  self._real(y.dtype, alpha), *arg(x), self._real(y.dtype, beta), *arg(y))
+
+    def scale(self, x, alpha, out):
+        self._run('elementwise', 'scale', out.dtype, out.size, _int(out.size),
+                  self._real(out.dtype, alpha), *arg(x), *arg(out))
+
+    def mul(self, a, b, out):
+        self._run('elementwise', 'mul', out.dtype, out.size, _int(out.size), *arg(a), *arg(b),
+                  *arg(out))
+
+    def strided_copy(self, source, out, outer, count, source_stride, source_offset, out_stride,
+                     out_offset, accumulate=False):
+        source_buffer, source_base = arg(source)
+        out_buffer, out_base = arg(out)
+        self._run('elementwise', 'strided_copy', out.dtype, outer * count, _int(outer),
+                  _int(count), source_buffer, _int(source_base + source_offset),
+                  _int(source_stride), out_buffer, _int(out_base + out_offset), _int(out_stride),
+                  _int(bool(accumulate)))
+
+    def add_bias(self, x, bias, inner):
+        outer = x.size // max(bias.size * inner, 1)
+        self._run('elementwise', 'add_bias', x.dtype, x.size, _int(outer), _int(bias.size),
+                  _int(inner), *arg(x), *arg(bias))
+
+    # ---------------------------------------------------------------- reductions
+    def _reduce(self, op, a, b):
+        if a.size == 0:
+            return 0.0
+        check_count(a.size, 'reduction')
+        accum = np.float64 if self.runtime.has_fp64 else a.dtype
+        partials = self.scratch('reduce_partials', (REDUCE_GROUPS,), accum)
+        groups = min(REDUCE_GROUPS, -(-a.size // 64))
+        self.runtime.launch_groups('reduction', 'reduce_partials', a.dtype, groups, _int(op),
+                                   _int(a.size), *arg(a), *arg(b), partials.base_data)
+        host = np.empty(groups, accum)
+        self.runtime.cl.enqueue_copy(self.queue, host, partials.base_data)
+        return float(host.sum(dtype=np.float64))
+
+    def sum(self, x):
+        return self._reduce(0, x, x)
+
+    def asum(self, x):
+        return self._reduce(1, x, x)
+
+    def dot(self, a, b):
+        return self._reduce(2, a, b)
+
+    def channel_sum(self, x, out, inner, accumulate=True):
+        if out.size == 0:
+            return
+        outer = x.size // max(out.size * inner, 1)
+        self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(outer),
+                                   _int(out.size), _int(inner), *arg(x), *arg(out),
+                                   _int(bool(accumulate)))
+
+    # ---------------------------------------------------------------- neurons
+    def _unary_scalars(self, op, dtype, scalars, backward):
+        real = np.dtype(dtype).type
+        missing = [name for name in UNARY_OPS.get(op, ()) if name not in scalars]
+        if op not in OP_CODES or missing:
+            raise DeviceError('unary op %r%s' % (op, ' needs %s' % ', '.join(missing)
+                                                 if missing else ' is not one of UNARY_OPS'))
+        s = {name: real(value) for name, value in scalars.items()}
+        if op in ('exp', 'log'):
+            # Caffe's exp_layer.cpp / log_layer.cpp constants, each rounded to Dtype.
+            base = s['base']
+            log_base = real(1) if base == -1 else real(np.log(base))
+            if op == 'exp':
+                outer = real(1) if s['shift'] == 0 else (
+                    real(np.exp(s['shift'])) if base == -1 else real(base ** s['shift']))
+                return real(log_base * s['scale']), outer, real(0)
+            if backward:
+                return s['scale'], s['shift'], real(s['scale'] / log_base)
+            return s['scale'], s['shift'], real(real(1) / log_base)
+        names = {'relu': ('slope',), 'power': ('power', 'scale', 'shift'), 'elu': ('alpha',),
+                 'threshold': ('threshold',), 'clip': ('low', 'high')}.get(op, ())
+        values = [s[name] for name in names] + [real(0)] * (3 - len(names))
+        return tuple(values)
+
+    def unary(self, op, x, out, **scalars):
+        p = self._unary_scalars(op, out.dtype, scalars, False)
+        self._run('elementwise', 'unary_forward', out.dtype, out.size, _int(OP_CODES[op]),
+                  _int(out.size), *arg(x), *arg(out), *p)
+
+    def unary_backward(self, op, x, y, dy, dx, **scalars):
+        if op == 'threshold':
+            raise DeviceError('unary op threshold has no gradient')
+        p = self._unary_scalars(op, dx.dtype, scalars, True)
+        x = dy if x is None else x
+        y = dy if y is None else y
+        self._run('elementwise', 'unary_backward', dx.dtype, dx.size, _int(OP_CODES[op]),
+                  _int(dx.size), *arg(x), *arg(y), *arg(dy), *arg(dx), *p)
+
+    def dropout_mask(self, mask, ratio):
+        self._run('rng', 'rng_bernoulli_mask', np.float32, mask.size, _int(mask.size),
+                  *self._draws(mask.size), np.float32(ratio), *arg(mask))
+
+    def masked_scale(self, x, mask, out, scale):
+        self._run('elementwise', 'masked_scale', out.dtype, out.size, _int(out.size), *arg(x),
+                  *arg(mask), self._real(out.dtype, scale), *arg(out))
+
+    # ---------------------------------------------------------------- softmax family
+    def softmax(self, x, out, outer, channels, inner):
+        self._run('reduction', 'softmax_forward', out.dtype, outer * inner, _int(outer),
+                  _int(channels), _int(inner), *arg(x), *arg(out))
+
+    def softmax_backward(self, y, dy, dx, outer, channels, inner):
+        self._run('reduction', 'softmax_backward', dx.dtype, outer * inner, _int(outer),
+                  _int(channels), _int(inner), *arg(y), *arg(dy), *arg(dx))
+
+    def softmax_loss(self, prob, labels, losses, counts, outer, channels, inner,
+                     ignore_label=None):
+        self._run('reduction', 'softmax_loss', prob.dtype, outer * inner, _int(outer),
+                  _int(channels), _int(inner), *arg(prob), *arg(labels), *arg(losses),
+                  *arg(counts), _int(ignore_label is not None), _int(ignore_label or 0))
+
+    def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
+        self._run('reduction', 'softmax_loss_backward', dx.dtype, dx.size, _int(outer),
+                  _int(channels), _int(inner), *arg(prob), *arg(labels), *arg(dx),
+                  _int(ignore_label is not None), _int(ignore_label or 0))
+
+    # ---------------------------------------------------------------- RNG
+    def seed(self, seed):
+        # Distinct seeds give unrelated streams: the seed is spread by the golden-ratio step.
+        self._seed = (int(seed) * _GOLDEN + 1) & _MASK64
+        self._counter = 0
+
+    def _draws(self, count):
+        """(seed, first counter) for ``count`` draws, and advance the stream past them."""
+        first = self._counter
+        self._counter = (self._counter + count) & _MASK64
+        return np.uint64(self._seed), np.uint64(first)
+
+    def rng_uniform(self, out, low, high):
+        self._run('rng', 'rng_uniform', out.dtype, out.size, _int(out.size),
+                  *self._draws(out.size), self._real(out.dtype, low),
+                  self._real(out.dtype, high), *arg(out))
+
+    def rng_gaussian(self, out, mean, std):
+        self._run('rng', 'rng_gaussian', out.dtype, out.size, _int(out.size),
+                  *self._draws(2 * out.size), self._real(out.dtype, mean),
+                  self._real(out.dtype, std), *arg(out))
+
+    # ---------------------------------------------------------------- solver updates
+    def sgd_update(self, data, diff, history, normalize, decay, l1, rate, momentum):
+        real = data.dtype.type
+        self._run('update', 'sgd_update', data.dtype, data.size, _int(data.size), *arg(data),
+                  *arg(diff), *arg(history), real(normalize), real(decay), _int(bool(l1)),
+                  real(rate), real(momentum))
+
+    def regularize(self, data, diff, decay, l1):
+        self._run('update', 'regularize', diff.dtype, diff.size, _int(diff.size), *arg(data),
+                  *arg(diff), self._real(diff.dtype, decay), _int(bool(l1)))
+
+    def adaptive_update(self, rule, diff, history, history2, rate, momentum, momentum2, delta,
+                        correction=1.0):
+        if rule not in RULES:
+            raise DeviceError('unknown update rule %r (rules: %s)' % (rule, ', '.join(RULES)))
+        if history2 is None:
+            if rule in ('adadelta', 'adam'):
+                raise DeviceError('update rule %r needs a second history' % rule)
+            history2 = history
+        real = diff.dtype.type
+        self._run('update', 'adaptive_update', diff.dtype, diff.size, _int(RULES[rule]),
+                  _int(diff.size), *arg(diff), *arg(history), *arg(history2), real(rate),
+                  real(momentum), real(momentum2), real(delta), real(correction))
+
+
+def _shape(shape):
+    return (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+
+
+# ---------------------------------------------------------------- the backend (devices/__init__.py)
+_DEVICES = {}
+
+
+def _listed():
+    from cct.kernels.gpu import cl_runtime
+    return cl_runtime.devices()
+
+
+def count():
+    """How many OpenCL devices exist here (0 when PyOpenCL or every driver is missing)."""
+    try:
+        return len(_listed())
+    except Exception:  # noqa: BLE001 - no library, no ICD, no platform: all mean none
+        return 0
+
+
+def unavailable():
+    """Why there is no OpenCL device here, or None."""
+    try:
+        import pyopencl  # noqa: F401
+    except ImportError:
+        return 'pyopencl is not installed (pip install "cct[opencl]")'
+    try:
+        found = _listed()
+    except Exception as error:  # noqa: BLE001
+        return 'no OpenCL platform: %s (pip install pocl-binary-distribution for a CPU one)' % (
+            str(error).splitlines()[0],)
+    return None if found else 'the OpenCL platforms here list no device'
+
+
+def open_device(index):
+    """``opencl:index``, opened once per process."""
+    if index not in _DEVICES:
+        listed = _listed()
+        if not 0 <= index < len(listed):
+            raise DeviceError('opencl:%d does not exist (%d OpenCL devices)' % (index, len(listed)))
+        _DEVICES[index] = OpenCLDevice(index, listed[index])
+    return _DEVICES[index]

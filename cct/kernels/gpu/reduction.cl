@@ -1,0 +1,131 @@
+/* Reductions and the softmax family: partial sums of x, |x| and a*b per work-group (the runtime adds
+ * the partials in float64), per-channel sums (bias gradients, BatchNorm), softmax along an axis and
+ * its backward, and SoftmaxWithLoss's per-position loss and gradient.
+ *
+ * Sums accumulate in ACCUM (double where the device has it, else float), as the CPU device sums in
+ * float64. Reducing kernels run REDUCE_SIZE work-items per group and halve a local array.
+ */
+#ifndef ACCUM
+#define ACCUM REAL
+#endif
+
+/* Caffe's FLT_MIN floor of a probability before its log (softmax_loss_layer.cpp). */
+#define CCT_FLT_MIN 1.175494351e-38f
+
+/* partials[group] = sum over this group's share of f(a[i], b[i]): op 0 sum a, 1 sum |a|, 2 sum a*b. */
+KERNEL reduce_partials(const int op, const int n, ARRAY(const REAL, a), ARRAY(const REAL, b),
+                       GLOBAL ACCUM *partials)
+{
+    OFFSET(a); OFFSET(b);
+    LOCAL ACCUM shared_sums[REDUCE_SIZE];
+    ACCUM total = 0;
+    KERNEL_LOOP(i, n) {
+        const ACCUM v = (ACCUM)a[i];
+        total += op == 0 ? v : (op == 1 ? fabs(v) : v * (ACCUM)b[i]);
+    }
+    const int t = LOCAL_ID(0);
+    shared_sums[t] = total;
+    LOCAL_BARRIER;
+    for (int stride = REDUCE_SIZE / 2; stride > 0; stride /= 2) {
+        if (t < stride)
+            shared_sums[t] += shared_sums[t + stride];
+        LOCAL_BARRIER;
+    }
+    if (t == 0)
+        partials[GROUP_ID(0)] = shared_sums[0];
+}
+
+/* x as (outer, channels, inner), one work-group per channel: out[c] = sum + (accumulate ? out[c] : 0),
+ * the sum accumulated in ACCUM and rounded once. */
+KERNEL channel_sum(const int outer, const int channels, const int inner, ARRAY(const REAL, x),
+                   ARRAY(REAL, out), const int accumulate)
+{
+    OFFSET(x); OFFSET(out);
+    LOCAL ACCUM shared_sums[REDUCE_SIZE];
+    const int c = GROUP_ID(0), t = LOCAL_ID(0);
+    ACCUM total = 0;
+    for (int i = t; i < outer * inner; i += REDUCE_SIZE)
+        total += (ACCUM)x[((i / inner) * channels + c) * inner + i % inner];
+    shared_sums[t] = total;
+    LOCAL_BARRIER;
+    for (int stride = REDUCE_SIZE / 2; stride > 0; stride /= 2) {
+        if (t < stride)
+            shared_sums[t] += shared_sums[t + stride];
+        LOCAL_BARRIER;
+    }
+    if (t == 0)
+        out[c] = accumulate ? out[c] + (REAL)shared_sums[0] : (REAL)shared_sums[0];
+}
+
+/* Along the channel axis of (outer, channels, inner), one work-item per (o, i):
+ * out = exp(x - max) / sum(exp(x - max)), Caffe's softmax_layer.cu in one pass per position. */
+KERNEL softmax_forward(const int outer, const int channels, const int inner, ARRAY(const REAL, x),
+                       ARRAY(REAL, out))
+{
+    OFFSET(x); OFFSET(out);
+    KERNEL_LOOP(index, outer * inner) {
+        const int start = (index / inner) * channels * inner + index % inner;
+        REAL largest = -REAL_MAX;
+        for (int c = 0; c < channels; ++c)
+            largest = fmax(largest, x[start + c * inner]);
+        REAL total = 0;
+        for (int c = 0; c < channels; ++c) {
+            const REAL e = exp(x[start + c * inner] - largest);
+            out[start + c * inner] = e;
+            total += e;
+        }
+        for (int c = 0; c < channels; ++c)
+            out[start + c * inner] /= total;
+    }
+}
+
+/* dx = (dy - sum_c(dy * y)) * y along the channel axis; dx may alias dy. */
+KERNEL softmax_backward(const int outer, const int channels, const int inner, ARRAY(const REAL, y),
+                        ARRAY(const REAL, dy), ARRAY(REAL, dx))
+{
+    OFFSET(y); OFFSET(dy); OFFSET(dx);
+    KERNEL_LOOP(index, outer * inner) {
+        const int start = (index / inner) * channels * inner + index % inner;
+        REAL dot = 0;
+        for (int c = 0; c < channels; ++c)
+            dot += dy[start + c * inner] * y[start + c * inner];
+        for (int c = 0; c < channels; ++c)
+            dx[start + c * inner] = (dy[start + c * inner] - dot) * y[start + c * inner];
+    }
+}
+
+/* Per position (o, i) with label l: loss -log(max(prob[o, l, i], FLT_MIN)) and count 1, or 0 and 0
+ * where l is the ignored label (has_ignore). */
+KERNEL softmax_loss(const int outer, const int channels, const int inner, ARRAY(const REAL, prob),
+                    ARRAY(const REAL, labels), ARRAY(REAL, losses), ARRAY(REAL, counts),
+                    const int has_ignore, const int ignore_label)
+{
+    OFFSET(prob); OFFSET(labels); OFFSET(losses); OFFSET(counts);
+    KERNEL_LOOP(index, outer * inner) {
+        const int label = (int)labels[index];
+        if (has_ignore && label == ignore_label) {
+            losses[index] = 0;
+            counts[index] = 0;
+        } else {
+            const int o = index / inner, i = index % inner;
+            losses[index] = -log(fmax(prob[(o * channels + label) * inner + i], (REAL)CCT_FLT_MIN));
+            counts[index] = 1;
+        }
+    }
+}
+
+/* dx = prob - 1 at each position's label; the whole position is 0 where the label is ignored. */
+KERNEL softmax_loss_backward(const int outer, const int channels, const int inner,
+                             ARRAY(const REAL, prob), ARRAY(const REAL, labels), ARRAY(REAL, dx),
+                             const int has_ignore, const int ignore_label)
+{
+    OFFSET(prob); OFFSET(labels); OFFSET(dx);
+    KERNEL_LOOP(index, outer * channels * inner) {
+        const int i = index % inner, c = (index / inner) % channels, o = index / (inner * channels);
+        const int label = (int)labels[o * inner + i];
+        if (has_ignore && label == ignore_label)
+            dx[index] = 0;
+        else
+            dx[index] = c == label ? prob[index] - (REAL)1 : prob[index];
+    }
+}

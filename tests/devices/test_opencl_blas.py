@@ -1,0 +1,122 @@
+"""OpenCL primitives against numpy and the CPU device: memory and transfer, GEMM, the BLAS-like
+family, reductions."""
+import numpy as np
+import pytest
+
+from cct.errors import DeviceError
+from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+
+
+def _random(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_transfer_copy_fill_and_views(ocl, dtype):
+    host = _random((3, 4, 5), dtype)
+    array = ocl.from_host(host)
+    assert array.shape == (3, 4, 5) and array.dtype == dtype
+    np.testing.assert_array_equal(ocl.to_host(array), host)
+    flat = array.reshape(-1)
+    view = flat[7:31]
+    ocl.fill(view, 2.5)
+    expected = host.reshape(-1).copy()
+    expected[7:31] = 2.5
+    np.testing.assert_array_equal(ocl.to_host(array).reshape(-1), expected)
+    target = ocl.zeros((24,), dtype)
+    ocl.copy(flat[50:], target[:10])
+    out = np.empty(24, dtype)
+    ocl.to_host(target, out=out)
+    np.testing.assert_array_equal(out[:10], expected[50:])
+    np.testing.assert_array_equal(out[10:], 0)
+    ocl.from_host(np.arange(10, dtype=dtype), out=target[14:])
+    np.testing.assert_array_equal(ocl.to_host(target)[14:], np.arange(10))
+    # A non-contiguous host array is copied in C order.
+    strided = host[:, ::2, :]
+    np.testing.assert_array_equal(ocl.to_host(ocl.from_host(strided)), strided)
+
+
+def test_scratch_reuses_one_buffer_per_purpose(ocl):
+    first = ocl.scratch('test a', (4, 5), np.float32)
+    second = ocl.scratch('test a', (2, 3), np.float32)
+    other = ocl.scratch('test b', (2, 3), np.float32)
+    assert first.base_data == second.base_data
+    assert other.base_data != first.base_data
+    assert second.shape == (2, 3)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('trans_a,trans_b', [(False, False), (True, False), (False, True),
+                                             (True, True)])
+def test_gemm_matches_numpy(ocl, dtype, trans_a, trans_b):
+    m, n, k = 37, 45, 70   # not multiples of the tile, depth or block
+    a = _random((k, m) if trans_a else (m, k), dtype, 1)
+    b = _random((n, k) if trans_b else (k, n), dtype, 2)
+    c = _random((m, n), dtype, 3)
+    out = ocl.from_host(c)
+    ocl.gemm(ocl.from_host(a), ocl.from_host(b), out, trans_a, trans_b, alpha=0.75, beta=-0.5)
+    expected = 0.75 * ((a.T if trans_a else a).astype(np.float64)
+                       @ (b.T if trans_b else b).astype(np.float64)) - 0.5 * c
+    assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())
+
+
+def test_gemm_with_beta_zero_ignores_nan(ocl):
+    a, b = _random((5, 3), np.float64), _random((3, 4), np.float64)
+    out = ocl.from_host(np.full((5, 4), np.nan))
+    ocl.gemm(ocl.from_host(a), ocl.from_host(b), out)
+    assert_close(ocl.to_host(out), a @ b)
+
+
+def test_gemm_shape_mismatch_is_an_error(ocl):
+    with pytest.raises(DeviceError, match='gemm'):
+        ocl.gemm(ocl.zeros((3, 4), np.float32), ocl.zeros((5, 2), np.float32),
+                 ocl.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_blas_like_family_matches_cpu(ocl, cpu, dtype):
+    x, y = _random(1000, dtype, 4), _random(1000, dtype, 5)
+    for alpha, beta in ((0.3, -1.7), (1.0, 1.0), (-1.0, 1.0), (2.0, 0.0)):
+        expected = y.copy() if beta else np.full_like(y, np.nan)
+        device_y = ocl.from_host(expected)
+        cpu.axpby(alpha, x, beta, expected)
+        ocl.axpby(alpha, ocl.from_host(x), beta, device_y)
+        assert_close(ocl.to_host(device_y), expected)
+    out = ocl.empty(1000, dtype)
+    ocl.scale(ocl.from_host(x), -3.25, out)
+    assert_close(ocl.to_host(out), x * dtype(-3.25))
+    ocl.mul(ocl.from_host(x), ocl.from_host(y), out)
+    assert_close(ocl.to_host(out), x * y)
+    # strided_copy: Concat's 3 rows of 4 values into columns 2..5 of rows of 9, and back, added.
+    source, target = _random(3 * 7, dtype, 6), _random(4 * 9, dtype, 7)
+    for accumulate in (False, True):
+        expected = target.copy()
+        cpu.strided_copy(source, expected, 3, 4, 7, 1, 9, 2, accumulate)
+        device_target = ocl.from_host(target)
+        ocl.strided_copy(ocl.from_host(source), device_target, 3, 4, 7, 1, 9, 2, accumulate)
+        assert_close(ocl.to_host(device_target), expected)
+    data, bias = _random((2, 3, 5), dtype, 8), _random(3, dtype, 9)
+    device_data = ocl.from_host(data)
+    ocl.add_bias(device_data, ocl.from_host(bias), 5)
+    cpu.add_bias(data, bias, 5)
+    assert_close(ocl.to_host(device_data), data)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_reductions_match_cpu(ocl, cpu, dtype):
+    x, y = _random(10007, dtype, 10), _random(10007, dtype, 11)
+    dx, dy = ocl.from_host(x), ocl.from_host(y)
+    # Both sum in float64: the float32 case agrees to float64 rounding, far inside 1e-4.
+    assert ocl.sum(dx) == pytest.approx(cpu.sum(x), rel=1e-12, abs=1e-9)
+    assert ocl.asum(dx) == pytest.approx(cpu.asum(x), rel=1e-12)
+    assert ocl.dot(dx, dy) == pytest.approx(float(np.dot(x.astype(np.float64), y)), rel=1e-12,
+                                            abs=1e-9)
+    assert ocl.sum(dx.reshape(-1)[100:101]) == pytest.approx(float(x[100]))
+    assert ocl.sum(ocl.empty(0, dtype)) == 0.0
+    data = _random((4, 6, 25), dtype, 12)
+    for accumulate in (False, True):
+        expected = _random(6, dtype, 13)
+        device_out = ocl.from_host(expected)
+        cpu.channel_sum(data, expected, 25, accumulate)
+        ocl.channel_sum(ocl.from_host(data), device_out, 25, accumulate)
+        assert_close(ocl.to_host(device_out), expected)
