@@ -4,8 +4,10 @@ Semantics are Caffe's: central differences with ``stepsize``; the analytic and n
 agree within ``threshold * max(|analytic|, |numeric|, 1)``; points within ``kink_range`` of ``kink``
 are skipped (non-differentiable points such as ReLU's 0). The objective is half the sum of squares of
 all tops (so each top's diff is its data), or one chosen top element. Layers are run in float64, the
-random seed is reset before every forward (so Dropout draws the same mask), and the bottoms are
-restored before every forward, which makes in-place layers checkable. Param blobs are checked unless
+random seed is reset before every forward (so Dropout draws the same mask; an accelerator's
+generator too), and the bottoms are restored before every forward, which makes in-place layers
+checkable. Values are read and written through the blobs' host views, so a layer on any device
+can be checked. Param blobs are checked unless
 the layer's ``param_propagate_down`` says their gradient is not wanted.
 
 ``directional=True`` checks one scalar per random direction, <analytic gradient, v> against the finite
@@ -75,6 +77,9 @@ class GradientChecker:
         for blob, values in zip(bottom, originals):
             blob.data[...] = values
         rng.set_random_seed(self.seed)
+        device = getattr(layer, 'device', None)
+        if device is not None and not device.host:
+            device.seed(self.seed)
         layer.reshape(bottom, top)
         layer.forward(bottom, top)
 
@@ -120,9 +125,11 @@ class GradientChecker:
                                   top_id, top_index)
         for (what, blob), computed in zip(targets, analytic):
             is_bottom = what.startswith('bottom')
-            flat = blob.data.reshape(-1)
             for i in range(blob.count):
-                values = originals[int(what.split()[1])].reshape(-1) if is_bottom else flat
+                # A param's values are fetched anew each time: on an accelerator the host view
+                # must be asked for again (Caffe's SyncedMemory) for a write to reach the device.
+                values = originals[int(what.split()[1])].reshape(-1) if is_bottom else \
+                    blob.data.reshape(-1)
                 value = values[i]
                 index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
                 if elementwise and top_id is not None and i != top_index:
