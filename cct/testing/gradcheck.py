@@ -125,23 +125,24 @@ class GradientChecker:
                                   top_id, top_index)
         for (what, blob), computed in zip(targets, analytic):
             is_bottom = what.startswith('bottom')
-            for i in range(blob.count):
-                # A param's values are fetched anew each time: on an accelerator the host view
-                # must be asked for again (Caffe's SyncedMemory) for a write to reach the device.
-                values = originals[int(what.split()[1])].reshape(-1) if is_bottom else \
+            def values():
+                # A param's host view is asked for anew before each write: on an accelerator
+                # that is what sends the write to the device (Caffe's SyncedMemory).
+                return originals[int(what.split()[1])].reshape(-1) if is_bottom else \
                     blob.data.reshape(-1)
-                value = values[i]
+            for i in range(blob.count):
+                value = values()[i]
                 index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
                 if elementwise and top_id is not None and i != top_index:
                     # Caffe's element-wise shortcut: top element i depends on bottom element i
                     # alone, so every other analytic gradient must be 0 (a leak fails here).
                     self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), 0.0)
                     continue
-                values[i] = value + self.stepsize
+                values()[i] = value + self.stepsize
                 plus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
-                values[i] = value - self.stepsize
+                values()[i] = value - self.stepsize
                 minus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
-                values[i] = value
+                values()[i] = value
                 numeric = (plus - minus) / (2.0 * self.stepsize)
                 self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), numeric)
         self._forward(layer, bottom, top, originals)
