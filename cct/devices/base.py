@@ -268,12 +268,13 @@ class Device:
         """``dx = (dy - sum_c(dy * y)) * y`` along the channel axis of (outer, channels, inner)."""
         raise NotImplementedError(self._missing('softmax_backward'))
 
-    def softmax_loss(self, prob, labels, losses, counts, outer, channels, inner,
-                     ignore_label=None):
-        """Per (o, i): ``l = labels[o, i]`` (float, as Caffe's label blob);
-        ``losses[o, i] = -log(max(prob[o, l, i], FLT_MIN))`` and ``counts[o, i] = 1``, or both 0
-        where ``l == ignore_label``. ``losses``/``counts`` are (outer*inner,) of prob's dtype.
-        Labels outside [0, channels) other than the ignored one are the caller's to check."""
+    def softmax_loss(self, prob, labels, outer, channels, inner, ignore_label=None):
+        """Returns ``(loss, count)``: over the positions (o, i) of (outer, inner) whose label
+        ``l = labels[o, i]`` (float, as Caffe's label blob) is not ``ignore_label``, ``loss`` is
+        the sum of ``-log(max(prob[o, l, i], FLT_MIN))`` accumulated in prob's dtype (a numpy
+        scalar of it on the CPU, where it is numpy's pairwise sum over those positions in order)
+        and ``count`` how many there are (an int). Labels outside [0, channels) other than the
+        ignored one are the caller's to check."""
         raise NotImplementedError(self._missing('softmax_loss'))
 
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
@@ -387,6 +388,7 @@ class Device:
                         correction=1.0):
         """Turn the regularised gradient ``diff`` into the step in place, Caffe's
         ComputeUpdateValue (see cct/solver/adaptive.py and sgd.py for the exact operation order):
+        'momentum': h = m*h + rate*g; diff = h  (sgd_update's rule, step by step).
         'nesterov': h' = m*h + rate*g; diff = (1+m)*h' - m*h.
         'adagrad':  h += g^2; diff = rate * g / (sqrt(h) + delta).
         'rmsprop':  h = m*h + (1-m)*g^2 (m = rms_decay); diff = rate * g / (sqrt(h) + delta).

@@ -152,7 +152,10 @@ class CPUDevice(Device):
         return float(np.dot(a.reshape(-1), b.reshape(-1)))
 
     def channel_sum(self, x, out, inner, accumulate=True):
-        sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
+        if inner == 1:
+            sums = x.reshape(-1, out.size).sum(axis=0, dtype=np.float64)
+        else:
+            sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
         if accumulate:
             out[...] += sums
         else:
@@ -176,26 +179,26 @@ class CPUDevice(Device):
 
     # softmax family
     def softmax(self, x, out, outer, channels, inner):
-        x3, out3 = x.reshape(outer, channels, inner), out.reshape(outer, channels, inner)
+        shape = (outer, channels) if inner == 1 else (outer, channels, inner)
+        x3, out3 = x.reshape(shape), out.reshape(shape)
         np.subtract(x3, x3.max(axis=1, keepdims=True), out=out3)
         np.exp(out3, out=out3)
         out3 /= out3.sum(axis=1, keepdims=True)
 
     def softmax_backward(self, y, dy, dx, outer, channels, inner):
-        y3, dy3 = y.reshape(outer, channels, inner), dy.reshape(outer, channels, inner)
+        shape = (outer, channels) if inner == 1 else (outer, channels, inner)
+        y3, dy3 = y.reshape(shape), dy.reshape(shape)
         dot = (dy3 * y3).sum(axis=1, keepdims=True)
-        np.multiply(dy3 - dot, y3, out=dx.reshape(outer, channels, inner))
+        np.multiply(dy3 - dot, y3, out=dx.reshape(shape))
 
-    def softmax_loss(self, prob, labels, losses, counts, outer, channels, inner,
-                     ignore_label=None):
+    def softmax_loss(self, prob, labels, outer, channels, inner, ignore_label=None):
         labels = labels.reshape(outer, inner).astype(np.int64)
         valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
         safe = np.where(valid, labels, 0)
         picked = np.take_along_axis(prob.reshape(outer, channels, inner), safe[:, None, :],
                                     axis=1)[:, 0, :]
         logs = np.log(np.maximum(picked, FLT_MIN), dtype=prob.dtype)
-        losses.reshape(outer, inner)[...] = np.where(valid, -logs, 0)
-        counts.reshape(outer, inner)[...] = valid
+        return -logs[valid].sum(dtype=prob.dtype), int(valid.sum())
 
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
         labels = labels.reshape(outer, inner).astype(np.int64)

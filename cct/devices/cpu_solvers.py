@@ -21,7 +21,12 @@ def adaptive_update(rule, diff, history, history2, rate, momentum, momentum2, de
     t = diff.dtype.type
     one = t(1)
     update = scratch('solver_update', diff.shape, diff.dtype)
-    if rule == 'nesterov':
+    if rule == 'momentum':
+        np.multiply(diff, t(rate), out=diff)
+        np.multiply(history, t(momentum), out=history)
+        history += diff
+        diff[...] = history
+    elif rule == 'nesterov':
         momentum = t(momentum)
         update[...] = history   # the previous history
         np.multiply(diff, t(rate), out=diff)

@@ -18,9 +18,9 @@ import weakref
 import numpy as np
 
 from cct import rng
-from cct.data.prefetch import where
 from cct.errors import DataError
 from cct.layers.base import Layer, register
+from cct.layers.prefetching import where
 from cct.log import logger
 
 
@@ -43,6 +43,8 @@ def _read_file_list(layer, source):
 
 @register('HDF5Data')
 class HDF5DataLayer(Layer):
+    # Reads on the host; the batch reaches the device on its next use.
+    host_layer = True
     num_bottom = 0
     min_top = 1
 
@@ -141,6 +143,7 @@ class HDF5DataLayer(Layer):
 
 @register('HDF5Output')
 class HDF5OutputLayer(Layer):
+    host_layer = True
     num_bottom = 2
     num_top = 0
 

@@ -4,10 +4,12 @@ Easy to get wrong, all as Caffe does it: the top is (N, C*kh*kw, out_h, out_w) w
 (c*kh + i)*kw + j for kernel offset (i, j); out = floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1;
 padding reads as 0; backward is col2im, summing overlapping windows. It reads
 ``convolution_param`` (kernel/stride/pad/dilation/axis) but has no weights and ignores num_output.
+It lowers through its device's ``im2col``/``col2im`` and reorders the columns with numpy, so it
+runs on the CPU only.
 """
 import numpy as np
 
-from cct import kernels, workspace
+from cct import workspace
 from cct.layers.base import Layer, register
 from cct.layers.geometry import conv_geometry, conv_out_size
 
@@ -44,17 +46,14 @@ class Im2colLayer(Layer):
             self.fail('output would be empty: input %s with kernel %s, stride %s, pad %s, '
                       'dilation %s' % (self.in_hw, g.kernel, g.stride, g.pad, g.dilation))
         self.rows = self.channels * g.kernel[0] * g.kernel[1]
+        self.plan = self.device.conv_plan(self.num, self.channels, self.in_hw, 0, self.out_hw, 1,
+                                          g.kernel, g.pad, g.stride, g.dilation, self.dtype)
         self.pixels = self.out_hw[0] * self.out_hw[1]
         per_image = self.rows * self.pixels * self.dtype.itemsize
         self.partition = int(max(1, min(self.num,
                                         workspace.LOWERING_BUDGET_BYTES // max(per_image, 1))))
         top[0].reshape(shape[:self.axis] + (self.rows,) + self.out_hw)
         self._shape_key = shape
-
-    def _arguments(self):
-        g = self.geometry
-        return (g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0], g.stride[1],
-                g.dilation[0], g.dilation[1], self.out_hw[0], self.out_hw[1])
 
     def _partitions(self):
         for start in range(0, self.num, self.partition):
@@ -67,7 +66,7 @@ class Im2colLayer(Layer):
         images = bottom[0].data.reshape((self.num, self.channels) + self.in_hw)
         out = top[0].data.reshape(self.num, self.rows, self.pixels)
         for start, stop, col, by_row in self._partitions():
-            kernels.im2col(images[start:stop], col, *self._arguments())
+            self.device.im2col(self.plan, images[start:stop], col)
             out[start:stop] = by_row.transpose(1, 0, 2)
 
     def backward(self, top, propagate_down, bottom):
@@ -77,4 +76,4 @@ class Im2colLayer(Layer):
         image_diff = bottom[0].diff.reshape((self.num, self.channels) + self.in_hw)
         for start, stop, col, by_row in self._partitions():
             by_row[...] = grads[start:stop].transpose(1, 0, 2)
-            kernels.col2im(col, image_diff[start:stop], *self._arguments())
+            self.device.col2im(self.plan, col, image_diff[start:stop])

@@ -29,6 +29,7 @@ class _IndexInputLayer(Layer):
 
 @register('Silence')
 class SilenceLayer(Layer):
+    primitives = ('fill',)
     min_bottom = 1
     num_top = 0
 
@@ -41,7 +42,7 @@ class SilenceLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         for blob, wanted in zip(bottom, propagate_down):
             if wanted:
-                blob.diff[...] = 0
+                self.device.fill(blob.dev_diff, 0)
 
 
 @register('Filter')
@@ -124,6 +125,7 @@ class BatchReindexLayer(_IndexInputLayer):
 
 @register('Parameter')
 class ParameterLayer(Layer):
+    primitives = ()
     num_bottom = 0
     num_top = 1
 

@@ -59,7 +59,7 @@ def snapshot(solver):
         message = caffe_pb2.SolverState(iter=solver.iter, learned_net=model,
                                         current_step=solver.current_step)
         double = solver.dtype == np.float64
-        for array in solver.history:
+        for array in solver.history_on_host():
             message.history.add().MergeFromString(array_to_blobproto_bytes(array, double=double))
         _write(solver, state, lambda: cct_io.write_binary(message, state))
     elif fmt == _HDF5:
@@ -70,7 +70,7 @@ def snapshot(solver):
         state = solver.snapshot_filename('.solverstate.h5')
         logger.info('Snapshotting solver state to HDF5 file %s', state)
         _write(solver, state, lambda: hdf5.save_solverstate_hdf5(
-            state, solver.iter, model, solver.current_step, solver.history))
+            state, solver.iter, model, solver.current_step, solver.history_on_host()))
     else:
         raise SolverError('Unsupported snapshot format: %d' % fmt)
 
@@ -97,7 +97,7 @@ def _set_history(solver, state_file, arrays_and_shapes):
         if tuple(shape) != history.shape:
             raise SolverError('%s: history blob %d has shape %s, the net\'s param needs %s'
                               % (state_file, i, shape_string(shape), shape_string(history.shape)))
-        history[...] = read()
+        solver.net.device.from_host(read(), out=history)
 
 
 def restore(solver, state_file):

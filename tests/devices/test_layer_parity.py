@@ -1,0 +1,128 @@
+"""Every layer that runs on OpenCL: forward and backward equal the CPU's (float64 1e-10, float32
+1e-4, relative), the shared gradient checker passes on the device, and the layers that cannot run
+there say so by name when built."""
+import numpy as np
+import pytest
+
+from cct.errors import DeviceError
+from cct.proto import caffe_pb2
+from cct.testing import make_layer
+from cct.testing.gradcheck import GradientChecker
+from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+
+CONV = 'convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: %d group: 2 ' \
+    'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 } }'
+
+# id: (layer prototxt, bottom shapes, tops, labels bottom index or None, checker kwargs or None)
+CASES = {
+    'convolution': ('type: "Convolution" ' + CONV % 1, [(2, 4, 5, 5)], 1, None, {}),
+    'convolution_strided': ('type: "Convolution" ' + CONV % 2, [(2, 4, 6, 5)], 1, None, {}),
+    'convolution_dilated': ('type: "Convolution" convolution_param { num_output: 3 '
+                            'kernel_h: 3 kernel_w: 2 dilation: 2 pad: 1 weight_filler { '
+                            'type: "gaussian" std: 0.3 } }', [(2, 2, 7, 6)], 1, None, {}),
+    'deconvolution': ('type: "Deconvolution" ' + CONV % 2, [(2, 4, 3, 3)], 1, None, {}),
+    'inner_product': ('type: "InnerProduct" inner_product_param { num_output: 5 weight_filler {'
+                      ' type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 } }',
+                      [(3, 2, 2, 3)], 1, None, {}),
+    'inner_product_transposed': ('type: "InnerProduct" inner_product_param { num_output: 4 '
+                                 'transpose: true weight_filler { type: "gaussian" std: 0.3 } '
+                                 'bias_term: false }', [(3, 6)], 1, None, {}),
+    'max_pool': ('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 }',
+                 [(2, 3, 7, 6)], 1, None, {}),
+    'max_pool_argmax': ('type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }',
+                        [(2, 2, 5, 4)], 2, None, None),
+    'ave_pool': ('type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }',
+                 [(2, 3, 7, 6)], 1, None, {}),
+    'global_pool': ('type: "Pooling" pooling_param { pool: AVE global_pooling: true }',
+                    [(2, 3, 4, 5)], 1, None, {}),
+    'lrn_across': ('type: "LRN" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 }',
+                   [(2, 5, 3, 3)], 1, None, {}),
+    'lrn_within': ('type: "LRN" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 '
+                   'norm_region: WITHIN_CHANNEL }', [(2, 2, 4, 4)], 1, None, {}),
+    'relu': ('type: "ReLU"', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'leaky_relu': ('type: "ReLU" relu_param { negative_slope: 0.1 }', [(2, 3, 4)], 1, None,
+                   {'kink_range': 0.01}),
+    'sigmoid': ('type: "Sigmoid"', [(2, 3, 4)], 1, None, {}),
+    'tanh': ('type: "TanH"', [(2, 3, 4)], 1, None, {}),
+    'absval': ('type: "AbsVal"', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'bnll': ('type: "BNLL"', [(2, 3, 4)], 1, None, {}),
+    'elu': ('type: "ELU" elu_param { alpha: 0.5 }', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'clip': ('type: "Clip" clip_param { min: -0.5 max: 0.7 }', [(2, 3, 4)], 1, None, None),
+    'threshold': ('type: "Threshold" threshold_param { threshold: 0.2 }', [(2, 3, 4)], 1, None,
+                  None),
+    'dropout_test': ('type: "Dropout" phase: TEST dropout_param { dropout_ratio: 0.3 }',
+                     [(2, 3, 4)], 1, None, {}),
+    'softmax': ('type: "Softmax"', [(3, 4, 2)], 1, None, {}),
+    'softmax_axis2': ('type: "Softmax" softmax_param { axis: 2 }', [(2, 3, 4)], 1, None, {}),
+    'softmax_loss': ('type: "SoftmaxWithLoss"', [(4, 5), (4,)], 1, 1, {}),
+    'softmax_loss_ignore': ('type: "SoftmaxWithLoss" loss_param { ignore_label: 2 } '
+                            'softmax_param { axis: 1 }', [(2, 4, 3), (2, 3)], 1, 1, {}),
+    'split': ('type: "Split"', [(2, 3)], 2, None, {}),
+    'flatten': ('type: "Flatten"', [(2, 3, 2)], 1, None, {}),
+    'reshape': ('type: "Reshape" reshape_param { shape { dim: 0 dim: -1 } }', [(2, 3, 2)], 1,
+                None, {}),
+    'concat': ('type: "Concat" concat_param { axis: 1 }', [(2, 3, 2), (2, 1, 2)], 1, None, {}),
+    'slice': ('type: "Slice" slice_param { axis: 1 slice_point: 1 }', [(2, 4, 3)], 2, None, {}),
+    'eltwise_sum': ('type: "Eltwise" eltwise_param { operation: SUM coeff: 0.5 coeff: -2 }',
+                    [(2, 3), (2, 3)], 1, None, {}),
+    'eltwise_prod': ('type: "Eltwise" eltwise_param { operation: PROD }',
+                     [(2, 3), (2, 3), (2, 3)], 1, None, {}),
+}
+
+
+def _bottoms(shapes, labels, dtype, classes=None):
+    gen = np.random.default_rng(7)
+    data = [gen.standard_normal(shape) for shape in shapes]
+    if labels is not None:
+        classes = shapes[0][1]
+        data[labels] = gen.integers(0, classes, shapes[labels]).astype(np.float64)
+    return [d.astype(dtype) for d in data]
+
+
+def _pair(cpu, ocl, case, dtype, phase=caffe_pb2.TRAIN):
+    text, shapes, tops, labels, _ = CASES[case]
+    data = _bottoms(shapes, labels, dtype)
+    made = [make_layer(text, shapes, num_top=tops, dtype=dtype, bottom_data=data, device=d,
+                       phase=phase) for d in (cpu, ocl)]
+    for mine, theirs in zip(made[0][0].blobs, made[1][0].blobs):
+        theirs.data[...] = mine.data
+    return made
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_forward_and_backward_equal_the_cpu(cpu, ocl, case, dtype):
+    (layer, bottom, top), (device_layer, device_bottom, device_top) = _pair(cpu, ocl, case, dtype)
+    labels = CASES[case][3]
+    for lay, b, t in ((layer, bottom, top), (device_layer, device_bottom, device_top)):
+        lay.run_forward(b, t)
+    for mine, theirs in zip(top, device_top):
+        assert mine.shape == theirs.shape
+        assert_close(theirs.data, mine.data, dtype)
+    if case in ('threshold', 'max_pool_argmax'):
+        return
+    gen = np.random.default_rng(3)
+    for mine, theirs in zip(top, device_top):
+        if not layer.loss_layer:
+            mine.diff[...] = gen.standard_normal(mine.shape)
+            theirs.diff[...] = mine.diff
+    down = [i != labels for i in range(len(bottom))]
+    layer.backward(top, down, bottom)
+    device_layer.backward(device_top, down, device_bottom)
+    for i, (mine, theirs) in enumerate(zip(bottom, device_bottom)):
+        if down[i]:
+            assert_close(theirs.diff, mine.diff, dtype)
+    for mine, theirs in zip(layer.blobs, device_layer.blobs):
+        assert_close(theirs.diff, mine.diff, dtype)
+
+
+@pytest.mark.parametrize('case', sorted(name for name, spec in CASES.items()
+                                        if spec[4] is not None))
+def test_gradient_checker_passes_on_opencl(ocl, case):
+    text, shapes, tops, labels, options = CASES[case]
+    layer, bottom, top = make_layer(text, shapes, num_top=tops, dtype=np.float64,
+                                    bottom_data=_bottoms(shapes, labels, np.float64), device=ocl)
+    checker = GradientChecker(stepsize=1e-3 if 'softmax' in case else 1e-2, threshold=1e-3,
+                              **options)
+    check = [i for i in range(len(shapes)) if i != labels]
+    checker.check(layer, bottom, top, check_bottom=check)
