@@ -57,8 +57,8 @@ class OpsMixin:
             self._run('lowering', 'col2im_batch', plan.dtype, count * image_size, *geometry,
                       *arg(col), *image_arg)
         else:
-            self._run('lowering', 'im2col_batch', plan.dtype, col.size, *geometry, *image_arg,
-                      *arg(col))
+            self._run('lowering', 'im2col_batch', plan.dtype,
+                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg, *arg(col))
 
     def _partitions(self, plan, num):
         for first in range(0, num, plan.partition):

@@ -52,12 +52,14 @@ def defines(dtype, accumulate_double=True):
 
 
 def gemm_geometry():
-    """(threads, tile) of gemm.cl's work-groups: GEMM_THREADS x GEMM_THREADS work-items computing a
-    tile x tile block of C, read from the source so launches always match it."""
+    """((threads_m, threads_n), (tile_m, tile_n)) of gemm.cl's work-groups: threads_m x threads_n
+    work-items computing a tile_m x tile_n block of C, read from the source's defaults so launches
+    always match it."""
     text = _read('gemm.cl')
-    threads = int(re.search(r'#define GEMM_THREADS (\d+)', text).group(1))
-    block = int(re.search(r'#define GEMM_BLOCK (\d+)', text).group(1))
-    return threads, threads * block
+    value = {name: int(re.search(r'#define GEMM_%s (\d+)' % name, text).group(1))
+             for name in ('BLOCK_M', 'BLOCK_N', 'THREADS_M', 'THREADS_N')}
+    return ((value['THREADS_M'], value['THREADS_N']),
+            (value['BLOCK_M'] * value['THREADS_M'], value['BLOCK_N'] * value['THREADS_N']))
 
 
 def source_hash(text, *parts):

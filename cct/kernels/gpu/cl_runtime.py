@@ -21,7 +21,7 @@ from cct.kernels import gpu
 GROUP = 64
 # The most work-groups a one-dimensional launch asks for; KERNEL_LOOP strides over the rest.
 MAX_GROUPS = 4096
-# The 2-D work-group of gemm.cl: GEMM_THREADS x GEMM_THREADS, each computing GEMM_BLOCK^2 outputs.
+# gemm.cl's 2-D work-groups: (threads along m, along n) computing a (tile_m, tile_n) block of C.
 GEMM_THREADS, GEMM_TILE = gpu.gemm_geometry()
 INT_LIMIT = 2 ** 31 - 1
 
@@ -146,11 +146,11 @@ class Runtime:
         self.kernel(family, name, dtype)(self.queue, (groups * GROUP,), (GROUP,), *args)
 
     def launch_gemm(self, dtype, m, n, batch, *args):
-        tiles_m = (m + GEMM_TILE - 1) // GEMM_TILE
-        tiles_n = (n + GEMM_TILE - 1) // GEMM_TILE
+        (threads_m, threads_n), (tile_m, tile_n) = GEMM_THREADS, GEMM_TILE
+        tiles_m, tiles_n = -(-m // tile_m), -(-n // tile_n)
         self.kernel('gemm', 'gemm', dtype)(
-            self.queue, (tiles_n * GEMM_THREADS, tiles_m * GEMM_THREADS, batch),
-            (GEMM_THREADS, GEMM_THREADS, 1), *args)
+            self.queue, (tiles_n * threads_n, tiles_m * threads_m, batch),
+            (threads_n, threads_m, 1), *args)
 
     # ---------------------------------------------------------------- memory
     def check_alloc(self, nbytes, what=None):
