@@ -165,8 +165,10 @@ class Runtime:
     def empty(self, shape, dtype, what=None):
         import pyopencl.array as cl_array
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        count = int(np.prod(shape, dtype=np.int64))
+        nbytes = count * dtype.itemsize
         self.check_alloc(nbytes, what)
+        check_count(count, 'an array%s' % (' for %s' % what if what else ''))
         try:
             return cl_array.Array(self.queue, shape, dtype)
         except self.cl.MemoryError as error:
