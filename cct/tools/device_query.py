@@ -53,7 +53,7 @@ def _blas_threads():
 def _log_cpu():
     logger.info('Querying CPU')
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    logger.info('Device: cpu')
+    logger.info('Device: CPU')
     logger.info('Name:                          %s', _cpu_model())
     logger.info('Logical cores:                 %s', os.cpu_count())
     logger.info('Cores this process may use:    %d', usable)
