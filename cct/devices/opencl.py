@@ -16,7 +16,7 @@ from cct.kernels.gpu.cl_runtime import arg, check_count
 # devices/base.py UNARY_OPS rows as elementwise.cl's op codes.
 OP_CODES = {'relu': 0, 'sigmoid': 1, 'tanh': 2, 'abs': 3, 'exp': 4, 'log': 5, 'power': 6,
             'bnll': 7, 'elu': 8, 'threshold': 9, 'clip': 10}
-RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4}
+RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 # Work-groups of partial sums a reduction returns to the host (then summed there in float64).
 REDUCE_GROUPS = 256
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -257,11 +257,15 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         self._run('reduction', 'softmax_backward', dx.dtype, outer * inner, _int(outer),
                   _int(channels), _int(inner), *arg(y), *arg(dy), *arg(dx))
 
-    def softmax_loss(self, prob, labels, losses, counts, outer, channels, inner,
-                     ignore_label=None):
+    def softmax_loss(self, prob, labels, outer, channels, inner, ignore_label=None):
+        # Per-position losses on the device, then two float64 sums; the loss is rounded to prob's
+        # dtype once (the CPU sums in the dtype, so float32 agrees to the tolerance, not bit for bit).
+        losses = self.scratch('softmax_losses', (outer * inner,), prob.dtype)
+        counts = self.scratch('softmax_counts', (outer * inner,), prob.dtype)
         self._run('reduction', 'softmax_loss', prob.dtype, outer * inner, _int(outer),
                   _int(channels), _int(inner), *arg(prob), *arg(labels), *arg(losses),
                   *arg(counts), _int(ignore_label is not None), _int(ignore_label or 0))
+        return prob.dtype.type(self.sum(losses)), int(round(self.sum(counts)))
 
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
         self._run('reduction', 'softmax_loss_backward', dx.dtype, dx.size, _int(outer),

@@ -51,6 +51,15 @@ def defines(dtype, accumulate_double=True):
     return options
 
 
+def gemm_geometry():
+    """(threads, tile) of gemm.cl's work-groups: GEMM_THREADS x GEMM_THREADS work-items computing a
+    tile x tile block of C, read from the source so launches always match it."""
+    text = _read('gemm.cl')
+    threads = int(re.search(r'#define GEMM_THREADS (\d+)', text).group(1))
+    block = int(re.search(r'#define GEMM_BLOCK (\d+)', text).group(1))
+    return threads, threads * block
+
+
 def source_hash(text, *parts):
     """A hex digest of a program's text and whatever else its binary depends on (options, device)."""
     digest = hashlib.sha256(text.encode())

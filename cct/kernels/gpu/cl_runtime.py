@@ -22,7 +22,7 @@ GROUP = 64
 # The most work-groups a one-dimensional launch asks for; KERNEL_LOOP strides over the rest.
 MAX_GROUPS = 4096
 # The 2-D work-group of gemm.cl: GEMM_THREADS x GEMM_THREADS, each computing GEMM_BLOCK^2 outputs.
-GEMM_THREADS, GEMM_TILE = 8, 32
+GEMM_THREADS, GEMM_TILE = gpu.gemm_geometry()
 INT_LIMIT = 2 ** 31 - 1
 
 _lock = threading.Lock()

@@ -9,6 +9,7 @@
 #define RULE_RMSPROP 2
 #define RULE_ADADELTA 3
 #define RULE_ADAM 4
+#define RULE_MOMENTUM 5
 
 /* Caffe's whole momentum-SGD step: normalise, regularise, history = momentum*history + rate*g,
  * diff = history, data -= history. */
@@ -55,6 +56,10 @@ KERNEL adaptive_update(const int rule, const int n, ARRAY(REAL, diff), ARRAY(REA
         const REAL g = diff[i];
         REAL h = history[i], step;
         switch (rule) {
+        case RULE_MOMENTUM:
+            h = h * momentum + g * rate;
+            step = h;
+            break;
         case RULE_NESTEROV: {
             const REAL previous = h;
             h = h * momentum + g * rate;
