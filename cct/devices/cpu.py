@@ -109,6 +109,7 @@ class CPUDevice(Device):
         kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
 
     def axpby(self, alpha, x, beta, y):
+        x = _like(x, y)
         dtype = y.dtype.type
         if beta == 0:
             np.multiply(x, dtype(alpha), out=y)
@@ -123,10 +124,10 @@ class CPUDevice(Device):
             y += x * dtype(alpha)
 
     def scale(self, x, alpha, out):
-        np.multiply(x, out.dtype.type(alpha), out=out)
+        np.multiply(_like(x, out), out.dtype.type(alpha), out=out)
 
     def mul(self, a, b, out):
-        np.multiply(a, b, out=out)
+        np.multiply(_like(a, out), _like(b, out), out=out)
 
     def strided_copy(self, source, out, outer, count, source_stride, source_offset, out_stride,
                      out_offset, accumulate=False):
@@ -332,6 +333,11 @@ class CPUDevice(Device):
                         correction=1.0):
         cpu_solvers.adaptive_update(rule, diff, history, history2, rate, momentum, momentum2,
                                     delta, correction)
+
+
+def _like(array, out):
+    """``array`` in ``out``'s shape (flat primitives take any shapes of one count)."""
+    return array if array.shape == out.shape else array.reshape(out.shape)
 
 
 def _planes(array):

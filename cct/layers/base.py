@@ -170,15 +170,16 @@ class Layer:
         device = self.device
         if device.host or self.host_layer:
             return
+        where = self.describe()[0].upper() + self.describe()[1:]
         if self.primitives is None:
-            self.fail('is not supported on device %s (it computes with numpy on the host; run '
-                      'the net on the CPU)' % device, DeviceError)
+            raise DeviceError('%s is not supported on device %s (it computes with numpy on the '
+                              'host; run the net on the CPU)' % (where, device))
         for need in self.primitives:
             name, op = need if isinstance(need, tuple) else (need, None)
             if not device.supports(name, op):
-                self.fail('is not supported on device %s (it needs the %s primitive%s, which '
-                          'the device lacks)' % (device, name, ' for %s' % op if op else ''),
-                          DeviceError)
+                raise DeviceError('%s is not supported on device %s (it needs the %s primitive%s,'
+                                  ' which the device lacks)'
+                                  % (where, device, name, ' for %s' % op if op else ''))
 
     def describe(self):
         return "layer '%s' (type %s)" % (self.name, self.type)

@@ -38,7 +38,10 @@ def phase_from_flag(flag, default):
 def gpu_ids(flag):
     """Caffe's --gpu value as a list of ordinals ('all' is every accelerator there is)."""
     if flag == 'all':
-        return list(range(len(devices.device_names()) - 1))
+        count = len(devices.device_names()) - 1
+        if count == 0:
+            devices.accelerator_name(0)   # raises, saying why there is none
+        return list(range(count))
     try:
         return [int(part) for part in flag.split(',')]
     except ValueError:

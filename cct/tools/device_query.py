@@ -11,6 +11,7 @@ import numpy as np
 
 from cct import devices
 from cct.devices import cpu
+from cct.errors import CctError
 from cct.log import logger
 from cct.tools.common import gpu_ids
 
@@ -18,6 +19,14 @@ from cct.tools.common import gpu_ids
 def add_arguments(parser):
     parser.add_flag('gpu', default='',
                     help='GPU device IDs to query (CUDA devices first, then OpenCL), or "all".')
+    parser.add_argument('--check-kernels', '--check_kernels', '-check_kernels',
+                        dest='check_kernels', default='',
+                        help='Optional; compile every GPU kernel source for "opencl" (on its '
+                             'first device) or "cuda" (through NVRTC, no GPU needed) and report '
+                             'failures')
+    parser.add_flag('arch', default='',
+                    help='Optional; the CUDA architecture --check_kernels cuda compiles for '
+                         '(e.g. sm_80)')
 
 
 def _cpu_model():
@@ -53,7 +62,7 @@ def _blas_threads():
 def _log_cpu():
     logger.info('Querying CPU')
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    logger.info('Device: cpu')
+    logger.info('Device: CPU')
     logger.info('Name:                          %s', _cpu_model())
     logger.info('Logical cores:                 %s', os.cpu_count())
     logger.info('Cores this process may use:    %d', usable)
@@ -106,6 +115,11 @@ def _log_cupy_devices():
 
 
 def run(args):
+    if args.check_kernels:
+        from cct.kernels.gpu import check_kernels_main
+        if args.check_kernels not in ('opencl', 'cuda'):
+            raise CctError('--check_kernels takes "opencl" or "cuda", got %r' % args.check_kernels)
+        return check_kernels_main(args.check_kernels, arch=args.arch or None)
     accelerators = devices.device_names()[1:]
     if args.gpu:
         for ordinal in gpu_ids(args.gpu):
