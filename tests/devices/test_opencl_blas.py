@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close, cpu, each_gemm, ocl  # noqa: F401  (fixtures)
 
 
 def _random(shape, dtype, seed=0):
@@ -48,7 +48,7 @@ def test_scratch_reuses_one_buffer_per_purpose(ocl):
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('trans_a,trans_b', [(False, False), (True, False), (False, True),
                                              (True, True)])
-def test_gemm_matches_numpy(ocl, dtype, trans_a, trans_b):
+def test_gemm_matches_numpy(ocl, each_gemm, dtype, trans_a, trans_b):
     m, n, k = 37, 45, 70   # not multiples of the tile, depth or block
     a = _random((k, m) if trans_a else (m, k), dtype, 1)
     b = _random((n, k) if trans_b else (k, n), dtype, 2)
@@ -60,7 +60,7 @@ def test_gemm_matches_numpy(ocl, dtype, trans_a, trans_b):
     assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())
 
 
-def test_gemm_with_beta_zero_ignores_nan(ocl):
+def test_gemm_with_beta_zero_ignores_nan(ocl, each_gemm):
     a, b = _random((5, 3), np.float64), _random((3, 4), np.float64)
     out = ocl.from_host(np.full((5, 4), np.nan))
     ocl.gemm(ocl.from_host(a), ocl.from_host(b), out)

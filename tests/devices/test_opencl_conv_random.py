@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cct.devices import opencl_ops
-from opencl_support import assert_close, ocl  # noqa: F401  (fixture)
+from opencl_support import assert_close, each_gemm, ocl  # noqa: F401  (fixture)
 
 GUARD = 17
 SENTINEL = -7777.25
@@ -83,7 +83,7 @@ class Guarded:
 
 
 @pytest.mark.parametrize('seed', range(24))
-def test_random_geometry_matches_direct_convolution(ocl, monkeypatch, seed):
+def test_random_geometry_matches_direct_convolution(ocl, each_gemm, monkeypatch, seed):
     num, channels, size, outputs, group, kernel, pad, stride, dilation, out = random_geometry(seed)
     if seed % 2:   # one image per column buffer
         monkeypatch.setattr(opencl_ops, 'COLUMN_BUDGET', 1)

@@ -114,3 +114,8 @@ def test_check_kernels_report(ocl, monkeypatch):
     text = report.getvalue()
     assert 'rng.cl           float32  opencl       FAILED' in text
     assert 'broken_kernel' in text and '2 of 16 kernel programs failed' in text
+
+
+def test_gemm_kernel_follows_the_device_type(ocl):
+    cpu_device = bool(ocl.runtime.device.type & ocl.runtime.cl.device_type.CPU)
+    assert ocl.runtime.gemm_kernel == ('gemm_direct' if cpu_device else 'gemm')

@@ -21,8 +21,8 @@ from cct.kernels import gpu
 GROUP = 64
 # The most work-groups a one-dimensional launch asks for; KERNEL_LOOP strides over the rest.
 MAX_GROUPS = 4096
-# gemm.cl's 2-D work-groups: (threads along m, along n) computing a (tile_m, tile_n) block of C.
-GEMM_THREADS, GEMM_TILE = gpu.gemm_geometry()
+# gemm.cl's launches: work-groups of (threads along m, along n) computing a (tile_m, tile_n) block of C.
+GEMM_GEOMETRY = {name: gpu.gemm_geometry(name) for name in ('gemm', 'gemm_direct')}
 INT_LIMIT = 2 ** 31 - 1
 
 _lock = threading.Lock()
@@ -77,6 +77,8 @@ class Runtime:
         self.max_alloc = device.max_mem_alloc_size
         self.memory = device.global_mem_size
         self.compute_units = device.max_compute_units
+        # The GEMM kernel: local-memory tiles on GPUs, the barrier-free one on CPUs (see gemm.cl).
+        self.gemm_kernel = 'gemm_direct' if device.type & cl.device_type.CPU else 'gemm'
         self._programs = {}
         self._kernels = {}
         self._identity = (device.platform.name, device.platform.version, device.name,
@@ -146,9 +148,9 @@ class Runtime:
         self.kernel(family, name, dtype)(self.queue, (groups * GROUP,), (GROUP,), *args)
 
     def launch_gemm(self, dtype, m, n, batch, *args):
-        (threads_m, threads_n), (tile_m, tile_n) = GEMM_THREADS, GEMM_TILE
+        (threads_m, threads_n), (tile_m, tile_n) = GEMM_GEOMETRY[self.gemm_kernel]
         tiles_m, tiles_n = -(-m // tile_m), -(-n // tile_n)
-        self.kernel('gemm', 'gemm', dtype)(
+        self.kernel('gemm', self.gemm_kernel, dtype)(
             self.queue, (tiles_n * threads_n, tiles_m * threads_m, batch),
             (threads_n, threads_m, 1), *args)
 
