@@ -120,3 +120,22 @@ def test_reductions_match_cpu(ocl, cpu, dtype):
         cpu.channel_sum(data, expected, 25, accumulate)
         ocl.channel_sum(ocl.from_host(data), device_out, 25, accumulate)
         assert_close(ocl.to_host(device_out), expected)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('trans_a,trans_b', [(False, False), (True, True)])
+def test_gemm_split_along_k_matches_numpy(ocl, each_gemm, dtype, trans_a, trans_b):
+    # A few outputs over a long k (a weight gradient's shape): the device splits k and sums.
+    m, n, k = 5, 7, 3001
+    assert ocl._k_splits(m, n, k) > 1
+    a = _random((k, m) if trans_a else (m, k), dtype, 21)
+    b = _random((n, k) if trans_b else (k, n), dtype, 22)
+    for beta in (0.0, 0.5):
+        c = _random((m, n), dtype, 23) if beta else np.full((m, n), np.nan, dtype)
+        out = ocl.from_host(c)
+        ocl.gemm(ocl.from_host(a), ocl.from_host(b), out, trans_a, trans_b, alpha=1.5, beta=beta)
+        expected = 1.5 * ((a.T if trans_a else a).astype(np.float64)
+                          @ (b.T if trans_b else b).astype(np.float64))
+        if beta:
+            expected += beta * c
+        assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())

@@ -129,3 +129,19 @@ KERNEL softmax_loss_backward(const int outer, const int channels, const int inne
             dx[index] = c == label ? prob[index] - (REAL)1 : prob[index];
     }
 }
+
+/* The last step of a GEMM split along k: C = alpha * sum_s partials[s] + beta * C, partials being
+ * `splits` dense m x n products and C an m x n matrix with leading dimension ldc (beta == 0 never reads
+ * C). */
+KERNEL combine_partials(const int splits, const int m, const int n, ARRAY(const REAL, partials),
+                        const REAL alpha, const REAL beta, ARRAY(REAL, C), const int ldc)
+{
+    OFFSET(partials); OFFSET(C);
+    KERNEL_LOOP(index, m * n) {
+        ACCUM total = 0;
+        for (int s = 0; s < splits; ++s)
+            total += (ACCUM)partials[s * m * n + index];
+        GLOBAL REAL *out = C + (index / n) * ldc + index % n;
+        *out = beta == 0 ? alpha * (REAL)total : alpha * (REAL)total + beta * *out;
+    }
+}
