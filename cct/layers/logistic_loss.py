@@ -76,6 +76,9 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
 
 @register('MultinomialLogisticLoss')
 class MultinomialLogisticLossLayer(LossLayer):
+    # Caffe has no GPU code for this layer: in GPU mode it runs its CPU code on synced host
+    # arrays, and so does cct on any device.
+    host_layer = True
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
