@@ -94,3 +94,30 @@ def backward(op, x, y, dy, dx, s):
         np.multiply(dy, inside, out=dx)
     else:
         raise NotImplementedError('the CPU device has no gradient for unary op %r' % op)
+
+
+def prelu(x, slopes, y, inner):
+    shape = (-1, slopes.size, inner)
+    x3, y3 = x.reshape(shape), y.reshape(shape)
+    negative = _scratch('negative', x3)
+    np.minimum(x3, 0, out=negative)
+    negative *= slopes if slopes.size == 1 else slopes.reshape(1, -1, 1)
+    np.maximum(x3, 0, out=y3)
+    y3 += negative
+
+
+def prelu_backward(x, slopes, dy, dx, slope_diff, inner):
+    shape = (-1, slopes.size, inner)
+    x3, dy3 = x.reshape(shape), dy.reshape(shape)
+    if slope_diff is not None:
+        contribution = _scratch('negative', x3)
+        np.minimum(x3, 0, out=contribution)
+        contribution *= dy3
+        if slopes.size == 1:
+            slope_diff[...] += contribution.sum()
+        else:
+            slope_diff[...] += contribution.sum(axis=(0, 2))
+    if dx is not None:
+        slope = np.where(x3 > 0, x.dtype.type(1),
+                         slopes if slopes.size == 1 else slopes.reshape(1, -1, 1))
+        np.multiply(dy3, slope, out=dx.reshape(shape))
