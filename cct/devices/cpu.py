@@ -9,7 +9,7 @@ import numpy as np
 
 from cct import kernels, rng, workspace
 from cct.devices import cpu_conv, cpu_neurons, cpu_solvers
-from cct.devices.base import Device, LRNPlan, PoolPlan
+from cct.devices.base import UNARY_OPS, Device, LRNPlan, PoolPlan
 from cct.kernels import elementwise
 from cct.kernels import lrn as lrn_kernels
 from cct.kernels.update import sgd_step
@@ -71,7 +71,7 @@ class CPUDevice(Device):
                 'compute_units': kernels.max_threads(), 'blas': kernel_blas()}
 
     def unary_ops(self):
-        return frozenset(('relu', 'sigmoid', 'tanh', 'abs', 'bnll', 'elu', 'threshold', 'clip'))
+        return frozenset(UNARY_OPS)
 
     # memory
     def empty(self, shape, dtype):
