@@ -217,6 +217,12 @@ class Device:
         source_stride + source_offset : +count]`` on flat arrays (Concat, Slice, Crop rows)."""
         raise NotImplementedError(self._missing('strided_copy'))
 
+    def channel_op(self, op, x, values, out, inner):
+        """``x`` and ``out`` viewed as (outer, len(values), inner): ``out[o, c, i] = x[o, c, i]
+        OP values[c]`` for ``op`` in 'add', 'sub', 'mul', 'div' (Scale, Bias, BatchNorm, MVN).
+        ``out`` may be ``x``."""
+        raise NotImplementedError(self._missing('channel_op'))
+
     def add_bias(self, x, bias, inner):
         """``x`` viewed as (outer, len(bias), inner): ``x[o, c, i] += bias[c]`` (in place)."""
         raise NotImplementedError(self._missing('add_bias'))
@@ -234,9 +240,11 @@ class Device:
         """``sum(a * b)`` as a Python float, accumulated in float64 (sumsq: ``dot(x, x)``)."""
         raise NotImplementedError(self._missing('dot'))
 
-    def channel_sum(self, x, out, inner, accumulate=True):
+    def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         """``x`` viewed as (outer, len(out), inner): ``out[c] (+)= sum over o, i of x[o, c, i]``,
-        summed in float64 and rounded once (the bias gradient of Convolution/InnerProduct)."""
+        summed in float64 and rounded once (the bias gradient of Convolution/InnerProduct); with
+        ``wide=False`` the CPU sums in x's dtype, as Caffe's Dtype GEMVs do for Scale, Bias and
+        BatchNorm (an accelerator may still sum wider)."""
         raise NotImplementedError(self._missing('channel_sum'))
 
     # ---------------------------------------------------------------- neuron family
@@ -248,6 +256,28 @@ class Device:
         """``dx = dy * f'(x)`` for ``op`` in ``UNARY_OPS`` (formulas there); ``x`` is the bottom
         data, ``y`` the top data (either may be unused by an op). ``dx`` may alias ``dy``."""
         raise NotImplementedError(self._missing('unary_backward'))
+
+    def prelu(self, x, slopes, out, inner):
+        """``x`` as (outer, len(slopes), inner): ``out = max(x, 0) + slopes[c] * min(x, 0)``
+        (one shared slope: ``len(slopes) == 1``). ``out`` may be ``x``."""
+        raise NotImplementedError(self._missing('prelu'))
+
+    def prelu_backward(self, x, slopes, dy, dx, slope_diff, inner):
+        """PReLU's gradients: ``slope_diff[c] += sum over o, i of min(x, 0) * dy`` (skipped when
+        None; summed in the dtype on the CPU), then ``dx = dy * (1 if x > 0 else slopes[c])``
+        (skipped when None). ``dx`` may be ``dy``."""
+        raise NotImplementedError(self._missing('prelu_backward'))
+
+    def max_update(self, x, index, out, mask):
+        """Eltwise MAX's running maximum over bottoms (eltwise_layer.cpp): ``index`` 0:
+        ``out = x``, ``mask = 0``; index 1: ``mask = (out <= x)`` (a tie goes to bottom 1),
+        ``out = max(out, x)``; index >= 2: where ``x > out``: ``out = x``, ``mask = index``.
+        ``mask`` is int32 of out's size."""
+        raise NotImplementedError(self._missing('max_update'))
+
+    def mask_select(self, dy, mask, index, dx):
+        """``dx = dy where mask == index, else 0`` (int32 ``mask``; Eltwise MAX's gradient)."""
+        raise NotImplementedError(self._missing('mask_select'))
 
     def dropout_mask(self, mask, ratio):
         """Fill uint8 ``mask`` with 1 where a uniform draw u in [0, 1) has ``u >= ratio``, else 0

@@ -9,7 +9,7 @@ import numpy as np
 
 from cct import kernels, rng, workspace
 from cct.devices import cpu_conv, cpu_neurons, cpu_solvers
-from cct.devices.base import Device, LRNPlan, PoolPlan
+from cct.devices.base import UNARY_OPS, Device, LRNPlan, PoolPlan
 from cct.kernels import elementwise
 from cct.kernels import lrn as lrn_kernels
 from cct.kernels.update import sgd_step
@@ -71,7 +71,7 @@ class CPUDevice(Device):
                 'compute_units': kernels.max_threads(), 'blas': kernel_blas()}
 
     def unary_ops(self):
-        return frozenset(('relu', 'sigmoid', 'tanh', 'abs', 'bnll', 'elu', 'threshold', 'clip'))
+        return frozenset(UNARY_OPS)
 
     # memory
     def empty(self, shape, dtype):
@@ -139,6 +139,10 @@ class CPUDevice(Device):
         else:
             dst[:, out_offset:out_offset + count] = part
 
+    def channel_op(self, op, x, values, out, inner):
+        shape = (-1, values.size, inner)
+        _CHANNEL_OPS[op](x.reshape(shape), values.reshape(1, -1, 1), out=out.reshape(shape))
+
     def add_bias(self, x, bias, inner):
         x.reshape(-1, bias.size, inner)[...] += bias.reshape(-1, 1)
 
@@ -152,8 +156,10 @@ class CPUDevice(Device):
     def dot(self, a, b):
         return float(np.dot(a.reshape(-1), b.reshape(-1)))
 
-    def channel_sum(self, x, out, inner, accumulate=True):
-        if inner == 1:
+    def channel_sum(self, x, out, inner, accumulate=True, wide=True):
+        if not wide:
+            sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2)).reshape(out.shape)
+        elif inner == 1:
             sums = x.reshape(-1, out.size).sum(axis=0, dtype=np.float64)
         else:
             sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2), dtype=np.float64)
@@ -168,6 +174,28 @@ class CPUDevice(Device):
 
     def unary_backward(self, op, x, y, dy, dx, **scalars):
         cpu_neurons.backward(op, x, y, dy, dx, scalars)
+
+    def prelu(self, x, slopes, out, inner):
+        cpu_neurons.prelu(x, slopes, out, inner)
+
+    def prelu_backward(self, x, slopes, dy, dx, slope_diff, inner):
+        cpu_neurons.prelu_backward(x, slopes, dy, dx, slope_diff, inner)
+
+    def max_update(self, x, index, out, mask):
+        x = _like(x, out)
+        mask = _like(mask, out)
+        if index == 0:
+            out[...] = x
+            mask[...] = 0
+        elif index == 1:
+            mask[...] = out <= x  # a tie goes to bottom 1, as Caffe's a > b test
+            np.maximum(out, x, out=out)
+        else:
+            mask[x > out] = index
+            np.maximum(out, x, out=out)
+
+    def mask_select(self, dy, mask, index, dx):
+        np.multiply(_like(dy, dx), _like(mask, dx) == index, out=dx)
 
     def dropout_mask(self, mask, ratio):
         uniforms = workspace.scratch('dropout_uniforms', mask.shape, np.float32)
@@ -333,6 +361,9 @@ class CPUDevice(Device):
                         correction=1.0):
         cpu_solvers.adaptive_update(rule, diff, history, history2, rate, momentum, momentum2,
                                     delta, correction)
+
+
+_CHANNEL_OPS = {'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': np.divide}
 
 
 def _like(array, out):
