@@ -16,6 +16,7 @@ from cct.kernels.gpu.cl_runtime import arg, check_count
 # devices/base.py UNARY_OPS rows as elementwise.cl's op codes.
 OP_CODES = {'relu': 0, 'sigmoid': 1, 'tanh': 2, 'abs': 3, 'exp': 4, 'log': 5, 'power': 6,
             'bnll': 7, 'elu': 8, 'threshold': 9, 'clip': 10}
+CHANNEL_OPS = {'add': 0, 'sub': 1, 'mul': 2, 'div': 3}
 RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 # Work-groups of partial sums a reduction returns to the host (then summed there in float64).
 REDUCE_GROUPS = 256
@@ -204,6 +205,13 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                   _int(source_stride), out_buffer, _int(out_base + out_offset), _int(out_stride),
                   _int(bool(accumulate)))
 
+    def channel_op(self, op, x, values, out, inner):
+        if op not in CHANNEL_OPS:
+            raise DeviceError('channel_op: unknown op %r (ops: %s)' % (op, ', '.join(CHANNEL_OPS)))
+        self._run('elementwise', 'channel_op', out.dtype, out.size, _int(CHANNEL_OPS[op]),
+                  _int(out.size), _int(values.size), _int(inner), *arg(x), *arg(values),
+                  *arg(out))
+
     def add_bias(self, x, bias, inner):
         outer = x.size // max(bias.size * inner, 1)
         self._run('elementwise', 'add_bias', x.dtype, x.size, _int(outer), _int(bias.size),
@@ -232,13 +240,18 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
     def dot(self, a, b):
         return self._reduce(2, a, b)
 
-    def channel_sum(self, x, out, inner, accumulate=True):
+    def channel_sum(self, x, out, inner, accumulate=True, wide=True):
+        # Summed in ACCUM (float64 where the device has it) whether or not ``wide``: the interface
+        # lets an accelerator sum wider than the CPU's dtype sums.
+        self._channel_reduce(0, x, x, out, inner, accumulate)
+
+    def _channel_reduce(self, op, x, y, out, inner, accumulate):
         if out.size == 0:
             return
         outer = x.size // max(out.size * inner, 1)
-        self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(outer),
-                                   _int(out.size), _int(inner), *arg(x), *arg(out),
-                                   _int(bool(accumulate)))
+        self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(op),
+                                   _int(outer), _int(out.size), _int(inner), *arg(x), *arg(y),
+                                   *arg(out), _int(bool(accumulate)))
 
     # ---------------------------------------------------------------- neurons
     def _unary_scalars(self, op, dtype, scalars, backward):
@@ -277,6 +290,27 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         y = dy if y is None else y
         self._run('elementwise', 'unary_backward', dx.dtype, dx.size, _int(OP_CODES[op]),
                   _int(dx.size), *arg(x), *arg(y), *arg(dy), *arg(dx), *p)
+
+    def prelu(self, x, slopes, out, inner):
+        self._run('elementwise', 'prelu_forward', out.dtype, out.size, _int(out.size),
+                  _int(slopes.size), _int(inner), *arg(x), *arg(slopes), *arg(out))
+
+    def prelu_backward(self, x, slopes, dy, dx, slope_diff, inner):
+        # The slope gradient reads dy before dx (which may be dy) is written.
+        if slope_diff is not None:
+            self._channel_reduce(1, x, dy, slope_diff, inner if slopes.size > 1 else x.size,
+                                 True)
+        if dx is not None:
+            self._run('elementwise', 'prelu_backward', dx.dtype, dx.size, _int(dx.size),
+                      _int(slopes.size), _int(inner), *arg(x), *arg(slopes), *arg(dy), *arg(dx))
+
+    def max_update(self, x, index, out, mask):
+        self._run('elementwise', 'max_update', out.dtype, out.size, _int(out.size), _int(index),
+                  *arg(x), *arg(out), *arg(mask))
+
+    def mask_select(self, dy, mask, index, dx):
+        self._run('elementwise', 'mask_select', dx.dtype, dx.size, _int(dx.size), _int(index),
+                  *arg(dy), *arg(mask), *arg(dx))
 
     def dropout_mask(self, mask, ratio):
         self._run('rng', 'rng_bernoulli_mask', np.float32, mask.size, _int(mask.size),

@@ -139,3 +139,42 @@ def test_gemm_split_along_k_matches_numpy(ocl, each_gemm, dtype, trans_a, trans_
         if beta:
             expected += beta * c
         assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_channel_ops_and_wide_flag_match_cpu(ocl, cpu, dtype):
+    x, values = _random((3, 4, 6), dtype, 30), _random(4, dtype, 31) + dtype(3)
+    for op in ('add', 'sub', 'mul', 'div'):
+        expected = np.empty_like(x)
+        cpu.channel_op(op, x, values, expected, 6)
+        device_x = ocl.from_host(x)
+        ocl.channel_op(op, device_x, ocl.from_host(values), device_x, 6)   # in place
+        assert_close(ocl.to_host(device_x), expected)
+    with pytest.raises(DeviceError, match='pow'):
+        ocl.channel_op('pow', device_x, ocl.from_host(values), device_x, 6)
+    out = np.ones(4, dtype)
+    device_out = ocl.from_host(out)
+    cpu.channel_sum(x, out, 6, accumulate=True, wide=False)
+    ocl.channel_sum(ocl.from_host(x), device_out, 6, accumulate=True, wide=False)
+    assert_close(ocl.to_host(device_out), out)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_eltwise_max_update_and_mask_select_match_cpu(ocl, cpu, dtype):
+    bottoms = [_random(50, dtype, 40 + i) for i in range(4)]
+    bottoms[1][:5] = bottoms[0][:5]   # ties go to bottom 1
+    bottoms[3][5:10] = bottoms[2][5:10]   # and stay with the earlier of later bottoms
+    out, mask = np.empty(50, dtype), np.empty(50, np.int32)
+    device_out, device_mask = ocl.empty(50, dtype), ocl.from_host(np.full(50, -5, np.int32))
+    for index, bottom in enumerate(bottoms):
+        cpu.max_update(bottom, index, out, mask)
+        ocl.max_update(ocl.from_host(bottom), index, device_out, device_mask)
+        np.testing.assert_array_equal(ocl.to_host(device_out), out)
+        np.testing.assert_array_equal(ocl.to_host(device_mask), mask)
+    dy = _random(50, dtype, 49)
+    for index in range(4):
+        dx = np.empty_like(dy)
+        cpu.mask_select(dy, mask, index, dx)
+        device_dx = ocl.from_host(np.full_like(dy, np.nan))
+        ocl.mask_select(ocl.from_host(dy), device_mask, index, device_dx)
+        np.testing.assert_array_equal(ocl.to_host(device_dx), dx)
