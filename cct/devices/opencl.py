@@ -3,8 +3,8 @@ primitives, on any OpenCL device (GPUs of every vendor; PoCL runs it on the CPU 
 
 Arrays are ``pyopencl.array.Array``; kernels take each array as its buffer plus an element offset, so
 1-D slices and reshaped views work without sub-buffers. Everything runs in order on the device's one
-queue; only ``to_host`` and the reductions that return Python floats wait. Convolution, pooling and
-LRN live in opencl_ops.py.
+queue; only ``to_host`` and the reductions that return Python floats wait. GEMM, convolution, pooling
+and LRN live in opencl_ops.py.
 """
 import numpy as np
 
@@ -20,11 +20,6 @@ CHANNEL_OPS = {'add': 0, 'sub': 1, 'mul': 2, 'div': 3}
 RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 # Work-groups of partial sums a reduction returns to the host (then summed there in float64).
 REDUCE_GROUPS = 256
-# A single product with fewer output tiles than SPLIT_TILES_PER_UNIT per compute unit is split along
-# k into at most MAX_SPLITS slices of at least SPLIT_MIN_DEPTH, multiplied in one batched launch and
-# summed: weight gradients (a few channels by a few taps, k = the partition's pixels) would otherwise
-# run on a handful of work-groups, one core of PoCL or a few SMs of a GPU.
-SPLIT_TILES_PER_UNIT, SPLIT_MIN_DEPTH, MAX_SPLITS = 4, 256, 64
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK64 = (1 << 64) - 1
 
@@ -125,65 +120,6 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         self.queue.finish()
 
     # ---------------------------------------------------------------- BLAS-like
-    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        n = b.shape[0] if trans_b else b.shape[1]
-        if (b.shape[1] if trans_b else b.shape[0]) != k or out.shape != (m, n):
-            raise DeviceError('gemm: op(a) %dx%d, op(b) %s and out %s do not fit'
-                              % (m, k, b.shape[::-1] if trans_b else b.shape, out.shape))
-        self.gemm_strided(m, n, k, alpha, a, 0, a.shape[1], trans_a, 0, b, 0, b.shape[1], trans_b,
-                          0, beta, out, 0, n, 0, 1)
-
-    def gemm_strided(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
-                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
-        """``batch`` products C_p = alpha*op(A_p) op(B_p) + beta*C_p, each operand at its array's
-        offset + offset_x + p*stride_x (elements), row-major with leading dimension ldx."""
-        if m == 0 or n == 0 or batch == 0:
-            return
-        splits = self._k_splits(m, n, k) if batch == 1 else 1
-        if splits > 1:
-            self._gemm_split(splits, m, n, k, alpha, a, offset_a, lda, trans_a, b, offset_b, ldb,
-                             trans_b, beta, c, offset_c, ldc)
-            return
-        dtype = c.dtype
-        real = dtype.type
-        buffer_a, base_a = arg(a)
-        buffer_b, base_b = arg(b)
-        buffer_c, base_c = arg(c)
-        self.runtime.launch_gemm(
-            dtype, m, n, batch, _int(m), _int(n), _int(k), real(alpha),
-            buffer_a, _int(base_a + offset_a), _int(lda), _int(bool(trans_a)), _int(stride_a),
-            buffer_b, _int(base_b + offset_b), _int(ldb), _int(bool(trans_b)), _int(stride_b),
-            real(beta), buffer_c, _int(base_c + offset_c), _int(ldc), _int(stride_c))
-
-    def _k_splits(self, m, n, k):
-        from cct.kernels.gpu.cl_runtime import GEMM_GEOMETRY
-        _, (tile_m, tile_n) = GEMM_GEOMETRY[self.runtime.gemm_kernel]
-        tiles = -(-m // tile_m) * -(-n // tile_n)
-        wanted = SPLIT_TILES_PER_UNIT * self.runtime.compute_units
-        if tiles >= wanted:
-            return 1
-        return max(1, min(-(-wanted // tiles), k // SPLIT_MIN_DEPTH, MAX_SPLITS))
-
-    def _gemm_split(self, splits, m, n, k, alpha, a, offset_a, lda, trans_a, b, offset_b, ldb,
-                    trans_b, beta, c, offset_c, ldc):
-        """One product as ``splits`` products over slices of k into scratch, then summed into C."""
-        chunk = -(-k // splits)
-        full, rest = divmod(k, chunk)
-        partials = self.scratch('gemm_partials', (full + (rest > 0), m, n), c.dtype)
-        step_a = chunk * (lda if trans_a else 1)
-        step_b = chunk * (1 if trans_b else ldb)
-        self.gemm_strided(m, n, chunk, 1.0, a, offset_a, lda, trans_a, step_a, b, offset_b, ldb,
-                          trans_b, step_b, 0.0, partials, 0, n, m * n, full)
-        if rest:
-            self.gemm_strided(m, n, rest, 1.0, a, offset_a + full * step_a, lda, trans_a, 0, b,
-                              offset_b + full * step_b, ldb, trans_b, 0, 0.0, partials,
-                              full * m * n, n, 0, 1)
-        buffer, base = arg(c)
-        self._run('reduction', 'combine_partials', c.dtype, m * n, _int(full + (rest > 0)),
-                  _int(m), _int(n), *arg(partials), c.dtype.type(alpha), c.dtype.type(beta),
-                  buffer, _int(base + offset_c), _int(ldc))
-
     def axpby(self, alpha, x, beta, y):
         self._run('elementwise', 'axpby', y.dtype, y.size, _int(y.size),
                   self._real(y.dtype, alpha), *arg(x), self._real(y.dtype, beta), *arg(y))

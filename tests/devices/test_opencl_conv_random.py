@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cct.devices import opencl_ops
-from opencl_support import assert_close, each_gemm, ocl  # noqa: F401  (fixture)
+from opencl_support import assert_close
 
 GUARD = 17
 SENTINEL = -7777.25

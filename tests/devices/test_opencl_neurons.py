@@ -4,7 +4,7 @@ import pytest
 
 from cct.devices.base import UNARY_OPS
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 SCALARS = {'relu': {'slope': 0.1}, 'elu': {'alpha': 0.7}, 'threshold': {'threshold': 0.2},
            'clip': {'low': -0.5, 'high': 0.8}, 'exp': {'base': 2.0, 'scale': 0.5, 'shift': 0.25},

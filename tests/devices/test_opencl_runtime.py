@@ -7,7 +7,7 @@ import pytest
 from cct.errors import DeviceError
 from cct.kernels import gpu
 from cct.kernels.gpu import cl_runtime
-from opencl_support import ocl  # noqa: F401  (fixture)
+
 
 BROKEN = '''
 KERNEL fine(const int n, ARRAY(REAL, y))

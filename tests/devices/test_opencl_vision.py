@@ -5,7 +5,7 @@ import pytest
 
 from cct.devices import opencl_ops
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, each_gemm, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 # (num, channels, (h, w), out channels, group, kernel, pad, stride, dilation)
 CONVOLUTIONS = [
