@@ -102,8 +102,13 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                                          byte_count=source.nbytes)
 
     def fill(self, out, value):
-        self._run('elementwise', 'fill', out.dtype, out.size, _int(out.size),
-                  self._real(out.dtype, value), *arg(out))
+        if out.dtype.kind == 'f':
+            self._run('elementwise', 'fill', out.dtype, out.size, _int(out.size),
+                      self._real(out.dtype, value), *arg(out))
+        elif out.size:   # masks and labels: the driver's own fill, for any element type
+            self.runtime.cl.enqueue_fill_buffer(self.queue, out.base_data,
+                                                np.array([value], out.dtype), out.offset,
+                                                out.nbytes)
 
     def scratch(self, purpose, shape, dtype):
         shape = _shape(shape)

@@ -36,6 +36,16 @@ def test_transfer_copy_fill_and_views(ocl, dtype):
     np.testing.assert_array_equal(ocl.to_host(ocl.from_host(strided)), strided)
 
 
+@pytest.mark.parametrize('dtype', [np.int32, np.uint8])
+def test_zeros_and_fill_of_integer_arrays(ocl, dtype):
+    array = ocl.zeros(37, dtype)
+    np.testing.assert_array_equal(ocl.to_host(array), 0)
+    ocl.fill(array[3:20], 7)
+    expected = np.zeros(37, dtype)
+    expected[3:20] = 7
+    np.testing.assert_array_equal(ocl.to_host(array), expected)
+
+
 def test_scratch_reuses_one_buffer_per_purpose(ocl):
     first = ocl.scratch('test a', (4, 5), np.float32)
     second = ocl.scratch('test a', (2, 3), np.float32)
