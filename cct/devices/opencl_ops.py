@@ -51,7 +51,12 @@ class OpsMixin:
         if splits > 1:
             self._gemm_split(splits, m, n, k, alpha, a, offset_a, lda, trans_a, b, offset_b, ldb,
                              trans_b, beta, c, offset_c, ldc)
-            return
+        else:
+            self._gemm_launch(m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b,
+                              ldb, trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch)
+
+    def _gemm_launch(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
+                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
         dtype = c.dtype
         real = dtype.type
         buffer_a, base_a = arg(a)
@@ -80,10 +85,11 @@ class OpsMixin:
         partials = self.scratch('gemm_partials', (full + (rest > 0), m, n), c.dtype)
         step_a = chunk * (lda if trans_a else 1)
         step_b = chunk * (1 if trans_b else ldb)
-        self.gemm_strided(m, n, chunk, 1.0, a, offset_a, lda, trans_a, step_a, b, offset_b, ldb,
+        # Launched directly: a slice split again would reuse this scratch under its own partials.
+        self._gemm_launch(m, n, chunk, 1.0, a, offset_a, lda, trans_a, step_a, b, offset_b, ldb,
                           trans_b, step_b, 0.0, partials, 0, n, m * n, full)
         if rest:
-            self.gemm_strided(m, n, rest, 1.0, a, offset_a + full * step_a, lda, trans_a, 0, b,
+            self._gemm_launch(m, n, rest, 1.0, a, offset_a + full * step_a, lda, trans_a, 0, b,
                               offset_b + full * step_b, ldb, trans_b, 0, 0.0, partials,
                               full * m * n, n, 0, 1)
         buffer, base = arg(c)
