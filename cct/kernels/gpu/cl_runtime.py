@@ -113,10 +113,11 @@ class Runtime:
                 return cl.Program(self.context, [self.device], [binary]).build(options=options)
             except (OSError, cl.Error):
                 pass   # a stale or foreign binary: build from source and replace it below
+        program = cl.Program(self.context, text)
         try:
-            program = cl.Program(self.context, text).build(options=options)
+            program.build(options=options)
         except cl.Error as error:
-            log = _build_log(error)
+            log = _build_log(cl, program, self.device, error)
             kernels = gpu.kernels_in_log(family, log)
             raise DeviceError('OpenCL kernel source %s (%s) failed to compile on %s%s:\n%s'
                               % (gpu.source_name(family), dtype.name, self.device.name,
@@ -198,15 +199,13 @@ def _size(nbytes):
     return '%d bytes' % nbytes
 
 
-def _build_log(error):
-    """The compiler's log from a failed build (pyopencl puts it in the error's text)."""
-    text = str(error)
+def _build_log(cl, program, device, error):
+    """The compiler's own log of a failed build (pyopencl's error text when the driver keeps none)."""
     try:
-        logs = [log for _, log in error.args[0].build_logs if log] \
-            if hasattr(error.args[0], 'build_logs') else []
-    except (AttributeError, IndexError, TypeError):
-        logs = []
-    return '\n'.join(logs) if logs else text
+        log = program.get_build_info(device, cl.program_build_info.LOG)
+    except cl.Error:
+        log = ''
+    return log if log and log.strip() else str(error)
 
 
 def _write_atomic(path, data):
