@@ -59,3 +59,14 @@ def test_sources_and_options():
         gpu.source('fft')
     with pytest.raises(ValueError, match='unknown kernel backend'):
         gpu.check_kernels('metal')
+
+
+def test_device_query_check_kernels_cli(nvrtc, capsys, monkeypatch):
+    # (The passing run is test_every_source_compiles_as_cuda; this one checks the command's report.)
+    from cct.cli import main
+    monkeypatch.setitem(gpu._TEXT, 'update.cl', 'KERNEL broken_kernel(const int n) { n = oops; }\n')
+    assert main(['device_query', '--check_kernels', 'cuda', '--arch', 'sm_86']) == 1
+    out = capsys.readouterr().out
+    assert out.count('cuda sm_86   ok') == 2 * len(gpu.FAMILIES) - 2
+    assert 'update.cl        float64  cuda sm_86   FAILED' in out and 'broken_kernel' in out
+    assert '2 of 16 kernel programs failed to compile for cuda sm_86' in out
