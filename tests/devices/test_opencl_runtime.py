@@ -119,3 +119,16 @@ def test_check_kernels_report(ocl, monkeypatch):
 def test_gemm_kernel_follows_the_device_type(ocl):
     cpu_device = bool(ocl.runtime.device.type & ocl.runtime.cl.device_type.CPU)
     assert ocl.runtime.gemm_kernel == ('gemm_direct' if cpu_device else 'gemm')
+
+
+def test_out_of_memory_at_launch_names_the_kernel(ocl, monkeypatch):
+    cl = ocl.runtime.cl
+
+    def exhausted(*args):
+        raise cl.MemoryError('clEnqueueNDRangeKernel', cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
+                             'MEM_OBJECT_ALLOCATION_FAILURE')
+    key = ('elementwise', 'fill', np.dtype(np.float32))
+    ocl.runtime.kernel(*key)
+    monkeypatch.setitem(ocl.runtime._kernels, key, exhausted)
+    with pytest.raises(DeviceError, match='ran out of memory running kernel fill of elementwise.cl'):
+        ocl.zeros(10, np.float32)

@@ -142,18 +142,28 @@ class Runtime:
             return
         check_count(work, '%s.%s' % (family, name))
         groups = min((work + GROUP - 1) // GROUP, MAX_GROUPS)
-        self.kernel(family, name, dtype)(self.queue, (groups * GROUP,), (GROUP,), *args)
+        self._enqueue(family, name, dtype, (groups * GROUP,), (GROUP,), args)
 
     def launch_groups(self, family, name, dtype, groups, *args):
         """Run a kernel that reduces in local memory: ``groups`` work-groups of GROUP items."""
-        self.kernel(family, name, dtype)(self.queue, (groups * GROUP,), (GROUP,), *args)
+        self._enqueue(family, name, dtype, (groups * GROUP,), (GROUP,), args)
 
     def launch_gemm(self, dtype, m, n, batch, *args):
         (threads_m, threads_n), (tile_m, tile_n) = GEMM_GEOMETRY[self.gemm_kernel]
         tiles_m, tiles_n = -(-m // tile_m), -(-n // tile_n)
-        self.kernel('gemm', self.gemm_kernel, dtype)(
-            self.queue, (tiles_n * threads_n, tiles_m * threads_m, batch),
-            (threads_n, threads_m, 1), *args)
+        self._enqueue('gemm', self.gemm_kernel, dtype,
+                      (tiles_n * threads_n, tiles_m * threads_m, batch), (threads_n, threads_m, 1),
+                      args)
+
+    def _enqueue(self, family, name, dtype, global_size, local_size, args):
+        kernel = self.kernel(family, name, dtype)
+        try:
+            kernel(self.queue, global_size, local_size, *args)
+        except self.cl.MemoryError as error:
+            # Drivers allocate buffers lazily: memory runs out at the first launch that uses them.
+            raise DeviceError('OpenCL device %r ran out of memory running kernel %s of %s: %s'
+                              % (self.device.name, name, gpu.source_name(family),
+                                 error)) from None
 
     # ---------------------------------------------------------------- memory
     def check_alloc(self, nbytes, what=None):
