@@ -47,6 +47,7 @@ CASES = {
     'absval': ('type: "AbsVal"', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
     'bnll': ('type: "BNLL"', [(2, 3, 4)], 1, None, {}),
     'elu': ('type: "ELU" elu_param { alpha: 0.5 }', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'swish': ('type: "Swish" swish_param { beta: 1.5 }', [(2, 3, 4)], 1, None, {}),
     'clip': ('type: "Clip" clip_param { min: -0.5 max: 0.7 }', [(2, 3, 4)], 1, None, None),
     'threshold': ('type: "Threshold" threshold_param { threshold: 0.2 }', [(2, 3, 4)], 1, None,
                   None),
