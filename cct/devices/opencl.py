@@ -3,8 +3,8 @@ primitives, on any OpenCL device (GPUs of every vendor; PoCL runs it on the CPU 
 
 Arrays are ``pyopencl.array.Array``; kernels take each array as its buffer plus an element offset, so
 1-D slices and reshaped views work without sub-buffers. Everything runs in order on the device's one
-queue; only ``to_host`` and the reductions that return Python floats wait. Convolution, pooling and
-LRN live in opencl_ops.py.
+queue; only ``to_host`` and the reductions that return Python floats wait. GEMM, convolution, pooling
+and LRN live in opencl_ops.py.
 """
 import numpy as np
 
@@ -16,6 +16,7 @@ from cct.kernels.gpu.cl_runtime import arg, check_count
 # devices/base.py UNARY_OPS rows as elementwise.cl's op codes.
 OP_CODES = {'relu': 0, 'sigmoid': 1, 'tanh': 2, 'abs': 3, 'exp': 4, 'log': 5, 'power': 6,
             'bnll': 7, 'elu': 8, 'threshold': 9, 'clip': 10}
+CHANNEL_OPS = {'add': 0, 'sub': 1, 'mul': 2, 'div': 3}
 RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 # Work-groups of partial sums a reduction returns to the host (then summed there in float64).
 REDUCE_GROUPS = 256
@@ -101,8 +102,13 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                                          byte_count=source.nbytes)
 
     def fill(self, out, value):
-        self._run('elementwise', 'fill', out.dtype, out.size, _int(out.size),
-                  self._real(out.dtype, value), *arg(out))
+        if out.dtype.kind == 'f':
+            self._run('elementwise', 'fill', out.dtype, out.size, _int(out.size),
+                      self._real(out.dtype, value), *arg(out))
+        elif out.size:   # masks and labels: the driver's own fill, for any element type
+            self.runtime.cl.enqueue_fill_buffer(self.queue, out.base_data,
+                                                np.array([value], out.dtype), out.offset,
+                                                out.nbytes)
 
     def scratch(self, purpose, shape, dtype):
         shape = _shape(shape)
@@ -119,32 +125,6 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         self.queue.finish()
 
     # ---------------------------------------------------------------- BLAS-like
-    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        n = b.shape[0] if trans_b else b.shape[1]
-        if (b.shape[1] if trans_b else b.shape[0]) != k or out.shape != (m, n):
-            raise DeviceError('gemm: op(a) %dx%d, op(b) %s and out %s do not fit'
-                              % (m, k, b.shape[::-1] if trans_b else b.shape, out.shape))
-        self.gemm_strided(m, n, k, alpha, a, 0, a.shape[1], trans_a, 0, b, 0, b.shape[1], trans_b,
-                          0, beta, out, 0, n, 0, 1)
-
-    def gemm_strided(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
-                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
-        """``batch`` products C_p = alpha*op(A_p) op(B_p) + beta*C_p, each operand at its array's
-        offset + offset_x + p*stride_x (elements), row-major with leading dimension ldx."""
-        if m == 0 or n == 0 or batch == 0:
-            return
-        dtype = c.dtype
-        real = dtype.type
-        buffer_a, base_a = arg(a)
-        buffer_b, base_b = arg(b)
-        buffer_c, base_c = arg(c)
-        self.runtime.launch_gemm(
-            dtype, m, n, batch, _int(m), _int(n), _int(k), real(alpha),
-            buffer_a, _int(base_a + offset_a), _int(lda), _int(bool(trans_a)), _int(stride_a),
-            buffer_b, _int(base_b + offset_b), _int(ldb), _int(bool(trans_b)), _int(stride_b),
-            real(beta), buffer_c, _int(base_c + offset_c), _int(ldc), _int(stride_c))
-
     def axpby(self, alpha, x, beta, y):
         self._run('elementwise', 'axpby', y.dtype, y.size, _int(y.size),
                   self._real(y.dtype, alpha), *arg(x), self._real(y.dtype, beta), *arg(y))
@@ -165,6 +145,13 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                   _int(count), source_buffer, _int(source_base + source_offset),
                   _int(source_stride), out_buffer, _int(out_base + out_offset), _int(out_stride),
                   _int(bool(accumulate)))
+
+    def channel_op(self, op, x, values, out, inner):
+        if op not in CHANNEL_OPS:
+            raise DeviceError('channel_op: unknown op %r (ops: %s)' % (op, ', '.join(CHANNEL_OPS)))
+        self._run('elementwise', 'channel_op', out.dtype, out.size, _int(CHANNEL_OPS[op]),
+                  _int(out.size), _int(values.size), _int(inner), *arg(x), *arg(values),
+                  *arg(out))
 
     def add_bias(self, x, bias, inner):
         outer = x.size // max(bias.size * inner, 1)
@@ -194,13 +181,18 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
     def dot(self, a, b):
         return self._reduce(2, a, b)
 
-    def channel_sum(self, x, out, inner, accumulate=True):
+    def channel_sum(self, x, out, inner, accumulate=True, wide=True):
+        # Summed in ACCUM (float64 where the device has it) whether or not ``wide``: the interface
+        # lets an accelerator sum wider than the CPU's dtype sums.
+        self._channel_reduce(0, x, x, out, inner, accumulate)
+
+    def _channel_reduce(self, op, x, y, out, inner, accumulate):
         if out.size == 0:
             return
         outer = x.size // max(out.size * inner, 1)
-        self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(outer),
-                                   _int(out.size), _int(inner), *arg(x), *arg(out),
-                                   _int(bool(accumulate)))
+        self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(op),
+                                   _int(outer), _int(out.size), _int(inner), *arg(x), *arg(y),
+                                   *arg(out), _int(bool(accumulate)))
 
     # ---------------------------------------------------------------- neurons
     def _unary_scalars(self, op, dtype, scalars, backward):
@@ -239,6 +231,27 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         y = dy if y is None else y
         self._run('elementwise', 'unary_backward', dx.dtype, dx.size, _int(OP_CODES[op]),
                   _int(dx.size), *arg(x), *arg(y), *arg(dy), *arg(dx), *p)
+
+    def prelu(self, x, slopes, out, inner):
+        self._run('elementwise', 'prelu_forward', out.dtype, out.size, _int(out.size),
+                  _int(slopes.size), _int(inner), *arg(x), *arg(slopes), *arg(out))
+
+    def prelu_backward(self, x, slopes, dy, dx, slope_diff, inner):
+        # The slope gradient reads dy before dx (which may be dy) is written.
+        if slope_diff is not None:
+            self._channel_reduce(1, x, dy, slope_diff, inner if slopes.size > 1 else x.size,
+                                 True)
+        if dx is not None:
+            self._run('elementwise', 'prelu_backward', dx.dtype, dx.size, _int(dx.size),
+                      _int(slopes.size), _int(inner), *arg(x), *arg(slopes), *arg(dy), *arg(dx))
+
+    def max_update(self, x, index, out, mask):
+        self._run('elementwise', 'max_update', out.dtype, out.size, _int(out.size), _int(index),
+                  *arg(x), *arg(out), *arg(mask))
+
+    def mask_select(self, dy, mask, index, dx):
+        self._run('elementwise', 'mask_select', dx.dtype, dx.size, _int(dx.size), _int(index),
+                  *arg(dy), *arg(mask), *arg(dx))
 
     def dropout_mask(self, mask, ratio):
         self._run('rng', 'rng_bernoulli_mask', np.float32, mask.size, _int(mask.size),

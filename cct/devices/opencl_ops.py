@@ -1,4 +1,4 @@
-"""The OpenCL device's convolution, pooling and LRN primitives (a mixin of OpenCLDevice).
+"""The OpenCL device's GEMM, convolution, pooling and LRN primitives (a mixin of OpenCLDevice).
 
 Convolution is lowered Caffe con Troll's way: a *partition* of the batch is lowered into one column
 buffer (lowering.cl), and each group takes one batched GEMM launch over the whole partition. The
@@ -13,6 +13,11 @@ from cct.kernels.gpu.cl_runtime import arg
 
 # Bytes one partition's column buffer may take (the lowered images of one GEMM launch per group).
 COLUMN_BUDGET = 64 * 2 ** 20
+# A single product with fewer output tiles than SPLIT_TILES_PER_UNIT per compute unit is split along
+# k into at most MAX_SPLITS slices of at least SPLIT_MIN_DEPTH, multiplied in one batched launch and
+# summed: weight gradients (a few channels by a few taps, k = the partition's pixels) would otherwise
+# run on a handful of work-groups, one core of PoCL or a few SMs of a GPU.
+SPLIT_TILES_PER_UNIT, SPLIT_MIN_DEPTH, MAX_SPLITS = 4, 256, 64
 
 
 def _i(value):
@@ -24,7 +29,73 @@ class OpenCLConvPlan(ConvPlan):
 
 
 class OpsMixin:
-    """conv_*, im2col/col2im, pool_* and lrn_* on the device's kernels; needs OpenCLDevice's helpers."""
+    """gemm, conv_*, im2col/col2im, pool_* and lrn_* on the device's kernels; needs OpenCLDevice's
+    helpers."""
+
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        n = b.shape[0] if trans_b else b.shape[1]
+        if (b.shape[1] if trans_b else b.shape[0]) != k or out.shape != (m, n):
+            raise DeviceError('gemm: op(a) %dx%d, op(b) %s and out %s do not fit'
+                              % (m, k, b.shape[::-1] if trans_b else b.shape, out.shape))
+        self.gemm_strided(m, n, k, alpha, a, 0, a.shape[1], trans_a, 0, b, 0, b.shape[1], trans_b,
+                          0, beta, out, 0, n, 0, 1)
+
+    def gemm_strided(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
+                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
+        """``batch`` products C_p = alpha*op(A_p) op(B_p) + beta*C_p, each operand at its array's
+        offset + offset_x + p*stride_x (elements), row-major with leading dimension ldx."""
+        if m == 0 or n == 0 or batch == 0:
+            return
+        splits = self._k_splits(m, n, k) if batch == 1 else 1
+        if splits > 1:
+            self._gemm_split(splits, m, n, k, alpha, a, offset_a, lda, trans_a, b, offset_b, ldb,
+                             trans_b, beta, c, offset_c, ldc)
+        else:
+            self._gemm_launch(m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b,
+                              ldb, trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch)
+
+    def _gemm_launch(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
+                     trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
+        dtype = c.dtype
+        real = dtype.type
+        buffer_a, base_a = arg(a)
+        buffer_b, base_b = arg(b)
+        buffer_c, base_c = arg(c)
+        self.runtime.launch_gemm(
+            dtype, m, n, batch, _i(m), _i(n), _i(k), real(alpha),
+            buffer_a, _i(base_a + offset_a), _i(lda), _i(bool(trans_a)), _i(stride_a),
+            buffer_b, _i(base_b + offset_b), _i(ldb), _i(bool(trans_b)), _i(stride_b),
+            real(beta), buffer_c, _i(base_c + offset_c), _i(ldc), _i(stride_c))
+
+    def _k_splits(self, m, n, k):
+        from cct.kernels.gpu.cl_runtime import GEMM_GEOMETRY
+        _, (tile_m, tile_n) = GEMM_GEOMETRY[self.runtime.gemm_kernel]
+        tiles = -(-m // tile_m) * -(-n // tile_n)
+        wanted = SPLIT_TILES_PER_UNIT * self.runtime.compute_units
+        if tiles >= wanted:
+            return 1
+        return max(1, min(-(-wanted // tiles), k // SPLIT_MIN_DEPTH, MAX_SPLITS))
+
+    def _gemm_split(self, splits, m, n, k, alpha, a, offset_a, lda, trans_a, b, offset_b, ldb,
+                    trans_b, beta, c, offset_c, ldc):
+        """One product as ``splits`` products over slices of k into scratch, then summed into C."""
+        chunk = -(-k // splits)
+        full, rest = divmod(k, chunk)
+        partials = self.scratch('gemm_partials', (full + (rest > 0), m, n), c.dtype)
+        step_a = chunk * (lda if trans_a else 1)
+        step_b = chunk * (1 if trans_b else ldb)
+        # Launched directly: a slice split again would reuse this scratch under its own partials.
+        self._gemm_launch(m, n, chunk, 1.0, a, offset_a, lda, trans_a, step_a, b, offset_b, ldb,
+                          trans_b, step_b, 0.0, partials, 0, n, m * n, full)
+        if rest:
+            self._gemm_launch(m, n, rest, 1.0, a, offset_a + full * step_a, lda, trans_a, 0, b,
+                              offset_b + full * step_b, ldb, trans_b, 0, 0.0, partials,
+                              full * m * n, n, 0, 1)
+        buffer, base = arg(c)
+        self._run('reduction', 'combine_partials', c.dtype, m * n, _i(full + (rest > 0)),
+                  _i(m), _i(n), *arg(partials), c.dtype.type(alpha), c.dtype.type(beta),
+                  buffer, _i(base + offset_c), _i(ldc))
 
     # ---------------------------------------------------------------- convolution
     def conv_plan(self, num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad,
@@ -57,8 +128,8 @@ class OpsMixin:
             self._run('lowering', 'col2im_batch', plan.dtype, count * image_size, *geometry,
                       *arg(col), *image_arg)
         else:
-            self._run('lowering', 'im2col_batch', plan.dtype, col.size, *geometry, *image_arg,
-                      *arg(col))
+            self._run('lowering', 'im2col_batch', plan.dtype,
+                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg, *arg(col))
 
     def _partitions(self, plan, num):
         for first in range(0, num, plan.partition):

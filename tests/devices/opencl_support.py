@@ -34,3 +34,13 @@ def cpu():
     """The CPU device, the reference of every primitive."""
     from cct.devices import get_device
     return get_device('cpu')
+
+
+@pytest.fixture(params=['gemm', 'gemm_direct'])
+def each_gemm(request, ocl):
+    """Runs a test once with each GEMM kernel of gemm.cl (the device picks one by its type: the tiled
+    one on GPUs, the barrier-free one on CPUs), so CI on PoCL checks the kernel GPUs run too."""
+    chosen = ocl.runtime.gemm_kernel
+    ocl.runtime.gemm_kernel = request.param
+    yield request.param
+    ocl.runtime.gemm_kernel = chosen

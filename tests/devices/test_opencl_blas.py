@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 
 def _random(shape, dtype, seed=0):
@@ -36,6 +36,16 @@ def test_transfer_copy_fill_and_views(ocl, dtype):
     np.testing.assert_array_equal(ocl.to_host(ocl.from_host(strided)), strided)
 
 
+@pytest.mark.parametrize('dtype', [np.int32, np.uint8])
+def test_zeros_and_fill_of_integer_arrays(ocl, dtype):
+    array = ocl.zeros(37, dtype)
+    np.testing.assert_array_equal(ocl.to_host(array), 0)
+    ocl.fill(array[3:20], 7)
+    expected = np.zeros(37, dtype)
+    expected[3:20] = 7
+    np.testing.assert_array_equal(ocl.to_host(array), expected)
+
+
 def test_scratch_reuses_one_buffer_per_purpose(ocl):
     first = ocl.scratch('test a', (4, 5), np.float32)
     second = ocl.scratch('test a', (2, 3), np.float32)
@@ -48,7 +58,7 @@ def test_scratch_reuses_one_buffer_per_purpose(ocl):
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('trans_a,trans_b', [(False, False), (True, False), (False, True),
                                              (True, True)])
-def test_gemm_matches_numpy(ocl, dtype, trans_a, trans_b):
+def test_gemm_matches_numpy(ocl, each_gemm, dtype, trans_a, trans_b):
     m, n, k = 37, 45, 70   # not multiples of the tile, depth or block
     a = _random((k, m) if trans_a else (m, k), dtype, 1)
     b = _random((n, k) if trans_b else (k, n), dtype, 2)
@@ -60,7 +70,7 @@ def test_gemm_matches_numpy(ocl, dtype, trans_a, trans_b):
     assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())
 
 
-def test_gemm_with_beta_zero_ignores_nan(ocl):
+def test_gemm_with_beta_zero_ignores_nan(ocl, each_gemm):
     a, b = _random((5, 3), np.float64), _random((3, 4), np.float64)
     out = ocl.from_host(np.full((5, 4), np.nan))
     ocl.gemm(ocl.from_host(a), ocl.from_host(b), out)
@@ -120,3 +130,62 @@ def test_reductions_match_cpu(ocl, cpu, dtype):
         cpu.channel_sum(data, expected, 25, accumulate)
         ocl.channel_sum(ocl.from_host(data), device_out, 25, accumulate)
         assert_close(ocl.to_host(device_out), expected)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('trans_a,trans_b', [(False, False), (True, True)])
+@pytest.mark.parametrize('k', [3001, 8999])   # a short last slice; a last slice long enough to split
+def test_gemm_split_along_k_matches_numpy(ocl, each_gemm, dtype, trans_a, trans_b, k):
+    # A few outputs over a long k (a weight gradient's shape): the device splits k and sums.
+    m, n = 5, 7
+    assert ocl._k_splits(m, n, k) > 1
+    a = _random((k, m) if trans_a else (m, k), dtype, 21)
+    b = _random((n, k) if trans_b else (k, n), dtype, 22)
+    for beta in (0.0, 0.5):
+        c = _random((m, n), dtype, 23) if beta else np.full((m, n), np.nan, dtype)
+        out = ocl.from_host(c)
+        ocl.gemm(ocl.from_host(a), ocl.from_host(b), out, trans_a, trans_b, alpha=1.5, beta=beta)
+        expected = 1.5 * ((a.T if trans_a else a).astype(np.float64)
+                          @ (b.T if trans_b else b).astype(np.float64))
+        if beta:
+            expected += beta * c
+        assert_close(ocl.to_host(out), expected, dtype, scale=np.abs(expected).max())
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_channel_ops_and_wide_flag_match_cpu(ocl, cpu, dtype):
+    x, values = _random((3, 4, 6), dtype, 30), _random(4, dtype, 31) + dtype(3)
+    for op in ('add', 'sub', 'mul', 'div'):
+        expected = np.empty_like(x)
+        cpu.channel_op(op, x, values, expected, 6)
+        device_x = ocl.from_host(x)
+        ocl.channel_op(op, device_x, ocl.from_host(values), device_x, 6)   # in place
+        assert_close(ocl.to_host(device_x), expected)
+    with pytest.raises(DeviceError, match='pow'):
+        ocl.channel_op('pow', device_x, ocl.from_host(values), device_x, 6)
+    out = np.ones(4, dtype)
+    device_out = ocl.from_host(out)
+    cpu.channel_sum(x, out, 6, accumulate=True, wide=False)
+    ocl.channel_sum(ocl.from_host(x), device_out, 6, accumulate=True, wide=False)
+    assert_close(ocl.to_host(device_out), out)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_eltwise_max_update_and_mask_select_match_cpu(ocl, cpu, dtype):
+    bottoms = [_random(50, dtype, 40 + i) for i in range(4)]
+    bottoms[1][:5] = bottoms[0][:5]   # ties go to bottom 1
+    bottoms[3][5:10] = bottoms[2][5:10]   # and stay with the earlier of later bottoms
+    out, mask = np.empty(50, dtype), np.empty(50, np.int32)
+    device_out, device_mask = ocl.empty(50, dtype), ocl.from_host(np.full(50, -5, np.int32))
+    for index, bottom in enumerate(bottoms):
+        cpu.max_update(bottom, index, out, mask)
+        ocl.max_update(ocl.from_host(bottom), index, device_out, device_mask)
+        np.testing.assert_array_equal(ocl.to_host(device_out), out)
+        np.testing.assert_array_equal(ocl.to_host(device_mask), mask)
+    dy = _random(50, dtype, 49)
+    for index in range(4):
+        dx = np.empty_like(dy)
+        cpu.mask_select(dy, mask, index, dx)
+        device_dx = ocl.from_host(np.full_like(dy, np.nan))
+        ocl.mask_select(ocl.from_host(dy), device_mask, index, device_dx)
+        np.testing.assert_array_equal(ocl.to_host(device_dx), dx)

@@ -4,7 +4,7 @@ import pytest
 
 from cct.devices.base import UNARY_OPS
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 SCALARS = {'relu': {'slope': 0.1}, 'elu': {'alpha': 0.7}, 'threshold': {'threshold': 0.2},
            'clip': {'low': -0.5, 'high': 0.8}, 'exp': {'base': 2.0, 'scale': 0.5, 'shift': 0.25},
@@ -154,3 +154,26 @@ def test_rng_distributions_and_seeding(ocl, dtype):
     assert abs(np.mean(np.abs(standard) > 2) - 0.0455) < 0.003
     assert abs(np.mean(np.abs(standard) > 3) - 0.0027) < 0.0008
     assert abs(np.mean(standard ** 3)) < 0.03
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('channels', [3, 1])   # per-channel slopes, one shared slope
+def test_prelu_matches_cpu(ocl, cpu, dtype, channels):
+    x = _values(dtype)[:2 * 3 * 20].reshape(2, 3, 20)
+    slopes = np.array([0.25, -0.5, 1.5][:channels], dtype)
+    inner = 20
+    y = np.empty_like(x)
+    cpu.prelu(x, slopes, y, inner)
+    device_y = ocl.from_host(x)
+    ocl.prelu(device_y, ocl.from_host(slopes), device_y, inner)   # in place
+    assert_close(ocl.to_host(device_y), y)
+    dy = _values(dtype, 5)[:x.size].reshape(x.shape)
+    dx, slope_diff = np.empty_like(x), np.ones(channels, dtype)
+    cpu.prelu_backward(x, slopes, dy, dx, slope_diff, inner)
+    device_dx, device_slope_diff = ocl.from_host(dy), ocl.from_host(np.ones(channels, dtype))
+    ocl.prelu_backward(ocl.from_host(x), ocl.from_host(slopes), device_dx, device_dx,
+                       device_slope_diff, inner)   # dx over dy
+    assert_close(ocl.to_host(device_dx), dx)
+    assert_close(ocl.to_host(device_slope_diff), slope_diff)
+    ocl.prelu_backward(ocl.from_host(x), ocl.from_host(slopes), ocl.from_host(dy), None, None,
+                       inner)

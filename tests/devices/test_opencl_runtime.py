@@ -7,7 +7,7 @@ import pytest
 from cct.errors import DeviceError
 from cct.kernels import gpu
 from cct.kernels.gpu import cl_runtime
-from opencl_support import ocl  # noqa: F401  (fixture)
+
 
 BROKEN = '''
 KERNEL fine(const int n, ARRAY(REAL, y))
@@ -88,9 +88,12 @@ def test_allocation_larger_than_the_device_is_an_error(ocl):
                       (1, 1), np.float64)
 
 
-def test_work_beyond_32_bit_indexing_is_an_error():
+def test_work_beyond_32_bit_indexing_is_an_error(ocl):
     with pytest.raises(DeviceError, match='32-bit'):
         cl_runtime.check_count(2 ** 31, 'elementwise.fill')
+    if ocl.runtime.max_alloc >= 2 ** 31:   # PoCL: 8 GiB buffers hold 2^31 bytes, not int8 indices
+        with pytest.raises(DeviceError, match=r'layer x.*32-bit'):
+            ocl.empty((2 ** 31,), np.uint8, 'layer x')
 
 
 def test_float64_needs_fp64(ocl, monkeypatch):
@@ -111,3 +114,8 @@ def test_check_kernels_report(ocl, monkeypatch):
     text = report.getvalue()
     assert 'rng.cl           float32  opencl       FAILED' in text
     assert 'broken_kernel' in text and '2 of 16 kernel programs failed' in text
+
+
+def test_gemm_kernel_follows_the_device_type(ocl):
+    cpu_device = bool(ocl.runtime.device.type & ocl.runtime.cl.device_type.CPU)
+    assert ocl.runtime.gemm_kernel == ('gemm_direct' if cpu_device else 'gemm')

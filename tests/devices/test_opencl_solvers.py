@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 
 def _random(shape, dtype, seed):

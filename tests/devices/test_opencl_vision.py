@@ -5,7 +5,7 @@ import pytest
 
 from cct.devices import opencl_ops
 from cct.errors import DeviceError
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 # (num, channels, (h, w), out channels, group, kernel, pad, stride, dilation)
 CONVOLUTIONS = [
@@ -33,7 +33,7 @@ def _plans(device, case, dtype):
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('case', CONVOLUTIONS)
 @pytest.mark.parametrize('budget', [None, 1])
-def test_convolution_matches_cpu(ocl, cpu, monkeypatch, dtype, case, budget):
+def test_convolution_matches_cpu(ocl, each_gemm, cpu, monkeypatch, dtype, case, budget):
     if budget is not None:   # one image per column buffer: the partition loop runs num times
         monkeypatch.setattr(opencl_ops, 'COLUMN_BUDGET', budget)
     num, channels, hw, out_channels, group = case[:5]

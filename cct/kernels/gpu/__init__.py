@@ -51,13 +51,20 @@ def defines(dtype, accumulate_double=True):
     return options
 
 
-def gemm_geometry():
-    """(threads, tile) of gemm.cl's work-groups: GEMM_THREADS x GEMM_THREADS work-items computing a
-    tile x tile block of C, read from the source so launches always match it."""
+def gemm_geometry(kernel='gemm'):
+    """((threads_m, threads_n), (tile_m, tile_n)) of a gemm.cl kernel's launch: a work-group of
+    threads_m x threads_n work-items computes a tile_m x tile_n block of C ('gemm': the tiled kernel's
+    defaults; 'gemm_direct': 8 x 8 work-items of one register block each). Read from the source, so
+    launches always match it."""
     text = _read('gemm.cl')
-    threads = int(re.search(r'#define GEMM_THREADS (\d+)', text).group(1))
-    block = int(re.search(r'#define GEMM_BLOCK (\d+)', text).group(1))
-    return threads, threads * block
+
+    def value(name):
+        return int(re.search(r'#define %s (\d+)' % name, text).group(1))
+    if kernel == 'gemm_direct':
+        return (8, 8), (8 * value('DIRECT_BLOCK_M'), 8 * value('DIRECT_BLOCK_N'))
+    return ((value('GEMM_THREADS_M'), value('GEMM_THREADS_N')),
+            (value('GEMM_BLOCK_M') * value('GEMM_THREADS_M'),
+             value('GEMM_BLOCK_N') * value('GEMM_THREADS_N')))
 
 
 def source_hash(text, *parts):

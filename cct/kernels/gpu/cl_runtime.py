@@ -21,8 +21,8 @@ from cct.kernels import gpu
 GROUP = 64
 # The most work-groups a one-dimensional launch asks for; KERNEL_LOOP strides over the rest.
 MAX_GROUPS = 4096
-# The 2-D work-group of gemm.cl: GEMM_THREADS x GEMM_THREADS, each computing GEMM_BLOCK^2 outputs.
-GEMM_THREADS, GEMM_TILE = gpu.gemm_geometry()
+# gemm.cl's launches: work-groups of (threads along m, along n) computing a (tile_m, tile_n) block of C.
+GEMM_GEOMETRY = {name: gpu.gemm_geometry(name) for name in ('gemm', 'gemm_direct')}
 INT_LIMIT = 2 ** 31 - 1
 
 _lock = threading.Lock()
@@ -77,6 +77,8 @@ class Runtime:
         self.max_alloc = device.max_mem_alloc_size
         self.memory = device.global_mem_size
         self.compute_units = device.max_compute_units
+        # The GEMM kernel: local-memory tiles on GPUs, the barrier-free one on CPUs (see gemm.cl).
+        self.gemm_kernel = 'gemm_direct' if device.type & cl.device_type.CPU else 'gemm'
         self._programs = {}
         self._kernels = {}
         self._identity = (device.platform.name, device.platform.version, device.name,
@@ -111,10 +113,11 @@ class Runtime:
                 return cl.Program(self.context, [self.device], [binary]).build(options=options)
             except (OSError, cl.Error):
                 pass   # a stale or foreign binary: build from source and replace it below
+        program = cl.Program(self.context, text)
         try:
-            program = cl.Program(self.context, text).build(options=options)
+            program.build(options=options)
         except cl.Error as error:
-            log = _build_log(error)
+            log = _build_log(cl, program, self.device, error)
             kernels = gpu.kernels_in_log(family, log)
             raise DeviceError('OpenCL kernel source %s (%s) failed to compile on %s%s:\n%s'
                               % (gpu.source_name(family), dtype.name, self.device.name,
@@ -146,11 +149,11 @@ class Runtime:
         self.kernel(family, name, dtype)(self.queue, (groups * GROUP,), (GROUP,), *args)
 
     def launch_gemm(self, dtype, m, n, batch, *args):
-        tiles_m = (m + GEMM_TILE - 1) // GEMM_TILE
-        tiles_n = (n + GEMM_TILE - 1) // GEMM_TILE
-        self.kernel('gemm', 'gemm', dtype)(
-            self.queue, (tiles_n * GEMM_THREADS, tiles_m * GEMM_THREADS, batch),
-            (GEMM_THREADS, GEMM_THREADS, 1), *args)
+        (threads_m, threads_n), (tile_m, tile_n) = GEMM_GEOMETRY[self.gemm_kernel]
+        tiles_m, tiles_n = -(-m // tile_m), -(-n // tile_n)
+        self.kernel('gemm', self.gemm_kernel, dtype)(
+            self.queue, (tiles_n * threads_n, tiles_m * threads_m, batch),
+            (threads_n, threads_m, 1), *args)
 
     # ---------------------------------------------------------------- memory
     def check_alloc(self, nbytes, what=None):
@@ -165,8 +168,10 @@ class Runtime:
     def empty(self, shape, dtype, what=None):
         import pyopencl.array as cl_array
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        count = int(np.prod(shape, dtype=np.int64))
+        nbytes = count * dtype.itemsize
         self.check_alloc(nbytes, what)
+        check_count(count, 'an array%s' % (' for %s' % what if what else ''))
         try:
             return cl_array.Array(self.queue, shape, dtype)
         except self.cl.MemoryError as error:
@@ -194,15 +199,13 @@ def _size(nbytes):
     return '%d bytes' % nbytes
 
 
-def _build_log(error):
-    """The compiler's log from a failed build (pyopencl puts it in the error's text)."""
-    text = str(error)
+def _build_log(cl, program, device, error):
+    """The compiler's own log of a failed build (pyopencl's error text when the driver keeps none)."""
     try:
-        logs = [log for _, log in error.args[0].build_logs if log] \
-            if hasattr(error.args[0], 'build_logs') else []
-    except (AttributeError, IndexError, TypeError):
-        logs = []
-    return '\n'.join(logs) if logs else text
+        log = program.get_build_info(device, cl.program_build_info.LOG)
+    except cl.Error:
+        log = ''
+    return log if log and log.strip() else str(error)
 
 
 def _write_atomic(path, data):

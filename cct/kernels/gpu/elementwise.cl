@@ -174,6 +174,70 @@ KERNEL unary_backward(const int op, const int n, ARRAY(const REAL, x), ARRAY(con
     }
 }
 
+/* x as (outer, channels, inner): out = x OP values[c] (0 add, 1 sub, 2 mul, 3 div); out may be x. */
+KERNEL channel_op(const int op, const int n, const int channels, const int inner,
+                  ARRAY(const REAL, x), ARRAY(const REAL, values), ARRAY(REAL, out))
+{
+    OFFSET(x); OFFSET(values); OFFSET(out);
+    KERNEL_LOOP(i, n) {
+        const REAL v = values[(i / inner) % channels], a = x[i];
+        out[i] = op == 0 ? a + v : (op == 1 ? a - v : (op == 2 ? a * v : a / v));
+    }
+}
+
+/* PReLU: out = max(x, 0) + slopes[c] * min(x, 0), x as (outer, channels, inner). */
+KERNEL prelu_forward(const int n, const int channels, const int inner, ARRAY(const REAL, x),
+                     ARRAY(const REAL, slopes), ARRAY(REAL, out))
+{
+    OFFSET(x); OFFSET(slopes); OFFSET(out);
+    KERNEL_LOOP(i, n) {
+        const REAL v = x[i];
+        out[i] = fmax(v, (REAL)0) + fmin(v, (REAL)0) * slopes[(i / inner) % channels];
+    }
+}
+
+/* PReLU's data gradient: dx = dy * (1 if x > 0 else slopes[c]); dx may be dy. */
+KERNEL prelu_backward(const int n, const int channels, const int inner, ARRAY(const REAL, x),
+                      ARRAY(const REAL, slopes), ARRAY(const REAL, dy), ARRAY(REAL, dx))
+{
+    OFFSET(x); OFFSET(slopes); OFFSET(dy); OFFSET(dx);
+    KERNEL_LOOP(i, n) dx[i] = dy[i] * (x[i] > 0 ? (REAL)1 : slopes[(i / inner) % channels]);
+}
+
+/* Eltwise MAX's running maximum (Caffe's MaxForward): bottom 0 copies itself with mask 0; bottom 1
+ * wins unless the running value is strictly larger (a tie, or a NaN, goes to bottom 1); later bottoms
+ * win only where strictly larger. */
+KERNEL max_update(const int n, const int index, ARRAY(const REAL, x), ARRAY(REAL, out),
+                  ARRAY(int, mask))
+{
+    OFFSET(x); OFFSET(out); OFFSET(mask);
+    KERNEL_LOOP(i, n) {
+        const REAL v = x[i];
+        if (index == 0) {
+            out[i] = v;
+            mask[i] = 0;
+        } else if (index == 1) {
+            if (out[i] > v) {
+                mask[i] = 0;
+            } else {
+                out[i] = v;
+                mask[i] = 1;
+            }
+        } else if (v > out[i]) {
+            out[i] = v;
+            mask[i] = index;
+        }
+    }
+}
+
+/* dx = dy where mask == index, else 0 (Eltwise MAX's gradient). */
+KERNEL mask_select(const int n, const int index, ARRAY(const REAL, dy), ARRAY(const int, mask),
+                   ARRAY(REAL, dx))
+{
+    OFFSET(dy); OFFSET(mask); OFFSET(dx);
+    KERNEL_LOOP(i, n) dx[i] = mask[i] == index ? dy[i] : (REAL)0;
+}
+
 /* out = x * mask * scale with a byte mask (Dropout). */
 KERNEL masked_scale(const int n, ARRAY(const REAL, x), ARRAY(const unsigned char, mask),
                     const REAL scale, ARRAY(REAL, out))

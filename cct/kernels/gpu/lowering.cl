@@ -14,15 +14,23 @@ KERNEL im2col_batch(const int count, const int channels, const int height, const
 {
     OFFSET(images); OFFSET(col);
     const int pixels = out_h * out_w, columns = count * pixels;
-    const int rows = channels * kernel_h * kernel_w;
-    KERNEL_LOOP(index, rows * columns) {
-        const int row = index / columns, column = index % columns;
-        const int image = column / pixels, pixel = column % pixels;
-        const int j = row % kernel_w, i = (row / kernel_w) % kernel_h, c = row / (kernel_w * kernel_h);
-        const int h = (pixel / out_w) * stride_h - pad_h + i * dilation_h;
-        const int w = (pixel % out_w) * stride_w - pad_w + j * dilation_w;
-        col[index] = (h >= 0 && h < height && w >= 0 && w < width)
-            ? images[((image * channels + c) * height + h) * width + w] : (REAL)0;
+    /* One work-item per (image, channel, output pixel) writes that pixel's kh*kw taps, as Caffe's
+     * im2col_gpu_kernel does: the index arithmetic is paid once per kernel window, and neighbouring
+     * work-items write neighbouring columns. */
+    KERNEL_LOOP(index, count * channels * pixels) {
+        const int pixel = index % pixels, c = (index / pixels) % channels;
+        const int image = index / (pixels * channels);
+        const int h0 = (pixel / out_w) * stride_h - pad_h, w0 = (pixel % out_w) * stride_w - pad_w;
+        GLOBAL const REAL *plane = images + (image * channels + c) * height * width;
+        GLOBAL REAL *out = col + (c * kernel_h * kernel_w) * columns + image * pixels + pixel;
+        for (int i = 0; i < kernel_h; ++i) {
+            const int h = h0 + i * dilation_h;
+            for (int j = 0; j < kernel_w; ++j) {
+                const int w = w0 + j * dilation_w;
+                *out = (h >= 0 && h < height && w >= 0 && w < width) ? plane[h * width + w] : (REAL)0;
+                out += columns;
+            }
+        }
     }
 }
 

@@ -35,17 +35,21 @@ KERNEL reduce_partials(const int op, const int n, ARRAY(const REAL, a), ARRAY(co
         partials[GROUP_ID(0)] = shared_sums[0];
 }
 
-/* x as (outer, channels, inner), one work-group per channel: out[c] = sum + (accumulate ? out[c] : 0),
- * the sum accumulated in ACCUM and rounded once. */
-KERNEL channel_sum(const int outer, const int channels, const int inner, ARRAY(const REAL, x),
-                   ARRAY(REAL, out), const int accumulate)
+/* x (and y) as (outer, channels, inner), one work-group per channel:
+ * out[c] = sum + (accumulate ? out[c] : 0), the sum over o and i of x (op 0) or of min(x, 0) * y
+ * (op 1: PReLU's slope gradient, y the top gradient), accumulated in ACCUM and rounded once. */
+KERNEL channel_sum(const int op, const int outer, const int channels, const int inner,
+                   ARRAY(const REAL, x), ARRAY(const REAL, y), ARRAY(REAL, out),
+                   const int accumulate)
 {
-    OFFSET(x); OFFSET(out);
+    OFFSET(x); OFFSET(y); OFFSET(out);
     LOCAL ACCUM shared_sums[REDUCE_SIZE];
     const int c = GROUP_ID(0), t = LOCAL_ID(0);
     ACCUM total = 0;
-    for (int i = t; i < outer * inner; i += REDUCE_SIZE)
-        total += (ACCUM)x[((i / inner) * channels + c) * inner + i % inner];
+    for (int i = t; i < outer * inner; i += REDUCE_SIZE) {
+        const int j = ((i / inner) * channels + c) * inner + i % inner;
+        total += op == 0 ? (ACCUM)x[j] : (ACCUM)fmin(x[j], (REAL)0) * (ACCUM)y[j];
+    }
     shared_sums[t] = total;
     LOCAL_BARRIER;
     for (int stride = REDUCE_SIZE / 2; stride > 0; stride /= 2) {
@@ -127,5 +131,21 @@ KERNEL softmax_loss_backward(const int outer, const int channels, const int inne
             dx[index] = 0;
         else
             dx[index] = c == label ? prob[index] - (REAL)1 : prob[index];
+    }
+}
+
+/* The last step of a GEMM split along k: C = alpha * sum_s partials[s] + beta * C, partials being
+ * `splits` dense m x n products and C an m x n matrix with leading dimension ldc (beta == 0 never reads
+ * C). */
+KERNEL combine_partials(const int splits, const int m, const int n, ARRAY(const REAL, partials),
+                        const REAL alpha, const REAL beta, ARRAY(REAL, C), const int ldc)
+{
+    OFFSET(partials); OFFSET(C);
+    KERNEL_LOOP(index, m * n) {
+        ACCUM total = 0;
+        for (int s = 0; s < splits; ++s)
+            total += (ACCUM)partials[s * m * n + index];
+        GLOBAL REAL *out = C + (index / n) * ldc + index % n;
+        *out = beta == 0 ? alpha * (REAL)total : alpha * (REAL)total + beta * *out;
     }
 }
