@@ -14,7 +14,7 @@ from cct.net import Net
 from cct.netgraph import filter_net
 from cct.proto import caffe_pb2
 from cct.solver import solver_class
-from opencl_support import assert_close, ocl  # noqa: F401  (fixtures)
+from opencl_support import assert_close
 from test_lenet_golden import read_idx
 
 # AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose gradient
