@@ -185,6 +185,16 @@ class Blob:
         self._diff = other._diff
         self._diff_view = None
 
+    def use_data_buffer(self, flat):
+        """Keep the data in ``flat``, a 1-D array of the blob's dtype of at least ``capacity``
+        values (Caffe's ``set_cpu_data``); the values already in ``flat`` become the blob's."""
+        if flat.ndim != 1 or flat.dtype != self.dtype or flat.size < self._data.size:
+            raise ValueError('a data buffer for blob %s must be a 1-D %s array of at least %d '
+                             'values' % (shape_string(self.shape), self.dtype.name,
+                                         self._data.size))
+        self._data = flat
+        self._data_view = None
+
     def use_diff_buffer(self, flat):
         """Keep the diff in ``flat``, a 1-D array of the blob's dtype of at least ``capacity``
         values (several blobs whose diffs are never alive at once can use one); a host array on
@@ -282,6 +292,11 @@ class DeviceBlob(Blob):
                              % (shape_string(other.shape), shape_string(self.shape)))
         self._diff = other._diff_memory()
         self._diff_view = self._dev_diff_view = None
+
+    def use_data_buffer(self, flat):
+        raise ValueError('blob %s lives on %s: its data is device memory, not a host buffer '
+                         '(use_data_buffer is for CPU blobs)' % (shape_string(self.shape),
+                                                                 self.device))
 
     def use_diff_buffer(self, flat):
         if not isinstance(flat, SyncedMemory) or flat.size < self._data.size:

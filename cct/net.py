@@ -385,6 +385,29 @@ class Net(PycaffeNetMixin):
         return name in self._layer_index
 
     # ------------------------------------------------------------------ weights
+    def resume_state(self):
+        """{layer name: state} of the layers that keep a resume state (Layer.resume_state)."""
+        states = {}
+        for name, layer in zip(self.layer_names, self.layers):
+            state = layer.resume_state()
+            if state is not None:
+                states[name] = state
+        return states
+
+    def set_resume_state(self, states, source):
+        """Give each layer its state from ``states``; a layer named there that this net lacks,
+        or one of this net's stateful layers missing there, is logged and left as it is."""
+        for name, state in states.items():
+            if name not in self._layer_index:
+                logger.warning('%s: no layer %s in net %s to give its resume state to',
+                               source, name, self.name)
+                continue
+            self.layers[self._layer_index[name]].set_resume_state(state)
+        for name, layer in zip(self.layer_names, self.layers):
+            if name not in states and layer.resume_state() is not None:
+                logger.warning('%s has no resume state for layer %s of net %s: it starts afresh',
+                               source, name, self.name)
+
     def copy_trained_layers_from(self, net_param, source='<NetParameter>'):
         """Copy blobs layer by layer (matched by name) from a NetParameter with weights.
 

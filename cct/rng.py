@@ -24,3 +24,14 @@ def get_state():
 
 def set_state(state):
     _generator.bit_generator.state = state
+
+
+def generator_state(generator):
+    """A numpy Generator's state as a JSON-able dict (None for no generator)."""
+    return None if generator is None else generator.bit_generator.state
+
+
+def set_generator_state(generator, state):
+    """Put back what ``generator_state`` returned (both None, or a generator and its state)."""
+    if generator is not None and state is not None:
+        generator.bit_generator.state = state

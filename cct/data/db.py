@@ -182,6 +182,25 @@ class Cursor:
             self._iter = self._reader._db.iterator()
             self._advance_leveldb()
 
+    def seek(self, key):
+        """Move to the record ``key`` (bytes); a database without it (changed since the position
+        was saved) raises a DataError naming the key and the path."""
+        self.ensure_started()
+        if self._reader._env is not None:
+            self.valid = self._lmdb_cursor.set_key(key)
+            if self.valid:
+                self.key, self.value = self._lmdb_cursor.item()
+        else:
+            self._iter.close()
+            self._iter = self._reader._db.iterator()
+            self._iter.seek(key)
+            self._advance_leveldb()
+            self.valid = self.valid and self.key == key
+        if not self.valid:
+            raise DataError("%s has no record '%s' to go on from (the database changed since the "
+                            "position was saved?)" % (self._reader.path,
+                                                     key.decode('utf-8', 'replace')))
+
     def _advance_leveldb(self):
         try:
             self.key, self.value = next(self._iter)

@@ -27,6 +27,7 @@ class Batch:
         self.dtype = dtype
         self.data_blob = Blob(dtype=dtype)
         self.label = np.zeros(0, dtype)
+        self.loader_state = None    # the loader's resume state right after this batch
 
     @property
     def data(self):
@@ -76,6 +77,7 @@ class Prefetcher:
                 return
             try:
                 loader.load(batch)
+                batch.loader_state = loader.get_state() if hasattr(loader, 'get_state') else None
             except Exception as e:  # noqa: BLE001 -- handed to the consumer, which raises it
                 full.put(_Failure(e))
                 return
@@ -102,9 +104,12 @@ class Prefetcher:
         self._current = item
         return item
 
-    def stop(self):
-        """Ask the thread to finish (after the batch it is loading, if any) and wait for it."""
+    def stop(self, timeout=5):
+        """Ask the thread to finish (after the batch it is loading, if any) and wait for it;
+        True once it has."""
         self._stopping.set()
         self._free.put(_STOP)
         if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
+

@@ -307,6 +307,15 @@ class Device:
         ignored one are the caller's to check."""
         raise NotImplementedError(self._missing('softmax_loss'))
 
+    def sigmoid_cross_entropy(self, x, target, sigmoid, valid, ignore_label=None):
+        """SigmoidCrossEntropyLoss's forward on flat arrays: ``sigmoid = 0.5*tanh(0.5*x) + 0.5``
+        (kept for the backward); per element ``p = (x >= 0)``, ``term = x*(target - p) -
+        log1p(exp(x - 2*x*p))``. With ``ignore_label`` given, int32 ``valid`` gets
+        ``int(target) != ignore_label`` and only valid terms count; otherwise ``valid`` is
+        untouched. Returns ``(loss, count)``: ``-sum(valid terms)`` in x's dtype (numpy's
+        pairwise sum on the CPU) and the number of valid elements."""
+        raise NotImplementedError(self._missing('sigmoid_cross_entropy'))
+
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
         """``dx = prob`` with 1 subtracted at each (o, labels[o, i], i); every channel of a
         position whose label is ``ignore_label`` is 0. (The caller scales by the loss weight.)"""

@@ -229,6 +229,18 @@ class CPUDevice(Device):
         logs = np.log(np.maximum(picked, FLT_MIN), dtype=prob.dtype)
         return -logs[valid].sum(dtype=prob.dtype), int(valid.sum())
 
+    def sigmoid_cross_entropy(self, x, target, sigmoid, valid, ignore_label=None):
+        x, target = x.reshape(-1), target.reshape(-1)
+        # Caffe's CPU sigmoid, kept for backward.
+        sigmoid.reshape(-1)[...] = np.tanh(0.5 * x) * 0.5 + 0.5
+        positive = (x >= 0).astype(x.dtype)
+        terms = x * (target - positive) - np.log1p(np.exp(x - 2 * x * positive))
+        if ignore_label is None:
+            return -terms.sum(), x.size
+        keep = target.astype(np.int64) != ignore_label
+        valid.reshape(-1)[...] = keep
+        return -terms[keep].sum(), int(keep.sum())
+
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
         labels = labels.reshape(outer, inner).astype(np.int64)
         valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label

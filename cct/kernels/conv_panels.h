@@ -70,6 +70,11 @@ static inline void cct_valid_columns(ptrdiff_t offset, ptrdiff_t width, ptrdiff_
 {
     ptrdiff_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
     ptrdiff_t hi = width - offset <= 0 ? 0 : (width - offset + stride - 1) / stride;
+    /* A tap that reads only padding (offset beyond the row, or wider padding than the image)
+       has no valid column: both ends are clamped into [0, out_w] so callers never step past
+       the row. */
+    if (lo > out_w)
+        lo = out_w;
     if (hi > out_w)
         hi = out_w;
     if (hi < lo)

@@ -100,7 +100,9 @@ cdef void _lower_plane_same(const real *plane, real *rows, Py_ssize_t ld,
     cdef real *run
     cdef const real *src
     for i in range(g.kernel_h):
-        first = max(0, g.pad_h - i * g.dilation_h)
+        # The output rows whose input row lies inside the image, [first, last): with padding or
+        # dilation wider than the image both ends can fall outside [0, out_h], so clamp both.
+        first = min(g.out_h, max(0, g.pad_h - i * g.dilation_h))
         last = min(g.out_h, g.height + g.pad_h - i * g.dilation_h)
         if last < first:
             last = first

@@ -135,6 +135,16 @@ class Layer:
         if any(propagate_down):
             raise NotImplementedError('%s cannot backpropagate to its bottoms' % self.describe())
 
+    def resume_state(self):
+        """What this layer needs to go on exactly where it stopped after a resume (a data
+        source's read position, a private generator's state) as JSON-able values, or None when
+        nothing (the default): written beside each solverstate (cct.solver.resume_state)."""
+        return None
+
+    def set_resume_state(self, state):
+        """Put back what ``resume_state`` returned."""
+        raise NotImplementedError('%s keeps no resume state' % self.describe())
+
     def allow_force_backward(self, bottom_index):
         """Whether ``force_backward`` may make bottom ``bottom_index`` need a gradient."""
         return not (self.loss_layer and bottom_index == 1)

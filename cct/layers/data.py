@@ -13,6 +13,7 @@ The rules that are easy to get wrong:
   Caffe 1.0. Each Data layer has its own cursor: several in one net (or a train and a test net on
   one source) each read from the first record.
 """
+from cct import rng
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
 from cct.data.transformer import DataTransformer
@@ -31,6 +32,21 @@ class DatumLoader:
         self.batch_size = batch_size
         self.transformer = transformer
         self.where = where
+        self._resume_key = None
+
+    def get_state(self):
+        """The key of the next record to read (None: the first) and the transform's generator."""
+        cursor = self.cursor
+        key = cursor.key if cursor.valid else self._resume_key
+        return {'next_key': None if key is None else key.hex(),
+                'transform_rng': rng.generator_state(self.transformer.generator)}
+
+    def set_state(self, state):
+        self.cursor.close()
+        self.cursor = self.reader.cursor()
+        key = state.get('next_key')
+        self._resume_key = None if key is None else bytes.fromhex(key)
+        rng.set_generator_state(self.transformer.generator, state.get('transform_rng'))
 
     def _record(self, key):
         return "%s: record '%s' of %s" % (self.where, key.decode('utf-8', 'replace'),
@@ -53,6 +69,9 @@ class DatumLoader:
     def load(self, batch):
         cursor = self.cursor
         cursor.ensure_started()
+        if self._resume_key is not None:
+            cursor.seek(self._resume_key)
+            self._resume_key = None
         data = label = None
         for item in range(self.batch_size):
             if not cursor.valid:

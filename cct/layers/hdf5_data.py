@@ -125,6 +125,30 @@ class HDF5DataLayer(Layer):
             self.generator.shuffle(self.row_order)
         self.current_row = 0
 
+    def resume_state(self):
+        """The file and row to go on from, both orders and the shuffle's generator."""
+        return {'current_file': self.current_file, 'current_row': self.current_row,
+                'file_order': self.file_order.tolist(), 'row_order': self.row_order.tolist(),
+                'shuffle_rng': rng.generator_state(self.generator)}
+
+    def set_resume_state(self, state):
+        file_order = np.asarray(state['file_order'], np.int64)
+        if sorted(file_order.tolist()) != list(range(len(self.filenames))):
+            self.fail('the resume state lists %d HDF5 files, %s lists %d'
+                      % (len(file_order), self.param.hdf5_data_param.source,
+                         len(self.filenames)), DataError)
+        self.file_order = file_order
+        self.current_file = state['current_file']
+        self._load(self.filenames[self.file_order[self.current_file]])
+        row_order = np.asarray(state['row_order'], np.int64)
+        if sorted(row_order.tolist()) != list(range(len(self.row_order))):
+            self.fail('the resume state has %d rows for %s, the file has %d'
+                      % (len(row_order), self.filenames[self.file_order[self.current_file]],
+                         len(self.row_order)), DataError)
+        self.row_order = row_order
+        self.current_row = state['current_row']
+        rng.set_generator_state(self.generator, state.get('shuffle_rng'))
+
     def reshape(self, bottom, top):
         pass
 

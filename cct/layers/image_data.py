@@ -44,6 +44,30 @@ class ImageListLoader:
             raise DataError('%s: Could not load %s' % (place, name))
         return images.to_chw(image), label, place
 
+    def get_state(self):
+        """The next line to read, the list's order (line numbers, when shuffled) and the
+        shuffle's and the transform's generators."""
+        return {'position': self.position,
+                'order': [number for _, _, number in self.lines] if self.generator is not None else None,
+                'shuffle_rng': rng.generator_state(self.generator),
+                'transform_rng': rng.generator_state(self.transformer.generator)}
+
+    def set_state(self, state):
+        if state.get('order') is not None:
+            by_number = {entry[2]: entry for entry in self.lines}
+            try:
+                self.lines = [by_number[number] for number in state['order']]
+            except KeyError as e:
+                raise DataError('%s: %s has no line %s to go on from (the list changed since the '
+                                'position was saved?)' % (self.where, self.param.source, e))
+        if not 0 <= state['position'] < len(self.lines):
+            raise DataError('%s: %s has %d lines, cannot go on from line %d'
+                            % (self.where, self.param.source, len(self.lines),
+                               state['position'] + 1))
+        self.position = state['position']
+        rng.set_generator_state(self.generator, state.get('shuffle_rng'))
+        rng.set_generator_state(self.transformer.generator, state.get('transform_rng'))
+
     def shuffle(self):
         order = self.generator.permutation(len(self.lines))
         self.lines = [self.lines[i] for i in order]

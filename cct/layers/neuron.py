@@ -11,9 +11,6 @@ Rules that are easy to get wrong:
 * BNLL and Clip backward read the bottom data, which in-place is the output; Caffe allows in-place
   anyway and then computes the gradient from the output, and so does cct.
 """
-import numpy as np
-
-from cct.devices.cpu_neurons import sigmoid
 from cct.layers.base import Layer, register
 from cct.workspace import scratch
 
@@ -142,7 +139,9 @@ class ClipLayer(UnaryLayer):
 
 @register('Swish')
 class SwishLayer(NeuronLayer):
-    """y = x·sigmoid(beta·x); keeps sigmoid(beta·x) for the backward, so in-place is exact."""
+    """y = x*sigmoid(beta*x); keeps sigmoid(beta*x) for the backward, so in-place is exact."""
+
+    primitives = ('empty', 'scratch', 'scale', 'mul', 'fill', 'axpby', ('unary', 'sigmoid'))
 
     def setup(self, bottom, top):
         self.beta = self.dtype.type(self.param.swish_param.beta)
@@ -151,22 +150,26 @@ class SwishLayer(NeuronLayer):
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
         if self.gate is None or self.gate.shape != bottom[0].shape:
-            self.gate = np.empty(bottom[0].shape, self.dtype)
+            self.gate = self.device.empty(bottom[0].shape, self.dtype)
 
     def forward(self, bottom, top):
-        x = bottom[0].data
-        np.multiply(x, self.beta, out=self.gate)
-        sigmoid(self.gate, self.gate)
-        np.multiply(x, self.gate, out=top[0].data)
+        device = self.device
+        x = bottom[0].dev_data
+        device.scale(x, self.beta, self.gate)
+        device.unary('sigmoid', self.gate, self.gate)
+        device.mul(x, self.gate, top[0].dev_data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # dy/dx = beta·y + s·(1 − beta·y), s = sigmoid(beta·x) (Caffe's form, from y and s).
-        beta_y = self.scratch('beta_y', top[0].data)
-        np.multiply(top[0].data, self.beta, out=beta_y)
-        slope = self.scratch('slope', beta_y)
-        np.subtract(1, beta_y, out=slope)
-        slope *= self.gate
-        slope += beta_y
-        np.multiply(top[0].diff, slope, out=bottom[0].diff)
+        # dy/dx = beta*y + s*(1 - beta*y), s = sigmoid(beta*x) (Caffe's form, from y and s).
+        device = self.device
+        y = top[0].dev_data
+        beta_y = device.scratch('neuron beta_y', y.shape, self.dtype)
+        device.scale(y, self.beta, beta_y)
+        slope = device.scratch('neuron slope', y.shape, self.dtype)
+        device.fill(slope, 1)
+        device.axpby(-1.0, beta_y, 1.0, slope)
+        device.mul(slope, self.gate, slope)
+        device.axpby(1.0, beta_y, 1.0, slope)
+        device.mul(top[0].dev_diff, slope, bottom[0].dev_diff)

@@ -18,7 +18,10 @@ class PrefetchingDataLayer(Layer):
     batches a loader prepares on a background thread.
 
     Subclasses implement ``make_loader()`` returning an object with ``first_shape()`` (the C x h x w
-    of a top item) and ``load(batch)``.
+    of a top item), ``load(batch)``, and optionally ``get_state()``/``set_state(state)`` (its read
+    position and generators as JSON-able values; without them the layer keeps no resume state).
+    The state kept for a resume is the one right after the last batch forward consumed, not the
+    prefetch thread's, which runs ahead.
     """
 
     num_bottom = 0
@@ -34,9 +37,25 @@ class PrefetchingDataLayer(Layer):
         logger.info('output data size: %s', ','.join(str(d) for d in shape))
         if self.output_labels:
             top[1].reshape(self.batch_size)
+        self._consumed_state = loader.get_state() if hasattr(loader, 'get_state') else None
+        self._start_prefetching()
+
+    def _start_prefetching(self):
         # Caffe reads data_param.prefetch for every prefetching layer (default 4).
-        self.prefetcher = Prefetcher(loader, self.param.data_param.prefetch, self.dtype, self.name)
+        self.prefetcher = Prefetcher(self.loader, self.param.data_param.prefetch, self.dtype,
+                                     self.name)
         weakref.finalize(self, self.prefetcher.stop)
+
+    def resume_state(self):
+        return self._consumed_state
+
+    def set_resume_state(self, state):
+        """Drop the batches loaded ahead and go on loading from ``state``."""
+        if not self.prefetcher.stop(timeout=120):
+            self.fail('the prefetch thread did not stop within 120 s', DataError)
+        self.loader.set_state(state)
+        self._consumed_state = state
+        self._start_prefetching()
 
     @property
     def wait_seconds(self):
@@ -48,6 +67,7 @@ class PrefetchingDataLayer(Layer):
 
     def forward(self, bottom, top):
         batch = self.prefetcher.pop()
+        self._consumed_state = batch.loader_state
         # Reshape to the loaded data (Caffe: the first datum of each batch sets its shape), then
         # hand the batch's buffer to the top without a copy, as Caffe's set_cpu_data does: it
         # stays the top's until the next forward gives it back to the prefetch thread.

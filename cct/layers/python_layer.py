@@ -24,6 +24,9 @@ from cct.layers.base import Layer, register
 class PythonLayer(Layer):
     """Factory for ``type: "Python"``: constructing it returns an instance of the user's class."""
 
+    # The user's code sees host numpy arrays on every device, as in pycaffe.
+    host_layer = True
+
     def __new__(cls, param=None, dtype=np.float32, device=None):
         if param is None:
             raise NetError('a Python layer is built from its LayerParameter (python_param names '
@@ -46,7 +49,6 @@ class PythonLayer(Layer):
             raise NetError("%s: %s.%s must be a class derived from cct.Layer (caffe.Layer), got %r"
                            % (where, python_param.module, python_param.layer, user_class))
         layer = user_class(param, dtype, device)
-        # The user's code sees host numpy arrays on every device, as in pycaffe.
         layer.host_layer = True
         layer.param_str = python_param.param_str
         layer.phase = param.phase

@@ -111,6 +111,8 @@ class Solver:
                               % (self.source, self.param.average_loss))
         self.check_param()
         self._check_snapshot_write_permissions()
+        if self.param.HasField('snapshot_prefix'):
+            _snapshot.remove_stale_temporaries(self.param.snapshot_prefix)
         if self.param.random_seed >= 0:
             rng.set_random_seed(self.param.random_seed + runtime.solver_rank())
         if net is not None:

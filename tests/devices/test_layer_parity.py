@@ -8,7 +8,7 @@ from cct.errors import DeviceError
 from cct.proto import caffe_pb2
 from cct.testing import make_layer
 from cct.testing.gradcheck import GradientChecker
-from opencl_support import DTYPES, assert_close, cpu, ocl  # noqa: F401  (fixtures)
+from opencl_support import DTYPES, assert_close
 
 CONV = 'convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: %d group: 2 ' \
     'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 } }'
@@ -47,6 +47,7 @@ CASES = {
     'absval': ('type: "AbsVal"', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
     'bnll': ('type: "BNLL"', [(2, 3, 4)], 1, None, {}),
     'elu': ('type: "ELU" elu_param { alpha: 0.5 }', [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'swish': ('type: "Swish" swish_param { beta: 1.5 }', [(2, 3, 4)], 1, None, {}),
     'clip': ('type: "Clip" clip_param { min: -0.5 max: 0.7 }', [(2, 3, 4)], 1, None, None),
     'threshold': ('type: "Threshold" threshold_param { threshold: 0.2 }', [(2, 3, 4)], 1, None,
                   None),
@@ -72,6 +73,24 @@ CASES = {
     'exp': ('type: "Exp" exp_param { base: 2 scale: 0.5 shift: 0.3 }', [(2, 3, 4)], 1, None,
             {}),
     'log': ('type: "Log" log_param { base: 10 scale: 0.5 shift: 4 }', [(2, 3, 4)], 1, None, {}),
+    'scale': ('type: "Scale" scale_param { axis: 1 num_axes: 1 bias_term: true filler { '
+              'type: "gaussian" } bias_filler { type: "gaussian" } }', [(2, 3, 4)], 1, None, {}),
+    'scale_bottom': ('type: "Scale" scale_param { axis: 0 }', [(2, 3, 4), (2, 3)], 1, None, {}),
+    'bias': ('type: "Bias" bias_param { axis: 1 num_axes: 2 filler { type: "gaussian" } }',
+             [(2, 3, 4, 2)], 1, None, {}),
+    'batch_norm': ('type: "BatchNorm"', [(4, 3, 2, 2)], 1, None, {}),
+    'batch_norm_global': ('type: "BatchNorm" batch_norm_param { use_global_stats: true }',
+                          [(3, 2, 3)], 1, None, None),
+    'mvn': ('type: "MVN"', [(2, 3, 4, 3)], 1, None, {}),
+    'mvn_across': ('type: "MVN" mvn_param { across_channels: true normalize_variance: false }',
+                   [(2, 3, 2, 2)], 1, None, {}),
+    'prelu': ('type: "PReLU" prelu_param { filler { type: "uniform" min: 0.1 max: 0.5 } }',
+              [(2, 3, 2, 2)], 1, None, {'kink_range': 0.01}),
+    'prelu_shared': ('type: "PReLU" prelu_param { channel_shared: true }', [(2, 3, 4)], 1,
+                     None, {'kink_range': 0.01}),
+    'eltwise_max': ('type: "Eltwise" eltwise_param { operation: MAX }',
+                    [(2, 3, 4), (2, 3, 4), (2, 3, 4)], 1, None, {}),
+    'sigmoid_cross_entropy': ('type: "SigmoidCrossEntropyLoss"', [(3, 4), (3, 4)], 1, 1, {}),
     'spp': ('type: "SPP" spp_param { pyramid_height: 3 pool: MAX }', [(2, 3, 7, 6)], 1, None,
             {}),
     'spp_ave': ('type: "SPP" spp_param { pyramid_height: 2 pool: AVE }', [(2, 2, 5, 4)], 1,

@@ -14,7 +14,7 @@ from cct.net import Net
 from cct.netgraph import filter_net
 from cct.proto import caffe_pb2
 from cct.solver import solver_class
-from opencl_support import assert_close, ocl  # noqa: F401  (fixtures)
+from opencl_support import assert_close
 from test_lenet_golden import read_idx
 
 # AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose gradient
@@ -225,3 +225,31 @@ def test_an_allocation_larger_than_the_device_names_the_layer(ocl):
             '} } }' % (side, side))
     with pytest.raises(DeviceError, match=r"Layer 'huge' \(type Input\).*bytes"):
         Net(parse_text(text, caffe_pb2.NetParameter()), device=ocl)
+
+
+def test_cct_test_scores_caffes_lmdb_on_opencl_as_on_the_cpu(shared, tmp_path, capsys, ocl):
+    """The Data layer reads on the host and hands each batch to the device; Accuracy counts on
+    the host; the scores are the CPU's."""
+    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
+    for layer in param.layer:
+        if layer.type == 'Data':
+            layer.data_param.source = os.path.join(shared, 'data', 'mnist_test_lmdb_by_caffe')
+    model = str(tmp_path / 'lenet_train_test.prototxt')
+    write_text(param, model)
+    weights = os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel')
+    scores = []
+    for gpu in ([], ['--gpu', str(accelerator_ordinal(ocl))]):
+        try:
+            status, err, messages = run_cli(capsys, 'test', '--model', model, '--weights',
+                                            weights, '--iterations', '3', *gpu)
+        finally:
+            runtime.set_mode_cpu()
+        assert status == 0, err
+        assert ('Using GPUs %d' % accelerator_ordinal(ocl) in messages) == bool(gpu)
+        scores.append([m for m in messages if m.startswith(('accuracy = ', 'loss = '))])
+    assert len(scores[0]) == 2
+    for cpu_line, device_line in zip(*scores):
+        name, cpu_value = cpu_line.split(' = ', 1)
+        assert device_line.startswith(name + ' = ')
+        assert float(device_line.split(' = ')[1].split()[0]) == pytest.approx(
+            float(cpu_value.split()[0]), rel=1e-4)

@@ -103,8 +103,9 @@ def weights_after_resuming(tmp_path, state_file):
 @pytest.mark.parametrize('fmt', sorted(FORMATS))
 @pytest.mark.parametrize('victim', ['model', 'state'])
 def test_kill_while_writing_the_next_snapshot(tmp_path, fmt, victim):
-    """Killed while writing iteration 6's model (or its state, the model already in place), the
-    iteration-3 snapshot still resumes to the same weights, and no iteration-6 file is torn."""
+    """Killed while writing iteration 6's model (or its state, the model already written), the
+    iteration-3 snapshot still resumes to the same weights, no iteration-6 file is torn or
+    appears without its partner, and the next start removes the temporaries."""
     model_ext, state_ext = FORMATS[fmt]
     first = write_solver(tmp_path, fmt, seed=1)
     solver = SGDSolver(first)
@@ -122,13 +123,15 @@ def test_kill_while_writing_the_next_snapshot(tmp_path, fmt, victim):
     for mine, theirs in zip(weights, expected):
         np.testing.assert_array_equal(mine, theirs)
     names = set(os.listdir(tmp_path))
-    assert target not in names
-    if victim == 'state':
-        # The model went in whole before the kill: it loads.
-        assert 'snap_iter_6' + model_ext in names
-        SGDSolver(first).net.copy_from(str(tmp_path / ('snap_iter_6' + model_ext)))
-    else:
-        assert 'snap_iter_6' + state_ext not in names
+    # The pair appears together or not at all: the model (already whole when the state was
+    # being written) is still under its temporary name, as is the cct resume state.
+    assert not names & {'snap_iter_6' + model_ext, 'snap_iter_6' + state_ext,
+                        'snap_iter_6.cctstate.json'}
+    left = sorted(name for name in names if name.startswith('snap_iter_6'))
+    assert left and all('.tmp' in name for name in left)
+    # The next solver with that prefix removes what the killed process left.
+    SGDSolver(first)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith('snap_iter_6')]
 
 
 @pytest.mark.parametrize('fmt', sorted(FORMATS))
@@ -164,8 +167,8 @@ class _FullDisk:
 @pytest.mark.parametrize('fmt', sorted(FORMATS))
 def test_a_failed_write_is_a_clear_error_and_leaves_nothing_behind(tmp_path, fmt, monkeypatch):
     """A write that fails half-way through the state file (a full disk) stops training with a
-    SolverError naming the file, removes the temporary file, and leaves the earlier snapshot as it
-    was."""
+    SolverError naming the file, removes the temporary files (the model's too: it never appears
+    without its state), and leaves the earlier snapshot as it was."""
     import h5py
     import cct.io.protofiles as protofiles
     model_ext, state_ext = FORMATS[fmt]
@@ -186,5 +189,6 @@ def test_a_failed_write_is_a_clear_error_and_leaves_nothing_behind(tmp_path, fmt
     with pytest.raises(SolverError, match=r'Iteration 6: cannot write the snapshot file .*%s: '
                        r'.*No space left on device' % victim.replace('.', r'\.')):
         solver.step(3)
-    assert set(os.listdir(tmp_path)) == before | {'snap_iter_6' + model_ext}
+    # Nothing of iteration 6 is left: not the state's temporary, and not the model without it.
+    assert set(os.listdir(tmp_path)) == before
     assert contents(tmp_path, list(kept)) == kept

@@ -201,8 +201,9 @@ def test_action_requests_snapshot_and_stop(tmp_path, log_text):
     solver.set_action_function(lambda: next(requests, SolverAction.NONE))
     solver.solve()
     assert solver.iter == 3
-    assert sorted(os.listdir(tmp_path)) == ['a_iter_2.caffemodel', 'a_iter_2.solverstate',
-                                            'a_iter_3.caffemodel', 'a_iter_3.solverstate']
+    assert sorted(os.listdir(tmp_path)) == [
+        'a_iter_2.caffemodel', 'a_iter_2.cctstate.json', 'a_iter_2.solverstate',
+        'a_iter_3.caffemodel', 'a_iter_3.cctstate.json', 'a_iter_3.solverstate']
     assert 'Optimization stopped early.' in log_text()
 
 
@@ -258,8 +259,10 @@ def test_non_finite_loss_stops_before_touching_the_last_snapshot(tmp_path):
     assert str(error.value).startswith('Iteration %d: the loss is inf, not finite; training '
                                        'stopped' % failed)
     assert "not finite: 'loss' (type EuclideanLoss), top 'loss'." in str(error.value)
-    files = sorted(os.listdir(tmp_path), key=lambda name: int(name.split('_')[2].split('.')[0]))
-    assert files[-2:] == ['nan_iter_%d.caffemodel' % failed, 'nan_iter_%d.solverstate' % failed]
+    files = sorted(os.listdir(tmp_path), key=lambda name: (int(name.split('_')[2].split('.')[0]),
+                                                           name))
+    assert files[-3:] == ['nan_iter_%d.%s' % (failed, ext)
+                          for ext in ('caffemodel', 'cctstate.json', 'solverstate')]
     last = SGDSolver(solver_param('base_lr: 1 lr_policy: "fixed"'), dtype=np.float32)
     last.restore(str(tmp_path / ('nan_iter_%d.solverstate' % failed)))
     np.testing.assert_array_equal(last.net.params['ip'][0].data, solver.net.params['ip'][0].data)
@@ -285,7 +288,8 @@ def test_an_update_that_breaks_the_weights_writes_no_snapshot(tmp_path):
         'training stopped without writing this snapshot, so the snapshots written before are '
         'untouched')
     assert sorted(os.listdir(tmp_path)) == ['w_iter_%d.%s' % (i, ext) for i in (1, 2)
-                                            for ext in ('caffemodel', 'solverstate')]
+                                            for ext in ('caffemodel', 'cctstate.json',
+                                                        'solverstate')]
 
 
 def test_non_finite_message_names_the_first_bad_layer_and_its_params():

@@ -43,7 +43,8 @@ def test_resume_at_k_is_bit_identical_to_straight_run(tmp_path, cls, fmt, model_
     straight = make(cls, tmp_path / 'straight', fmt)
     straight.step(6)
     assert sorted(os.listdir(tmp_path)) == sorted(
-        'straight_iter_%d%s' % (i, ext) for i in (3, 6) for ext in (model_ext, state_ext))
+        'straight_iter_%d%s' % (i, ext) for i in (3, 6)
+        for ext in (model_ext, state_ext, '.cctstate.json'))
 
     resumed = make(cls, tmp_path / 'resumed', fmt, seed=77)
     resumed.restore(str(tmp_path / ('straight_iter_3' + state_ext)))
