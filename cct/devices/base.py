@@ -240,6 +240,12 @@ class Device:
         """``sum(a * b)`` as a Python float, accumulated in float64 (sumsq: ``dot(x, x)``)."""
         raise NotImplementedError(self._missing('dot'))
 
+    def sum_axis(self, x, out, outer, count, inner):
+        """``out[o, i] = sum over t of x[o, t, i]`` with ``x`` viewed as (outer, count, inner) and
+        ``out`` as (outer, inner), summed in the dtype (CPU: ``numpy.sum`` over that axis; Tile's
+        gradient, Reduction)."""
+        raise NotImplementedError(self._missing('sum_axis'))
+
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         """``x`` viewed as (outer, len(out), inner): ``out[c] (+)= sum over o, i of x[o, c, i]``,
         summed in float64 and rounded once (the bias gradient of Convolution/InnerProduct); with

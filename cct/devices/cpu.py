@@ -156,6 +156,9 @@ class CPUDevice(Device):
     def dot(self, a, b):
         return float(np.dot(a.reshape(-1), b.reshape(-1)))
 
+    def sum_axis(self, x, out, outer, count, inner):
+        np.sum(x.reshape(outer, count, inner), axis=1, out=out.reshape(outer, inner))
+
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         if not wide:
             sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2)).reshape(out.shape)
