@@ -100,6 +100,12 @@ CASES = {
                        None, {}),
     'reduction_asum': ('type: "Reduction" reduction_param { operation: ASUM axis: 2 }',
                        [(2, 3, 4)], 1, None, {'kink_range': 0.01}),
+    'crop': ('type: "Crop" crop_param { axis: 2 offset: 1 offset: 2 }',
+             [(2, 3, 5, 6), (2, 3, 3, 2)], 1, 1, {}),
+    'embed': ('type: "Embed" embed_param { num_output: 3 input_dim: 4 weight_filler { type: '
+              '"gaussian" } bias_filler { type: "gaussian" } }', [(4, 2)], 1, 0, {}),
+    'filter': ('type: "Filter"', [(4, 3, 2), (4,)], 1, 1, {}),
+    'batch_reindex': ('type: "BatchReindex"', [(4, 3, 2), (5,)], 1, 1, {}),
     'spp': ('type: "SPP" spp_param { pyramid_height: 3 pool: MAX }', [(2, 3, 7, 6)], 1, None,
             {}),
     'spp_ave': ('type: "SPP" spp_param { pyramid_height: 2 pool: AVE }', [(2, 2, 5, 4)], 1,
