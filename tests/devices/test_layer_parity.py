@@ -106,6 +106,8 @@ CASES = {
               '"gaussian" } bias_filler { type: "gaussian" } }', [(4, 2)], 1, 0, {}),
     'filter': ('type: "Filter"', [(4, 3, 2), (4,)], 1, 1, {}),
     'batch_reindex': ('type: "BatchReindex"', [(4, 3, 2), (5,)], 1, 1, {}),
+    'im2col': ('type: "Im2col" convolution_param { kernel_size: 3 stride: 2 pad: 1 }',
+               [(3, 2, 5, 4)], 1, None, {}),
     'spp': ('type: "SPP" spp_param { pyramid_height: 3 pool: MAX }', [(2, 3, 7, 6)], 1, None,
             {}),
     'spp_ave': ('type: "SPP" spp_param { pyramid_height: 2 pool: AVE }', [(2, 2, 5, 4)], 1,
