@@ -223,6 +223,23 @@ class Device:
         ``out`` may be ``x``."""
         raise NotImplementedError(self._missing('channel_op'))
 
+    def gather_rows(self, table, indices, out):
+        """``out[r] = table[indices[r]]`` for r < len(indices): ``table`` and ``out`` are 2-D
+        device arrays of one row length, ``indices`` a host numpy integer array (already checked
+        to lie in range by the layer). Embed, Filter, BatchReindex."""
+        raise NotImplementedError(self._missing('gather_rows'))
+
+    def scatter_add_rows(self, values, indices, table):
+        """``table[indices[r]] += values[r]`` for each r in order (repeated indices add up, as
+        ``numpy.add.at``); 2-D device arrays, host numpy ``indices``."""
+        raise NotImplementedError(self._missing('scatter_add_rows'))
+
+    def copy_window(self, source, out, offsets, backward=False):
+        """N-d crop (Crop): ``out[...] = source[window]``, the window starting at ``offsets`` (one
+        per axis) and of ``out``'s shape; with ``backward``, ``source`` is overwritten instead:
+        zeros everywhere, ``source[window] = out``."""
+        raise NotImplementedError(self._missing('copy_window'))
+
     def add_bias(self, x, bias, inner):
         """``x`` viewed as (outer, len(bias), inner): ``x[o, c, i] += bias[c]`` (in place)."""
         raise NotImplementedError(self._missing('add_bias'))
@@ -239,6 +256,12 @@ class Device:
     def dot(self, a, b):
         """``sum(a * b)`` as a Python float, accumulated in float64 (sumsq: ``dot(x, x)``)."""
         raise NotImplementedError(self._missing('dot'))
+
+    def sum_axis(self, x, out, outer, count, inner):
+        """``out[o, i] = sum over t of x[o, t, i]`` with ``x`` viewed as (outer, count, inner) and
+        ``out`` as (outer, inner), summed in the dtype (CPU: ``numpy.sum`` over that axis; Tile's
+        gradient, Reduction)."""
+        raise NotImplementedError(self._missing('sum_axis'))
 
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         """``x`` viewed as (outer, len(out), inner): ``out[c] (+)= sum over o, i of x[o, c, i]``,

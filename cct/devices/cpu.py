@@ -143,6 +143,20 @@ class CPUDevice(Device):
         shape = (-1, values.size, inner)
         _CHANNEL_OPS[op](x.reshape(shape), values.reshape(1, -1, 1), out=out.reshape(shape))
 
+    def gather_rows(self, table, indices, out):
+        np.take(table, indices, axis=0, out=out[:len(indices)])
+
+    def scatter_add_rows(self, values, indices, table):
+        np.add.at(table, indices, values[:len(indices)])
+
+    def copy_window(self, source, out, offsets, backward=False):
+        window = tuple(slice(o, o + n) for o, n in zip(offsets, out.shape))
+        if backward:
+            source[...] = 0
+            source[window] = out
+        else:
+            out[...] = source[window]
+
     def add_bias(self, x, bias, inner):
         x.reshape(-1, bias.size, inner)[...] += bias.reshape(-1, 1)
 
@@ -155,6 +169,9 @@ class CPUDevice(Device):
 
     def dot(self, a, b):
         return float(np.dot(a.reshape(-1), b.reshape(-1)))
+
+    def sum_axis(self, x, out, outer, count, inner):
+        np.sum(x.reshape(outer, count, inner), axis=1, out=out.reshape(outer, inner))
 
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         if not wide:
