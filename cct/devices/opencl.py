@@ -4,11 +4,11 @@ primitives, on any OpenCL device (GPUs of every vendor; PoCL runs it on the CPU 
 Arrays are ``pyopencl.array.Array``; kernels take each array as its buffer plus an element offset, so
 1-D slices and reshaped views work without sub-buffers. Everything runs in order on the device's one
 queue; only ``to_host`` and the reductions that return Python floats wait. GEMM, convolution, pooling
-and LRN live in opencl_ops.py.
+and LRN live in opencl_ops.py; RNG fills and solver updates in opencl_updates.py.
 """
 import numpy as np
 
-from cct.devices import opencl_ops
+from cct.devices import opencl_ops, opencl_updates
 from cct.devices.base import UNARY_OPS, Device
 from cct.errors import DeviceError
 from cct.kernels.gpu.cl_runtime import arg, check_count
@@ -17,18 +17,15 @@ from cct.kernels.gpu.cl_runtime import arg, check_count
 OP_CODES = {'relu': 0, 'sigmoid': 1, 'tanh': 2, 'abs': 3, 'exp': 4, 'log': 5, 'power': 6,
             'bnll': 7, 'elu': 8, 'threshold': 9, 'clip': 10}
 CHANNEL_OPS = {'add': 0, 'sub': 1, 'mul': 2, 'div': 3}
-RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 # Work-groups of partial sums a reduction returns to the host (then summed there in float64).
 REDUCE_GROUPS = 256
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
 
 
 def _int(value):
     return np.int32(value)
 
 
-class OpenCLDevice(opencl_ops.OpsMixin, Device):
+class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin, Device):
     """One OpenCL device: its runtime (context, queue, programs) and the primitives on it."""
 
     kind = 'opencl'
@@ -40,7 +37,7 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         self.runtime = cl_runtime.runtime(cl_device)
         self.queue = self.runtime.queue
         self._scratch = {}
-        self.seed(np.random.SeedSequence().entropy & _MASK64)
+        self.seed(np.random.SeedSequence().entropy & opencl_updates.MASK64)
 
     def describe(self):
         device = self.runtime.device
@@ -153,6 +150,36 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                   _int(out.size), _int(values.size), _int(inner), *arg(x), *arg(values),
                   *arg(out))
 
+    def _host_ints(self, purpose, values):
+        """Host integers as a device int32 array (scratch: in-order queue, copied before return)."""
+        values = np.ascontiguousarray(values, dtype=np.int32).reshape(-1)
+        return self.from_host(values, out=self.scratch(purpose, values.shape, np.int32))
+
+    def gather_rows(self, table, indices, out):
+        rows, width = len(indices), table.shape[1]
+        if rows:
+            self._run('elementwise', 'gather_rows', out.dtype, rows * width, _int(rows),
+                      _int(width), *arg(table), *arg(self._host_ints('row_indices', indices)),
+                      *arg(out))
+
+    def scatter_add_rows(self, values, indices, table):
+        rows, width = len(indices), table.shape[1]
+        if rows:
+            self._run('elementwise', 'scatter_add_rows', table.dtype, width, _int(rows),
+                      _int(width), *arg(values), *arg(self._host_ints('row_indices', indices)),
+                      *arg(table))
+
+    def copy_window(self, source, out, offsets, backward=False):
+        if backward:
+            self.fill(source, 0)
+        if out.size == 0:
+            return
+        strides = np.cumprod((source.shape[1:] + (1,))[::-1])[::-1]
+        geometry = self._host_ints('window_geometry', [len(out.shape), *out.shape, *strides,
+                                                       *offsets])
+        self._run('elementwise', 'copy_window', out.dtype, out.size, _int(out.size),
+                  *arg(geometry), *arg(source), *arg(out), _int(bool(backward)))
+
     def add_bias(self, x, bias, inner):
         outer = x.size // max(bias.size * inner, 1)
         self._run('elementwise', 'add_bias', x.dtype, x.size, _int(outer), _int(bias.size),
@@ -180,6 +207,10 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
 
     def dot(self, a, b):
         return self._reduce(2, a, b)
+
+    def sum_axis(self, x, out, outer, count, inner):
+        self._run('reduction', 'sum_axis', out.dtype, outer * inner, _int(outer), _int(count),
+                  _int(inner), *arg(x), *arg(out))
 
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         # Summed in ACCUM (float64 where the device has it) whether or not ``wide``: the interface
@@ -253,10 +284,6 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
         self._run('elementwise', 'mask_select', dx.dtype, dx.size, _int(dx.size), _int(index),
                   *arg(dy), *arg(mask), *arg(dx))
 
-    def dropout_mask(self, mask, ratio):
-        self._run('rng', 'rng_bernoulli_mask', np.float32, mask.size, _int(mask.size),
-                  *self._draws(mask.size), np.float32(ratio), *arg(mask))
-
     def masked_scale(self, x, mask, out, scale):
         self._run('elementwise', 'masked_scale', out.dtype, out.size, _int(out.size), *arg(x),
                   *arg(mask), self._real(out.dtype, scale), *arg(out))
@@ -280,56 +307,22 @@ class OpenCLDevice(opencl_ops.OpsMixin, Device):
                   *arg(counts), _int(ignore_label is not None), _int(ignore_label or 0))
         return prob.dtype.type(self.sum(losses)), int(round(self.sum(counts)))
 
+    def sigmoid_cross_entropy(self, x, target, sigmoid, valid, ignore_label=None):
+        # Per-element terms on the device, then float64 sums (the CPU sums in the dtype).
+        terms = self.scratch('sigmoid_terms', (x.size,), x.dtype)
+        counts = self.scratch('sigmoid_counts', (x.size,), x.dtype)
+        if valid is None:
+            valid = self.scratch('sigmoid_valid', (1,), np.int32)
+        self._run('reduction', 'sigmoid_cross_entropy', x.dtype, x.size, _int(x.size), *arg(x),
+                  *arg(target), *arg(sigmoid), *arg(terms), *arg(counts), *arg(valid),
+                  _int(ignore_label is not None), _int(ignore_label or 0))
+        count = x.size if ignore_label is None else int(round(self.sum(counts)))
+        return x.dtype.type(-self.sum(terms)), count
+
     def softmax_loss_backward(self, prob, labels, dx, outer, channels, inner, ignore_label=None):
         self._run('reduction', 'softmax_loss_backward', dx.dtype, dx.size, _int(outer),
                   _int(channels), _int(inner), *arg(prob), *arg(labels), *arg(dx),
                   _int(ignore_label is not None), _int(ignore_label or 0))
-
-    # ---------------------------------------------------------------- RNG
-    def seed(self, seed):
-        # Distinct seeds give unrelated streams: the seed is spread by the golden-ratio step.
-        self._seed = (int(seed) * _GOLDEN + 1) & _MASK64
-        self._counter = 0
-
-    def _draws(self, count):
-        """(seed, first counter) for ``count`` draws, and advance the stream past them."""
-        first = self._counter
-        self._counter = (self._counter + count) & _MASK64
-        return np.uint64(self._seed), np.uint64(first)
-
-    def rng_uniform(self, out, low, high):
-        self._run('rng', 'rng_uniform', out.dtype, out.size, _int(out.size),
-                  *self._draws(out.size), self._real(out.dtype, low),
-                  self._real(out.dtype, high), *arg(out))
-
-    def rng_gaussian(self, out, mean, std):
-        self._run('rng', 'rng_gaussian', out.dtype, out.size, _int(out.size),
-                  *self._draws(2 * out.size), self._real(out.dtype, mean),
-                  self._real(out.dtype, std), *arg(out))
-
-    # ---------------------------------------------------------------- solver updates
-    def sgd_update(self, data, diff, history, normalize, decay, l1, rate, momentum):
-        real = data.dtype.type
-        self._run('update', 'sgd_update', data.dtype, data.size, _int(data.size), *arg(data),
-                  *arg(diff), *arg(history), real(normalize), real(decay), _int(bool(l1)),
-                  real(rate), real(momentum))
-
-    def regularize(self, data, diff, decay, l1):
-        self._run('update', 'regularize', diff.dtype, diff.size, _int(diff.size), *arg(data),
-                  *arg(diff), self._real(diff.dtype, decay), _int(bool(l1)))
-
-    def adaptive_update(self, rule, diff, history, history2, rate, momentum, momentum2, delta,
-                        correction=1.0):
-        if rule not in RULES:
-            raise DeviceError('unknown update rule %r (rules: %s)' % (rule, ', '.join(RULES)))
-        if history2 is None:
-            if rule in ('adadelta', 'adam'):
-                raise DeviceError('update rule %r needs a second history' % rule)
-            history2 = history
-        real = diff.dtype.type
-        self._run('update', 'adaptive_update', diff.dtype, diff.size, _int(RULES[rule]),
-                  _int(diff.size), *arg(diff), *arg(history), *arg(history2), real(rate),
-                  real(momentum), real(momentum2), real(delta), real(correction))
 
 
 def _shape(shape):

@@ -177,3 +177,20 @@ def test_prelu_matches_cpu(ocl, cpu, dtype, channels):
     assert_close(ocl.to_host(device_slope_diff), slope_diff)
     ocl.prelu_backward(ocl.from_host(x), ocl.from_host(slopes), ocl.from_host(dy), None, None,
                        inner)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('ignore', [None, 1])
+def test_sigmoid_cross_entropy_matches_cpu(ocl, cpu, dtype, ignore):
+    x = _values(dtype)[:60] * 4
+    target = np.random.default_rng(6).integers(0, 2, 60).astype(dtype)
+    target[:5] = 1 if ignore is None else [1, 1, 0, 1, 0]
+    sigmoid, valid = np.empty_like(x), np.full(60, -3, np.int32)
+    loss, count = cpu.sigmoid_cross_entropy(x, target, sigmoid, valid, ignore)
+    device_sigmoid, device_valid = ocl.empty(60, dtype), ocl.from_host(np.full(60, -3, np.int32))
+    device_loss, device_count = ocl.sigmoid_cross_entropy(
+        ocl.from_host(x), ocl.from_host(target), device_sigmoid, device_valid, ignore)
+    assert type(device_loss) is np.dtype(dtype).type and device_count == count
+    assert_close(device_loss, loss, dtype, scale=abs(float(loss)))
+    assert_close(ocl.to_host(device_sigmoid), sigmoid)
+    np.testing.assert_array_equal(ocl.to_host(device_valid), valid)   # untouched without ignore

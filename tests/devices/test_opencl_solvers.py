@@ -41,7 +41,8 @@ def test_regularize_matches_cpu(ocl, cpu, dtype, l1):
     assert_close(ocl.to_host(device_diff), diff)
 
 
-RULES = {'momentum': dict(momentum=0.9), 'nesterov': dict(momentum=0.9), 'adagrad': dict(momentum=0.0),
+RULES = {'momentum': dict(momentum=0.9), 'nesterov': dict(momentum=0.9),
+         'adagrad': dict(momentum=0.0),
          'rmsprop': dict(momentum=0.98), 'adadelta': dict(momentum=0.95),
          'adam': dict(momentum=0.9, momentum2=0.999)}
 

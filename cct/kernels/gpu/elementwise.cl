@@ -245,3 +245,45 @@ KERNEL masked_scale(const int n, ARRAY(const REAL, x), ARRAY(const unsigned char
     OFFSET(x); OFFSET(mask); OFFSET(out);
     KERNEL_LOOP(i, n) out[i] = x[i] * (REAL)mask[i] * scale;
 }
+
+/* out[r, j] = table[indices[r], j] (Embed, Filter, BatchReindex); indices checked by the caller. */
+KERNEL gather_rows(const int rows, const int width, ARRAY(const REAL, table),
+                   ARRAY(const int, indices), ARRAY(REAL, out))
+{
+    OFFSET(table); OFFSET(indices); OFFSET(out);
+    KERNEL_LOOP(index, rows * width)
+        out[index] = table[indices[index / width] * width + index % width];
+}
+
+/* table[indices[r], j] += values[r, j] for r in order (numpy.add.at): one work-item per column walks
+ * the rows, so repeated indices add up in order without atomics. */
+KERNEL scatter_add_rows(const int rows, const int width, ARRAY(const REAL, values),
+                        ARRAY(const int, indices), ARRAY(REAL, table))
+{
+    OFFSET(values); OFFSET(indices); OFFSET(table);
+    KERNEL_LOOP(j, width)
+        for (int r = 0; r < rows; ++r)
+            table[indices[r] * width + j] += values[r * width + j];
+}
+
+/* An N-d window of `source` (Crop): geometry holds ndim, then out's shape, source's strides and the
+ * window's offsets, one per axis. Forward: out = source[window]; backward: source[window] = out (the
+ * caller zeroes source first). */
+KERNEL copy_window(const int n, ARRAY(const int, geometry), ARRAY(REAL, source), ARRAY(REAL, out),
+                   const int backward)
+{
+    OFFSET(geometry); OFFSET(source); OFFSET(out);
+    const int ndim = geometry[0];
+    KERNEL_LOOP(index, n) {
+        int rest = index, at = 0;
+        for (int d = ndim - 1; d >= 0; --d) {
+            const int size = geometry[1 + d];
+            at += (rest % size + geometry[1 + 2 * ndim + d]) * geometry[1 + ndim + d];
+            rest /= size;
+        }
+        if (backward)
+            source[at] = out[index];
+        else
+            out[index] = source[at];
+    }
+}

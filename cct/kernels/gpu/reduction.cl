@@ -149,3 +149,37 @@ KERNEL combine_partials(const int splits, const int m, const int n, ARRAY(const 
         *out = beta == 0 ? alpha * (REAL)total : alpha * (REAL)total + beta * *out;
     }
 }
+
+/* out[o, i] = sum over t of x[o, t, i], x as (outer, count, inner): Tile's gradient, Reduction. */
+KERNEL sum_axis(const int outer, const int count, const int inner, ARRAY(const REAL, x),
+                ARRAY(REAL, out))
+{
+    OFFSET(x); OFFSET(out);
+    KERNEL_LOOP(index, outer * inner) {
+        GLOBAL const REAL *start = x + (index / inner) * count * inner + index % inner;
+        ACCUM total = 0;
+        for (int t = 0; t < count; ++t)
+            total += (ACCUM)start[t * inner];
+        out[index] = (REAL)total;
+    }
+}
+
+/* SigmoidCrossEntropyLoss per element (sigmoid_cross_entropy_loss_layer.cpp): sigmoid kept for the
+ * backward, term = x*(target - p) - log1p(exp(x - 2*x*p)) with p = (x >= 0), and with an ignored label
+ * (has_ignore) valid = (int)target != ignore_label, the term and count of an ignored element being 0. */
+KERNEL sigmoid_cross_entropy(const int n, ARRAY(const REAL, x), ARRAY(const REAL, target),
+                             ARRAY(REAL, sigmoid), ARRAY(REAL, terms), ARRAY(REAL, counts),
+                             ARRAY(int, valid), const int has_ignore, const int ignore_label)
+{
+    OFFSET(x); OFFSET(target); OFFSET(sigmoid); OFFSET(terms); OFFSET(counts); OFFSET(valid);
+    KERNEL_LOOP(i, n) {
+        const REAL v = x[i];
+        const REAL p = v >= 0 ? (REAL)1 : (REAL)0;
+        sigmoid[i] = tanh((REAL)0.5 * v) * (REAL)0.5 + (REAL)0.5;
+        const int keep = !has_ignore || (int)target[i] != ignore_label;
+        if (has_ignore)
+            valid[i] = keep;
+        terms[i] = keep ? v * (target[i] - p) - log1p(exp(v - (REAL)2 * v * p)) : (REAL)0;
+        counts[i] = (REAL)keep;
+    }
+}
