@@ -8,10 +8,9 @@ import os
 import numpy as np
 
 from cct import kernels, rng, workspace
-from cct.devices import cpu_conv, cpu_neurons, cpu_solvers
-from cct.devices.base import UNARY_OPS, Device, LRNPlan, PoolPlan
+from cct.devices import cpu_conv, cpu_neurons, cpu_solvers, cpu_vision
+from cct.devices.base import UNARY_OPS, Device
 from cct.kernels import elementwise
-from cct.kernels import lrn as lrn_kernels
 from cct.kernels.update import sgd_step
 
 FLT_MIN = np.finfo(np.float32).tiny
@@ -268,7 +267,7 @@ class CPUDevice(Device):
         if ignore_label is not None:
             diff *= valid[:, None, :]
 
-    # convolution (cpu_conv.py), pooling, LRN
+    # convolution (cpu_conv.py), pooling and LRN (cpu_vision.py)
     def conv_plan(self, num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad,
                   stride, dilation, dtype):
         return cpu_conv.plan(num, image_channels, image_hw, col_channels, col_hw, group, kernel,
@@ -292,81 +291,25 @@ class CPUDevice(Device):
         kernels.col2im(col, images, *plan.geometry())
 
     def pool_plan(self, method, kernel, pad, stride, bottom_shape, top_shape, dtype):
-        plan = PoolPlan(method, kernel, pad, stride, bottom_shape, top_shape, dtype)
-        if method in ('max', 'stochastic_train'):
-            # 16-bit argmaxes where planes allow (the kernel's sentinel for none is then 65535).
-            small = method == 'max' and bottom_shape[2] * bottom_shape[3] < 65535
-            plan.mask = np.empty(top_shape, np.uint16 if small else np.int32)
-        if method == 'stochastic_train':
-            plan.uniforms = np.empty(top_shape, dtype)
-        return plan
+        return cpu_vision.pool_plan(method, kernel, pad, stride, bottom_shape, top_shape, dtype)
 
     def pool_forward(self, plan, bottom, top):
-        (kh, kw), (ph, pw), (sh, sw) = plan.kernel, plan.pad, plan.stride
-        if plan.method == 'max':
-            kernels.max_pool_forward(bottom, top, plan.mask, kh, kw, ph, pw, sh, sw)
-        elif plan.method == 'ave':
-            kernels.ave_pool_forward(bottom, top, kh, kw, ph, pw, sh, sw)
-        elif plan.method == 'stochastic_train':
-            rng.generator().random(out=plan.uniforms, dtype=plan.dtype)
-            kernels.stochastic_pool_forward_train(bottom, top, plan.mask, plan.uniforms, kh, kw,
-                                                  sh, sw)
-        else:
-            kernels.stochastic_pool_forward_test(bottom, top, kh, kw, sh, sw)
+        cpu_vision.pool_forward(plan, bottom, top)
 
     def pool_argmax(self, plan, out):
-        out[...] = plan.mask
-        if plan.mask.dtype == np.uint16:
-            out[plan.mask == 65535] = -1
+        cpu_vision.pool_argmax(plan, out)
 
     def pool_backward(self, plan, top_diff, bottom_diff, bottom=None, top=None):
-        (kh, kw), (ph, pw), (sh, sw) = plan.kernel, plan.pad, plan.stride
-        if plan.method in ('max', 'stochastic_train'):
-            kernels.max_pool_backward(top_diff, plan.mask, bottom_diff)
-        elif plan.method == 'ave':
-            kernels.ave_pool_backward(top_diff, bottom_diff, kh, kw, ph, pw, sh, sw)
-        else:
-            kernels.stochastic_pool_backward_test(bottom, top, top_diff, bottom_diff, kh, kw,
-                                                  sh, sw)
+        cpu_vision.pool_backward(plan, top_diff, bottom_diff, bottom, top)
 
     def lrn_plan(self, region, size, alpha, beta, k, shape, dtype):
-        plan = LRNPlan(region, size, alpha, beta, k, shape, dtype)
-        if region == 'within':
-            plan.scale = np.empty(shape, dtype)
-            plan.factor = np.empty(shape, dtype)  # scale**-beta
-        return plan
-
-    def _lrn_blocks(self, x):
-        return workspace.scratch('lrn_blocks', (kernels.max_threads(),
-                                                lrn_kernels.block_scratch_size(x.shape[1])),
-                                 x.dtype)
+        return cpu_vision.lrn_plan(region, size, alpha, beta, k, shape, dtype)
 
     def lrn_forward(self, plan, bottom, top):
-        x = bottom
-        if plan.region == 'across':
-            lrn_kernels.cross_channel_forward(_planes(x), _planes(top), plan.size,
-                                              plan.alpha / plan.size, plan.k, plan.beta,
-                                              self._lrn_blocks(x))
-            return
-        rows = workspace.scratch('lrn_rows', x.shape, plan.dtype)
-        lrn_kernels.within_channel_scale(x, rows, plan.scale, plan.size,
-                                         plan.alpha / (plan.size * plan.size))
-        lrn_kernels.apply_scale(x.reshape(-1), plan.scale.reshape(-1), top.reshape(-1),
-                                plan.factor.reshape(-1), plan.beta)
+        cpu_vision.lrn_forward(plan, bottom, top)
 
     def lrn_backward(self, plan, bottom, top, top_diff, bottom_diff):
-        x, y, dy, dx = bottom, top, top_diff, bottom_diff
-        if plan.region == 'across':
-            lrn_kernels.cross_channel_backward(
-                _planes(x), _planes(y), _planes(dy), _planes(dx), plan.size,
-                plan.alpha / plan.size, plan.k, plan.beta,
-                2.0 * plan.alpha * plan.beta / plan.size, self._lrn_blocks(x))
-        else:
-            ratios = workspace.scratch('lrn_ratios', x.shape, plan.dtype)
-            rows = workspace.scratch('lrn_rows', x.shape, plan.dtype)
-            lrn_kernels.within_channel_backward(
-                x, y, plan.scale, plan.factor, dy, ratios, rows, dx, plan.size,
-                2.0 * plan.alpha * plan.beta / (plan.size * plan.size))
+        cpu_vision.lrn_backward(plan, bottom, top, top_diff, bottom_diff)
 
     # RNG: the process generator (cct.rng), so CPU runs keep their numbers.
     def seed(self, seed):
@@ -398,10 +341,6 @@ _CHANNEL_OPS = {'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': np
 def _like(array, out):
     """``array`` in ``out``'s shape (flat primitives take any shapes of one count)."""
     return array if array.shape == out.shape else array.reshape(out.shape)
-
-
-def _planes(array):
-    return array.reshape(array.shape[0], array.shape[1], -1)
 
 
 _DEVICE = None

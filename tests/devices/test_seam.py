@@ -132,7 +132,8 @@ def test_snapshots_from_an_accelerator_restore_on_the_cpu(tmp_path):
 
 
 def test_a_layer_the_device_cannot_run_is_refused_by_name_at_build():
-    text = NET + 'layer { name: "total" type: "Reduction" bottom: "ip" top: "total" }'
+    text = NET + ('layer { name: "total" type: "Reduction" bottom: "ip" top: "total" '
+                  'reduction_param { operation: SUMSQ } }')
     with pytest.raises(DeviceError, match=r"Layer 'total' \(type Reduction\) is not supported "
                                           r'on device mirror:0 \(it computes with numpy'):
         Net(net_param(text), device=MirrorDevice())
