@@ -7,7 +7,7 @@ once in ``conv_plan``.
 """
 import numpy as np
 
-from cct.devices.base import ConvPlan, LRNPlan, PoolPlan
+from cct.devices.plans import ConvPlan, LRNPlan, PoolPlan
 from cct.errors import DeviceError
 from cct.kernels.gpu.cl_runtime import arg
 
