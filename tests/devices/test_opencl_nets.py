@@ -17,9 +17,9 @@ from cct.solver import solver_class
 from opencl_support import assert_close
 from test_lenet_golden import read_idx
 
-# AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose gradient
-# is about 0 steps by +-rate with a sign that is rounding noise, so any two summation orders (Caffe's
-# GPU and CPU runs too) part ways within 40 steps (measured: 2-5% apart at step 40).
+# AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose
+# gradient is about 0 steps by +-rate with a sign that is rounding noise, so any two summation
+# orders (Caffe's GPU and CPU runs too) part ways within 40 steps (measured: 2-5% apart at step 40).
 SOLVERS = {
     'SGD': dict(base_lr=0.01, momentum=0.9),
     'Nesterov': dict(base_lr=0.01, momentum=0.95),
