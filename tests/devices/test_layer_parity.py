@@ -178,3 +178,37 @@ def test_gradient_checker_passes_on_opencl(ocl, case):
                               **options)
     check = [i for i in range(len(shapes)) if i != labels]
     checker.check(layer, bottom, top, check_bottom=check)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_dropout_in_train_keeps_one_mask_on_opencl(ocl, dtype):
+    """Masks come from the device's generator (not the CPU's bits): every output is 0 or x/(1-p),
+    about 1-p of them kept, and the backward reuses the forward's mask."""
+    layer, bottom, top = make_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }',
+                                    [(40, 50)], dtype=dtype, device=ocl, seed=2)
+    layer.run_forward(bottom, top)
+    x, y = bottom[0].data.copy(), top[0].data.copy()
+    kept = y != 0
+    assert_close(y[kept], x[kept] * layer.scale, dtype)   # 1/(1 - ratio), ratio a float
+    assert 0.65 < kept.mean() < 0.75
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    assert_close(bottom[0].diff, kept * layer.scale, dtype)
+
+
+def test_stochastic_pooling_in_train_samples_window_values_on_opencl(ocl):
+    layer, bottom, top = make_layer('type: "Pooling" pooling_param { pool: STOCHASTIC '
+                                    'kernel_size: 2 stride: 2 }', [(2, 3, 6, 6)],
+                                    dtype=np.float64, device=ocl,
+                                    bottom_data=[np.random.default_rng(5).random((2, 3, 6, 6))])
+    layer.run_forward(bottom, top)
+    x = bottom[0].data.reshape(2, 3, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 3, 3, 4)
+    y = top[0].data
+    assert np.all(np.any(np.abs(x - y[..., None]) == 0, axis=-1))   # each output is a window value
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    grads = bottom[0].diff.reshape(2, 3, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+        2, 3, 3, 3, 4)
+    assert np.all(grads.sum(axis=-1) == 1)                          # routed to one position
+    picked = np.take_along_axis(x, grads.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+    np.testing.assert_array_equal(picked, y)                        # the one it sampled

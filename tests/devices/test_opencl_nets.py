@@ -17,9 +17,9 @@ from cct.solver import solver_class
 from opencl_support import assert_close
 from test_lenet_golden import read_idx
 
-# AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose gradient
-# is about 0 steps by +-rate with a sign that is rounding noise, so any two summation orders (Caffe's
-# GPU and CPU runs too) part ways within 40 steps (measured: 2-5% apart at step 40).
+# AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose
+# gradient is about 0 steps by +-rate with a sign that is rounding noise, so any two summation
+# orders (Caffe's GPU and CPU runs too) part ways within 40 steps (measured: 2-5% apart at step 40).
 SOLVERS = {
     'SGD': dict(base_lr=0.01, momentum=0.9),
     'Nesterov': dict(base_lr=0.01, momentum=0.95),
@@ -253,3 +253,15 @@ def test_cct_test_scores_caffes_lmdb_on_opencl_as_on_the_cpu(shared, tmp_path, c
         assert device_line.startswith(name + ' = ')
         assert float(device_line.split(' = ')[1].split()[0]) == pytest.approx(
             float(cpu_value.split()[0]), rel=1e-4)
+
+
+def test_a_layer_opencl_cannot_run_is_refused_by_name(ocl):
+    text = '''layer { name: "pairs" type: "Input" top: "a" top: "b" top: "same"
+                      input_param { shape { dim: 4 dim: 3 } shape { dim: 4 dim: 3 }
+                                    shape { dim: 4 } } }
+              layer { name: "siamese" type: "ContrastiveLoss" bottom: "a" bottom: "b"
+                      bottom: "same" top: "loss" }'''
+    with pytest.raises(DeviceError, match=r"Layer 'siamese' \(type ContrastiveLoss\) is not "
+                                          r'supported on device %s' % ocl.name):
+        Net(parse_text(text, caffe_pb2.NetParameter()), device=ocl)
+    Net(parse_text(text, caffe_pb2.NetParameter()), device='cpu')

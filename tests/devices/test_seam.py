@@ -19,7 +19,8 @@ layer { name: "data" type: "Input" top: "data" top: "label"
         input_param { shape { dim: 6 dim: 2 dim: 8 dim: 8 } shape { dim: 6 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 4 kernel_size: 3 pad: 1
-                            weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+                            weight_filler { type: "xavier" }
+                            bias_filler { type: "constant" value: 0.1 } } }
 layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
         pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "norm" type: "LRN" bottom: "pool" top: "norm" lrn_param { local_size: 3 } }
