@@ -13,6 +13,11 @@ as skipped), and asking for one of those nets by name is an error saying where i
 
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
+    python benchmarks/compare_pytorch.py --device opencl:0 --no-torch   # cct on an accelerator
+
+``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``); PyTorch
+stays on the CPU. Each cct iteration ends with the loss read back, so it waits for the device.
+OpenCL on PoCL (a CPU OpenCL) is a correctness path: its figures are not a speed claim.
 """
 import argparse
 import json
@@ -135,7 +140,8 @@ def _timed(fn):
 
 
 # ---------------------------------------------------------------------------------- workers
-def cct_worker(name, batch):
+def cct_worker(name, batch, device='cpu'):
+    from cct import runtime
     from cct import solver as cct_solver
     from cct.net import Net
     from cct.proto import caffe_pb2
@@ -144,13 +150,15 @@ def cct_worker(name, batch):
                                              lr_policy='fixed', max_iter=1000000, display=0,
                                              snapshot_after_train=False, random_seed=1)
     solver_param.train_net_param.CopyFrom(param)
+    runtime.use_device(device)
     solver = cct_solver.SGDSolver(solver_param)
     net = solver.net
     rng = np.random.default_rng(0)
     net.blobs['data'].data[...] = rng.standard_normal(shape)
     if 'label' in net.blobs:
         net.blobs['label'].data[...] = rng.integers(0, 10, batch)
-    return (lambda: solver.step(1)), {'gemm_flops': gemm_flops(net)}
+    return (lambda: solver.step(1)), {'gemm_flops': gemm_flops(net), 'device': str(net.device),
+                                      'device_name': net.device.describe()['name']}
 
 
 def torch_worker(name, batch):
@@ -172,9 +180,9 @@ def torch_worker(name, batch):
     return step, {'torch': torch.__version__, 'threads': torch.get_num_threads()}
 
 
-def serve(kind, name, batch):
+def serve(kind, name, batch, device):
     """Worker loop: one line per command on stdin ('run' or 'quit'), one JSON line back."""
-    step, info = (cct_worker if kind == 'cct' else torch_worker)(name, batch)
+    step, info = cct_worker(name, batch, device) if kind == 'cct' else torch_worker(name, batch)
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         if line.strip() == 'run':
@@ -195,10 +203,10 @@ def peak_rss_mb():
 
 
 class Worker:
-    def __init__(self, kind, name, batch):
+    def __init__(self, kind, name, batch, device='cpu'):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), '--worker', kind, '--nets',
-             '%s:%d' % (name, batch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+             '%s:%d' % (name, batch), '--device', device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             cwd=HERE)
         self.info = self._read()
 
@@ -229,8 +237,8 @@ def have_torch():
         return False
 
 
-def compare(name, batch, rounds, warmup, with_torch):
-    contenders = {'cct': Worker('cct', name, batch)}
+def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
+    contenders = {'cct': Worker('cct', name, batch, device)}
     if with_torch:
         contenders['torch'] = Worker('torch', name, batch)
     times = {k: [] for k in contenders}
@@ -254,7 +262,8 @@ def compare(name, batch, rounds, warmup, with_torch):
     row = {'net': name, 'batch': batch,
            'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
            'cct_peak_rss_mb': rss['cct'], 'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
-           'blas_gflops': max(rates)}
+           'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
+           'device_name': contenders['cct'].info['device_name']}
     if with_torch:
         row.update({'torch_ms': 1e3 * min(times['torch']),
                     'torch_median_ms': 1e3 * float(np.median(times['torch'])),
@@ -269,17 +278,24 @@ def main():
                         help='name:batch, e.g. caffenet:64 (default: %s)' % ' '.join(DEFAULT))
     parser.add_argument('--rounds', type=int, default=5, help='timed iterations per contender')
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--json', default=os.path.join(HERE, 'results', 'compare_pytorch.json'))
+    parser.add_argument('--json', default=None,
+                        help='where the table goes (default results/compare_pytorch.json, or '
+                             'compare_pytorch_<device>.json for another device)')
+    parser.add_argument('--device', default='cpu',
+                        help="the device cct trains on: cpu, opencl:N or cuda:N")
     parser.add_argument('--no-torch', action='store_true', help='measure cct only')
     parser.add_argument('--worker', choices=['cct', 'torch'], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         name, batch = args.nets[0].split(':')
-        serve(args.worker, name, int(batch))
+        serve(args.worker, name, int(batch), args.device)
         return
     nets, note = select_nets(args.nets or DEFAULT, explicit=args.nets is not None)
     if note:
         print(note)
+    if args.json is None:
+        suffix = '' if args.device == 'cpu' else '_' + args.device.replace(':', '')
+        args.json = os.path.join(HERE, 'results', 'compare_pytorch%s.json' % suffix)
     with_torch = not args.no_torch and have_torch()
     if not with_torch and not args.no_torch:
         print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
@@ -290,9 +306,10 @@ def main():
     rows = []
     header = '%-14s %5s %10s %10s %7s %10s %9s %9s' % (
         'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'GEMM bound', 'cct MB', 'torch MB')
+    print('cct runs on %s' % args.device)
     print(header)
     for name, batch in nets:
-        row = compare(name, batch, args.rounds, args.warmup, with_torch)
+        row = compare(name, batch, args.rounds, args.warmup, with_torch, args.device)
         row['blas_gflops'] = max(row['blas_gflops'], rate)
         row['gemm_bound_fraction'] = row['gemm_gflop'] / row['blas_gflops'] * 1e3 / row['cct_ms']
         rows.append(row)

@@ -4,11 +4,18 @@ Storage is a flat buffer with a capacity, as in Caffe: reshaping to a smaller or
 buffer (and its values); a larger count allocates a new zeroed one. ``diff`` is allocated on first use,
 so inference nets never pay for gradients. ``data``/``diff`` return writable views in the blob's
 current shape, which is what pycaffe scripts index into.
+
+A blob lives on one device. On the CPU its arrays are the host arrays (``dev_data is data``). On an
+accelerator (``DeviceBlob``) each buffer is a ``SyncedMemory``: ``data``/``diff`` are host numpy
+views synced from the device on access, and ``dev_data``/``dev_diff`` (what layers use) copy the
+host back first if a script may have written it, as Caffe's SyncedMemory does.
 """
 import math
 
 import numpy as np
 
+from cct.devices import cpu
+from cct.devices.synced import SyncedMemory
 from cct.errors import OutOfMemoryError
 
 # Counts are int64 (numpy's and Caffe's Blob::count are signed): a product beyond wraps around.
@@ -55,15 +62,24 @@ class Blob:
     """
 
     __slots__ = ('_shape', '_count', '_data', '_diff', '_data_view', '_diff_view', 'dtype',
-                 '__weakref__')
+                 'device', '__weakref__')
 
-    def __init__(self, *shape, dtype=np.float32):
+    def __new__(cls, *shape, dtype=np.float32, device=None):
+        if cls is Blob and device is not None and not device.host:
+            cls = DeviceBlob
+        return object.__new__(cls)
+
+    def __init__(self, *shape, dtype=np.float32, device=None):
         self.dtype = np.dtype(dtype)
+        self.device = device if device is not None else cpu.open_device(0)
         self._shape = _as_shape(shape) if shape else (0,)
         self._count = math.prod(self._shape)
+        self._data = self._new_buffer(self._count)
         self._diff = None
-        self._data = _zeros(self._count, self.dtype, self, self._shape)
         self._data_view = self._diff_view = None
+
+    def _new_buffer(self, count, shape=None):
+        return _zeros(count, self.dtype, self, self._shape if shape is None else shape)
 
     @property
     def shape(self):
@@ -77,6 +93,17 @@ class Blob:
     def capacity(self):
         """Values the data buffer holds (at least ``count``; reshaping smaller keeps it)."""
         return self._data.size
+
+    @property
+    def dev_data(self):
+        """The data as an array of the blob's device, in the blob's shape (what layers compute
+        on; on the CPU the same array as ``data``)."""
+        return self.data
+
+    @property
+    def dev_diff(self):
+        """The diff as an array of the blob's device (on the CPU the same array as ``diff``)."""
+        return self.diff
 
     @property
     def ndim(self):
@@ -124,7 +151,7 @@ class Blob:
             return
         count = math.prod(shape)
         if count > self._data.size:
-            self._data = _zeros(count, self.dtype, self, shape)
+            self._data = self._new_buffer(count, shape)
             self._diff = None
         self._shape, self._count = shape, count
         self._data_view = self._diff_view = None
@@ -148,7 +175,7 @@ class Blob:
         view = self._diff_view
         if view is None:
             if self._diff is None or self._diff.size < self._data.size:
-                self._diff = _zeros(self._data.size, self.dtype, self, self._shape)
+                self._diff = self._new_buffer(self._data.size)
             view = self._diff_view = self._diff[:self._count].reshape(self._shape)
         return view
 
@@ -190,7 +217,8 @@ class Blob:
 
     def use_diff_buffer(self, flat):
         """Keep the diff in ``flat``, a 1-D array of the blob's dtype of at least ``capacity``
-        values (several blobs whose diffs are never alive at once can use one)."""
+        values (several blobs whose diffs are never alive at once can use one); a host array on
+        the CPU, a ``SyncedMemory`` of the blob's device elsewhere."""
         if flat.ndim != 1 or flat.dtype != self.dtype or flat.size < self._data.size:
             raise ValueError('a diff buffer for blob %s must be a 1-D %s array of at least %d '
                              'values' % (shape_string(self.shape), self.dtype.name,
@@ -205,14 +233,112 @@ class Blob:
         return 'Blob(%s, %s)' % (shape_string(self._shape), self.dtype.name)
 
 
+class DeviceBlob(Blob):
+    """A Blob on an accelerator: each buffer is a ``SyncedMemory`` (device array plus host
+    mirror); ``data``/``diff`` sync to the host, ``dev_data``/``dev_diff`` to the device."""
+
+    __slots__ = ('_dev_data_view', '_dev_diff_view')
+
+    def __init__(self, *shape, dtype=np.float32, device=None):
+        self._dev_data_view = self._dev_diff_view = None
+        super().__init__(*shape, dtype=dtype, device=device)
+
+    def _new_buffer(self, count, shape=None):
+        return SyncedMemory(self.device, count, self.dtype)
+
+    def _forget_views(self):
+        self._data_view = self._diff_view = None
+        self._dev_data_view = self._dev_diff_view = None
+
+    def reshape(self, *shape):
+        old = self._shape
+        super().reshape(*shape)
+        if self._shape != old:
+            self._forget_views()
+
+    @property
+    def data(self):
+        host = self._data.host()
+        view = self._data_view
+        if view is None:
+            view = self._data_view = host[:self._count].reshape(self._shape)
+        return view
+
+    @data.setter
+    def data(self, value):
+        self.data[...] = value
+
+    def _diff_memory(self):
+        if self._diff is None or self._diff.size < self._data.size:
+            self._diff = self._new_buffer(self._data.size)
+            self._diff_view = self._dev_diff_view = None
+        return self._diff
+
+    @property
+    def diff(self):
+        host = self._diff_memory().host()
+        view = self._diff_view
+        if view is None:
+            view = self._diff_view = host[:self._count].reshape(self._shape)
+        return view
+
+    @diff.setter
+    def diff(self, value):
+        self.diff[...] = value
+
+    @property
+    def dev_data(self):
+        array = self._data.dev()
+        view = self._dev_data_view
+        if view is None:
+            view = self._dev_data_view = array[:self._count].reshape(self._shape)
+        return view
+
+    @property
+    def dev_diff(self):
+        array = self._diff_memory().dev()
+        view = self._dev_diff_view
+        if view is None:
+            view = self._dev_diff_view = array[:self._count].reshape(self._shape)
+        return view
+
+    def share_data(self, other):
+        super().share_data(other)
+        self._dev_data_view = None
+
+    def share_diff(self, other):
+        if self._count != other._count:
+            raise ValueError('cannot share diff of blob %s with blob %s: counts differ'
+                             % (shape_string(other.shape), shape_string(self.shape)))
+        self._diff = other._diff_memory()
+        self._diff_view = self._dev_diff_view = None
+
+    def use_data_buffer(self, flat):
+        raise ValueError('blob %s lives on %s: its data is device memory, not a host buffer '
+                         '(use_data_buffer is for CPU blobs)' % (shape_string(self.shape),
+                                                                 self.device))
+
+    def use_diff_buffer(self, flat):
+        if not isinstance(flat, SyncedMemory) or flat.size < self._data.size:
+            raise ValueError('a diff buffer for blob %s on %s must be a SyncedMemory of at least '
+                             '%d values' % (shape_string(self.shape), self.device,
+                                            self._data.size))
+        self._diff = flat
+        self._diff_view = self._dev_diff_view = None
+
+    def __repr__(self):
+        return 'Blob(%s, %s, %s)' % (shape_string(self._shape), self.dtype.name, self.device)
+
+
 class BlobVec(list):
     """A layer's list of parameter blobs; ``add_blob(*shape)`` is pycaffe's way to append one."""
 
-    def __init__(self, blobs=(), dtype=np.float32):
+    def __init__(self, blobs=(), dtype=np.float32, device=None):
         super().__init__(blobs)
         self.dtype = dtype
+        self.device = device
 
     def add_blob(self, *shape):
-        blob = Blob(*shape, dtype=self.dtype)
+        blob = Blob(*shape, dtype=self.dtype, device=self.device)
         self.append(blob)
         return blob

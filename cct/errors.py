@@ -55,3 +55,9 @@ class OutOfMemoryError(CctError, MemoryError):
 
 class ExportError(CctError, ValueError):
     """A net that cannot be exported (to ONNX) exactly: the message names the layer and option."""
+
+
+class DeviceError(CctError, ValueError):
+    """A device that does not exist or cannot run what was asked: an unknown name, an index out of
+    range (the message lists the devices that exist), a layer the device cannot run, an allocation
+    larger than its memory, a kernel that does not compile."""

@@ -11,11 +11,14 @@ from collections import OrderedDict
 import numpy as np
 
 from cct import io as cct_io
+from cct import runtime
 from cct import layers as _layers  # noqa: F401  (registers every layer type)
 from cct.blob import Blob, shape_string
-from cct.errors import CctError, NetError, OutOfMemoryError, ParseError, WeightsError
+from cct.devices import get_device
+from cct.devices.synced import SyncedMemory
+from cct.errors import (CctError, DeviceError, NetError, OutOfMemoryError, ParseError,
+                        WeightsError)
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
-from cct.kernels import elementwise
 from cct.layers.base import layer_class
 from cct.log import logger
 from cct.netgraph import filter_net, insert_splits, split_diff_groups
@@ -29,10 +32,12 @@ class Net(PycaffeNetMixin):
     Accepts pycaffe's constructor forms: ``Net(model, phase)``, ``Net(model, weights, phase)`` and
     ``Net(model, phase, level=0, stages=None, weights=None)``. ``model`` is a prototxt path (parsed
     and upgraded) or a ``NetParameter`` (used as is, like Caffe's in-memory constructor).
+    ``device`` (a Device or a name such as ``opencl:0``) defaults to the process's
+    (``set_mode_gpu``/``set_device``, ``CCT_DEVICE``; see cct.runtime).
     """
 
     def __init__(self, model, *args, phase=None, level=None, stages=None, weights=None,
-                 dtype=np.float32):
+                 dtype=np.float32, device=None):
         if len(args) == 1:
             phase = args[0]
         elif len(args) == 2:
@@ -57,6 +62,7 @@ class Net(PycaffeNetMixin):
         if stages:
             param.state.stage.extend(stages)
         self.dtype = np.dtype(dtype)
+        self.device = runtime.current_device() if device is None else get_device(device)
         self._init(param)
         if weights is not None:
             self.copy_from(weights)
@@ -92,7 +98,9 @@ class Net(PycaffeNetMixin):
                                'bottom_size times (%d given, %d bottoms)' % (
                                    layer_param.name, len(layer_param.propagate_down),
                                    len(layer_param.bottom)))
-            layer = layer_class(layer_param.type, layer_param.name)(layer_param, self.dtype)
+            layer = layer_class(layer_param.type, layer_param.name)(layer_param, self.dtype,
+                                                                    self.device)
+            layer.check_device()
             self.layers.append(layer)
             self.layer_names.append(layer_param.name)
             logger.info('Creating Layer %s', layer_param.name)
@@ -128,6 +136,11 @@ class Net(PycaffeNetMixin):
             logger.info('Setting up %s', layer_param.name)
             try:
                 layer.layer_setup(self.bottom_vecs[-1], self.top_vecs[-1])
+            except DeviceError as e:
+                # An allocation or kernel build that failed on the device: name the layer.
+                if str(e).startswith('Layer '):
+                    raise
+                layer.fail(str(e), DeviceError)
             except (ValueError, ArithmeticError, MemoryError) as e:
                 self._name_failure(layer_id, e, 'setting up')
             for top_id, blob_id in enumerate(self.top_ids[-1]):
@@ -169,7 +182,7 @@ class Net(PycaffeNetMixin):
         else:
             logger.info('%s -> %s', layer_param.name, blob_name)
             blob_id = len(self.blobs_list)
-            self.blobs_list.append(Blob(dtype=self.dtype))
+            self.blobs_list.append(Blob(dtype=self.dtype, device=self.device))
             self.blob_names.append(blob_name)
             self.blob_need_backward.append(False)
             if blob_index is not None:
@@ -371,18 +384,19 @@ class Net(PycaffeNetMixin):
             blobs = [self.blobs_list[blob_id] for blob_id in group]
             size = max(blob.capacity for blob in blobs)
             if self._split_buffers[index] is None or self._split_buffers[index].size < size:
-                self._split_buffers[index] = np.zeros(size, self.dtype)
+                self._split_buffers[index] = np.zeros(size, self.dtype) if self.device.host \
+                    else SyncedMemory(self.device, size, self.dtype)
             for blob in blobs:
                 blob.use_diff_buffer(self._split_buffers[index])
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:
-            elementwise.zero(blob.diff.reshape(-1))
+            self.device.fill(blob.dev_diff, 0)
 
     def update(self):
         """Caffe's Net::Update: every owned learnable blob steps ``data -= diff``."""
         for blob in self.learnable_params:
-            np.subtract(blob.data, blob.diff, out=blob.data)
+            self.device.axpby(-1.0, blob.dev_diff, 1.0, blob.dev_data)
 
     # ------------------------------------------------------------------ lookup
     def blob_by_name(self, name):

@@ -1,41 +1,63 @@
 """Process-wide settings pycaffe exposes at module level (the free functions of _caffe.cpp): compute
 mode and device, logging, multi-GPU plumbing.
 
-cct runs on the CPU only for now. ``set_mode_gpu``, ``set_device`` and ``NCCL`` therefore raise
-straight away, as CPU-only Caffe stops on them, rather than carry on silently on the CPU.
+``set_mode_gpu()`` and ``set_device(N)`` choose Caffe's GPU N (CUDA devices first, then OpenCL
+devices; cct.devices), which every Net and Solver made afterwards runs on; ``CCT_DEVICE``
+(``cpu``, ``opencl:N``, ``cuda:N``) overrides both for the whole process. ``NCCL`` raises: cct has
+no multi-GPU support.
 """
 import os
 import socket
 import tempfile
 import time
 
+from cct import devices
 from cct import log as _log
 from cct.errors import CctError
 
-_NO_GPU = ('cct has no GPU backend yet, so %s is not available; remove the call (or use '
-           'set_mode_cpu()) to run on the CPU')
-
-_state = {'mode': 'cpu', 'solver_count': 1, 'solver_rank': 0, 'multiprocess': False}
+_state = {'mode': 'cpu', 'device_id': 0, 'solver_count': 1, 'solver_rank': 0,
+          'multiprocess': False}
 
 
 def set_mode_cpu():
-    """Run every net on the CPU (the only backend cct has so far)."""
+    """Run the nets made from now on on the CPU."""
     _state['mode'] = 'cpu'
+    _state.pop('device', None)
 
 
 def set_mode_gpu():
-    """Raises CctError: cct has no GPU backend yet."""
-    raise CctError(_NO_GPU % 'set_mode_gpu()')
+    """Run the nets made from now on on Caffe's GPU ``set_device`` chose (0 by default); a
+    missing accelerator raises DeviceError listing the devices that exist."""
+    devices.accelerator_name(_state['device_id'])
+    _state['mode'] = 'gpu'
+    _state.pop('device', None)
 
 
 def set_device(device_id):
-    """Raises CctError: cct has no GPU backend yet, so there is no device to select."""
-    raise CctError(_NO_GPU % ('set_device(%r)' % (device_id,)))
+    """Choose Caffe's GPU ``device_id`` (CUDA devices first, then OpenCL devices) for GPU mode."""
+    devices.accelerator_name(device_id)
+    _state['device_id'] = int(device_id)
+
+
+def use_device(device):
+    """Make nets made from now on run on ``device`` (a Device or a name), as the command line's
+    --gpu does."""
+    _state['mode'] = 'device'
+    _state['device'] = devices.get_device(device)
 
 
 def mode():
-    """The current compute mode: 'cpu'."""
-    return _state['mode']
+    """The current compute mode: 'cpu' or 'gpu'."""
+    return 'cpu' if _state['mode'] == 'cpu' else 'gpu'
+
+
+
+def current_device():
+    """The Device nets are made on: ``CCT_DEVICE`` if set, else the GPU chosen in GPU mode, else
+    the CPU."""
+    if os.environ.get('CCT_DEVICE') or _state['mode'] != 'device':
+        return devices.select(_state['device_id'] if _state['mode'] == 'gpu' else None)
+    return _state['device']
 
 
 def solver_count():

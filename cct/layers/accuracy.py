@@ -12,6 +12,8 @@ from cct.layers.base import Layer, register
 
 @register('Accuracy')
 class AccuracyLayer(Layer):
+    # Counts on the host, as Caffe's CPU Accuracy does (its top is a few values).
+    host_layer = True
     num_bottom = 2
     min_top = 1
     max_top = 2

@@ -14,6 +14,9 @@ from cct.layers.base import Layer, register
 
 @register('ArgMax')
 class ArgMaxLayer(Layer):
+    # Caffe has no GPU code for this layer: in GPU mode it runs its CPU code on synced host
+    # arrays, and so does cct on any device.
+    host_layer = True
     num_bottom = 1
     num_top = 1
 

@@ -9,29 +9,14 @@ this same class.
 import numpy as np
 
 from cct.blob import BlobVec
-from cct.errors import NetError, OutOfMemoryError, UnknownLayerError
+from cct.devices import cpu
+from cct.errors import DeviceError, NetError, OutOfMemoryError, UnknownLayerError
 from cct.fillers import fill
+from cct.io.upgrade import V1_TYPE_NAMES
 from cct.log import logger
 from cct.proto import caffe_pb2
 
 _REGISTRY = {}
-
-# V1 (``layers { type: CONVOLUTION }``) enum names and the V2 type strings they became.
-V1_TYPE_NAMES = {
-    'ABSVAL': 'AbsVal', 'ACCURACY': 'Accuracy', 'ARGMAX': 'ArgMax', 'BNLL': 'BNLL',
-    'CONCAT': 'Concat', 'CONTRASTIVE_LOSS': 'ContrastiveLoss', 'CONVOLUTION': 'Convolution',
-    'DECONVOLUTION': 'Deconvolution', 'DATA': 'Data', 'DROPOUT': 'Dropout',
-    'DUMMY_DATA': 'DummyData', 'EUCLIDEAN_LOSS': 'EuclideanLoss', 'ELTWISE': 'Eltwise',
-    'EXP': 'Exp', 'FLATTEN': 'Flatten', 'HDF5_DATA': 'HDF5Data', 'HDF5_OUTPUT': 'HDF5Output',
-    'HINGE_LOSS': 'HingeLoss', 'IM2COL': 'Im2col', 'IMAGE_DATA': 'ImageData',
-    'INFOGAIN_LOSS': 'InfogainLoss', 'INNER_PRODUCT': 'InnerProduct', 'LRN': 'LRN',
-    'MEMORY_DATA': 'MemoryData', 'MULTINOMIAL_LOGISTIC_LOSS': 'MultinomialLogisticLoss',
-    'MVN': 'MVN', 'POOLING': 'Pooling', 'POWER': 'Power', 'RELU': 'ReLU', 'SIGMOID': 'Sigmoid',
-    'SIGMOID_CROSS_ENTROPY_LOSS': 'SigmoidCrossEntropyLoss', 'SILENCE': 'Silence',
-    'SOFTMAX': 'Softmax', 'SOFTMAX_LOSS': 'SoftmaxWithLoss', 'SPLIT': 'Split', 'SLICE': 'Slice',
-    'TANH': 'TanH', 'WINDOW_DATA': 'WindowData', 'THRESHOLD': 'Threshold',
-}
-
 
 # Layer types Caffe registers that cct does not implement: building one fails naming the layer and
 # saying why, instead of calling a real Caffe type unknown (and never skipping it silently).
@@ -97,7 +82,10 @@ class Layer:
 
     Class attributes declare the arity (None = unconstrained): ``num_bottom``/``num_top`` exact,
     ``min_bottom``/``max_bottom``/``min_top``/``max_top`` bounds, ``equal_bottom_top`` for layers
-    that map bottom i to top i. ``auto_top_blobs`` lets the net add anonymous tops up to the
+    that map bottom i to top i. Devices: ``primitives`` lists the Device primitives the layer
+    calls (names, or (name, op) pairs for ``unary``); None means it computes with numpy on host
+    arrays and runs on the CPU only. ``host_layer = True`` marks layers that work on host arrays
+    on every device by design, as Caffe's do (data layers, Python layers): their blobs sync. ``auto_top_blobs`` lets the net add anonymous tops up to the
     minimum; ``inplace = False`` refuses top == bottom; ``loss_layer`` gives top 0 a default loss
     weight of 1, as Caffe's LossLayer does.
 
@@ -115,13 +103,16 @@ class Layer:
     auto_top_blobs = False
     inplace = True
     loss_layer = False
+    primitives = None
+    host_layer = False
 
-    def __init__(self, param=None, dtype=np.float32):
+    def __init__(self, param=None, dtype=np.float32, device=None):
         self.param = param if param is not None else caffe_pb2.LayerParameter()
         self.phase = self.param.phase
         self.param_str = self.param.python_param.param_str
         self.dtype = np.dtype(dtype)
-        self.blobs = BlobVec(dtype=self.dtype)
+        self.device = device if device is not None else cpu.open_device(0)
+        self.blobs = BlobVec(dtype=self.dtype, device=self.device)
         self.param_propagate_down = []
         self.loss_weights = []
 
@@ -188,6 +179,22 @@ class Layer:
                 fill(blob, filler, '%s, param blob %d' % (self.describe(), i))
 
     # What the net calls.
+    def check_device(self):
+        """Raise DeviceError when this layer cannot run on its device (checked at net build)."""
+        device = self.device
+        if device.host or self.host_layer:
+            return
+        where = self.describe()[0].upper() + self.describe()[1:]
+        if self.primitives is None:
+            raise DeviceError('%s is not supported on device %s (it computes with numpy on the '
+                              'host; run the net on the CPU)' % (where, device))
+        for need in self.primitives:
+            name, op = need if isinstance(need, tuple) else (need, None)
+            if not device.supports(name, op):
+                raise DeviceError('%s is not supported on device %s (it needs the %s primitive%s,'
+                                  ' which the device lacks)'
+                                  % (where, device, name, ' for %s' % op if op else ''))
+
     def describe(self):
         return "layer '%s' (type %s)" % (self.name, self.type)
 
@@ -230,7 +237,7 @@ class Layer:
         """Fill each loss top's diff with its weight: that is how Caffe seeds backward."""
         for blob, weight in zip(top, self.loss_weights):
             if weight:
-                blob.diff[...] = weight
+                self.device.fill(blob.dev_diff, weight)
 
     def loss(self, top_index):
         return self.loss_weights[top_index] if top_index < len(self.loss_weights) else 0.0
@@ -242,5 +249,5 @@ class Layer:
         loss = 0.0
         for blob, weight in zip(top, self.loss_weights):
             if weight:
-                loss += weight * float(blob.data.sum(dtype=np.float64))
+                loss += weight * self.device.sum(blob.dev_data)
         return loss

@@ -19,13 +19,14 @@ import numpy as np
 
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
-from cct.workspace import scratch
 
 
 @register('BatchNorm')
 class BatchNormLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('channel_op', 'channel_sum', 'mul', 'scale', 'axpby', 'copy', 'to_host',
+                  'from_host', 'scratch', 'empty')
 
     def setup(self, bottom, top):
         param = self.param.batch_norm_param
@@ -56,21 +57,21 @@ class BatchNormLayer(Layer):
             self.fail('bottom has %d channels, the layer was set up for %d'
                       % (shape[1], self.channels))
         top[0].reshape(shape)
+        self.num = shape[0]
+        self.inner = bottom[0].count // max(self.num * self.channels, 1)
         if self.x_norm is None or self.x_norm.shape != shape:
             # The normalised output is kept because a later in-place layer may overwrite the top.
-            self.x_norm = np.empty(shape, self.dtype)
+            self.x_norm = self.device.empty(shape, self.dtype)
 
-    def _batch_view(self, array):
-        """``array`` as (num, channels, spatial)."""
-        return array.reshape(array.shape[0], self.channels, -1)
-
-    def _per_channel(self, values):
-        """A (channels,) vector as (1, channels, 1), to broadcast against a batch view."""
-        return values.reshape(1, -1, 1)
+    def _channel_sums(self, values, purpose):
+        """Per-channel sums of (num, channels, inner) ``values`` in the dtype, on the device."""
+        sums = self.device.scratch(purpose, (self.channels,), self.dtype)
+        self.device.channel_sum(values, sums, self.inner, accumulate=False, wide=False)
+        return sums
 
     def forward(self, bottom, top):
-        x = self._batch_view(bottom[0].data)
-        y = self._batch_view(top[0].data)
+        device = self.device
+        x, y = bottom[0].dev_data, top[0].dev_data
         dtype = self.dtype.type
         if self.use_global_stats:
             normaliser = self.blobs[2].data[0]
@@ -78,45 +79,48 @@ class BatchNormLayer(Layer):
             mean = factor * self.blobs[0].data
             variance = factor * self.blobs[1].data
         else:
-            per_channel = x.shape[0] * x.shape[2]
-            mean = x.sum(axis=(0, 2)) / dtype(per_channel)
-        np.subtract(x, self._per_channel(mean), out=y)
+            per_channel = self.num * self.inner
+            # The per-channel statistics are a few values: they are finished on the host.
+            mean = device.to_host(self._channel_sums(x, 'batch_norm_sums')) / dtype(per_channel)
+        device.channel_op('sub', x, device.from_host(mean), y, self.inner)
         if not self.use_global_stats:
-            squares = scratch('batch_norm', y.shape, self.dtype)
-            np.multiply(y, y, out=squares)
-            variance = squares.sum(axis=(0, 2)) / dtype(per_channel)
+            squares = device.scratch('batch_norm', y.shape, self.dtype)
+            device.mul(y, y, squares)
+            variance = device.to_host(self._channel_sums(squares, 'batch_norm_sums')) / \
+                dtype(per_channel)
             fraction = self.moving_average_fraction
             self.blobs[2].data[0] = self.blobs[2].data[0] * fraction + 1
             self.blobs[0].data[...] *= fraction
             self.blobs[0].data[...] += mean
-            # The running variance is the unbiased estimate, m/(m−1) times the batch variance.
+            # The running variance is the unbiased estimate, m/(m-1) times the batch variance.
             count = bottom[0].count // self.channels
             correction = dtype(count) / dtype(count - 1) if count > 1 else dtype(1)
             self.blobs[1].data[...] *= fraction
             self.blobs[1].data[...] += correction * variance
         np.add(variance, self.eps, out=self.std)
         np.sqrt(self.std, out=self.std)
-        y /= self._per_channel(self.std)
-        np.copyto(self.x_norm, top[0].data)
+        self.device_std = device.from_host(self.std)
+        device.channel_op('div', y, self.device_std, y, self.inner)
+        device.copy(y, self.x_norm)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dy = self._batch_view(top[0].diff)
-        dx = self._batch_view(bottom[0].diff)
-        std = self._per_channel(self.std)
+        device = self.device
+        dy, dx = top[0].dev_diff, bottom[0].dev_diff
         if self.use_global_stats:
-            np.divide(dy, std, out=dx)
+            device.channel_op('div', dy, self.device_std, dx, self.inner)
             return
-        # dx = (dy − mean(dy) − mean(dy·y)·y) / sqrt(var + eps), the means per channel. Both sums
+        # dx = (dy - mean(dy) - mean(dy*y)*y) / sqrt(var + eps), the means per channel. Both sums
         # are taken before dx is written, since in-place dx is dy.
-        y = self._batch_view(self.x_norm)
-        work = scratch('batch_norm', y.shape, self.dtype)
-        np.multiply(y, dy, out=work)
-        sum_dy_y = work.sum(axis=(0, 2))
-        sum_dy = dy.sum(axis=(0, 2))
-        np.multiply(y, self._per_channel(sum_dy_y), out=work)
-        work += self._per_channel(sum_dy)
-        work *= self.dtype.type(-1.0 / (y.shape[0] * y.shape[2]))
-        np.add(dy, work, out=dx)
-        dx /= std
+        y = self.x_norm
+        work = device.scratch('batch_norm', y.shape, self.dtype)
+        device.mul(y, dy, work)
+        sum_dy_y = self._channel_sums(work, 'batch_norm_sums')
+        sum_dy = self._channel_sums(dy, 'batch_norm_sums_2')
+        device.channel_op('mul', y, sum_dy_y, work, self.inner)
+        device.channel_op('add', work, sum_dy, work, self.inner)
+        device.scale(work, -1.0 / (self.num * self.inner), work)
+        device.axpby(1.0, dy, 1.0, work)
+        device.copy(work, dx)
+        device.channel_op('div', dx, self.device_std, dx, self.inner)

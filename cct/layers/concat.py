@@ -13,6 +13,7 @@ from cct.layers.base import Layer, register
 class ConcatLayer(Layer):
     min_bottom = 1
     num_top = 1
+    primitives = ('strided_copy',)
 
     def setup(self, bottom, top):
         p = self.param.concat_param
@@ -53,23 +54,27 @@ class ConcatLayer(Layer):
             top[0].share_data(bottom[0])
             top[0].share_diff(bottom[0])
 
-    def _slices(self, bottom, top_array):
-        joined = top_array.reshape(self.outer, -1, self.inner)
+    def _blocks(self, bottom):
+        """(blob, values per outer row, offset in the top's row) for each bottom."""
+        row = sum(blob.shape[self.axis] for blob in bottom) * self.inner
         offset = 0
         for blob in bottom:
-            width = blob.shape[self.axis]
-            yield blob, joined[:, offset:offset + width, :]
+            width = blob.shape[self.axis] * self.inner
+            yield blob, width, row, offset
             offset += width
 
     def forward(self, bottom, top):
         if len(bottom) == 1:
             return
-        for blob, part in self._slices(bottom, top[0].data):
-            part[...] = blob.data.reshape(self.outer, -1, self.inner)
+        out = top[0].dev_data
+        for blob, width, row, offset in self._blocks(bottom):
+            self.device.strided_copy(blob.dev_data, out, self.outer, width, width, 0, row, offset)
 
     def backward(self, top, propagate_down, bottom):
         if len(bottom) == 1:
             return
-        for (blob, part), down in zip(self._slices(bottom, top[0].diff), propagate_down):
+        grads = top[0].dev_diff
+        for (blob, width, row, offset), down in zip(self._blocks(bottom), propagate_down):
             if down:
-                blob.diff.reshape(self.outer, -1, self.inner)[...] = part
+                self.device.strided_copy(grads, blob.dev_diff, self.outer, width, row, offset,
+                                         width, 0)

@@ -1,17 +1,12 @@
 """Convolution, lowered Caffe con Troll style (Caffe's conv_layer.cpp / base_conv_layer.cpp semantics).
 
-Caffe lowers and multiplies one image at a time on one core. Here the batch is cut into
-*partitions* spread over the cores: each thread lowers a partition into its own column buffer
-(rows: channel x kernel offsets, columns: image x output pixel) and runs one GEMM per group over it
-(cct.kernels.lowering). ``workspace.partition_size`` picks the smallest partition whose GEMMs are
-still large, so the columns stay in cache. Layers with vertical stride 1 may instead lower only
-the horizontal taps of each image and run one GEMM per kernel row on windows of that buffer (the
-*row lowering*, a kh-th of the lowering traffic), or lay that buffer out in panels of one vector
-of output columns for cct's own register-blocked kernels (the *panel lowering*: no BLAS packing,
-all kernel rows summed in registers). ``workspace.choose_lowering`` picks one of the three for each
-product (forward, data gradient, weight gradient) from the layer's shape.
-``LoweredConvolution`` holds that machinery (Caffe's BaseConvolutionLayer) for Convolution and
-Deconvolution alike.
+Caffe lowers and multiplies one image at a time on one core. Here the layer makes a convolution
+*plan* at reshape (``Device.conv_plan``) and runs the batch's lowered products through it: on the
+CPU (cct/devices/cpu_conv.py) the batch is cut into CcT partitions spread over the cores, each
+product lowered in full, by rows or in panels as ``workspace.choose_lowering`` decides; an
+accelerator lowers a partition of the batch into one column buffer and multiplies once per group.
+``LoweredConvolution`` holds the geometry and parameters (Caffe's BaseConvolutionLayer) for
+Convolution and Deconvolution alike.
 
 Rules worth remembering: output size is floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1; weights
 are (num_output, channels/group, kh, kw); an omitted filler is constant 0; several bottoms are each
@@ -19,7 +14,6 @@ convolved with the same weights into the matching top.
 """
 import numpy as np
 
-from cct import kernels, workspace
 from cct.layers.base import Layer, register
 from cct.layers.geometry import check_window_reach, conv_geometry, conv_out_size
 
@@ -38,6 +32,8 @@ class LoweredConvolution(Layer):
     min_top = 1
     equal_bottom_top = True
     reverse_dimensions = False
+    primitives = ('conv_plan', 'conv_forward', 'conv_backward_data', 'conv_backward_weights',
+                  'channel_sum')
 
     def setup(self, bottom, top):
         p = self.param.convolution_param
@@ -100,33 +96,33 @@ class LoweredConvolution(Layer):
         kh, kw = self.geometry.kernel
         self.col_rows = self.conv_in_channels * kh * kw
         self.col_pixels = self.col_hw[0] * self.col_hw[1]
-        self.partition = workspace.partition_size(
-            self.num, self.col_rows // self.group * self.col_pixels * self.dtype.itemsize,
-            self.conv_out_channels * self.col_rows // self.group * self.col_pixels,
-            kernels.max_threads())
         g = self.geometry
-        self.panel_sizes = None
-        if g.stride[0] == 1 and g.kernel[0] > 1:
-            self.panel_sizes = kernels.panel_sizes(
-                self._geometry(), self.image_hw[0], self.image_hw[1],
-                self.conv_in_channels // self.group, self.conv_out_channels // self.group,
-                self.dtype.itemsize)
-            # Images per weight-gradient task of the panel lowering: sums over 512 pixels.
-            self.panel_partition = max(1, min(-(-512 // self.col_pixels),
-                                              -(-self.num // kernels.max_threads())))
-        self.lowering = workspace.choose_lowering(
-            g.kernel[0], g.stride[0], self.conv_in_channels // self.group * g.kernel[1],
-            self.conv_out_channels // self.group, self.col_hw, self.panel_sizes)
+        self.plan = self.device.conv_plan(self.num, self.conv_in_channels, self.image_hw,
+                                          self.conv_out_channels, self.col_hw, self.group,
+                                          g.kernel, g.pad, g.stride, g.dilation, self.dtype)
         for blob in top:
             blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_hw)
         self._shape_key = key
 
-    # ------------------------------------------------ partition-wide primitives
+    # The CPU plan's choices, for tests and benchmarks that look at them.
+    @property
+    def lowering(self):
+        return self.plan.lowering
+
+    @property
+    def partition(self):
+        return self.plan.partition
+
+    @partition.setter
+    def partition(self, images):
+        self.plan.partition = images
+
     def partitions(self):
         """(start, stop) of each batch partition (the images one thread lowers at a time)."""
         return [(start, min(start + self.partition, self.num))
                 for start in range(0, self.num, self.partition)]
 
+    # ------------------------------------------------ the device's lowered products
     def image_view(self, array):
         """``array`` (a blob's data or diff) as (num, conv_in_channels, *image_hw)."""
         return array.reshape((self.num, self.conv_in_channels) + self.image_hw)
@@ -135,103 +131,29 @@ class LoweredConvolution(Layer):
         """``array`` as (num, conv_out_channels, column-side pixels)."""
         return array.reshape(self.num, self.conv_out_channels, self.col_pixels)
 
-    def _geometry(self):
-        g = self.geometry
-        return (g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0], g.stride[1],
-                g.dilation[0], g.dilation[1], self.col_hw[0], self.col_hw[1])
-
-    def _panel_scratch(self, purpose, values):
-        return workspace.scratch(purpose, (kernels.max_threads(), values), self.dtype)
-
-    def _packed_weights(self):
-        size = max(self.panel_sizes['forward_weights'], self.panel_sizes['backward_weights'])
-        return workspace.scratch('packed_weights', (self.group * size,), self.dtype)
-
-    def _scratch(self, method):
-        threads = kernels.max_threads()
-        if method == 'rows':
-            rows = kernels.row_lowering_rows(self._geometry())
-            kw = self.geometry.kernel[1]
-            return (workspace.scratch('col', (threads, self.conv_in_channels // self.group * kw *
-                                              rows * self.col_hw[1]), self.dtype),
-                    workspace.scratch('permuted_weights', (self.blobs[0].count,), self.dtype))
-        columns = self.partition * self.col_pixels
-        return (workspace.scratch('col', (threads, self.col_rows // self.group * columns),
-                                  self.dtype),
-                workspace.scratch('gemm_rows', (threads, self.conv_out_channels * columns),
-                                  self.dtype))
-
     def _weights(self):
-        return self.blobs[0].data.reshape(self.conv_out_channels, -1)
-
-    def _no_values(self):
-        return workspace.scratch('none', (0,), self.dtype)
+        return self.blobs[0].dev_data.reshape(self.conv_out_channels, -1)
 
     def forward_gemm(self, images, out, bias=None):
-        """Caffe's forward_cpu_gemm over every partition: out = W * im2col(images) (+ bias)."""
-        bias = self._no_values() if bias is None else bias
-        if self.lowering.forward == 'panels':
-            kernels.panel_forward(images, self._weights(), bias, out, self._geometry(), self.group,
-                                  self._panel_scratch('col', self.panel_sizes['r']),
-                                  self._packed_weights())
-        elif self.lowering.forward == 'rows':
-            kernels.row_lowered_forward(images, self._weights(), bias, out, self._geometry(),
-                                        self.group, *self._scratch('rows'))
-        else:
-            kernels.lowered_forward(images, self._weights(), bias, out, self._geometry(),
-                                    self.group, self.partition, *self._scratch('full'))
+        """Caffe's forward_cpu_gemm over the batch: out = W * im2col(images) (+ bias)."""
+        self.device.conv_forward(self.plan, images, self._weights(), bias, out)
 
     def backward_gemm(self, rows, images, bias=None):
-        """Caffe's backward_cpu_gemm over every partition: images = col2im(W^T * rows) (+ bias
-        per image-side channel)."""
-        bias = self._no_values() if bias is None else bias
-        if self.lowering.data == 'panels':
-            kernels.panel_backward_data(rows, self._weights(), bias, images, self._geometry(),
-                                        self.group,
-                                        self._panel_scratch('panel_top', self.panel_sizes['top']),
-                                        self._panel_scratch('panel_dr', self.panel_sizes['dr']),
-                                        self._packed_weights())
-        elif self.lowering.data == 'rows':
-            kernels.row_lowered_backward_data(rows, self._weights(), bias, images,
-                                              self._geometry(), self.group, *self._scratch('rows'))
-        else:
-            kernels.lowered_backward_data(rows, self._weights(), bias, images, self._geometry(),
-                                          self.group, self.partition, *self._scratch('full'))
+        """Caffe's backward_cpu_gemm over the batch: images = col2im(W^T * rows) (+ bias per
+        image-side channel)."""
+        self.device.conv_backward_data(self.plan, rows, self._weights(), bias, images)
 
     def weight_gemm(self, images, rows, want_weights=True, bias_diff=None):
-        """Caffe's weight_cpu_gemm over every partition: weight_diff += rows * im2col(images)^T;
-        with ``bias_diff``, also bias_diff += the sum of ``rows`` per output channel."""
-        threads = kernels.max_threads()
-        weight_diff = self.blobs[0].diff.reshape(self.conv_out_channels, -1)
-        bias_diff = self._no_values() if bias_diff is None else bias_diff
-        sums = 0
-        if want_weights:
-            sums = (self.group * self.panel_sizes['weight_sums']
-                    if self.lowering.weights == 'panels' else weight_diff.size)
-        partials = (workspace.scratch('partial_weights', (threads, sums), self.dtype),
-                    workspace.scratch('partial_bias', (threads, self.conv_out_channels),
-                                      self.dtype))
-        if self.lowering.weights == 'panels':
-            count = self.panel_partition
-            kernels.panel_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
-                                      self._geometry(), self.group, count,
-                                      self._panel_scratch('col', count * self.panel_sizes['r']),
-                                      self._panel_scratch('panel_top',
-                                                          count * self.panel_sizes['top_t']),
-                                      *partials)
-        elif self.lowering.weights == 'rows':
-            kernels.row_lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
-                                            self._geometry(), self.group, *self._scratch('rows'),
-                                            *partials)
-        else:
-            kernels.lowered_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
-                                        self._geometry(), self.group, self.partition,
-                                        *self._scratch('full'), *partials)
+        """Caffe's weight_cpu_gemm over the batch: weight_diff += rows * im2col(images)^T; with
+        ``bias_diff``, also bias_diff += the sum of ``rows`` per output channel."""
+        weight_diff = self.blobs[0].dev_diff.reshape(self.conv_out_channels, -1) \
+            if want_weights else None
+        self.device.conv_backward_weights(self.plan, images, rows, weight_diff, bias_diff)
 
     def accumulate_bias_diff(self, top):
         for t in top:
-            self.blobs[1].diff[...] += t.diff.reshape(self.num, self.num_output, -1).sum(
-                axis=(0, 2), dtype=np.float64)
+            self.device.channel_sum(t.dev_diff, self.blobs[1].dev_diff,
+                                    t.count // (self.num * self.num_output))
 
 
 @register('Convolution')
@@ -244,17 +166,17 @@ class ConvolutionLayer(LoweredConvolution):
                      for i in range(2))
 
     def forward(self, bottom, top):
-        bias = self.blobs[1].data if self.bias_term else None
+        bias = self.blobs[1].dev_data if self.bias_term else None
         for b, t in zip(bottom, top):
-            self.forward_gemm(self.image_view(b.data), self.col_side_view(t.data), bias)
+            self.forward_gemm(self.image_view(b.dev_data), self.col_side_view(t.dev_data), bias)
 
     def backward(self, top, propagate_down, bottom):
         want_w = self.param_propagate_down[0]
         want_bias = self.bias_term and self.param_propagate_down[1]
         for t, down, b in zip(top, propagate_down, bottom):
-            top_diff = self.col_side_view(t.diff)
+            top_diff = self.col_side_view(t.dev_diff)
             if want_w or want_bias:
-                self.weight_gemm(self.image_view(b.data), top_diff, want_w,
-                                 self.blobs[1].diff if want_bias else None)
+                self.weight_gemm(self.image_view(b.dev_data), top_diff, want_w,
+                                 self.blobs[1].dev_diff if want_bias else None)
             if down:
-                self.backward_gemm(top_diff, self.image_view(b.diff))
+                self.backward_gemm(top_diff, self.image_view(b.dev_diff))

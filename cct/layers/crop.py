@@ -10,6 +10,7 @@ from cct.layers.base import Layer, register
 
 @register('Crop')
 class CropLayer(Layer):
+    primitives = ('copy_window',)
     num_bottom = 2
     num_top = 1
     inplace = False
@@ -50,14 +51,14 @@ class CropLayer(Layer):
             new_shape.append(size_shape[i])
             slices.append(slice(offset, offset + size_shape[i]))
         self.window = tuple(slices)
+        self.offsets_all = tuple(window.start or 0 for window in slices)
         top[0].reshape(tuple(new_shape))
         self._shape_key = key
 
     def forward(self, bottom, top):
-        top[0].data[...] = bottom[0].data[self.window]
+        self.device.copy_window(bottom[0].dev_data, top[0].dev_data, self.offsets_all)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            diff = bottom[0].diff
-            diff[...] = 0
-            diff[self.window] = top[0].diff
+            self.device.copy_window(bottom[0].dev_diff, top[0].dev_diff, self.offsets_all,
+                                    backward=True)

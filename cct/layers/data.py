@@ -16,14 +16,14 @@ The rules that are easy to get wrong:
   TRAIN layer reads only the records i with ``i mod count == rank`` (cct.data.shard), as Caffe's
   multi-GPU Skip() does.
 """
+from cct import rng
 from cct.data.datum import datum_to_image, parse_datum
 from cct.data.db import Reader
-from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
 from cct.data.shard import Shard
-from cct import rng
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
+from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size, where
 from cct.log import logger
 
 

@@ -24,17 +24,17 @@ class DeconvolutionLayer(LoweredConvolution):
                      for i in range(2))
 
     def forward(self, bottom, top):
-        bias = self.blobs[1].data if self.bias_term else None
+        bias = self.blobs[1].dev_data if self.bias_term else None
         for b, t in zip(bottom, top):
-            self.backward_gemm(self.col_side_view(b.data), self.image_view(t.data), bias)
+            self.backward_gemm(self.col_side_view(b.dev_data), self.image_view(t.dev_data), bias)
 
     def backward(self, top, propagate_down, bottom):
         want_w = self.param_propagate_down[0]
         if self.bias_term and self.param_propagate_down[1]:
             self.accumulate_bias_diff(top)
         for t, down, b in zip(top, propagate_down, bottom):
-            top_diff = self.image_view(t.diff)
+            top_diff = self.image_view(t.dev_diff)
             if want_w:
-                self.weight_gemm(top_diff, self.col_side_view(b.data))
+                self.weight_gemm(top_diff, self.col_side_view(b.dev_data))
             if down:
-                self.forward_gemm(top_diff, self.col_side_view(b.diff))
+                self.forward_gemm(top_diff, self.col_side_view(b.dev_diff))

@@ -16,6 +16,7 @@ from cct.layers.loss import LossLayer
 
 @register('EuclideanLoss')
 class EuclideanLossLayer(LossLayer):
+    primitives = ('empty', 'copy', 'axpby', 'dot', 'fill', 'to_host', 'scale')
 
     def allow_force_backward(self, bottom_index):
         return True
@@ -26,17 +27,23 @@ class EuclideanLossLayer(LossLayer):
             self.fail('inputs must have the same dimension: %s vs %s'
                       % (bottom[0].shape, bottom[1].shape))
         self.num = bottom[0].num
+        difference = getattr(self, 'difference', None)
+        if difference is None or difference.shape != bottom[0].shape:
+            self.difference = self.device.empty(bottom[0].shape, self.dtype)
 
     def forward(self, bottom, top):
-        self.difference = bottom[0].data - bottom[1].data.reshape(bottom[0].shape)
-        flat = self.difference.reshape(-1)
-        top[0].data[...] = np.dot(flat, flat) / self.num / 2
+        device = self.device
+        device.copy(bottom[0].dev_data, self.difference)
+        device.axpby(-1.0, bottom[1].dev_data, 1.0, self.difference)
+        # Caffe's dot product, divided in its own type.
+        squares = self.dtype.type(device.dot(self.difference, self.difference))
+        device.fill(top[0].dev_data, squares / self.num / 2)
 
     def backward(self, top, propagate_down, bottom):
+        weight = self.device.to_host(top[0].dev_diff).reshape(-1)[0]
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                alpha = sign * top[0].diff.reshape(-1)[0] / self.num
-                np.multiply(self.difference.reshape(bottom[i].shape), alpha, out=bottom[i].diff)
+                self.device.scale(self.difference, sign * weight / self.num, bottom[i].dev_diff)
 
 
 @register('ContrastiveLoss')

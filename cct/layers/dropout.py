@@ -3,8 +3,6 @@ ratio) ("inverted" dropout: the scaling happens at train time); in TEST, y = x. 
 mask and scale."""
 import numpy as np
 
-from cct import rng
-from cct.kernels import elementwise
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
 
@@ -13,6 +11,7 @@ from cct.proto import caffe_pb2
 class DropoutLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('copy', 'dropout_mask', 'masked_scale')
 
     def setup(self, bottom, top):
         ratio = np.float32(self.param.dropout_param.dropout_ratio)
@@ -26,25 +25,21 @@ class DropoutLayer(Layer):
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
         if getattr(self, 'mask', None) is None or self.mask.size != bottom[0].count:
-            self.uniforms = np.empty(bottom[0].count, np.float32)
-            self.mask = np.empty(bottom[0].count, np.bool_)
+            self.mask = self.device.empty((bottom[0].count,), np.uint8)
 
     def forward(self, bottom, top):
         if self.phase != caffe_pb2.TRAIN:
             if top[0] is not bottom[0]:
-                top[0].data[...] = bottom[0].data
+                self.device.copy(bottom[0].dev_data, top[0].dev_data)
             return
-        rng.generator().random(out=self.uniforms, dtype=np.float32)
-        np.greater_equal(self.uniforms, self.ratio, out=self.mask)
-        elementwise.masked_scale(bottom[0].data.reshape(-1), self.mask.view(np.uint8),
-                                 top[0].data.reshape(-1), self.scale)
+        self.device.dropout_mask(self.mask, self.ratio)
+        self.device.masked_scale(bottom[0].dev_data, self.mask, top[0].dev_data, self.scale)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         if self.phase != caffe_pb2.TRAIN:
             if top[0] is not bottom[0]:
-                bottom[0].diff[...] = top[0].diff
+                self.device.copy(top[0].dev_diff, bottom[0].dev_diff)
             return
-        elementwise.masked_scale(top[0].diff.reshape(-1), self.mask.view(np.uint8),
-                                 bottom[0].diff.reshape(-1), self.scale)
+        self.device.masked_scale(top[0].dev_diff, self.mask, bottom[0].dev_diff, self.scale)

@@ -12,6 +12,8 @@ from cct.proto import caffe_pb2
 
 @register('DummyData')
 class DummyDataLayer(Layer):
+    # Fills on the host, once per forward, as its fillers do.
+    host_layer = True
     num_bottom = 0
     min_top = 1
 

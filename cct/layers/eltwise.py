@@ -42,49 +42,68 @@ class EltwiseLayer(Layer):
                           % (i, blob.shape, shape))
         top[0].reshape(shape)
         if self.op == _Op.MAX and (self.max_index is None or self.max_index.shape != shape):
-            self.max_index = np.empty(shape, np.int32)
+            self.max_index = self.device.empty(shape, np.int32)
+
+    @property
+    def primitives(self):
+        p = self.param.eltwise_param
+        if p.operation == _Op.PROD and not p.stable_prod_grad:
+            return None     # the quotient gradient is numpy code
+        if p.operation == _Op.MAX:
+            return ('scratch', 'copy', 'empty', 'max_update', 'mask_select')
+        return ('scratch', 'copy', 'scale', 'axpby', 'mul')
 
     def forward(self, bottom, top):
-        out = top[0].data
+        device = self.device
+        out = top[0].dev_data
         # In-place (top is a bottom): build the result aside so no bottom is overwritten early.
-        acc = np.empty_like(out) if any(blob is top[0] for blob in bottom) else out
+        acc = device.scratch('eltwise', out.shape, self.dtype) \
+            if any(blob is top[0] for blob in bottom) else out
         if self.op == _Op.SUM:
-            np.multiply(bottom[0].data, self.coeffs[0], out=acc)
+            device.scale(bottom[0].dev_data, self.coeffs[0], acc)
             for blob, coeff in zip(bottom[1:], self.coeffs[1:]):
-                acc += blob.data if coeff == 1 else blob.data * coeff
-        elif self.op == _Op.PROD:
-            np.multiply(bottom[0].data, bottom[1].data, out=acc)
-            for blob in bottom[2:]:
-                acc *= blob.data
+                device.axpby(coeff, blob.dev_data, 1.0, acc)
+        elif self.op == _Op.MAX:
+            for i, blob in enumerate(bottom):
+                device.max_update(blob.dev_data, i, acc, self.max_index)
         else:
-            first, second = bottom[0].data, bottom[1].data
-            self.max_index[...] = first <= second  # a tie goes to bottom 1, as Caffe's a > b test
-            np.maximum(first, second, out=acc)
-            for i, blob in enumerate(bottom[2:], 2):
-                self.max_index[blob.data > acc] = i
-                np.maximum(acc, blob.data, out=acc)
+            device.mul(bottom[0].dev_data, bottom[1].dev_data, acc)
+            for blob in bottom[2:]:
+                device.mul(acc, blob.dev_data, acc)
         if acc is not out:
-            out[...] = acc
+            device.copy(acc, out)
 
     def backward(self, top, propagate_down, bottom):
-        top_diff = top[0].diff
-        if any(blob is top[0] for blob in bottom):
-            top_diff = top_diff.copy()  # in-place: bottom i's diff is the top's diff
         if self.op == _Op.PROD and not self.stable_prod_grad:
-            top_data = top[0].data.copy()
+            return self._backward_on_host(top, propagate_down, bottom)
+        device = self.device
+        top_diff = top[0].dev_diff
+        if any(blob is top[0] for blob in bottom):
+            # In-place: bottom i's diff is the top's diff.
+            saved = device.scratch('eltwise_top_diff', top_diff.shape, self.dtype)
+            device.copy(top_diff, saved)
+            top_diff = saved
         for i, blob in enumerate(bottom):
             if not propagate_down[i]:
                 continue
             if self.op == _Op.SUM:
-                np.multiply(top_diff, self.coeffs[i], out=blob.diff)
-            elif self.op == _Op.PROD:
-                if self.stable_prod_grad:
-                    others = [b.data for j, b in enumerate(bottom) if j != i]
-                    grad = others[0].copy()
-                    for data in others[1:]:
-                        grad *= data
-                else:
-                    grad = top_data / blob.data
-                np.multiply(grad, top_diff, out=blob.diff)
-            else:
-                np.multiply(top_diff, self.max_index == i, out=blob.diff)
+                device.scale(top_diff, self.coeffs[i], blob.dev_diff)
+                continue
+            if self.op == _Op.MAX:
+                device.mask_select(top_diff, self.max_index, i, blob.dev_diff)
+                continue
+            others = [b.dev_data for j, b in enumerate(bottom) if j != i]
+            grad = device.scratch('eltwise_grad', top_diff.shape, self.dtype)
+            device.copy(others[0], grad)
+            for data in others[1:]:
+                device.mul(grad, data, grad)
+            device.mul(grad, top_diff, blob.dev_diff)
+
+    def _backward_on_host(self, top, propagate_down, bottom):
+        top_diff = top[0].diff
+        if any(blob is top[0] for blob in bottom):
+            top_diff = top_diff.copy()  # in-place: bottom i's diff is the top's diff
+        top_data = top[0].data.copy()
+        for i, blob in enumerate(bottom):
+            if propagate_down[i]:
+                np.multiply(top_data / blob.data, top_diff, out=blob.diff)

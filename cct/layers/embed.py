@@ -13,6 +13,7 @@ from cct.layers.base import Layer, register
 
 @register('Embed')
 class EmbedLayer(Layer):
+    primitives = ('gather_rows', 'scatter_add_rows', 'add_bias', 'channel_sum')
     num_bottom = 1
     num_top = 1
 
@@ -48,16 +49,16 @@ class EmbedLayer(Layer):
         return indices
 
     def forward(self, bottom, top):
-        out = top[0].data.reshape(-1, self.num_output)
-        np.take(self.blobs[0].data, self._indices(bottom), axis=0, out=out)
+        out = top[0].dev_data.reshape(-1, self.num_output)
+        self.device.gather_rows(self.blobs[0].dev_data, self._indices(bottom), out)
         if self.bias_term:
-            out += self.blobs[1].data
+            self.device.add_bias(out, self.blobs[1].dev_data, 1)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             self.fail("can't backpropagate to EmbedLayer input")
-        grad = top[0].diff.reshape(-1, self.num_output)
+        grad = top[0].dev_diff.reshape(-1, self.num_output)
         if self.param_propagate_down[0]:
-            np.add.at(self.blobs[0].diff, self._indices(bottom), grad)
+            self.device.scatter_add_rows(grad, self._indices(bottom), self.blobs[0].dev_diff)
         if self.bias_term and self.param_propagate_down[1]:
-            self.blobs[1].diff[...] += grad.sum(axis=0)
+            self.device.channel_sum(grad, self.blobs[1].dev_diff, 1, wide=False)

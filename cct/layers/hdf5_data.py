@@ -20,10 +20,10 @@ import weakref
 import numpy as np
 
 from cct import rng
-from cct.data.prefetch import where
 from cct.data.shard import Shard
 from cct.errors import DataError, install_hint
 from cct.layers.base import Layer, register
+from cct.layers.prefetching import where
 from cct.log import logger
 
 
@@ -46,6 +46,8 @@ def _read_file_list(layer, source):
 
 @register('HDF5Data')
 class HDF5DataLayer(Layer):
+    # Reads on the host; the batch reaches the device on its next use.
+    host_layer = True
     num_bottom = 0
     min_top = 1
 
@@ -186,6 +188,7 @@ class HDF5DataLayer(Layer):
 
 @register('HDF5Output')
 class HDF5OutputLayer(Layer):
+    host_layer = True
     num_bottom = 2
     num_top = 0
 

@@ -17,6 +17,9 @@ _Norm = caffe_pb2.HingeLossParameter
 
 @register('HingeLoss')
 class HingeLossLayer(LossLayer):
+    # Caffe has no GPU code for this layer: in GPU mode it runs its CPU code on synced host
+    # arrays, and so does cct on any device.
+    host_layer = True
 
     def setup(self, bottom, top):
         self.norm = self.param.hinge_loss_param.norm

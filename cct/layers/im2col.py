@@ -4,10 +4,12 @@ Easy to get wrong, all as Caffe does it: the top is (N, C*kh*kw, out_h, out_w) w
 (c*kh + i)*kw + j for kernel offset (i, j); out = floor((in + 2*pad - dilation*(k-1) - 1)/stride) + 1;
 padding reads as 0; backward is col2im, summing overlapping windows. It reads
 ``convolution_param`` (kernel/stride/pad/dilation/axis) but has no weights and ignores num_output.
+It lowers a partition of the batch at a time through its device's ``im2col``/``col2im`` and
+reorders the columns into image-major blocks with strided copies.
 """
 import numpy as np
 
-from cct import kernels, workspace
+from cct import workspace
 from cct.layers.base import Layer, register
 from cct.layers.geometry import check_window_reach, conv_geometry, conv_out_size
 
@@ -17,6 +19,7 @@ class Im2colLayer(Layer):
     num_bottom = 1
     num_top = 1
     inplace = False
+    primitives = ('conv_plan', 'im2col', 'col2im', 'strided_copy', 'scratch')
 
     def setup(self, bottom, top):
         p = self.param.convolution_param
@@ -47,6 +50,8 @@ class Im2colLayer(Layer):
             check_window_reach(self.describe(), axis, self.in_hw[i], g.kernel[i], g.stride[i],
                                g.pad[i], g.dilation[i])
         self.rows = self.channels * g.kernel[0] * g.kernel[1]
+        self.plan = self.device.conv_plan(self.num, self.channels, self.in_hw, 0, self.out_hw, 1,
+                                          g.kernel, g.pad, g.stride, g.dilation, self.dtype)
         self.pixels = self.out_hw[0] * self.out_hw[1]
         per_image = self.rows * self.pixels * self.dtype.itemsize
         self.partition = int(max(1, min(self.num,
@@ -54,30 +59,44 @@ class Im2colLayer(Layer):
         top[0].reshape(shape[:self.axis] + (self.rows,) + self.out_hw)
         self._shape_key = shape
 
-    def _arguments(self):
-        g = self.geometry
-        return (g.kernel[0], g.kernel[1], g.pad[0], g.pad[1], g.stride[0], g.stride[1],
-                g.dilation[0], g.dilation[1], self.out_hw[0], self.out_hw[1])
-
     def _partitions(self):
         for start in range(0, self.num, self.partition):
             stop = min(start + self.partition, self.num)
-            col = workspace.scratch('col', (self.rows, (stop - start) * self.pixels), self.dtype)
-            # The batched kernel's columns run (image, pixel); the top wants image-major blocks.
-            yield start, stop, col, col.reshape(self.rows, stop - start, self.pixels)
+            col = self.device.scratch('col', (self.rows, (stop - start) * self.pixels),
+                                      self.dtype)
+            yield start, stop, col
+
+    def _images(self, array, start, stop):
+        """Images ``start``..``stop`` of a blob's array, through a 1-D slice (what every
+        device's arrays allow)."""
+        size = self.channels * self.in_hw[0] * self.in_hw[1]
+        return array.reshape(-1)[start * size:stop * size].reshape(
+            (stop - start, self.channels) + self.in_hw)
+
+    def _transfer(self, col, top_array, start, stop, to_top):
+        """The batched kernel's columns run (image, pixel); the top wants image-major blocks:
+        copy image n's (rows, pixels) block between ``col`` and the top."""
+        block = self.rows * self.pixels
+        flat = top_array.reshape(-1)
+        width = (stop - start) * self.pixels
+        for n in range(start, stop):
+            image = flat[n * block:(n + 1) * block]
+            offset = (n - start) * self.pixels
+            if to_top:
+                self.device.strided_copy(col, image, self.rows, self.pixels, width, offset,
+                                         self.pixels, 0)
+            else:
+                self.device.strided_copy(image, col, self.rows, self.pixels, self.pixels, 0,
+                                         width, offset)
 
     def forward(self, bottom, top):
-        images = bottom[0].data.reshape((self.num, self.channels) + self.in_hw)
-        out = top[0].data.reshape(self.num, self.rows, self.pixels)
-        for start, stop, col, by_row in self._partitions():
-            kernels.im2col(images[start:stop], col, *self._arguments())
-            out[start:stop] = by_row.transpose(1, 0, 2)
+        for start, stop, col in self._partitions():
+            self.device.im2col(self.plan, self._images(bottom[0].dev_data, start, stop), col)
+            self._transfer(col, top[0].dev_data, start, stop, to_top=True)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        grads = top[0].diff.reshape(self.num, self.rows, self.pixels)
-        image_diff = bottom[0].diff.reshape((self.num, self.channels) + self.in_hw)
-        for start, stop, col, by_row in self._partitions():
-            by_row[...] = grads[start:stop].transpose(1, 0, 2)
-            kernels.col2im(col, image_diff[start:stop], *self._arguments())
+        for start, stop, col in self._partitions():
+            self._transfer(col, top[0].dev_diff, start, stop, to_top=False)
+            self.device.col2im(self.plan, col, self._images(bottom[0].dev_diff, start, stop))

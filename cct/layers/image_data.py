@@ -17,11 +17,11 @@ import numpy as np
 
 from cct import rng
 from cct.data import images
-from cct.data.prefetch import PrefetchingDataLayer, check_batch_size, where
 from cct.data.shard import Shard
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
+from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size, where
 from cct.log import logger
 
 

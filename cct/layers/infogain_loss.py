@@ -21,6 +21,9 @@ from cct.proto import caffe_pb2
 
 @register('InfogainLoss')
 class InfogainLossLayer(LossLayer):
+    # Caffe has no GPU code for this layer: in GPU mode it runs its CPU code on synced host
+    # arrays, and so does cct on any device.
+    host_layer = True
     num_bottom = None
     min_bottom = 2
     max_bottom = 3

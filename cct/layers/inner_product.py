@@ -4,9 +4,6 @@ The input is viewed as (M, K) with M the product of the axes before ``axis`` and
 are (num_output, K), or (K, num_output) with ``transpose: true``. Legacy 4-D weights (1, 1, N, K)
 from old models load into (N, K) (the net compares legacy shapes right-aligned).
 """
-import numpy as np
-
-from cct import kernels
 from cct.layers.base import Layer, register
 
 
@@ -14,6 +11,7 @@ from cct.layers.base import Layer, register
 class InnerProductLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('gemm', 'add_bias', 'channel_sum')
 
     def setup(self, bottom, top):
         p = self.param.inner_product_param
@@ -40,23 +38,23 @@ class InnerProductLayer(Layer):
         top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
 
     def forward(self, bottom, top):
-        x = bottom[0].data.reshape(self.m, self.k)
-        out = top[0].data.reshape(self.m, self.num_output)
-        kernels.gemm(x, self.blobs[0].data, out, trans_b=not self.transpose)
+        x = bottom[0].dev_data.reshape(self.m, self.k)
+        out = top[0].dev_data.reshape(self.m, self.num_output)
+        self.device.gemm(x, self.blobs[0].dev_data, out, trans_b=not self.transpose)
         if self.bias_term:
-            out += self.blobs[1].data
+            self.device.add_bias(out, self.blobs[1].dev_data, 1)
 
     def backward(self, top, propagate_down, bottom):
-        grad = top[0].diff.reshape(self.m, self.num_output)
-        x = bottom[0].data.reshape(self.m, self.k)
+        grad = top[0].dev_diff.reshape(self.m, self.num_output)
+        x = bottom[0].dev_data.reshape(self.m, self.k)
         if self.param_propagate_down[0]:
-            w_diff = self.blobs[0].diff
+            w_diff = self.blobs[0].dev_diff
             if self.transpose:
-                kernels.gemm(x, grad, w_diff, trans_a=True, beta=1.0)
+                self.device.gemm(x, grad, w_diff, trans_a=True, beta=1.0)
             else:
-                kernels.gemm(grad, x, w_diff, trans_a=True, beta=1.0)
+                self.device.gemm(grad, x, w_diff, trans_a=True, beta=1.0)
         if self.bias_term and self.param_propagate_down[1]:
-            self.blobs[1].diff[...] += grad.sum(axis=0, dtype=np.float64)
+            self.device.channel_sum(grad, self.blobs[1].dev_diff, 1)
         if propagate_down[0]:
-            kernels.gemm(grad, self.blobs[0].data, bottom[0].diff.reshape(self.m, self.k),
-                         trans_b=self.transpose)
+            self.device.gemm(grad, self.blobs[0].dev_data, bottom[0].dev_diff.reshape(self.m, self.k),
+                             trans_b=self.transpose)

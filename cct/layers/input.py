@@ -6,6 +6,8 @@ from cct.layers.base import Layer, register
 
 @register('Input')
 class InputLayer(Layer):
+    # Its tops are filled by scripts, on the host.
+    host_layer = True
     num_bottom = 0
     min_top = 1
 

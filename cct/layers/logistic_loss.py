@@ -30,6 +30,8 @@ def checked_labels(layer, values, num_classes, ignore_label=None):
 
 @register('SigmoidCrossEntropyLoss')
 class SigmoidCrossEntropyLossLayer(LossLayer):
+    primitives = ('empty', 'sigmoid_cross_entropy', 'fill', 'copy', 'axpby', 'mask_select',
+                  'to_host', 'scale')
 
     def setup(self, bottom, top):
         loss_param = self.param.loss_param
@@ -43,39 +45,36 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
                       '(%s vs %s)' % (bottom[0].shape, bottom[1].shape))
         self.outer = bottom[0].shape[0] if bottom[0].ndim else 1
         self.inner = bottom[0].count_range(1)
+        if getattr(self, 'sigmoid', None) is None or self.sigmoid.size != bottom[0].count:
+            self.sigmoid = self.device.empty((bottom[0].count,), self.dtype)
+            self.valid = self.device.empty((bottom[0].count,), np.int32)
 
     def forward(self, bottom, top):
-        x = bottom[0].data.reshape(-1)
-        target = bottom[1].data.reshape(-1)
-        # Caffe's CPU sigmoid, kept for backward.
-        self.sigmoid = np.tanh(0.5 * x) * 0.5 + 0.5
-        positive = (x >= 0).astype(self.dtype)
-        terms = x * (target - positive) - np.log1p(np.exp(x - 2 * x * positive))
-        if self.ignore_label is None:
-            self.valid = None
-            valid_count = x.size
-            loss = -terms.sum()
-        else:
-            self.valid = target.astype(np.int64) != self.ignore_label
-            valid_count = int(self.valid.sum())
-            loss = -terms[self.valid].sum()
+        loss, valid_count = self.device.sigmoid_cross_entropy(
+            bottom[0].dev_data, bottom[1].dev_data, self.sigmoid, self.valid, self.ignore_label)
         self.normalizer = normalizer(self.mode, self.outer, self.inner, valid_count)
-        top[0].data[...] = loss / self.normalizer
+        self.device.fill(top[0].dev_data, loss / self.normalizer)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
             self.fail('cannot backpropagate to label inputs')
         if not propagate_down[0]:
             return
-        grad = bottom[0].diff.reshape(-1)
-        np.subtract(self.sigmoid, bottom[1].data.reshape(-1), out=grad)
-        if self.valid is not None:
-            grad *= self.valid
-        grad *= top[0].diff.reshape(-1)[0] / self.normalizer
+        device = self.device
+        grad = bottom[0].dev_diff
+        device.copy(self.sigmoid, grad)
+        device.axpby(-1.0, bottom[1].dev_data, 1.0, grad)
+        if self.ignore_label is not None:
+            device.mask_select(grad, self.valid, 1, grad)
+        weight = device.to_host(top[0].dev_diff).reshape(-1)[0]
+        device.scale(grad, weight / self.normalizer, grad)
 
 
 @register('MultinomialLogisticLoss')
 class MultinomialLogisticLossLayer(LossLayer):
+    # Caffe has no GPU code for this layer: in GPU mode it runs its CPU code on synced host
+    # arrays, and so does cct on any device.
+    host_layer = True
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)

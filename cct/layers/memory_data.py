@@ -15,6 +15,8 @@ from cct.log import logger
 
 @register('MemoryData')
 class MemoryDataLayer(Layer):
+    # Copies host arrays; the batch reaches the device on its next use.
+    host_layer = True
     num_bottom = 0
     num_top = 2
 

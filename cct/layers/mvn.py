@@ -14,13 +14,14 @@ Rules that are easy to get wrong:
 import numpy as np
 
 from cct.layers.base import Layer, register
-from cct.workspace import scratch
 
 
 @register('MVN')
 class MVNLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('channel_sum', 'channel_op', 'mul', 'scale', 'axpby', 'copy', 'to_host',
+                  'from_host', 'scratch')
 
     def setup(self, bottom, top):
         param = self.param.mvn_param
@@ -36,45 +37,51 @@ class MVNLayer(Layer):
         legacy = tuple(bottom[0].legacy_shape(i) for i in range(4))
         top[0].reshape(legacy)
         self.groups = legacy[0] if self.across_channels else legacy[0] * legacy[1]
+        self.size = bottom[0].count // max(self.groups, 1)
         if self.std is None or self.std.size != self.groups:
             self.std = np.empty(self.groups, self.dtype)
 
-    def _groups(self, array):
-        """``array`` as (groups, values per group)."""
-        return array.reshape(self.groups, -1)
+    def _sums(self, values, purpose):
+        """Per-group sums of ``values`` (groups x size), in the dtype, on the device."""
+        sums = self.device.scratch(purpose, (self.groups,), self.dtype)
+        self.device.channel_sum(values, sums, self.size, accumulate=False, wide=False)
+        return sums
+
+    def _mean(self, values):
+        # A few values per batch: the means are finished on the host.
+        return self.device.from_host(self.device.to_host(self._sums(values, 'mvn_sums')) /
+                                     self.dtype.type(self.size))
 
     def forward(self, bottom, top):
-        x = self._groups(bottom[0].data)
-        y = self._groups(top[0].data)
-        dtype = self.dtype.type
-        size = dtype(x.shape[1])
-        mean = x.sum(axis=1) / size
-        np.subtract(x, mean[:, None], out=y)
+        device = self.device
+        x, y = bottom[0].dev_data, top[0].dev_data
+        device.channel_op('sub', x, self._mean(x), y, self.size)
         if self.normalize_variance:
-            squares = scratch('mvn', y.shape, self.dtype)
-            np.multiply(y, y, out=squares)
-            np.divide(squares.sum(axis=1), size, out=self.std)
+            squares = device.scratch('mvn', y.shape, self.dtype)
+            device.mul(y, y, squares)
+            np.divide(device.to_host(self._sums(squares, 'mvn_sums')), self.dtype.type(self.size),
+                      out=self.std)
             np.sqrt(self.std, out=self.std)
             self.std += self.eps
-            y /= self.std[:, None]
+            self.device_std = device.from_host(self.std)
+            device.channel_op('div', y, self.device_std, y, self.size)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dy = self._groups(top[0].diff)
-        dx = self._groups(bottom[0].diff)
-        size = dy.shape[1]
+        device = self.device
+        dy, dx = top[0].dev_diff, bottom[0].dev_diff
         if not self.normalize_variance:
-            mean_dy = dy.sum(axis=1) / self.dtype.type(size)
-            np.subtract(dy, mean_dy[:, None], out=dx)
+            device.channel_op('sub', dy, self._mean(dy), dx, self.size)
             return
-        y = self._groups(top[0].data)
-        work = scratch('mvn', y.shape, self.dtype)
-        np.multiply(y, dy, out=work)
-        sum_dy_y = work.sum(axis=1)
-        sum_dy = dy.sum(axis=1)
-        np.multiply(y, sum_dy_y[:, None], out=work)
-        work += sum_dy[:, None]
-        work *= self.dtype.type(-1.0 / size)
-        np.add(dy, work, out=dx)
-        dx /= self.std[:, None]
+        y = top[0].dev_data
+        work = device.scratch('mvn', y.shape, self.dtype)
+        device.mul(y, dy, work)
+        sum_dy_y = self._sums(work, 'mvn_sums')
+        sum_dy = self._sums(dy, 'mvn_sums_2')
+        device.channel_op('mul', y, sum_dy_y, work, self.size)
+        device.channel_op('add', work, sum_dy, work, self.size)
+        device.scale(work, -1.0 / self.size, work)
+        device.axpby(1.0, dy, 1.0, work)
+        device.copy(work, dx)
+        device.channel_op('div', dx, self.device_std, dx, self.size)

@@ -11,8 +11,6 @@ Rules that are easy to get wrong:
 * BNLL and Clip backward read the bottom data, which in-place is the output; Caffe allows in-place
   anyway and then computes the gradient from the output, and so does cct.
 """
-import numpy as np
-
 from cct.layers.base import Layer, register
 from cct.workspace import scratch
 
@@ -31,143 +29,101 @@ class NeuronLayer(Layer):
         return scratch('neuron ' + purpose, blob.shape, self.dtype)
 
 
-def sigmoid(values, out):
-    """Caffe's CPU sigmoid, 0.5·tanh(0.5·x) + 0.5 (no overflow for large |x|); ``out`` may be
-    ``values``."""
-    np.multiply(values, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+class UnaryLayer(NeuronLayer):
+    """A neuron computed by the device's ``unary`` op ``op`` (cct.devices.base.UNARY_OPS) with the
+    scalars ``scalars()`` returns; its gradient by ``unary_backward`` unless ``differentiable``
+    is False."""
+
+    op = None
+    differentiable = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.primitives = (('unary', cls.op),) + ((('unary_backward', cls.op),)
+                                                  if cls.differentiable else ())
+
+    def scalars(self):
+        return {}
+
+    def forward(self, bottom, top):
+        self.device.unary(self.op, bottom[0].dev_data, top[0].dev_data, **self.scalars())
+
+    def backward(self, top, propagate_down, bottom):
+        if not self.differentiable:
+            return super().backward(top, propagate_down, bottom)
+        if not propagate_down[0]:
+            return
+        self.device.unary_backward(self.op, bottom[0].dev_data, top[0].dev_data,
+                                   top[0].dev_diff, bottom[0].dev_diff, **self.scalars())
 
 
 @register('Sigmoid')
-class SigmoidLayer(NeuronLayer):
-    """y = 1 / (1 + e^−x); backward uses only y, so in-place is exact."""
+class SigmoidLayer(UnaryLayer):
+    """y = 1 / (1 + e^-x); backward uses only y, so in-place is exact."""
 
-    def forward(self, bottom, top):
-        sigmoid(bottom[0].data, top[0].data)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        y = top[0].data
-        slope = self.scratch('slope', y)
-        np.subtract(1, y, out=slope)
-        slope *= y
-        np.multiply(top[0].diff, slope, out=bottom[0].diff)
+    op = 'sigmoid'
 
 
 @register('TanH')
-class TanHLayer(NeuronLayer):
-    """y = tanh x; dy/dx = 1 − y², so in-place is exact."""
+class TanHLayer(UnaryLayer):
+    """y = tanh x; dy/dx = 1 - y^2, so in-place is exact."""
 
-    def forward(self, bottom, top):
-        np.tanh(bottom[0].data, out=top[0].data)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        y = top[0].data
-        slope = self.scratch('slope', y)
-        np.multiply(y, y, out=slope)
-        np.subtract(1, slope, out=slope)
-        np.multiply(top[0].diff, slope, out=bottom[0].diff)
+    op = 'tanh'
 
 
 @register('AbsVal')
-class AbsValLayer(NeuronLayer):
+class AbsValLayer(UnaryLayer):
     """y = |x|; dy/dx = sign(x) (0 at 0). Refuses in-place, as Caffe does."""
 
+    op = 'abs'
     inplace = False
 
     def setup(self, bottom, top):
         if top[0] is bottom[0]:
             self.fail('AbsVal Layer does not allow in-place computation.')
 
-    def forward(self, bottom, top):
-        np.abs(bottom[0].data, out=top[0].data)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        dx = bottom[0].diff
-        np.sign(bottom[0].data, out=dx)
-        dx *= top[0].diff
-
 
 @register('BNLL')
-class BNLLLayer(NeuronLayer):
-    """Binomial normal log likelihood, y = log(1 + e^x), computed without overflow."""
+class BNLLLayer(UnaryLayer):
+    """Binomial normal log likelihood, y = log(1 + e^x), computed without overflow (Caffe's
+    two-branch stable form; the backward evaluates e^min(x, 50), Caffe's kBNLL_THRESHOLD)."""
 
-    # Caffe's kBNLL_THRESHOLD: the backward evaluates e^min(x, 50).
-    threshold = 50.0
-
-    def forward(self, bottom, top):
-        x, y = bottom[0].data, top[0].data
-        # max(x, 0) + log(1 + e^−|x|) is Caffe's two-branch stable form in one pass.
-        tail = self.scratch('tail', x)
-        np.abs(x, out=tail)
-        np.negative(tail, out=tail)
-        np.exp(tail, out=tail)
-        np.log1p(tail, out=tail)
-        np.maximum(x, 0, out=y)
-        y += tail
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        exp_x = self.scratch('exp', bottom[0].data)
-        np.minimum(bottom[0].data, self.dtype.type(self.threshold), out=exp_x)
-        np.exp(exp_x, out=exp_x)
-        dx = bottom[0].diff
-        np.multiply(top[0].diff, exp_x, out=dx)
-        exp_x += 1
-        dx /= exp_x
+    op = 'bnll'
 
 
 @register('ELU')
-class ELULayer(NeuronLayer):
-    """y = max(x, 0) + alpha·(e^min(x, 0) − 1)."""
+class ELULayer(UnaryLayer):
+    """y = max(x, 0) + alpha*(e^min(x, 0) - 1)."""
+
+    op = 'elu'
 
     def setup(self, bottom, top):
         self.alpha = self.dtype.type(self.param.elu_param.alpha)
 
-    def forward(self, bottom, top):
-        x, y = bottom[0].data, top[0].data
-        negative = self.scratch('negative', x)
-        np.minimum(x, 0, out=negative)
-        np.exp(negative, out=negative)
-        negative -= 1
-        negative *= self.alpha
-        np.maximum(x, 0, out=y)
-        y += negative
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        x, y = bottom[0].data, top[0].data
-        slope = self.scratch('slope', x)
-        np.add(y, self.alpha, out=slope)
-        np.copyto(slope, 1, where=x > 0)
-        np.multiply(top[0].diff, slope, out=bottom[0].diff)
+    def scalars(self):
+        return {'alpha': self.alpha}
 
 
 @register('Threshold')
-class ThresholdLayer(NeuronLayer):
+class ThresholdLayer(UnaryLayer):
     """y = 1 if x > threshold else 0. Not differentiable: asking for its gradient is an error
     (Caffe's Backward_cpu is NOT_IMPLEMENTED)."""
+
+    op = 'threshold'
+    differentiable = False
 
     def setup(self, bottom, top):
         self.threshold = self.dtype.type(self.param.threshold_param.threshold)
 
-    def forward(self, bottom, top):
-        np.greater(bottom[0].data, self.threshold, out=top[0].data)
+    def scalars(self):
+        return {'threshold': self.threshold}
 
 
 @register('Clip')
-class ClipLayer(NeuronLayer):
+class ClipLayer(UnaryLayer):
     """y = max(min, min(x, max)); the gradient passes where min <= x <= max."""
+
+    op = 'clip'
 
     def setup(self, bottom, top):
         clip = self.param.clip_param
@@ -177,23 +133,15 @@ class ClipLayer(NeuronLayer):
         self.low = self.dtype.type(clip.min)
         self.high = self.dtype.type(clip.max)
 
-    def forward(self, bottom, top):
-        # min first, then max, as Caffe nests them: with min > max every output is min.
-        y = top[0].data
-        np.minimum(bottom[0].data, self.high, out=y)
-        np.maximum(y, self.low, out=y)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        x = bottom[0].data
-        inside = (x >= self.low) & (x <= self.high)
-        np.multiply(top[0].diff, inside, out=bottom[0].diff)
+    def scalars(self):
+        return {'low': self.low, 'high': self.high}
 
 
 @register('Swish')
 class SwishLayer(NeuronLayer):
-    """y = x·sigmoid(beta·x); keeps sigmoid(beta·x) for the backward, so in-place is exact."""
+    """y = x*sigmoid(beta*x); keeps sigmoid(beta*x) for the backward, so in-place is exact."""
+
+    primitives = ('empty', 'scratch', 'scale', 'mul', 'fill', 'axpby', ('unary', 'sigmoid'))
 
     def setup(self, bottom, top):
         self.beta = self.dtype.type(self.param.swish_param.beta)
@@ -202,22 +150,26 @@ class SwishLayer(NeuronLayer):
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
         if self.gate is None or self.gate.shape != bottom[0].shape:
-            self.gate = np.empty(bottom[0].shape, self.dtype)
+            self.gate = self.device.empty(bottom[0].shape, self.dtype)
 
     def forward(self, bottom, top):
-        x = bottom[0].data
-        np.multiply(x, self.beta, out=self.gate)
-        sigmoid(self.gate, self.gate)
-        np.multiply(x, self.gate, out=top[0].data)
+        device = self.device
+        x = bottom[0].dev_data
+        device.scale(x, self.beta, self.gate)
+        device.unary('sigmoid', self.gate, self.gate)
+        device.mul(x, self.gate, top[0].dev_data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # dy/dx = beta·y + s·(1 − beta·y), s = sigmoid(beta·x) (Caffe's form, from y and s).
-        beta_y = self.scratch('beta_y', top[0].data)
-        np.multiply(top[0].data, self.beta, out=beta_y)
-        slope = self.scratch('slope', beta_y)
-        np.subtract(1, beta_y, out=slope)
-        slope *= self.gate
-        slope += beta_y
-        np.multiply(top[0].diff, slope, out=bottom[0].diff)
+        # dy/dx = beta*y + s*(1 - beta*y), s = sigmoid(beta*x) (Caffe's form, from y and s).
+        device = self.device
+        y = top[0].dev_data
+        beta_y = device.scratch('neuron beta_y', y.shape, self.dtype)
+        device.scale(y, self.beta, beta_y)
+        slope = device.scratch('neuron slope', y.shape, self.dtype)
+        device.fill(slope, 1)
+        device.axpby(-1.0, beta_y, 1.0, slope)
+        device.mul(slope, self.gate, slope)
+        device.axpby(1.0, beta_y, 1.0, slope)
+        device.mul(top[0].dev_diff, slope, bottom[0].dev_diff)

@@ -13,9 +13,6 @@ outputs that activation and routes the gradient to it; in TEST it outputs sum(x^
 sum is not positive). Caffe's TEST backward routes through sample indices no TEST forward wrote; cct
 differentiates the TEST output instead.
 """
-import numpy as np
-
-from cct import kernels, rng
 from cct.layers.base import Layer, register
 from cct.layers.geometry import check_window_reach, pool_geometry, pool_out_size
 from cct.proto import caffe_pb2
@@ -30,6 +27,7 @@ class PoolingLayer(Layer):
     num_bottom = 1
     min_top = 1
     max_top = 2
+    primitives = ('pool_plan', 'pool_forward', 'pool_backward')
     # Caffe has no check: an in-place Pooling reshapes its own input to the pooled shape and
     # overwrites it before reading it (garbage), then shrinks it again every forward until a
     # reshape fails. cct refuses it when the net is built.
@@ -62,46 +60,29 @@ class PoolingLayer(Layer):
         out_w = pool_out_size(width, g.kernel_w, g.stride_w, g.pad_w, self.ceil_mode)
         for blob in top:
             blob.reshape(num, channels, out_h, out_w)
-        sampling = self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN
-        if self.method == MAX or sampling:
-            # 16-bit argmaxes where planes allow (the kernel's sentinel for none is then 65535).
-            small = self.method == MAX and height * width < 65535
-            self.mask = np.empty((num, channels, out_h, out_w), np.uint16 if small else np.int32)
-        if sampling:
-            self.uniforms = np.empty((num, channels, out_h, out_w), self.dtype)
+        if self.method == MAX:
+            method = 'max'
+        elif self.method == AVE:
+            method = 'ave'
+        else:
+            method = 'stochastic_train' if self.phase == caffe_pb2.TRAIN else 'stochastic_test'
+        self.plan = self.device.pool_plan(method, (g.kernel_h, g.kernel_w), (g.pad_h, g.pad_w),
+                                          (g.stride_h, g.stride_w), key,
+                                          (num, channels, out_h, out_w), self.dtype)
         self._shape_key = key
 
+    @property
+    def mask(self):
+        """The device plan's argmax (MAX) or sample (STOCHASTIC in TRAIN) indices."""
+        return self.plan.mask
+
     def forward(self, bottom, top):
-        g = self.geometry
-        if self.method == MAX:
-            kernels.max_pool_forward(bottom[0].data, top[0].data, self.mask, g.kernel_h, g.kernel_w,
-                                     g.pad_h, g.pad_w, g.stride_h, g.stride_w)
-            if len(top) == 2:
-                top[1].data[...] = self.mask
-                if self.mask.dtype == np.uint16:
-                    top[1].data[self.mask == 65535] = -1
-        elif self.method == AVE:
-            kernels.ave_pool_forward(bottom[0].data, top[0].data, g.kernel_h, g.kernel_w,
-                                     g.pad_h, g.pad_w, g.stride_h, g.stride_w)
-        elif self.phase == caffe_pb2.TRAIN:
-            rng.generator().random(out=self.uniforms, dtype=self.dtype)
-            kernels.stochastic_pool_forward_train(bottom[0].data, top[0].data, self.mask,
-                                                  self.uniforms, g.kernel_h, g.kernel_w,
-                                                  g.stride_h, g.stride_w)
-        else:
-            kernels.stochastic_pool_forward_test(bottom[0].data, top[0].data, g.kernel_h,
-                                                 g.kernel_w, g.stride_h, g.stride_w)
+        self.device.pool_forward(self.plan, bottom[0].dev_data, top[0].dev_data)
+        if len(top) == 2:
+            self.device.pool_argmax(self.plan, top[1].dev_data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        g = self.geometry
-        if self.method == MAX or (self.method == STOCHASTIC and self.phase == caffe_pb2.TRAIN):
-            kernels.max_pool_backward(top[0].diff, self.mask, bottom[0].diff)
-        elif self.method == AVE:
-            kernels.ave_pool_backward(top[0].diff, bottom[0].diff, g.kernel_h, g.kernel_w,
-                                      g.pad_h, g.pad_w, g.stride_h, g.stride_w)
-        else:
-            kernels.stochastic_pool_backward_test(bottom[0].data, top[0].data, top[0].diff,
-                                                  bottom[0].diff, g.kernel_h, g.kernel_w,
-                                                  g.stride_h, g.stride_w)
+        self.device.pool_backward(self.plan, top[0].dev_diff, bottom[0].dev_diff,
+                                  bottom[0].dev_data, top[0].dev_data)

@@ -21,7 +21,9 @@ from cct.layers.neuron import NeuronLayer
 
 @register('Power')
 class PowerLayer(NeuronLayer):
-    """y = (shift + scale·x)^power."""
+    """y = (shift + scale*x)^power."""
+
+    primitives = ('fill', 'mul', ('unary', 'power'), ('unary_backward', 'power'))
 
     def setup(self, bottom, top):
         param = self.param.power_param
@@ -30,54 +32,31 @@ class PowerLayer(NeuronLayer):
                                               dtype(param.shift))
         self.diff_scale = self.power * self.scale
 
+    def scalars(self):
+        return {'power': self.power, 'scale': self.scale, 'shift': self.shift}
+
     def forward(self, bottom, top):
-        y = top[0].data
         if self.diff_scale == 0:
-            y[...] = 1 if self.power == 0 else np.power(self.shift, self.power)
+            self.device.fill(top[0].dev_data,
+                             1 if self.power == 0 else np.power(self.shift, self.power))
             return
-        if self.scale != 1:
-            np.multiply(bottom[0].data, self.scale, out=y)
-        elif y is not bottom[0].data:
-            np.copyto(y, bottom[0].data)
-        if self.shift != 0:
-            y += self.shift
-        if self.power != 1:
-            np.power(y, self.power, out=y)
+        self.device.unary('power', bottom[0].dev_data, top[0].dev_data, **self.scalars())
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dx = bottom[0].diff
+        dx = bottom[0].dev_diff
         if self.diff_scale == 0 or self.power == 1:
-            dx[...] = self.diff_scale
-        else:
-            x = bottom[0].data
-            if self.power == 2:
-                # dy/dx = 2·scale·(shift + scale·x) = diff_scale·scale·x + diff_scale·shift
-                np.multiply(x, self.diff_scale * self.scale, out=dx)
-                if self.shift != 0:
-                    dx += self.diff_scale * self.shift
-            elif self.shift == 0:
-                # dy/dx = power·(scale·x)^power / x = power·y / x
-                np.divide(top[0].data, x, out=dx)
-                dx *= self.power
-            else:
-                # dy/dx = diff_scale·y / (shift + scale·x)
-                if self.scale != 1:
-                    np.multiply(x, self.scale, out=dx)
-                else:
-                    np.copyto(dx, x)
-                if self.shift != 0:
-                    dx += self.shift
-                np.divide(top[0].data, dx, out=dx)
-                if self.diff_scale != 1:
-                    dx *= self.diff_scale
-        if self.diff_scale != 0:
-            dx *= top[0].diff
+            self.device.fill(dx, self.diff_scale)
+            if self.diff_scale != 0:
+                self.device.mul(dx, top[0].dev_diff, dx)
+            return
+        self.device.unary_backward('power', bottom[0].dev_data, top[0].dev_data,
+                                   top[0].dev_diff, dx, **self.scalars())
 
 
 def _log_base(layer, base):
-    """ln(base) in the layer's dtype; base −1 means e (exactly 1). Fails for base <= 0."""
+    """ln(base) in the layer's dtype; base -1 means e (exactly 1). Fails for base <= 0."""
     if base == -1:
         return layer.dtype.type(1)
     if not base > 0:
@@ -91,81 +70,50 @@ def _log_base(layer, base):
 
 @register('Exp')
 class ExpLayer(NeuronLayer):
-    """y = base^(shift + scale·x); the backward needs only y, so in-place is exact."""
+    """y = base^(shift + scale*x); the backward needs only y, so in-place is exact."""
+
+    primitives = (('unary', 'exp'), ('unary_backward', 'exp'))
 
     def setup(self, bottom, top):
         param = self.param.exp_param
-        dtype = self.dtype.type
-        base = dtype(param.base)
-        self.inner_scale = _log_base(self, base) * dtype(param.scale)
-        shift = dtype(param.shift)
-        if shift == 0:
-            self.outer_scale = dtype(1)
-        else:
-            self.outer_scale = np.exp(shift) if base == -1 else np.power(base, shift)
+        _log_base(self, self.dtype.type(param.base))
+        self.base, self.scale, self.shift = param.base, param.scale, param.shift
 
     def forward(self, bottom, top):
-        y = top[0].data
-        if self.inner_scale == 1:
-            np.exp(bottom[0].data, out=y)
-        else:
-            np.multiply(bottom[0].data, self.inner_scale, out=y)
-            np.exp(y, out=y)
-        if self.outer_scale != 1:
-            y *= self.outer_scale
+        self.device.unary('exp', bottom[0].dev_data, top[0].dev_data, base=self.base,
+                          scale=self.scale, shift=self.shift)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dx = bottom[0].diff
-        np.multiply(top[0].data, top[0].diff, out=dx)
-        if self.inner_scale != 1:
-            dx *= self.inner_scale
+        self.device.unary_backward('exp', bottom[0].dev_data, top[0].dev_data, top[0].dev_diff,
+                                   bottom[0].dev_diff, base=self.base, scale=self.scale,
+                                   shift=self.shift)
 
 
 @register('Log')
 class LogLayer(NeuronLayer):
-    """y = log_base(shift + scale·x)."""
+    """y = log_base(shift + scale*x)."""
+
+    primitives = (('unary', 'log'), ('unary_backward', 'log'))
 
     def setup(self, bottom, top):
         param = self.param.log_param
         dtype = self.dtype.type
         log_base = _log_base(self, dtype(param.base))
         with np.errstate(divide='ignore'):
-            self.base_scale = dtype(1) / log_base
-        if not np.isfinite(self.base_scale):
-            self.fail('Inf result: 1/log(base) = 1/log(%g) = %g'
-                      % (param.base, self.base_scale))
-        self.input_scale, self.input_shift = dtype(param.scale), dtype(param.shift)
-        self.backward_num_scale = self.input_scale / log_base
+            base_scale = dtype(1) / log_base
+        if not np.isfinite(base_scale):
+            self.fail('Inf result: 1/log(base) = 1/log(%g) = %g' % (param.base, base_scale))
+        self.base, self.scale, self.shift = param.base, param.scale, param.shift
 
     def forward(self, bottom, top):
-        y = top[0].data
-        if self.input_scale == 1 and self.input_shift == 0:
-            np.log(bottom[0].data, out=y)
-        else:
-            if self.input_scale != 1:
-                np.multiply(bottom[0].data, self.input_scale, out=y)
-            elif y is not bottom[0].data:
-                np.copyto(y, bottom[0].data)
-            if self.input_shift != 0:
-                y += self.input_shift
-            np.log(y, out=y)
-        if self.base_scale != 1:
-            y *= self.base_scale
+        self.device.unary('log', bottom[0].dev_data, top[0].dev_data, base=self.base,
+                          scale=self.scale, shift=self.shift)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # dy/dx = scale / (ln(base)·(shift + scale·x)), in Caffe's order of operations.
-        dx = bottom[0].diff
-        if self.input_scale != 1:
-            np.multiply(bottom[0].data, self.input_scale, out=dx)
-        else:
-            np.copyto(dx, bottom[0].data)
-        if self.input_shift != 0:
-            dx += self.input_shift
-        np.reciprocal(dx, out=dx)
-        if self.backward_num_scale != 1:
-            dx *= self.backward_num_scale
-        dx *= top[0].diff
+        self.device.unary_backward('log', bottom[0].dev_data, top[0].dev_data, top[0].dev_diff,
+                                   bottom[0].dev_diff, base=self.base, scale=self.scale,
+                                   shift=self.shift)

@@ -9,8 +9,6 @@ Rules that are easy to get wrong:
 * In-place keeps a copy of the bottom from the forward, since the backward needs x, not y.
 * The slope gradient accumulates into the param diff (BVLC master; older Caffe zeroed it first).
 """
-import numpy as np
-
 from cct.layers.base import register
 from cct.layers.neuron import NeuronLayer
 from cct.proto import caffe_pb2
@@ -18,6 +16,8 @@ from cct.proto import caffe_pb2
 
 @register('PReLU')
 class PReLULayer(NeuronLayer):
+    primitives = ('prelu', 'prelu_backward', 'copy', 'empty')
+
     def setup(self, bottom, top):
         if bottom[0].ndim < 2:
             self.fail('Number of axes of bottom blob must be >=2, got shape %s'
@@ -41,38 +41,21 @@ class PReLULayer(NeuronLayer):
         top[0].reshape(bottom[0].shape)
         if top[0] is bottom[0] and (self.bottom_memory is None
                                     or self.bottom_memory.shape != bottom[0].shape):
-            self.bottom_memory = np.empty(bottom[0].shape, self.dtype)
-
-    def _slope(self, blob_shape):
-        """The slopes as an array that broadcasts against the bottom (channels on axis 1)."""
-        slope = self.blobs[0].data
-        if self.channel_shared:
-            return slope
-        return slope.reshape((1, -1) + (1,) * (len(blob_shape) - 2))
+            self.bottom_memory = self.device.empty(bottom[0].shape, self.dtype)
+        # Channels on axis 1, or one shared slope over each item.
+        self.inner = bottom[0].count_range(1 if self.channel_shared else 2)
 
     def forward(self, bottom, top):
-        x, y = bottom[0].data, top[0].data
+        x = bottom[0].dev_data
         if top[0] is bottom[0]:
-            np.copyto(self.bottom_memory, x)
-        negative = self.scratch('negative', x)
-        np.minimum(x, 0, out=negative)
-        negative *= self._slope(x.shape)
-        np.maximum(x, 0, out=y)
-        y += negative
+            self.device.copy(x, self.bottom_memory)
+        self.device.prelu(x, self.blobs[0].dev_data.reshape(-1), top[0].dev_data, self.inner)
 
     def backward(self, top, propagate_down, bottom):
-        x = self.bottom_memory if top[0] is bottom[0] else bottom[0].data
-        dy = top[0].diff
+        x = self.bottom_memory if top[0] is bottom[0] else bottom[0].dev_data
         # The slope gradient first: in-place, writing the bottom diff overwrites the top diff.
-        if self.param_propagate_down[0]:
-            contribution = self.scratch('negative', x)
-            np.minimum(x, 0, out=contribution)
-            contribution *= dy
-            if self.channel_shared:
-                self.blobs[0].diff[...] += contribution.sum()
-            else:
-                per_channel = contribution.reshape(x.shape[0], x.shape[1], -1).sum(axis=(0, 2))
-                self.blobs[0].diff[...] += per_channel
-        if propagate_down[0]:
-            slope = np.where(x > 0, self.dtype.type(1), self._slope(x.shape))
-            np.multiply(dy, slope, out=bottom[0].diff)
+        self.device.prelu_backward(
+            x, self.blobs[0].dev_data.reshape(-1), top[0].dev_diff,
+            bottom[0].dev_diff if propagate_down[0] else None,
+            self.blobs[0].dev_diff.reshape(-1) if self.param_propagate_down[0] else None,
+            self.inner)

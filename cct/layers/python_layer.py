@@ -30,7 +30,10 @@ from cct.log import logger
 class PythonLayer(Layer):
     """Factory for ``type: "Python"``: constructing it returns an instance of the user's class."""
 
-    def __new__(cls, param=None, dtype=np.float32):
+    # The user's code sees host numpy arrays on every device, as in pycaffe.
+    host_layer = True
+
+    def __new__(cls, param=None, dtype=np.float32, device=None):
         if param is None:
             raise NetError('a Python layer is built from its LayerParameter (python_param names '
                            'the module and class)')
@@ -53,7 +56,8 @@ class PythonLayer(Layer):
         if not (isinstance(user_class, type) and issubclass(user_class, Layer)):
             raise NetError("%s: %s.%s must be a class derived from cct.Layer (caffe.Layer), got %r"
                            % (where, python_param.module, python_param.layer, user_class))
-        layer = user_class(param, dtype)
+        layer = user_class(param, dtype, device)
+        layer.host_layer = True
         layer.param_str = python_param.param_str
         layer.phase = param.phase
         return layer

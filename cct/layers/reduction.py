@@ -34,29 +34,46 @@ class ReductionLayer(Layer):
             coeff /= self.dim
         self.coeff = self.dtype.type(coeff)
 
+    @property
+    def primitives(self):
+        if self.param.reduction_param.operation == _Op.SUMSQ:
+            return None     # numpy's einsum, whose summation order the device would not keep
+        return ('sum_axis', 'scale', 'scratch', 'fill', 'channel_op', ('unary', 'abs'),
+                ('unary_backward', 'abs'))
+
     def forward(self, bottom, top):
-        x = bottom[0].data.reshape(self.num, self.dim)
-        out = top[0].data.reshape(self.num)
-        if self.op in (_Op.SUM, _Op.MEAN):
-            np.sum(x, axis=1, out=out)
-        elif self.op == _Op.ASUM:
-            np.sum(np.abs(x), axis=1, out=out)
-        elif self.op == _Op.SUMSQ:
+        if self.op == _Op.SUMSQ:
+            x = bottom[0].data.reshape(self.num, self.dim)
+            out = top[0].data.reshape(self.num)
             np.einsum('ij,ij->i', x, x, out=out)
-        else:
+            if self.coeff != 1:
+                out *= self.coeff
+            return
+        if self.op not in (_Op.SUM, _Op.MEAN, _Op.ASUM):
             self.fail('unknown reduction operation %d' % self.op)
+        device = self.device
+        x, out = bottom[0].dev_data, top[0].dev_data
+        if self.op == _Op.ASUM:
+            absolute = device.scratch('reduction', x.shape, self.dtype)
+            device.unary('abs', x, absolute)
+            x = absolute
+        device.sum_axis(x, out, self.num, self.dim, 1)
         if self.coeff != 1:
-            out *= self.coeff
+            device.scale(out, self.coeff, out)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        scale = top[0].diff.reshape(self.num, 1) * self.coeff
-        grad = bottom[0].diff.reshape(self.num, self.dim)
-        x = bottom[0].data.reshape(self.num, self.dim)
-        if self.op in (_Op.SUM, _Op.MEAN):
-            grad[...] = scale
-        elif self.op == _Op.ASUM:
-            np.multiply(np.sign(x), scale, out=grad)
-        else:
-            np.multiply(x, 2 * scale, out=grad)
+        if self.op == _Op.SUMSQ:
+            scale = top[0].diff.reshape(self.num, 1) * self.coeff
+            x = bottom[0].data.reshape(self.num, self.dim)
+            np.multiply(x, 2 * scale, out=bottom[0].diff.reshape(self.num, self.dim))
+            return
+        device = self.device
+        scale = device.scratch('reduction_scale', (self.num,), self.dtype)
+        device.scale(top[0].dev_diff, self.coeff, scale)
+        grad = bottom[0].dev_diff
+        device.fill(grad, 0)
+        device.channel_op('add', grad, scale, grad, self.dim)
+        if self.op == _Op.ASUM:
+            device.unary_backward('abs', bottom[0].dev_data, None, grad, grad)

@@ -17,6 +17,7 @@ class _SharedViewLayer(Layer):
     num_bottom = 1
     num_top = 1
     inplace = False
+    primitives = ()
 
     def top_shape(self, bottom):
         raise NotImplementedError

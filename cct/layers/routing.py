@@ -9,6 +9,8 @@ batch, and the very first reshape (at net setup, before any data) keeps all N. B
 Parameter exposes its single learnable blob (``parameter_param.shape``, zero-initialised: Caffe gives
 it no filler) as its top, sharing data and diff. Index and selector inputs get no gradient.
 """
+import math
+
 import numpy as np
 
 from cct.layers.base import Layer, register
@@ -21,6 +23,13 @@ class _IndexInputLayer(Layer):
         # Caffe aborts when force_backward reaches the index input; cct leaves that input out.
         return bottom_index != self.index_bottom
 
+    primitives = ('gather_rows', 'scatter_add_rows', 'fill')
+
+    @staticmethod
+    def _rows(array):
+        """``array`` as (items, values per item), the rows the indices pick."""
+        return array.reshape(array.shape[0], math.prod(array.shape[1:]))
+
     def refuse_index_gradient(self, propagate_down):
         if len(propagate_down) > self.index_bottom and propagate_down[self.index_bottom]:
             self.fail('cannot backpropagate to the index (selector) input, bottom %d'
@@ -29,6 +38,7 @@ class _IndexInputLayer(Layer):
 
 @register('Silence')
 class SilenceLayer(Layer):
+    primitives = ('fill',)
     min_bottom = 1
     num_top = 0
 
@@ -41,7 +51,7 @@ class SilenceLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         for blob, wanted in zip(bottom, propagate_down):
             if wanted:
-                blob.diff[...] = 0
+                self.device.fill(blob.dev_diff, 0)
 
 
 @register('Filter')
@@ -77,15 +87,16 @@ class FilterLayer(_IndexInputLayer):
     def forward(self, bottom, top):
         for blob, source in zip(top, bottom):
             # Right after setup the top still holds the whole batch (see reshape); fill its head.
-            np.take(source.data, self.kept, axis=0, out=blob.data[:len(self.kept)])
+            self.device.gather_rows(self._rows(source.dev_data), self.kept,
+                                    self._rows(blob.dev_data))
 
     def backward(self, top, propagate_down, bottom):
         self.refuse_index_gradient(propagate_down)
         for i, blob in enumerate(top):
             if propagate_down[i]:
-                grad = bottom[i].diff
-                grad[...] = 0
-                grad[self.kept] = blob.diff
+                grad = self._rows(bottom[i].dev_diff)
+                self.device.fill(grad, 0)
+                self.device.scatter_add_rows(self._rows(blob.dev_diff), self.kept, grad)
 
 
 @register('BatchReindex')
@@ -111,19 +122,21 @@ class BatchReindexLayer(_IndexInputLayer):
         return indices
 
     def forward(self, bottom, top):
-        np.take(bottom[0].data, self._indices(bottom), axis=0, out=top[0].data)
+        self.device.gather_rows(self._rows(bottom[0].dev_data), self._indices(bottom),
+                                self._rows(top[0].dev_data))
 
     def backward(self, top, propagate_down, bottom):
         self.refuse_index_gradient(propagate_down)
         if not propagate_down[0]:
             return
-        grad = bottom[0].diff
-        grad[...] = 0
-        np.add.at(grad, self._indices(bottom), top[0].diff)
+        grad = self._rows(bottom[0].dev_diff)
+        self.device.fill(grad, 0)
+        self.device.scatter_add_rows(self._rows(top[0].dev_diff), self._indices(bottom), grad)
 
 
 @register('Parameter')
 class ParameterLayer(Layer):
+    primitives = ()
     num_bottom = 0
     num_top = 1
 

@@ -14,11 +14,8 @@ Rules that are easy to get wrong:
   the axes before ``axis``) is 1 and either the scale is element-wise or has more than one element;
   then it overwrites the param diff (which breaks iter_size > 1). cct does the same.
 """
-import numpy as np
-
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
-from cct.workspace import scratch
 
 
 class _BroadcastLayer(Layer):
@@ -29,6 +26,7 @@ class _BroadcastLayer(Layer):
     max_bottom = 2
     num_top = 1
     what = 'operand'
+    primitives = ('channel_op', 'channel_sum', 'copy', 'mul', 'empty', 'scratch')
 
     def _axis(self, blob, axis):
         try:
@@ -62,16 +60,11 @@ class _BroadcastLayer(Layer):
         outer = bottom[0].count_range(0, axis)
         return outer, operand.count, bottom[0].count_range(axis + operand.ndim)
 
-    def view(self, array):
-        return array.reshape(self.outer, self.dim, self.inner)
-
     def reduce_into(self, values, blob, accumulate):
-        """Sum a (outer, dim, inner) array over outer and inner into ``blob.diff``."""
-        total = values.sum(axis=(0, 2)).reshape(blob.shape)
-        if accumulate:
-            blob.diff[...] += total
-        else:
-            blob.diff[...] = total
+        """Sum ``values`` as (outer, dim, inner) over outer and inner into ``blob``'s diff, in
+        the dtype as Caffe's GEMVs do."""
+        self.device.channel_sum(values, blob.dev_diff.reshape(-1), self.inner, accumulate,
+                                wide=False)
 
 
 @register('Bias')
@@ -95,16 +88,17 @@ class BiasLayer(_BroadcastLayer):
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        bias = (bottom[1] if len(bottom) > 1 else self.blobs[0]).data
-        np.add(self.view(bottom[0].data), bias.reshape(1, -1, 1), out=self.view(top[0].data))
+        bias = (bottom[1] if len(bottom) > 1 else self.blobs[0]).dev_data
+        self.device.channel_op('add', bottom[0].dev_data, bias.reshape(-1), top[0].dev_data,
+                               self.inner)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0] and top[0] is not bottom[0]:
-            np.copyto(bottom[0].diff, top[0].diff)
+            self.device.copy(top[0].dev_diff, bottom[0].dev_diff)
         learned = len(bottom) == 1
         if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
             target = self.blobs[0] if learned else bottom[1]
-            self.reduce_into(self.view(top[0].diff), target, accumulate=learned)
+            self.reduce_into(top[0].dev_diff, target, accumulate=learned)
 
 
 @register('Scale')
@@ -145,28 +139,32 @@ class ScaleLayer(_BroadcastLayer):
         top[0].reshape(bottom[0].shape)
         if top[0] is bottom[0] and (self.bottom_copy is None
                                     or self.bottom_copy.shape != bottom[0].shape):
-            self.bottom_copy = np.empty(bottom[0].shape, self.dtype)
+            self.bottom_copy = self.device.empty(bottom[0].shape, self.dtype)
 
     def forward(self, bottom, top):
+        device = self.device
         if top[0] is bottom[0]:
-            np.copyto(self.bottom_copy, bottom[0].data)
-        y = self.view(top[0].data)
-        np.multiply(self.view(bottom[0].data), self._scale(bottom).data.reshape(1, -1, 1), out=y)
+            device.copy(bottom[0].dev_data, self.bottom_copy)
+        y = top[0].dev_data
+        device.channel_op('mul', bottom[0].dev_data, self._scale(bottom).dev_data.reshape(-1), y,
+                          self.inner)
         if self.bias_term:
-            y += self.blobs[-1].data.reshape(1, -1, 1)
+            device.channel_op('add', y, self.blobs[-1].dev_data.reshape(-1), y, self.inner)
 
     def backward(self, top, propagate_down, bottom):
-        dy = self.view(top[0].diff)
+        device = self.device
+        dy = top[0].dev_diff
         if self.bias_term and self.param_propagate_down[-1]:
             self.reduce_into(dy, self.blobs[-1], accumulate=True)
         learned = len(bottom) == 1
         scale = self._scale(bottom)
         if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
-            x = self.view(self.bottom_copy if top[0] is bottom[0] else bottom[0].data)
-            product = scratch('scale', x.shape, self.dtype)
-            np.multiply(dy, x, out=product)
+            x = self.bottom_copy if top[0] is bottom[0] else bottom[0].dev_data
+            product = device.scratch('scale', dy.shape, self.dtype)
+            device.mul(dy, x, product)
             # Caffe's inconsistency, kept: these shapes overwrite the learned scale's diff.
             overwrite = self.outer == 1 and (self.inner == 1 or self.dim > 1)
             self.reduce_into(product, scale, accumulate=learned and not overwrite)
         if propagate_down[0]:
-            np.multiply(dy, scale.data.reshape(1, -1, 1), out=self.view(bottom[0].diff))
+            device.channel_op('mul', dy, scale.dev_data.reshape(-1), bottom[0].dev_diff,
+                              self.inner)

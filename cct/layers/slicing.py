@@ -13,6 +13,7 @@ from cct.layers.base import Layer, register
 class SliceLayer(Layer):
     num_bottom = 1
     min_top = 1
+    primitives = ('strided_copy',)
 
     def setup(self, bottom, top):
         p = self.param.slice_param
@@ -63,23 +64,26 @@ class SliceLayer(Layer):
             top[0].share_data(bottom[0])
             top[0].share_diff(bottom[0])
 
-    def _pieces(self, array, blobs, attr):
-        """(view of ``array`` for slice i, the same region of ``blobs[i]``'s data or diff)."""
-        whole = array.reshape(self.outer, -1, self.inner)
+    def _blocks(self, top):
+        """(blob, values per outer row, offset in the bottom's row, the bottom's row)."""
+        row = sum(self.sizes) * self.inner
         offset = 0
-        for blob, size in zip(blobs, self.sizes):
-            yield whole[:, offset:offset + size, :], \
-                getattr(blob, attr).reshape(self.outer, size, self.inner)
-            offset += size
+        for blob, size in zip(top, self.sizes):
+            yield blob, size * self.inner, offset, row
+            offset += size * self.inner
 
     def forward(self, bottom, top):
         if len(top) == 1:
             return
-        for region, out in self._pieces(bottom[0].data, top, 'data'):
-            out[...] = region
+        whole = bottom[0].dev_data
+        for blob, width, offset, row in self._blocks(top):
+            self.device.strided_copy(whole, blob.dev_data, self.outer, width, row, offset, width,
+                                     0)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0] or len(top) == 1:
             return
-        for region, grad in self._pieces(bottom[0].diff, top, 'diff'):
-            region[...] = grad
+        whole = bottom[0].dev_diff
+        for blob, width, offset, row in self._blocks(top):
+            self.device.strided_copy(blob.dev_diff, whole, self.outer, width, width, 0, row,
+                                     offset)

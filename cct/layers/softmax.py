@@ -16,17 +16,19 @@ def softmax_forward(x, out, axis):
 class SoftmaxLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('softmax', 'softmax_backward')
 
     def reshape(self, bottom, top):
         self.axis = bottom[0].canonical_axis(self.param.softmax_param.axis)
+        self.sizes = (bottom[0].count_range(0, self.axis), bottom[0].shape[self.axis],
+                      bottom[0].count_range(self.axis + 1))
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        softmax_forward(bottom[0].data, top[0].data, self.axis)
+        self.device.softmax(bottom[0].dev_data, top[0].dev_data, *self.sizes)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        y, dy = top[0].data, top[0].diff
-        dot = (dy * y).sum(axis=self.axis, keepdims=True)
-        np.multiply(dy - dot, y, out=bottom[0].diff)
+        self.device.softmax_backward(top[0].dev_data, top[0].dev_diff, bottom[0].dev_diff,
+                                     *self.sizes)

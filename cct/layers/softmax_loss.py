@@ -10,9 +10,7 @@ import numpy as np
 
 from cct.layers.base import register
 from cct.layers.loss import LossLayer, normalization_mode, normalizer
-from cct.layers.softmax import softmax_forward
 
-FLT_MIN = np.finfo(np.float32).tiny
 
 
 @register('SoftmaxWithLoss')
@@ -20,6 +18,8 @@ class SoftmaxWithLossLayer(LossLayer):
     num_top = None
     min_top = 1
     max_top = 2
+    primitives = ('empty', 'softmax', 'softmax_loss', 'softmax_loss_backward', 'fill', 'copy',
+                  'to_host', 'scale')
 
     def setup(self, bottom, top):
         loss_param = self.param.loss_param
@@ -39,7 +39,7 @@ class SoftmaxWithLossLayer(LossLayer):
                       'must be N*H*W, with integer values in {0, 1, ..., C-1} (predictions %s, '
                       'labels %s)' % (shape, bottom[1].shape))
         if getattr(self, 'prob', None) is None or self.prob.shape != shape:
-            self.prob = np.empty(shape, self.dtype)
+            self.prob = self.device.empty(shape, self.dtype)
         if len(top) > 1:
             top[1].reshape(shape)
 
@@ -54,29 +54,26 @@ class SoftmaxWithLossLayer(LossLayer):
         return labels, valid
 
     def forward(self, bottom, top):
-        softmax_forward(bottom[0].data, self.prob, self.axis)
-        prob = self.prob.reshape(self.outer, self.classes, self.inner)
-        labels, valid = self._labels(bottom)
-        safe = np.where(valid, labels, 0)
-        picked = np.take_along_axis(prob, safe[:, None, :], axis=1)[:, 0, :]
-        logs = np.log(np.maximum(picked, FLT_MIN), dtype=self.dtype)
-        loss = -logs[valid].sum(dtype=self.dtype)
-        count = int(valid.sum()) if self.ignore_label is not None else -1
-        top[0].data[...] = loss / normalizer(self.mode, self.outer, self.inner, count)
+        device = self.device
+        device.softmax(bottom[0].dev_data, self.prob, self.outer, self.classes, self.inner)
+        self._labels(bottom)
+        loss, count = device.softmax_loss(self.prob, bottom[1].dev_data, self.outer,
+                                          self.classes, self.inner, self.ignore_label)
+        count = count if self.ignore_label is not None else -1
+        device.fill(top[0].dev_data, loss / normalizer(self.mode, self.outer, self.inner, count))
         if len(top) == 2:
-            top[1].data[...] = self.prob
+            device.copy(self.prob, top[1].dev_data)
 
     def backward(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:
             self.fail('cannot backpropagate to label inputs')
         if not propagate_down[0]:
             return
-        diff = bottom[0].diff.reshape(self.outer, self.classes, self.inner)
-        diff[...] = self.prob.reshape(diff.shape)
+        device = self.device
+        diff = bottom[0].dev_diff
         labels, valid = self._labels(bottom)
-        outer_idx, inner_idx = np.nonzero(valid)
-        diff[outer_idx, labels[outer_idx, inner_idx], inner_idx] -= 1
-        if self.ignore_label is not None:
-            diff *= valid[:, None, :]
+        device.softmax_loss_backward(self.prob, bottom[1].dev_data, diff, self.outer,
+                                     self.classes, self.inner, self.ignore_label)
         count = int(valid.sum()) if self.ignore_label is not None else -1
-        diff *= top[0].diff.reshape(-1)[0] / normalizer(self.mode, self.outer, self.inner, count)
+        weight = device.to_host(top[0].dev_diff).reshape(-1)[0]
+        device.scale(diff, weight / normalizer(self.mode, self.outer, self.inner, count), diff)

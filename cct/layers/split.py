@@ -1,7 +1,5 @@
 """Split (Caffe's split_layer.cpp): every top shares the bottom's data; backward sums the tops'
 diffs into the bottom. The net inserts these for blobs consumed more than once."""
-import numpy as np
-
 from cct.layers.base import Layer, register
 
 
@@ -10,6 +8,7 @@ class SplitLayer(Layer):
     num_bottom = 1
     min_top = 1
     inplace = False
+    primitives = ('copy', 'axpby')
 
     def reshape(self, bottom, top):
         for blob in top:
@@ -22,10 +21,7 @@ class SplitLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        out = bottom[0].diff
-        if len(top) == 1:
-            out[...] = top[0].diff
-            return
-        np.add(top[0].diff, top[1].diff, out=out)
-        for blob in top[2:]:
-            out += blob.diff
+        out = bottom[0].dev_diff
+        self.device.copy(top[0].dev_diff, out)
+        for blob in top[1:]:
+            self.device.axpby(1.0, blob.dev_diff, 1.0, out)

@@ -32,6 +32,7 @@ def spp_level_geometry(level, height, width):
 
 @register('SPP')
 class SPPLayer(Layer):
+    primitives = PoolingLayer.primitives + ('strided_copy', 'axpby')
     num_bottom = 1
     num_top = 1
     inplace = False
@@ -46,7 +47,7 @@ class SPPLayer(Layer):
         self.level_tops = []
         # Levels after the first backpropagate into this blob (it shares the bottom's data) and
         # are summed into the bottom's diff, as Caffe's internal Split layer does.
-        self.level_bottom = Blob(dtype=self.dtype)
+        self.level_bottom = Blob(dtype=self.dtype, device=self.device)
         self._shape_key = None
 
     def _pooling_param(self, level, height, width):
@@ -75,8 +76,9 @@ class SPPLayer(Layer):
         single = self.pyramid_height == 1
         self.levels, self.level_tops = [], []
         for level in range(self.pyramid_height):
-            layer = PoolingLayer(self._pooling_param(level, height, width), self.dtype)
-            level_top = top[0] if single else Blob(dtype=self.dtype)
+            layer = PoolingLayer(self._pooling_param(level, height, width), self.dtype,
+                                 self.device)
+            level_top = top[0] if single else Blob(dtype=self.dtype, device=self.device)
             try:
                 layer.layer_setup([bottom[0]], [level_top])
             except NetError as error:
@@ -100,10 +102,12 @@ class SPPLayer(Layer):
         if self.pyramid_height == 1:
             self.levels[0].forward(bottom, top)
             return
-        num = bottom[0].shape[0]
+        num, row = bottom[0].shape[0], top[0].count_range(1)
         for layer, level_top, columns in self._level_columns():
             layer.forward(bottom, [level_top])
-            top[0].data[:, columns] = level_top.data.reshape(num, -1)
+            width = columns.stop - columns.start
+            self.device.strided_copy(level_top.dev_data, top[0].dev_data, num, width, width, 0,
+                                     row, columns.start)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -111,14 +115,16 @@ class SPPLayer(Layer):
         if self.pyramid_height == 1:
             self.levels[0].backward(top, propagate_down, bottom)
             return
-        num = bottom[0].shape[0]
+        num, row = bottom[0].shape[0], top[0].count_range(1)
         if self.level_bottom.shape != bottom[0].shape or \
                 not self.level_bottom.shares_data_with(bottom[0]):
             self.level_bottom.reshape(bottom[0].shape)
             self.level_bottom.share_data(bottom[0])
         for index, (layer, level_top, columns) in enumerate(self._level_columns()):
-            level_top.diff.reshape(num, -1)[...] = top[0].diff[:, columns]
+            width = columns.stop - columns.start
+            self.device.strided_copy(top[0].dev_diff, level_top.dev_diff, num, width, row,
+                                     columns.start, width, 0)
             target = bottom[0] if index == 0 else self.level_bottom
             layer.backward([level_top], [True], [target])
             if index:
-                bottom[0].diff[...] += self.level_bottom.diff
+                self.device.axpby(1.0, self.level_bottom.dev_diff, 1.0, bottom[0].dev_diff)

@@ -4,7 +4,6 @@ Easy to get wrong, as Caffe does it: the whole block from ``axis`` on is repeate
 ``tiles`` * bottom axis size, copies laid end to end, not interleaved), ``tiles`` is required and must
 be positive, and backward sums the copies.
 """
-import numpy as np
 
 from cct.layers.base import Layer, register
 
@@ -13,6 +12,7 @@ from cct.layers.base import Layer, register
 class TileLayer(Layer):
     num_bottom = 1
     num_top = 1
+    primitives = ('strided_copy', 'sum_axis')
 
     def setup(self, bottom, top):
         p = self.param.tile_param
@@ -34,11 +34,13 @@ class TileLayer(Layer):
         self.inner = bottom[0].count_range(self.axis)
 
     def forward(self, bottom, top):
-        source = bottom[0].data.reshape(self.outer, 1, self.inner)
-        top[0].data.reshape(self.outer, self.tiles, self.inner)[...] = source
+        row = self.tiles * self.inner
+        for tile in range(self.tiles):
+            self.device.strided_copy(bottom[0].dev_data, top[0].dev_data, self.outer, self.inner,
+                                     self.inner, 0, row, tile * self.inner)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        grad = top[0].diff.reshape(self.outer, self.tiles, self.inner)
-        np.sum(grad, axis=1, out=bottom[0].diff.reshape(self.outer, self.inner))
+        self.device.sum_axis(top[0].dev_diff, bottom[0].dev_diff, self.outer, self.tiles,
+                             self.inner)

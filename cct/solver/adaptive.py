@@ -13,15 +13,24 @@ AdaDelta and Adam keep two history arrays per param: all the first ones, then al
 """
 import math
 
-import numpy as np
-
 from cct.errors import SolverError
 from cct.solver.sgd import SGDSolver
 from cct.solver.solver import register_solver
-from cct.workspace import scratch
 
 
-class _NoMomentum(SGDSolver):
+class _Adaptive(SGDSolver):
+    def update_rule(self, rule, param_id, rate, momentum=0.0, momentum2=0.0, correction=1.0):
+        """The device's ``adaptive_update`` of learnable param ``param_id`` with this solver's
+        delta and histories (the second ones, for AdaDelta and Adam, follow all the first)."""
+        count = len(self.net.learnable_params)
+        second = self.history[count + param_id] if self.history_per_param == 2 else None
+        self.net.device.adaptive_update(rule, self.net.learnable_params[param_id].dev_diff,
+                                        self.history[param_id], second,
+                                        self.local_rate(param_id, rate), momentum, momentum2,
+                                        self.param.delta, correction)
+
+
+class _NoMomentum(_Adaptive):
     def check_param(self):
         if self.param.momentum != 0:
             raise SolverError('%s: Momentum cannot be used with %s (momentum: %g)'
@@ -33,15 +42,7 @@ class AdaGradSolver(_NoMomentum):
     """AdaGrad (``type: "AdaGrad"``)."""
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        history = self.history[param_id]
-        update = scratch('solver_update', history.shape, self.dtype)
-        np.square(diff, out=update)
-        history += update
-        np.sqrt(history, out=update)
-        update += self.dtype.type(self.param.delta)
-        np.divide(diff, update, out=diff)
-        diff *= self.local_rate(param_id, rate)
+        self.update_rule('adagrad', param_id, rate)
 
 
 @register_solver('RMSProp')
@@ -55,75 +56,30 @@ class RMSPropSolver(_NoMomentum):
                               % (self.source, self.param.rms_decay))
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        history = self.history[param_id]
-        decay = self.dtype.type(self.param.rms_decay)
-        update = scratch('solver_update', history.shape, self.dtype)
-        np.square(diff, out=update)
-        update *= self.dtype.type(1) - decay
-        history *= decay
-        history += update
-        np.sqrt(history, out=update)
-        update += self.dtype.type(self.param.delta)
-        np.divide(diff, update, out=diff)
-        diff *= self.local_rate(param_id, rate)
+        self.update_rule('rmsprop', param_id, rate, momentum=self.param.rms_decay)
 
 
 @register_solver('AdaDelta')
-class AdaDeltaSolver(SGDSolver):
+class AdaDeltaSolver(_Adaptive):
     """AdaDelta (``type: "AdaDelta"``); ``momentum`` is the decay rate."""
 
     history_per_param = 2
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        count = len(self.net.learnable_params)
-        gradients, updates = self.history[param_id], self.history[count + param_id]
-        momentum = self.dtype.type(self.param.momentum)
-        delta = self.dtype.type(self.param.delta)
-        update = scratch('solver_update', diff.shape, self.dtype)
-        denominator = scratch('solver_update_2', diff.shape, self.dtype)
-        np.square(diff, out=update)
-        update *= self.dtype.type(1) - momentum
-        gradients *= momentum
-        gradients += update
-        np.add(updates, delta, out=update)
-        np.add(gradients, delta, out=denominator)
-        update /= denominator
-        np.sqrt(update, out=update)
-        diff *= update
-        np.square(diff, out=update)
-        update *= self.dtype.type(1) - momentum
-        updates *= momentum
-        updates += update
-        diff *= self.local_rate(param_id, rate)
+        self.update_rule('adadelta', param_id, rate, momentum=self.param.momentum)
 
 
 @register_solver('Adam')
-class AdamSolver(SGDSolver):
+class AdamSolver(_Adaptive):
     """Adam (``type: "Adam"``): beta1 = ``momentum``, beta2 = ``momentum2``, eps = ``delta``."""
 
     history_per_param = 2
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        count = len(self.net.learnable_params)
-        first, second = self.history[param_id], self.history[count + param_id]
-        one = self.dtype.type(1)
         beta1 = self.dtype.type(self.param.momentum)
         beta2 = self.dtype.type(self.param.momentum2)
         t = self.iter + 1
         # Caffe's pow(Dtype, int) promotes to double; the correction is rounded once, at the end.
         correction = self.dtype.type(math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t))
-        update = scratch('solver_update', diff.shape, self.dtype)
-        np.square(diff, out=update)
-        update *= one - beta2
-        second *= beta2
-        second += update
-        diff *= one - beta1
-        first *= beta1
-        first += diff
-        np.sqrt(second, out=update)
-        update += self.dtype.type(self.param.delta)
-        np.divide(first, update, out=diff)
-        diff *= self.local_rate(param_id, rate) * correction
+        self.update_rule('adam', param_id, rate, momentum=self.param.momentum,
+                         momentum2=self.param.momentum2, correction=correction)

@@ -5,12 +5,8 @@ change of rate does not rescale the velocity already built up. Nesterov steps ba
 ``h_prev = h; h = momentum*h + local_rate*g; w -= (1+momentum)*h - momentum*h_prev``. Both work in
 place on the param's diff (which holds the regularised gradient and leaves holding the step).
 """
-import numpy as np
-
 from cct.errors import SolverError
-from cct.kernels.update import sgd_step
 from cct.solver.solver import Solver, register_solver
-from cct.workspace import scratch
 
 
 @register_solver('SGD')
@@ -30,17 +26,17 @@ class SGDSolver(Solver):
         if decay and kind not in ('L2', 'L1'):
             raise SolverError('Unknown regularization type: %r (use "L2" or "L1")' % kind)
         normalize = dtype(1.0 / self.param.iter_size) if self.param.iter_size != 1 else 1.0
-        sgd_step(blob.data.reshape(-1), blob.diff.reshape(-1), self.history[param_id].reshape(-1),
-                 normalize, decay, kind == 'L1', self.local_rate(param_id, rate),
-                 dtype(self.param.momentum))
+        self.net.device.sgd_update(blob.dev_data, blob.dev_diff, self.history[param_id],
+                                   normalize, decay, kind == 'L1', self.local_rate(param_id, rate),
+                                   dtype(self.param.momentum))
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        history = self.history[param_id]
-        np.multiply(diff, self.local_rate(param_id, rate), out=diff)
-        np.multiply(history, self.dtype.type(self.param.momentum), out=history)
-        history += diff
-        diff[...] = history
+        # Reached only by subclasses with rules of their own that call it (update_param fuses
+        # plain SGD); Caffe's momentum rule, operation by operation.
+        self.net.device.adaptive_update('momentum', self.net.learnable_params[param_id].dev_diff,
+                                        self.history[param_id], None,
+                                        self.local_rate(param_id, rate), self.param.momentum,
+                                        0.0, 0.0)
 
 
 @register_solver('Nesterov')
@@ -48,14 +44,7 @@ class NesterovSolver(SGDSolver):
     """Nesterov's accelerated gradient (``type: "Nesterov"``)."""
 
     def compute_update_value(self, param_id, rate):
-        diff = self.net.learnable_params[param_id].diff
-        history = self.history[param_id]
-        momentum = self.dtype.type(self.param.momentum)
-        previous = scratch('solver_update', history.shape, self.dtype)
-        previous[...] = history
-        np.multiply(diff, self.local_rate(param_id, rate), out=diff)
-        np.multiply(history, momentum, out=history)
-        history += diff
-        np.multiply(history, self.dtype.type(1) + momentum, out=diff)
-        previous *= momentum
-        diff -= previous
+        self.net.device.adaptive_update('nesterov', self.net.learnable_params[param_id].dev_diff,
+                                        self.history[param_id], None,
+                                        self.local_rate(param_id, rate), self.param.momentum,
+                                        0.0, 0.0)

@@ -100,7 +100,7 @@ def snapshot(solver):
             message = caffe_pb2.SolverState(iter=solver.iter, learned_net=model,
                                             current_step=solver.current_step)
             double = solver.dtype == np.float64
-            for array in solver.history:
+            for array in solver.history_on_host():
                 message.history.add().MergeFromString(
                     array_to_blobproto_bytes(array, double=double))
             write_state = lambda tmp: cct_io.write_binary(message, tmp)  # noqa: E731
@@ -112,7 +112,7 @@ def snapshot(solver):
             pair.add(model, lambda tmp: hdf5.save_weights_hdf5(solver.net, tmp, write_diff))
             state = solver.snapshot_filename('.solverstate.h5')
             write_state = lambda tmp: hdf5.save_solverstate_hdf5(  # noqa: E731
-                tmp, solver.iter, model, solver.current_step, solver.history)
+                tmp, solver.iter, model, solver.current_step, solver.history_on_host())
             state_log = 'Snapshotting solver state to HDF5 file %s'
         resume = resume_state.to_bytes(resume_state.collect(solver))
         pair.add(resume_state.path_for(state), lambda tmp: cct_io.write_bytes(resume, tmp))
@@ -175,7 +175,7 @@ def _set_history(solver, state_file, arrays_and_shapes):
         if tuple(shape) != history.shape:
             raise SolverError('%s: history blob %d has shape %s, the net\'s param needs %s'
                               % (state_file, i, shape_string(shape), shape_string(history.shape)))
-        history[...] = read()
+        solver.net.device.from_host(read(), out=history)
 
 
 def restore(solver, state_file):

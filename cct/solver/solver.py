@@ -28,7 +28,6 @@ from cct.solver import snapshot as _snapshot
 from cct.solver.debug_info import DebugInfo
 from cct.solver.lr_policy import learning_rate
 from cct.solver.nonfinite import describe_non_finite
-from cct.workspace import scratch
 
 _SOLVERS = {}
 
@@ -126,8 +125,15 @@ class Solver:
             DebugInfo(test_net, enabled=True)
         logger.info('Solver scaffolding done.')
         params = self.net.learnable_params
-        self.history = [np.zeros(blob.shape, self.dtype)
+        device = self.net.device
+        if self.param.random_seed >= 0 and not device.host:
+            device.seed(self.param.random_seed + runtime.solver_rank())
+        self.history = [device.zeros(blob.shape, self.dtype)
                         for _ in range(self.history_per_param) for blob in params]
+
+    def history_on_host(self):
+        """The history arrays as host numpy arrays (for snapshots)."""
+        return [self.net.device.to_host(array) for array in self.history]
 
     # ------------------------------------------------------------------ pycaffe surface
     @property
@@ -349,26 +355,27 @@ class Solver:
         self._regularize(param_id)
         self.compute_update_value(param_id, rate)
         blob = self.net.learnable_params[param_id]
-        np.subtract(blob.data, blob.diff, out=blob.data)
+        self.net.device.axpby(-1.0, blob.dev_diff, 1.0, blob.dev_data)
 
     def _clip_gradients(self):
         clip = self.param.clip_gradients
         if clip < 0:
             return
         params = self.net.learnable_params
-        sumsq = sum(float(np.dot(b.diff.ravel(), b.diff.ravel())) for b in params)
+        device = self.net.device
+        sumsq = sum(device.dot(b.dev_diff, b.dev_diff) for b in params)
         norm = self.dtype.type(math.sqrt(sumsq))
         if norm > clip:
             scale = self.dtype.type(clip) / norm
             logger.info('Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale '
                         'factor %s', cpp_float(norm), cpp_float(clip), cpp_float(scale))
             for blob in params:
-                np.multiply(blob.diff, scale, out=blob.diff)
+                device.scale(blob.dev_diff, scale, blob.dev_diff)
 
     def _normalize(self, param_id):
         if self.param.iter_size != 1:
-            diff = self.net.learnable_params[param_id].diff
-            np.multiply(diff, self.dtype.type(1.0 / self.param.iter_size), out=diff)
+            diff = self.net.learnable_params[param_id].dev_diff
+            self.net.device.scale(diff, self.dtype.type(1.0 / self.param.iter_size), diff)
 
     def _regularize(self, param_id):
         blob = self.net.learnable_params[param_id]
@@ -379,13 +386,7 @@ class Solver:
         kind = self.param.regularization_type
         if kind not in ('L2', 'L1'):
             raise SolverError('Unknown regularization type: %r (use "L2" or "L1")' % kind)
-        buffer = scratch('solver_regularize', blob.shape, self.dtype)
-        if kind == 'L2':
-            np.multiply(blob.data, local_decay, out=buffer)
-        else:
-            np.sign(blob.data, out=buffer)
-            buffer *= local_decay
-        blob.diff += buffer
+        self.net.device.regularize(blob.dev_data, blob.dev_diff, local_decay, kind == 'L1')
 
     def local_rate(self, param_id, rate):
         return self.dtype.type(rate) * self.dtype.type(self.net.params_lr[param_id])

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from cct.blob import Blob
+from cct.devices import get_device
 from cct.io.protofiles import parse_text
 from cct.io.blobproto import array_to_blobproto_bytes, blobproto_to_array
 from cct.layers.base import V1_TYPE_NAMES, layer_class
@@ -15,7 +16,7 @@ from cct.proto import caffe_pb2
 
 
 def make_layer(text, bottom_shapes=(), num_top=1, dtype=np.float64, phase=caffe_pb2.TRAIN,
-               bottom_data=None, seed=None, inplace=False):
+               bottom_data=None, seed=None, inplace=False, device=None):
     """Build and set up one layer from a LayerParameter prototxt fragment.
 
     Args:
@@ -27,10 +28,14 @@ def make_layer(text, bottom_shapes=(), num_top=1, dtype=np.float64, phase=caffe_
         bottom_data: optional arrays for the bottoms; otherwise standard normal values.
         seed: seeds the bottom values.
         inplace: make top i the same blob as bottom i.
+        device: the Device (or its name) the layer and blobs live on; the CPU by default. A layer
+            the device cannot run raises DeviceError, as a net would.
 
     Returns:
         (layer, bottom, top): the set-up layer and its blob lists.
     """
+    if device is not None:
+        device = get_device(device)
     param = parse_text(text, caffe_pb2.LayerParameter(), '<layer>')
     if not param.name:
         param.name = param.type.lower() or 'layer'
@@ -39,11 +44,14 @@ def make_layer(text, bottom_shapes=(), num_top=1, dtype=np.float64, phase=caffe_
     gen = np.random.default_rng(seed)
     bottom = []
     for i, shape in enumerate(bottom_shapes):
-        blob = Blob(*shape, dtype=dtype) if shape else Blob((), dtype=dtype)
+        blob = Blob(*shape, dtype=dtype, device=device) if shape else \
+            Blob((), dtype=dtype, device=device)
         blob.data[...] = bottom_data[i] if bottom_data is not None else gen.standard_normal(shape)
         bottom.append(blob)
-    top = list(bottom) if inplace else [Blob(dtype=dtype) for _ in range(num_top)]
-    layer = layer_class(param.type, param.name)(param, dtype)
+    top = list(bottom) if inplace else [Blob(dtype=dtype, device=device)
+                                        for _ in range(num_top)]
+    layer = layer_class(param.type, param.name)(param, dtype, device)
+    layer.check_device()
     layer.layer_setup(bottom, top)
     return layer, bottom, top
 

@@ -4,8 +4,10 @@ Semantics are Caffe's: central differences with ``stepsize``; the analytic and n
 agree within ``threshold * max(|analytic|, |numeric|, 1)``; points within ``kink_range`` of ``kink``
 are skipped (non-differentiable points such as ReLU's 0). The objective is half the sum of squares of
 all tops (so each top's diff is its data), or one chosen top element. Layers are run in float64, the
-random seed is reset before every forward (so Dropout draws the same mask), and the bottoms are
-restored before every forward, which makes in-place layers checkable. Param blobs are checked unless
+random seed is reset before every forward (so Dropout draws the same mask; an accelerator's
+generator too), and the bottoms are restored before every forward, which makes in-place layers
+checkable. Values are read and written through the blobs' host views, so a layer on any device
+can be checked. Param blobs are checked unless
 the layer's ``param_propagate_down`` says their gradient is not wanted.
 
 ``directional=True`` checks one scalar per random direction, <analytic gradient, v> against the finite
@@ -75,6 +77,9 @@ class GradientChecker:
         for blob, values in zip(bottom, originals):
             blob.data[...] = values
         rng.set_random_seed(self.seed)
+        device = getattr(layer, 'device', None)
+        if device is not None and not device.host:
+            device.seed(self.seed)
         layer.reshape(bottom, top)
         layer.forward(bottom, top)
 
@@ -120,21 +125,24 @@ class GradientChecker:
                                   top_id, top_index)
         for (what, blob), computed in zip(targets, analytic):
             is_bottom = what.startswith('bottom')
-            flat = blob.data.reshape(-1)
+            def values():
+                # A param's host view is asked for anew before each write: on an accelerator
+                # that is what sends the write to the device (Caffe's SyncedMemory).
+                return originals[int(what.split()[1])].reshape(-1) if is_bottom else \
+                    blob.data.reshape(-1)
             for i in range(blob.count):
-                values = originals[int(what.split()[1])].reshape(-1) if is_bottom else flat
-                value = values[i]
+                value = values()[i]
                 index = tuple(int(j) for j in np.unravel_index(i, blob.shape))
                 if elementwise and top_id is not None and i != top_index:
                     # Caffe's element-wise shortcut: top element i depends on bottom element i
                     # alone, so every other analytic gradient must be 0 (a leak fails here).
                     self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), 0.0)
                     continue
-                values[i] = value + self.stepsize
+                values()[i] = value + self.stepsize
                 plus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
-                values[i] = value - self.stepsize
+                values()[i] = value - self.stepsize
                 minus = self._evaluate(layer, bottom, top, originals, top_id, top_index)
-                values[i] = value
+                values()[i] = value
                 numeric = (plus - minus) / (2.0 * self.stepsize)
                 self._compare(layer, what, index, value, float(computed.reshape(-1)[i]), numeric)
         self._forward(layer, bottom, top, originals)

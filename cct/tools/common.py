@@ -1,11 +1,11 @@
-"""Flag handling the actions share: stages, phase and the GPU flags cct cannot honour yet (the
-helpers of tools/caffe.cpp, for train/test/time/device_query), and the output file of draw/plot."""
-from cct.errors import CctError
+"""Flag handling the actions share (the helpers of tools/caffe.cpp): stages, phase, and the device
+(--gpu, solver_mode, CCT_DEVICE) for train/test/time/device_query, and the output file of draw/plot."""
+import os
+
+from cct import devices, runtime
+from cct.errors import CctError, DeviceError
 from cct.log import logger
 from cct.proto import caffe_pb2
-
-NO_GPU = ('cct has no GPU backend yet, so --gpu %s cannot be honoured; leave out --gpu to run on '
-          'the CPU')
 
 
 def add_net_state_flags(parser):
@@ -17,8 +17,9 @@ def add_net_state_flags(parser):
 
 def add_gpu_flag(parser):
     parser.add_flag('gpu', default='',
-                    help="Optional; run in GPU mode on given device IDs separated by ',' (cct has "
-                         'no GPU backend yet: giving it is an error)')
+                    help="Optional; run in GPU mode on the given device ID (CUDA devices are "
+                         "numbered first, then OpenCL devices; 'all' when there is one); "
+                         'CCT_DEVICE=cpu|opencl:N|cuda:N overrides it')
 
 
 def stages_from_flag(flag):
@@ -34,15 +35,51 @@ def phase_from_flag(flag, default):
     return getattr(caffe_pb2, flag)
 
 
-def use_cpu(gpu_flag, solver_param=None):
-    """Refuse a requested GPU; say plainly when a solver file's solver_mode: GPU is overridden."""
+def gpu_ids(flag):
+    """Caffe's --gpu value as a list of ordinals ('all' is every accelerator there is)."""
+    if flag == 'all':
+        count = len(devices.device_names()) - 1
+        if count == 0:
+            devices.accelerator_name(0)   # raises, saying why there is none
+        return list(range(count))
+    try:
+        return [int(part) for part in flag.split(',')]
+    except ValueError:
+        raise CctError('--gpu takes device IDs separated by commas or "all", got %r'
+                       % flag) from None
+
+
+def use_device(gpu_flag, solver_param=None):
+    """Choose the process's device as Caffe's tool does (--gpu, else the solver's solver_mode: GPU
+    with device_id, else the CPU; CCT_DEVICE overrides all), set it for every net made from now
+    on, and log once which device runs, with its name. Returns the Device."""
+    ordinal = None
     if gpu_flag:
-        raise CctError(NO_GPU % gpu_flag)
-    if solver_param is not None and solver_param.HasField('solver_mode') and \
+        ids = gpu_ids(gpu_flag)
+        if len(ids) != 1:
+            raise DeviceError('cct runs one device per process; --gpu %s names %d (accelerators '
+                              'here: %s)' % (gpu_flag, len(ids),
+                                             ', '.join(devices.device_names()[1:]) or 'none'))
+        ordinal = ids[0]
+    elif solver_param is not None and solver_param.HasField('solver_mode') and \
             solver_param.solver_mode == caffe_pb2.SolverParameter.GPU:
-        logger.warning('The solver file sets solver_mode: GPU, but cct has no GPU backend yet; '
-                       'training on the CPU.')
-    logger.info('Use CPU.')
+        ordinal = solver_param.device_id
+    forced = os.environ.get('CCT_DEVICE')
+    if forced:
+        device = devices.get_device(forced)
+        logger.info('Using device %s (CCT_DEVICE): %s', device, device.describe()['name'])
+    elif ordinal is None:
+        device = devices.get_device('cpu')
+        logger.info('Use CPU.')
+    else:
+        device = devices.get_device(devices.accelerator_name(ordinal))
+        logger.info('Using GPUs %d', ordinal)
+        logger.info('GPU %d: %s (%s)', ordinal, device.describe()['name'], device)
+    if device.host:
+        runtime.set_mode_cpu()
+    else:
+        runtime.use_device(device)
+    return device
 
 
 def output_path(positional, flag, default):

@@ -1,6 +1,7 @@
-"""Show the compute devices cct can use (Caffe's ``caffe device_query``): the CPU, its cores and
-SIMD extensions, the BLAS numpy uses and its threads. cct has no GPU backend yet, so ``--gpu`` is
-an error rather than a silent CPU run.
+"""Show the compute devices cct can use (Caffe's ``caffe device_query``): the CPU (cores, SIMD, the
+BLAS cct's kernels call and the one numpy uses), then every accelerator in Caffe's numbering
+(CUDA devices that CuPy sees, then each OpenCL platform's devices) with memory and compute units.
+``--gpu N`` (or ``all``) shows accelerators only.
 """
 import ctypes
 import os
@@ -8,14 +9,24 @@ import re
 
 import numpy as np
 
+from cct import devices
+from cct.devices import cpu
 from cct.errors import CctError
 from cct.log import logger
-from cct.tools.common import NO_GPU
+from cct.tools.common import gpu_ids
 
 
 def add_arguments(parser):
     parser.add_flag('gpu', default='',
-                    help='GPU device IDs to query, or "all" (cct has no GPU backend yet).')
+                    help='GPU device IDs to query (CUDA devices first, then OpenCL), or "all".')
+    parser.add_argument('--check-kernels', '--check_kernels', '-check_kernels',
+                        dest='check_kernels', default='',
+                        help='Optional; compile every GPU kernel source for "opencl" (on its '
+                             'first device) or "cuda" (through NVRTC, no GPU needed) and report '
+                             'failures')
+    parser.add_flag('arch', default='',
+                    help='Optional; the CUDA architecture --check_kernels cuda compiles for '
+                         '(e.g. sm_80)')
 
 
 def _cpu_model():
@@ -48,10 +59,8 @@ def _blas_threads():
     return None
 
 
-def run(args):
-    if args.gpu:
-        raise CctError(NO_GPU % args.gpu)
-    logger.info('Querying CPU (cct has no GPU backend yet)')
+def _log_cpu():
+    logger.info('Querying CPU')
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     logger.info('Device: CPU')
     logger.info('Name:                          %s', _cpu_model())
@@ -61,6 +70,10 @@ def run(args):
     simd = [name for name in ('SSE42', 'AVX', 'FMA3', 'AVX2', 'AVX512F', 'ASIMD', 'SVE')
             if __cpu_features__.get(name)]
     logger.info('SIMD extensions:               %s', ' '.join(simd) or 'none detected')
+    memory = cpu.open_device(0).describe()['memory']
+    if memory:
+        logger.info('Total memory:                  %d', memory)
+    logger.info('BLAS (cct kernels):            %s', cpu.kernel_blas())
     blas = np.__config__.CONFIG.get('Build Dependencies', {}).get('blas', {})
     logger.info('BLAS (numpy):                  %s %s', blas.get('name', 'unknown'),
                 blas.get('version', ''))
@@ -70,3 +83,54 @@ def run(args):
     logger.info('BLAS threads:                  %s', threads if threads is not None else 'unknown')
     for variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'OMP_WAIT_POLICY'):
         logger.info('%-30s %s', variable + ':', os.environ.get(variable, '(not set)'))
+
+
+def _log_accelerator(ordinal, name):
+    device = devices.get_device(name)
+    info = device.describe()
+    logger.info('Querying GPU %d', ordinal)
+    logger.info('Device: %s', device)
+    logger.info('Name:                          %s', info.get('name'))
+    memory = info.get('memory')
+    logger.info('Total global memory:           %s', memory if memory is not None else 'unknown')
+    logger.info('Compute units:                 %s', info.get('compute_units'))
+    for key, value in info.items():
+        if key not in ('name', 'memory', 'compute_units'):
+            logger.info('%-30s %s', key.replace('_', ' ').capitalize() + ':', value)
+
+
+def _log_cupy_devices():
+    """CUDA devices CuPy sees (cct has no CUDA backend yet, so they are listed, not numbered)."""
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # noqa: BLE001  (no CuPy, no driver, no device: nothing to list)
+        return
+    for index in range(count):
+        props = cupy.cuda.runtime.getDeviceProperties(index)
+        name = props['name'].decode() if isinstance(props['name'], bytes) else props['name']
+        logger.info('CUDA device %d (CuPy; cct has no CUDA backend yet): %s, total global '
+                    'memory %d, multiprocessors %d', index, name, props['totalGlobalMem'],
+                    props['multiProcessorCount'])
+
+
+def run(args):
+    if args.check_kernels:
+        from cct.kernels.gpu import check_kernels_main
+        if args.check_kernels not in ('opencl', 'cuda'):
+            raise CctError('--check_kernels takes "opencl" or "cuda", got %r' % args.check_kernels)
+        return check_kernels_main(args.check_kernels, arch=args.arch or None)
+    accelerators = devices.device_names()[1:]
+    if args.gpu:
+        for ordinal in gpu_ids(args.gpu):
+            _log_accelerator(ordinal, devices.accelerator_name(ordinal))
+        return
+    _log_cpu()
+    for ordinal, name in enumerate(accelerators):
+        _log_accelerator(ordinal, name)
+    if devices.count('cuda') == 0:
+        _log_cupy_devices()
+    for kind in devices.ACCELERATORS:
+        why = devices.unavailable(kind)
+        if why:
+            logger.info('No %s device: %s', kind, why)

@@ -11,7 +11,7 @@ from cct.log import logger
 from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.solver.solver import cpp_float
-from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_cpu
+from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_device
 
 
 def add_arguments(parser):
@@ -29,7 +29,7 @@ def run(args):
         raise CctError('Need a model definition to score (--model).')
     if not args.weights:
         raise CctError('Need model weights to score (--weights).')
-    use_cpu(args.gpu)
+    use_device(args.gpu)
     net = Net(args.model, caffe_pb2.TEST, level=args.level, stages=stages_from_flag(args.stage))
     net.copy_from(args.weights)
     logger.info('Running for %d iterations.', args.iterations)

@@ -21,7 +21,7 @@ from cct.errors import CctError
 from cct.log import init_log, logger
 from cct.solver import solver_class
 from cct.solver.signals import SignalHandler, signal_effect
-from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_cpu
+from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_device
 
 
 def add_arguments(parser):
@@ -77,7 +77,7 @@ def run(args):
     param = cct_io.read_solver_text(solver_path)
     param.train_state.level = args.level
     param.train_state.stage.extend(stages_from_flag(args.stage))
-    use_cpu(args.gpu, param)
+    use_device(args.gpu, param)
     if args.snapshot:
         param.ClearField('weights')
     elif args.weights:

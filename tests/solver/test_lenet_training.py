@@ -66,6 +66,9 @@ def lenet_solver_file(shared, tmp_path, sources):
     solver.test_iter[0] = 20
     solver.max_iter = 1000
     solver.random_seed = 1701
+    # Caffe's example solver asks for solver_mode: GPU, which picks an accelerator; this test
+    # measures training on the CPU.
+    solver.solver_mode = caffe_pb2.SolverParameter.CPU
     solver.snapshot_prefix = str(tmp_path / 'lenet')
     solver_path = str(tmp_path / 'lenet_solver.prototxt')
     cct_io.write_text(solver, solver_path)

@@ -119,7 +119,8 @@ def test_level_and_stage_reach_the_train_net(tmp_path, capsys):
 @pytest.mark.parametrize('argv, message', [
     (['--weights', 'w.caffemodel', '--snapshot', 's.solverstate'],
      'Give a snapshot to resume training or weights to finetune but not both.'),
-    (['--gpu', '0'], 'cct has no GPU backend yet, so --gpu 0 cannot be honoured'),
+    (['--gpu', '7'], 'GPU 7 does not exist'),
+    (['--gpu', 'zero'], '--gpu takes device IDs separated by commas or "all"'),
     (['--sigint_effect', 'explode'], 'Invalid signal effect "explode" was specified'),
 ])
 def test_train_flag_errors_are_one_line(tmp_path, capsys, argv, message):
@@ -151,12 +152,18 @@ def test_missing_net_file_names_it(tmp_path, capsys):
         % path)
 
 
-def test_solver_mode_gpu_in_the_file_trains_on_cpu_and_says_so(tmp_path, capsys):
-    solver = write_solver(tmp_path, max_iter=1, extra='solver_mode: GPU')
+def test_solver_mode_gpu_in_the_file_picks_its_device_id(tmp_path, capsys):
+    """As Caffe's tool: the file's solver_mode: GPU with device_id picks that accelerator when
+    no --gpu flag is given; one that does not exist is an error naming the devices there are."""
+    solver = write_solver(tmp_path, max_iter=1, extra='solver_mode: GPU device_id: 7')
+    status, err, _ = run(capsys, 'train', solver)
+    assert status == 1
+    assert err.strip().splitlines()[-1].startswith('cct train: error: GPU 7 does not exist')
+    status, err, messages = run(capsys, 'train', solver, '--gpu', '7')
+    assert status == 1 and 'GPU 7 does not exist' in err
+    solver = write_solver(tmp_path, max_iter=1, extra='solver_mode: CPU device_id: 7')
     status, err, messages = run(capsys, 'train', solver)
-    assert status == 0
-    assert 'The solver file sets solver_mode: GPU, but cct has no GPU backend yet; training on ' \
-           'the CPU.' in messages
+    assert status == 0 and 'Use CPU.' in messages
 
 
 def test_signals_stop_or_snapshot_training(tmp_path):
@@ -266,15 +273,17 @@ def test_cct_time_prints_caffes_table_and_the_update(tmp_path, capsys):
     assert status == 1 and 'phase must be "TRAIN" or "TEST"' in err
 
 
-def test_device_query_lists_the_cpu_and_refuses_gpus(capsys):
+def test_device_query_lists_the_cpu_and_refuses_missing_gpus(capsys):
     status, err, messages = run(capsys, 'device_query')
     assert status == 0
     assert 'Device: CPU' in messages
+    assert any(m.startswith('BLAS (cct kernels):') and 'openblas' in m.lower()
+               for m in messages)
     assert any(m.startswith('BLAS (numpy):') for m in messages)
     assert any(m.startswith('BLAS threads:') for m in messages)
     assert any(m.startswith('Logical cores:') for m in messages)
-    status, err, _ = run(capsys, 'device_query', '--gpu', 'all')
-    assert status == 1 and 'cct has no GPU backend yet, so --gpu all' in err
+    status, err, _ = run(capsys, 'device_query', '--gpu', '9')
+    assert status == 1 and 'GPU 9 does not exist' in err
 
 
 class _Terminal(__import__('io').StringIO):

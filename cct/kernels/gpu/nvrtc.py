@@ -1,0 +1,105 @@
+"""Compile cct's kernel sources as CUDA C through NVRTC, with no GPU and no CUDA toolkit: the
+``nvidia-cuda-nvrtc`` wheel's library called through ctypes, to PTX for a virtual architecture.
+
+This is the CUDA half of ``check_kernels``: CI proves on every commit that the sources the OpenCL
+device runs also compile for the CUDA backend.
+"""
+import ctypes
+import ctypes.util
+import glob
+import os
+import re
+
+import numpy as np
+
+from cct.errors import DeviceError
+from cct.kernels import gpu
+
+_library = None
+
+
+def _candidates():
+    try:
+        import nvidia
+        roots = list(nvidia.__path__)
+    except ImportError:
+        roots = []
+    for root in roots:   # cu13 wheels: nvidia/cu13/lib; cu12 wheels: nvidia/cuda_nvrtc/lib
+        for pattern in ('cu*/lib/libnvrtc.so*', 'cuda_nvrtc/lib/libnvrtc.so*'):
+            yield from sorted(p for p in glob.glob(os.path.join(root, pattern))
+                              if 'builtins' not in p)
+    for home in (os.environ.get('CUDA_PATH'), os.environ.get('CUDA_HOME'), '/usr/local/cuda'):
+        if home:
+            yield from sorted(glob.glob(os.path.join(home, 'lib64', 'libnvrtc.so*')))
+    found = ctypes.util.find_library('nvrtc')
+    if found:
+        yield found
+
+
+def library():
+    """The loaded libnvrtc; DeviceError saying how to get it when there is none."""
+    global _library
+    if _library is None:
+        for path in _candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            lib.nvrtcGetErrorString.restype = ctypes.c_char_p
+            _library = lib
+            break
+        else:
+            raise DeviceError('NVRTC not found: pip install "cct[cuda]" (or nvidia-cuda-nvrtc) to '
+                              'compile cct\'s kernels as CUDA')
+    return _library
+
+
+def version():
+    """NVRTC's (major, minor)."""
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    library().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    return major.value, minor.value
+
+
+def _architecture(arch):
+    match = re.fullmatch(r'(?:sm_|compute_)?(\d+)[a-z]?', str(arch))
+    if not match:
+        raise ValueError('CUDA architecture %r: give sm_XX, compute_XX or XX' % (arch,))
+    return 'compute_%s' % match.group(1)
+
+
+def compile_ptx(family, dtype, arch='sm_80'):
+    """PTX of ``family``'s source for ``dtype`` and ``arch``; DeviceError with NVRTC's log on failure."""
+    lib = library()
+    text = gpu.source(family).encode()
+    name = gpu.source_name(family).encode()
+    options = [b'--gpu-architecture=' + _architecture(arch).encode()]
+    options += [option.encode() for option in gpu.defines(dtype)]
+    program = ctypes.c_void_p()
+    _check(lib, lib.nvrtcCreateProgram(ctypes.byref(program), text, name, 0, None, None), family)
+    try:
+        array = (ctypes.c_char_p * len(options))(*options)
+        result = lib.nvrtcCompileProgram(program, len(options), array)
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(program, log)
+        log = log.value.decode(errors='replace')
+        if result != 0:
+            kernels = gpu.kernels_in_log(family, log)
+            raise DeviceError('CUDA kernel source %s (%s, %s) failed to compile with NVRTC%s: %s\n%s'
+                              % (gpu.source_name(family), np.dtype(dtype).name, arch,
+                                 ' in kernel %s' % ', '.join(kernels) if kernels else '',
+                                 lib.nvrtcGetErrorString(result).decode(), log.strip()))
+        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        _check(lib, lib.nvrtcGetPTX(program, ptx), family)
+        return ptx.value.decode()
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def _check(lib, result, family):
+    if result != 0:
+        raise DeviceError('NVRTC failed on %s: %s' % (gpu.source_name(family),
+                                                     lib.nvrtcGetErrorString(result).decode()))
