@@ -101,23 +101,39 @@ def power(g, layer, bottoms, tops):
     return [g.op('Pow', [base, g.const(layer.power, 'power')], top.name)]
 
 
+def _log_base(dtype, base):
+    """ln(base) in the layer's dtype, -1 meaning e (Caffe's exp_layer.cpp and log_layer.cpp)."""
+    return dtype.type(1) if base == -1 else np.log(dtype.type(base))
+
+
 @converts('Exp')
 def exp(g, layer, bottoms, tops):
     # Caffe's form: outer_scale * e^(inner_scale * x), inner_scale = ln(base) * scale and
-    # outer_scale = base^shift.
-    inner = scale_shift(g, bottoms[0].name, layer.inner_scale, 0)
-    if layer.outer_scale == 1:
+    # outer_scale = base^shift, computed in the layer's dtype as its forward does.
+    dtype = layer.dtype
+    inner_scale = _log_base(dtype, layer.base) * dtype.type(layer.scale)
+    shift = dtype.type(layer.shift)
+    if shift == 0:
+        outer_scale = dtype.type(1)
+    elif layer.base == -1:
+        outer_scale = np.exp(shift)
+    else:
+        outer_scale = np.power(dtype.type(layer.base), shift)
+    inner = scale_shift(g, bottoms[0].name, inner_scale, 0)
+    if outer_scale == 1:
         return [g.op('Exp', [inner], tops[0].name)]
-    return [g.op('Mul', [g.op('Exp', [inner]), g.const(layer.outer_scale, 'outer_scale')],
+    return [g.op('Mul', [g.op('Exp', [inner]), g.const(outer_scale, 'outer_scale')],
                  tops[0].name)]
 
 
 @converts('Log')
 def log(g, layer, bottoms, tops):
-    inner = scale_shift(g, bottoms[0].name, layer.input_scale, layer.input_shift)
-    if layer.base_scale == 1:
+    dtype = layer.dtype
+    base_scale = dtype.type(1) / _log_base(dtype, layer.base)
+    inner = scale_shift(g, bottoms[0].name, dtype.type(layer.scale), dtype.type(layer.shift))
+    if base_scale == 1:
         return [g.op('Log', [inner], tops[0].name)]
-    return [g.op('Mul', [g.op('Log', [inner]), g.const(layer.base_scale, 'base_scale')],
+    return [g.op('Mul', [g.op('Log', [inner]), g.const(base_scale, 'base_scale')],
                  tops[0].name)]
 
 
