@@ -24,7 +24,8 @@ def _none(dtype):
     return none
 
 
-def _cpu_model():
+def cpu_model():
+    """The processor's name (/proc/cpuinfo's model name, else what platform says)."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
@@ -66,7 +67,7 @@ class CPUDevice(Device):
     host = True
 
     def describe(self):
-        return {'name': _cpu_model(), 'memory': _memory_bytes(),
+        return {'name': cpu_model(), 'memory': _memory_bytes(),
                 'compute_units': kernels.max_threads(), 'blas': kernel_blas()}
 
     def unary_ops(self):

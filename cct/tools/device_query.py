@@ -29,18 +29,6 @@ def add_arguments(parser):
                          '(e.g. sm_80)')
 
 
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
 def _blas_threads():
     """OpenBLAS's thread count, read from the library numpy loaded (None when not found)."""
     try:
@@ -63,7 +51,7 @@ def _log_cpu():
     logger.info('Querying CPU')
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     logger.info('Device: CPU')
-    logger.info('Name:                          %s', _cpu_model())
+    logger.info('Name:                          %s', cpu.cpu_model())
     logger.info('Logical cores:                 %s', os.cpu_count())
     logger.info('Cores this process may use:    %d', usable)
     from numpy._core._multiarray_umath import __cpu_features__
