@@ -60,3 +60,22 @@ def _restore_cct_logger(_pristine_cct_logger):
             log.removeHandler(handler)
     log.setLevel(level)
     log.propagate = propagate
+
+
+@pytest.fixture(scope='session')
+def digits_lmdbs(tmp_path_factory):
+    """examples/digits' two LMDBs (digits_train_lmdb, digits_test_lmdb), made once per session by
+    create_digits.py in ``<tmp>/examples/digits``: the layout the example's prototxts name from
+    the repository root. Returns that folder."""
+    import contextlib
+    import importlib.util
+    folder = tmp_path_factory.mktemp('digits') / 'examples' / 'digits'
+    folder.mkdir(parents=True)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'examples', 'digits',
+                          'create_digits.py')
+    spec = importlib.util.spec_from_file_location('create_digits', script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(open(os.devnull, 'w')):
+        assert module.main(['--output', str(folder)]) == 0
+    return folder

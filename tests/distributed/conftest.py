@@ -1,36 +1,17 @@
-"""Fixtures of the compute-group tests: examples/digits made once per session in a temporary
-folder, one Ray per test module (2 CPUs, a 1 GB object store, the dashboard off) with a fresh token
-in RAY_AUTH_TOKEN, and cct's log as text."""
-import contextlib
-import importlib.util
+"""Fixtures of the compute-group tests: examples/digits' LMDBs (made once per session, in
+tests/conftest.py), one Ray per test module (2 CPUs, a 1 GB object store, the dashboard off) with a
+fresh token in RAY_AUTH_TOKEN, and cct's log as text."""
 import logging
 import os
 import secrets
 
 import pytest
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'digits')
-
 
 @pytest.fixture(scope='session')
-def digits(tmp_path_factory):
-    """A folder holding digits_train_lmdb, digits_test_lmdb and the example's net prototxt."""
-    folder = tmp_path_factory.mktemp('digits')
-    spec = importlib.util.spec_from_file_location('create_digits',
-                                                  os.path.join(EXAMPLE, 'create_digits.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    log = logging.getLogger('cct')
-    handlers, level, propagate = list(log.handlers), log.level, log.propagate
-    with contextlib.redirect_stdout(open(os.devnull, 'w')):
-        assert module.main(['--output', str(folder)]) == 0
-    # The script's CLI run set up cct's log for a terminal; later tests read it through caplog.
-    for handler in log.handlers[:]:
-        if handler not in handlers:
-            log.removeHandler(handler)
-    log.setLevel(level)
-    log.propagate = propagate
-    return folder
+def digits(digits_lmdbs):
+    """A folder holding digits_train_lmdb and digits_test_lmdb (the session's, tests/conftest.py)."""
+    return digits_lmdbs
 
 
 @pytest.fixture(scope='session')

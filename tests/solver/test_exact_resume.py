@@ -3,8 +3,6 @@
 Data layers go on from the record after the last batch used (not from the first, as Caffe does) and
 the generators of transforms and dropout go on too; a solverstate without cct's resume file (one
 real Caffe wrote) resumes as Caffe does, and says so."""
-import importlib.util
-import logging
 import os
 import shutil
 
@@ -18,28 +16,11 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'digit
 
 
 @pytest.fixture(scope='module')
-def digits(tmp_path_factory):
-    """A copy of examples/digits with its LMDBs made by create_digits.py."""
-    root = tmp_path_factory.mktemp('digits')
-    work = root / 'examples' / 'digits'
-    work.mkdir(parents=True)
+def digits(digits_lmdbs):
+    """The root of a copy of examples/digits: its prototxts beside the session's LMDBs."""
     for name in ('lenet_train_test.prototxt', 'lenet_solver.prototxt'):
-        shutil.copy(os.path.join(EXAMPLE, name), work / name)
-    spec = importlib.util.spec_from_file_location('create_digits',
-                                                  os.path.join(EXAMPLE, 'create_digits.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    log = logging.getLogger('cct')
-    handlers, level, propagate = list(log.handlers), log.level, log.propagate
-    assert module.main(['--output', str(work)]) == 0
-    # The script's CLI run set cct's log up for a terminal (propagate off); later modules' caplog
-    # tests need it as it was.
-    for handler in log.handlers[:]:
-        if handler not in handlers:
-            log.removeHandler(handler)
-    log.setLevel(level)
-    log.propagate = propagate
-    return root
+        shutil.copy(os.path.join(EXAMPLE, name), digits_lmdbs / name)
+    return digits_lmdbs.parent.parent
 
 
 def write_solver(root, name, max_iter, snapshot, net_edit=None):
