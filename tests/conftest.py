@@ -51,10 +51,14 @@ def _restore_cct_logger(_pristine_cct_logger):
     The state restored is the session's first, not the test's: a module-scoped fixture that ran a
     CLI in-process (examples/digits' create_digits.py) had otherwise left every later test in the
     session without records (caplog empty in test_solver_snapshots)."""
+    yield
+    _reset_cct_logger(_pristine_cct_logger)
+
+
+def _reset_cct_logger(state):
     import logging
     log = logging.getLogger('cct')
-    handlers, level, propagate = _pristine_cct_logger
-    yield
+    handlers, level, propagate = state
     for handler in log.handlers[:]:
         if handler not in handlers:
             log.removeHandler(handler)
@@ -63,10 +67,12 @@ def _restore_cct_logger(_pristine_cct_logger):
 
 
 @pytest.fixture(scope='session')
-def digits_lmdbs(tmp_path_factory):
+def digits_lmdbs(tmp_path_factory, _pristine_cct_logger):
     """examples/digits' two LMDBs (digits_train_lmdb, digits_test_lmdb), made once per session by
     create_digits.py in ``<tmp>/examples/digits``: the layout the example's prototxts name from
-    the repository root. Returns that folder."""
+    the repository root. Returns that folder. The script runs cct's CLI in-process, which sets the
+    log up for a terminal; the logger is reset before the first test that asked for the folder
+    runs, so its ``caplog`` sees cct's records."""
     import contextlib
     import importlib.util
     folder = tmp_path_factory.mktemp('digits') / 'examples' / 'digits'
@@ -78,4 +84,5 @@ def digits_lmdbs(tmp_path_factory):
     spec.loader.exec_module(module)
     with contextlib.redirect_stdout(open(os.devnull, 'w')):
         assert module.main(['--output', str(folder)]) == 0
+    _reset_cct_logger(_pristine_cct_logger)
     return folder
