@@ -198,6 +198,12 @@ class Device:
         gradient, Reduction)."""
         raise NotImplementedError(self._missing('sum_axis'))
 
+    def dot_rows(self, a, b, out):
+        """``out[r] = sum over j of a[r, j] * b[r, j]`` with ``a`` and ``b`` viewed as
+        (len(out), -1), summed in the dtype (CPU: ``numpy.einsum('ij,ij->i')``; an accelerator may
+        sum wider). Reduction SUMSQ, ContrastiveLoss's squared distances (``a`` is ``b``)."""
+        raise NotImplementedError(self._missing('dot_rows'))
+
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         """``x`` viewed as (outer, len(out), inner): ``out[c] (+)= sum over o, i of x[o, c, i]``,
         summed in float64 and rounded once (the bias gradient of Convolution/InnerProduct); with

@@ -173,6 +173,12 @@ class CPUDevice(Device):
     def sum_axis(self, x, out, outer, count, inner):
         np.sum(x.reshape(outer, count, inner), axis=1, out=out.reshape(outer, inner))
 
+    def dot_rows(self, a, b, out):
+        rows = out.size
+        if rows:
+            np.einsum('ij,ij->i', a.reshape(rows, -1), b.reshape(rows, -1),
+                      out=out.reshape(rows))
+
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         if not wide:
             sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2)).reshape(out.shape)

@@ -212,6 +212,11 @@ class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin, Device):
         self._run('reduction', 'sum_axis', out.dtype, outer * inner, _int(outer), _int(count),
                   _int(inner), *arg(x), *arg(out))
 
+    def dot_rows(self, a, b, out):
+        if out.size:
+            self._run('reduction', 'dot_rows', out.dtype, out.size, _int(out.size),
+                      _int(a.size // out.size), *arg(a), *arg(b), *arg(out))
+
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
         # Summed in ACCUM (float64 where the device has it) whether or not ``wide``: the interface
         # lets an accelerator sum wider than the CPU's dtype sums.

@@ -49,6 +49,10 @@ class EuclideanLossLayer(LossLayer):
 @register('ContrastiveLoss')
 class ContrastiveLossLayer(LossLayer):
     num_bottom = 3
+    # The (N, C) differences stay on the device; the N squared distances come to the host, where
+    # the loss (as Caffe's Forward_gpu does) and each pair's gradient coefficient are finished.
+    primitives = ('empty', 'copy', 'axpby', 'dot_rows', 'to_host', 'from_host', 'fill',
+                  'channel_op')
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != 2
@@ -71,25 +75,35 @@ class ContrastiveLossLayer(LossLayer):
                     i, '(N, C) or (N, C, 1, 1)' if i < 2 else '(N) or (N, 1, 1, 1)', blob.shape))
         self.num = first.num
         self.channels = first.channels
+        difference = getattr(self, 'difference', None)
+        if difference is None or difference.shape != (self.num, self.channels):
+            device = self.device
+            self.difference = device.empty((self.num, self.channels), self.dtype)
+            self.distances = device.empty((self.num,), self.dtype)
+            self.coefficients = device.empty((self.num,), self.dtype)
 
     def forward(self, bottom, top):
-        a = bottom[0].data.reshape(self.num, self.channels)
-        b = bottom[1].data.reshape(self.num, self.channels)
-        self.difference = a - b
-        self.dist_sq = np.einsum('ij,ij->i', self.difference, self.difference)
-        self.similar = bottom[2].data.reshape(self.num).astype(np.int64) != 0
+        device = self.device
+        device.copy(bottom[0].dev_data, self.difference)
+        device.axpby(-1.0, bottom[1].dev_data, 1.0, self.difference)
+        device.dot_rows(self.difference, self.difference, self.distances)
+        self.dist_sq = device.to_host(self.distances)
+        labels = device.to_host(bottom[2].dev_data)
+        self.similar = labels.reshape(self.num).astype(np.int64) != 0
         if self.legacy:
             dissimilar = np.maximum(self.margin - self.dist_sq, 0)
         else:
             dissimilar = np.maximum(self.margin - np.sqrt(self.dist_sq), 0) ** 2
         per_pair = np.where(self.similar, self.dist_sq, dissimilar)
-        top[0].data[...] = per_pair.sum() / self.num / 2
+        device.fill(top[0].dev_data, per_pair.sum() / self.num / 2)
 
     def backward(self, top, propagate_down, bottom):
+        device = self.device
+        weight = device.to_host(top[0].dev_diff).reshape(-1)[0]
         for i, sign in ((0, 1.0), (1, -1.0)):
             if not propagate_down[i]:
                 continue
-            alpha = sign * top[0].diff.reshape(-1)[0] / self.num
+            alpha = sign * weight / self.num
             if self.legacy:
                 shortfall = self.margin - self.dist_sq
                 beta = np.full_like(shortfall, -alpha)
@@ -98,7 +112,9 @@ class ContrastiveLossLayer(LossLayer):
                 shortfall = self.margin - dist
                 beta = -alpha * shortfall / (dist + self.dtype.type(1e-4))
             scale = np.where(self.similar, alpha, np.where(shortfall > 0, beta, 0))
-            np.multiply(self.difference, scale[:, None].astype(self.dtype, copy=False),
-                        out=bottom[i].diff.reshape(self.num, self.channels))
+            device.from_host(scale.astype(self.dtype, copy=False), out=self.coefficients)
+            # Row n of the difference times its pair's coefficient.
+            device.channel_op('mul', self.difference, self.coefficients, bottom[i].dev_diff,
+                              self.channels)
         if len(propagate_down) > 2 and propagate_down[2]:
             self.fail('cannot backpropagate to the similarity input (bottom 2)')

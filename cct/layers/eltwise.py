@@ -48,7 +48,7 @@ class EltwiseLayer(Layer):
     def primitives(self):
         p = self.param.eltwise_param
         if p.operation == _Op.PROD and not p.stable_prod_grad:
-            return None     # the quotient gradient is numpy code
+            return ('scratch', 'copy', 'scale', 'axpby', 'mul', 'channel_op')
         if p.operation == _Op.MAX:
             return ('scratch', 'copy', 'empty', 'max_update', 'mask_select')
         return ('scratch', 'copy', 'scale', 'axpby', 'mul')
@@ -74,8 +74,6 @@ class EltwiseLayer(Layer):
             device.copy(acc, out)
 
     def backward(self, top, propagate_down, bottom):
-        if self.op == _Op.PROD and not self.stable_prod_grad:
-            return self._backward_on_host(top, propagate_down, bottom)
         device = self.device
         top_diff = top[0].dev_diff
         if any(blob is top[0] for blob in bottom):
@@ -92,18 +90,16 @@ class EltwiseLayer(Layer):
             if self.op == _Op.MAX:
                 device.mask_select(top_diff, self.max_index, i, blob.dev_diff)
                 continue
+            if not self.stable_prod_grad:
+                # (top / bottom_i) * top_diff: channel_op with one "channel" per element is the
+                # element-wise quotient (inf or nan where bottom_i is 0, as in Caffe).
+                quotient = device.scratch('eltwise_grad', top_diff.shape, self.dtype)
+                device.channel_op('div', top[0].dev_data, blob.dev_data, quotient, 1)
+                device.mul(quotient, top_diff, blob.dev_diff)
+                continue
             others = [b.dev_data for j, b in enumerate(bottom) if j != i]
             grad = device.scratch('eltwise_grad', top_diff.shape, self.dtype)
             device.copy(others[0], grad)
             for data in others[1:]:
                 device.mul(grad, data, grad)
             device.mul(grad, top_diff, blob.dev_diff)
-
-    def _backward_on_host(self, top, propagate_down, bottom):
-        top_diff = top[0].diff
-        if any(blob is top[0] for blob in bottom):
-            top_diff = top_diff.copy()  # in-place: bottom i's diff is the top's diff
-        top_data = top[0].data.copy()
-        for i, blob in enumerate(bottom):
-            if propagate_down[i]:
-                np.multiply(top_data / blob.data, top_diff, out=blob.diff)

@@ -5,8 +5,6 @@ Easy to get wrong, all as Caffe does it: only tail reductions exist (all axes >=
 top's shape is the bottom's first ``axis`` dimensions (``axis: 0``, the default, gives a scalar);
 MEAN folds 1/(reduced count) into the coefficient; ASUM's gradient uses sign(x) with sign(0) = 0.
 """
-import numpy as np
-
 from cct.layers.base import Layer, register
 from cct.proto import caffe_pb2
 
@@ -37,22 +35,20 @@ class ReductionLayer(Layer):
     @property
     def primitives(self):
         if self.param.reduction_param.operation == _Op.SUMSQ:
-            return None     # numpy's einsum, whose summation order the device would not keep
+            return ('dot_rows', 'scale', 'scratch', 'channel_op')
         return ('sum_axis', 'scale', 'scratch', 'fill', 'channel_op', ('unary', 'abs'),
                 ('unary_backward', 'abs'))
 
     def forward(self, bottom, top):
-        if self.op == _Op.SUMSQ:
-            x = bottom[0].data.reshape(self.num, self.dim)
-            out = top[0].data.reshape(self.num)
-            np.einsum('ij,ij->i', x, x, out=out)
-            if self.coeff != 1:
-                out *= self.coeff
-            return
-        if self.op not in (_Op.SUM, _Op.MEAN, _Op.ASUM):
+        if self.op not in (_Op.SUM, _Op.MEAN, _Op.ASUM, _Op.SUMSQ):
             self.fail('unknown reduction operation %d' % self.op)
         device = self.device
         x, out = bottom[0].dev_data, top[0].dev_data
+        if self.op == _Op.SUMSQ:
+            device.dot_rows(x, x, out)
+            if self.coeff != 1:
+                device.scale(out, self.coeff, out)
+            return
         if self.op == _Op.ASUM:
             absolute = device.scratch('reduction', x.shape, self.dtype)
             device.unary('abs', x, absolute)
@@ -64,15 +60,15 @@ class ReductionLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        if self.op == _Op.SUMSQ:
-            scale = top[0].diff.reshape(self.num, 1) * self.coeff
-            x = bottom[0].data.reshape(self.num, self.dim)
-            np.multiply(x, 2 * scale, out=bottom[0].diff.reshape(self.num, self.dim))
-            return
         device = self.device
         scale = device.scratch('reduction_scale', (self.num,), self.dtype)
         device.scale(top[0].dev_diff, self.coeff, scale)
         grad = bottom[0].dev_diff
+        if self.op == _Op.SUMSQ:
+            # x * (2 * (top_diff * coeff)) per row: each product rounds as before the seam.
+            device.scale(scale, 2.0, scale)
+            device.channel_op('mul', bottom[0].dev_data, scale, grad, self.dim)
+            return
         device.fill(grad, 0)
         device.channel_op('add', grad, scale, grad, self.dim)
         if self.op == _Op.ASUM:

@@ -112,6 +112,23 @@ CASES = {
             {}),
     'spp_ave': ('type: "SPP" spp_param { pyramid_height: 2 pool: AVE }', [(2, 2, 5, 4)], 1,
                 None, {}),
+    'reduction_sumsq': ('type: "Reduction" reduction_param { operation: SUMSQ axis: 1 '
+                        'coeff: 0.5 }', [(2, 3, 4)], 1, None, {}),
+    'reduction_sumsq_all': ('type: "Reduction" reduction_param { operation: SUMSQ }', [(3, 5)],
+                            1, None, {}),
+    'eltwise_prod_quotient': ('type: "Eltwise" eltwise_param { operation: PROD '
+                              'stable_prod_grad: false }', [(2, 3), (2, 3), (2, 3)], 1, None,
+                              {}),
+    # Similarity labels in {0, 1, 2} (non-zero is similar); the margins leave three dissimilar
+    # pairs inside (gradient) and one outside (none), each 0.1 or more from the kink. Caffe's test
+    # threshold: the 1e-4 in the dissimilar gradient's divisor costs the finite differences some
+    # accuracy (as in tests/layers/test_distance_loss.py).
+    'contrastive_loss': ('type: "ContrastiveLoss" contrastive_loss_param { margin: 2 }',
+                         [(10, 3), (10, 3), (10,)], 1, 2, {'threshold': 1e-2}),
+    'contrastive_loss_legacy': ('type: "ContrastiveLoss" contrastive_loss_param { margin: 4 '
+                                'legacy_version: true }',
+                                [(10, 3, 1, 1), (10, 3, 1, 1), (10, 1, 1, 1)], 1, 2,
+                                {'threshold': 1e-2}),
     # Layers Caffe runs on the host in GPU mode (no GPU code): cct's host layers, through syncs.
     'argmax': ('type: "ArgMax" argmax_param { top_k: 2 out_max_val: true }', [(3, 5)], 1, None,
                None),
@@ -174,8 +191,8 @@ def test_gradient_checker_passes_on_opencl(ocl, case):
     text, shapes, tops, labels, options = CASES[case]
     layer, bottom, top = make_layer(text, shapes, num_top=tops, dtype=np.float64,
                                     bottom_data=_bottoms(shapes, labels, np.float64), device=ocl)
-    checker = GradientChecker(stepsize=1e-3 if 'softmax' in case else 1e-2, threshold=1e-3,
-                              **options)
+    checker = GradientChecker(**{'stepsize': 1e-3 if 'softmax' in case else 1e-2,
+                                 'threshold': 1e-3, **options})
     check = [i for i in range(len(shapes)) if i != labels]
     checker.check(layer, bottom, top, check_bottom=check)
 

@@ -221,3 +221,25 @@ def test_rows_windows_and_axis_sums_match_cpu(ocl, cpu, dtype):
     device_sums = ocl.empty((3, 4), dtype)
     ocl.sum_axis(ocl.from_host(x), device_sums, 3, 7, 4)
     assert_close(ocl.to_host(device_sums), sums)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_dot_rows_matches_cpu_on_views(ocl, cpu, dtype):
+    """Row dot products (Reduction SUMSQ, ContrastiveLoss) on 1-D slices with offsets, a and b
+    distinct and the same array; rows of 1 and of many values."""
+    a, b = _random(5 + 6 * 9, dtype, 60), _random(3 + 6 * 9, dtype, 61)
+    device_a, device_b = ocl.from_host(a), ocl.from_host(b)
+    for rows in (6, 54, 1):
+        expected = np.full(rows + 2, 7, dtype)
+        cpu.dot_rows(a[5:], b[3:], expected[2:])
+        out = ocl.from_host(np.full(rows + 2, 7, dtype))
+        ocl.dot_rows(device_a[5:], device_b[3:], out[2:])
+        assert_close(ocl.to_host(out), expected)
+        np.testing.assert_array_equal(ocl.to_host(out)[:2], 7)   # nothing before the view
+    squares = np.empty(6, dtype)
+    cpu.dot_rows(a[5:], a[5:], squares)
+    device_squares = ocl.empty(6, dtype)
+    ocl.dot_rows(device_a[5:], device_a[5:], device_squares)
+    assert_close(ocl.to_host(device_squares), squares)
+    np.testing.assert_allclose(squares, (a[5:].reshape(6, 9) ** 2).sum(axis=1), rtol=1e-5)
+    ocl.dot_rows(device_a[:0], device_a[:0], ocl.empty(0, dtype))   # nothing to do

@@ -8,6 +8,7 @@ from cct import devices, runtime
 from cct.blob import Blob
 from cct.errors import DeviceError
 from cct.io import parse_text
+from cct.layers.reduction import ReductionLayer
 from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.solver import solver_class
@@ -132,9 +133,15 @@ def test_snapshots_from_an_accelerator_restore_on_the_cpu(tmp_path):
         np.testing.assert_array_equal(mine.data, theirs.data)
 
 
-def test_a_layer_the_device_cannot_run_is_refused_by_name_at_build():
+def test_a_layer_the_device_cannot_run_is_refused_by_name_at_build(monkeypatch):
     text = NET + ('layer { name: "total" type: "Reduction" bottom: "ip" top: "total" '
                   'reduction_param { operation: SUMSQ } }')
+    with pytest.raises(DeviceError, match=r"Layer 'total' \(type Reduction\) is not supported "
+                                          r'on device mirror:0 \(it needs the dot_rows'):
+        Net(net_param(text), device=MirrorDevice(lacking=['dot_rows']))
+    Net(net_param(text), device=MirrorDevice())
+    # A layer class that lists no primitives (numpy on host arrays) runs on the CPU only.
+    monkeypatch.setattr(ReductionLayer, 'primitives', None)
     with pytest.raises(DeviceError, match=r"Layer 'total' \(type Reduction\) is not supported "
                                           r'on device mirror:0 \(it computes with numpy'):
         Net(net_param(text), device=MirrorDevice())

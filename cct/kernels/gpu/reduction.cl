@@ -164,6 +164,20 @@ KERNEL sum_axis(const int outer, const int count, const int inner, ARRAY(const R
     }
 }
 
+/* out[r] = sum over j of a[r, j] * b[r, j], a and b as (rows, count), one work-item per row:
+ * Reduction SUMSQ (a == b) and ContrastiveLoss's squared distances. */
+KERNEL dot_rows(const int rows, const int count, ARRAY(const REAL, a), ARRAY(const REAL, b),
+                ARRAY(REAL, out))
+{
+    OFFSET(a); OFFSET(b); OFFSET(out);
+    KERNEL_LOOP(r, rows) {
+        ACCUM total = 0;
+        for (int j = 0; j < count; ++j)
+            total += (ACCUM)a[r * count + j] * (ACCUM)b[r * count + j];
+        out[r] = (REAL)total;
+    }
+}
+
 /* SigmoidCrossEntropyLoss per element (sigmoid_cross_entropy_loss_layer.cpp): sigmoid kept for the
  * backward, term = x*(target - p) - log1p(exp(x - 2*x*p)) with p = (x >= 0), and with an ignored label
  * (has_ignore) valid = (int)target != ignore_label, the term and count of an ignored element being 0. */
