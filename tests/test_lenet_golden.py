@@ -25,11 +25,8 @@ def mnist_test(shared):
     return images, labels
 
 
-def test_lenet_iter_10000_scores_like_caffe(shared, mnist_test):
-    images, labels = mnist_test
-    net = Net(os.path.join(shared, 'nets', 'lenet.prototxt'), caffe_pb2.TEST,
-              weights=os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'))
-    batch = 100
+def lenet_score(net, images, labels, batch):
+    """Caffe's LeNet TEST net run over the MNIST test set in batches: (accuracy, mean loss)."""
     net.blobs['data'].reshape(batch, 1, 28, 28)
     net.reshape()
     correct, losses = 0, []
@@ -41,5 +38,13 @@ def test_lenet_iter_10000_scores_like_caffe(shared, mnist_test):
         correct += int((prob.argmax(axis=1) == truth).sum())
         picked = prob[np.arange(batch), truth]
         losses.append(-np.log(np.maximum(picked, np.finfo(np.float32).tiny)).mean())
-    assert correct / len(labels) == pytest.approx(0.9914, abs=1e-4)
-    assert float(np.mean(losses)) == pytest.approx(0.02727, abs=1e-4)
+    return correct / len(labels), float(np.mean(losses))
+
+
+def test_lenet_iter_10000_scores_like_caffe(shared, mnist_test):
+    images, labels = mnist_test
+    net = Net(os.path.join(shared, 'nets', 'lenet.prototxt'), caffe_pb2.TEST,
+              weights=os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'))
+    accuracy, loss = lenet_score(net, images, labels, 100)
+    assert accuracy == pytest.approx(0.9914, abs=1e-4)
+    assert loss == pytest.approx(0.02727, abs=1e-4)

@@ -15,7 +15,7 @@ from cct.netgraph import filter_net
 from cct.proto import caffe_pb2
 from cct.solver import solver_class
 from opencl_support import assert_close
-from test_lenet_golden import read_idx
+from test_lenet_golden import lenet_score, read_idx
 
 # AdaGrad's and RMSProp's delta is 1e-4, not Caffe's default 1e-8: with 1e-8 a weight whose
 # gradient is about 0 steps by +-rate with a sign that is rounding noise, so any two summation
@@ -46,19 +46,9 @@ def test_lenet_caffemodel_scores_like_caffe_on_opencl(shared, mnist, ocl):
     images, labels = mnist
     net = Net(os.path.join(shared, 'nets', 'lenet.prototxt'), caffe_pb2.TEST,
               weights=os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'), device=ocl)
-    batch = 500
-    net.blobs['data'].reshape(batch, 1, 28, 28)
-    net.reshape()
-    correct, losses = 0, []
-    for start in range(0, len(labels), batch):
-        net.blobs['data'].data[...] = images[start:start + batch, None] * np.float32(0.00390625)
-        prob = net.forward()['prob']
-        truth = labels[start:start + batch]
-        correct += int((prob.argmax(axis=1) == truth).sum())
-        picked = prob[np.arange(batch), truth]
-        losses.append(-np.log(np.maximum(picked, np.finfo(np.float32).tiny)).mean())
-    assert correct / len(labels) == pytest.approx(0.9914, abs=1e-4)
-    assert float(np.mean(losses)) == pytest.approx(0.02727, abs=1e-4)
+    accuracy, loss = lenet_score(net, images, labels, 500)
+    assert accuracy == pytest.approx(0.9914, abs=1e-4)
+    assert loss == pytest.approx(0.02727, abs=1e-4)
 
 
 def lenet_train_param(shared):
