@@ -137,14 +137,20 @@ def _log_base(dtype, base):
     return dtype.type(1) if base == -1 else np.log(base)
 
 
+def _affine(x, out, scale, shift):
+    """out = shift + scale*x, skipping the multiplication by 1 and the addition of 0 as Caffe does
+    (``out`` may be ``x``)."""
+    if scale != 1:
+        np.multiply(x, scale, out=out)
+    elif out is not x:
+        np.copyto(out, x)
+    if shift != 0:
+        out += shift
+
+
 def _power_forward(x, y, s):
     power, scale, shift = s['power'], s['scale'], s['shift']
-    if scale != 1:
-        np.multiply(x, scale, out=y)
-    elif y is not x:
-        np.copyto(y, x)
-    if shift != 0:
-        y += shift
+    _affine(x, y, scale, shift)
     if power != 1:
         np.power(y, power, out=y)
 
@@ -165,12 +171,7 @@ def _power_backward(x, y, dy, dx, s):
         dx *= power
     else:
         # dy/dx = diff_scale*y / (shift + scale*x)
-        if scale != 1:
-            np.multiply(x, scale, out=dx)
-        else:
-            np.copyto(dx, x)
-        if shift != 0:
-            dx += shift
+        _affine(x, dx, scale, shift)
         np.divide(y, dx, out=dx)
         if diff_scale != 1:
             dx *= diff_scale
@@ -213,12 +214,7 @@ def _log_forward(x, y, s):
     if scale == 1 and shift == 0:
         np.log(x, out=y)
     else:
-        if scale != 1:
-            np.multiply(x, scale, out=y)
-        elif y is not x:
-            np.copyto(y, x)
-        if shift != 0:
-            y += shift
+        _affine(x, y, scale, shift)
         np.log(y, out=y)
     if base_scale != 1:
         y *= base_scale
@@ -228,12 +224,7 @@ def _log_backward(x, y, dy, dx, s):
     # dy/dx = scale / (ln(base)*(shift + scale*x)), in Caffe's order of operations.
     scale, shift = s['scale'], s['shift']
     numerator = scale / _log_base(dx.dtype, s['base'])
-    if scale != 1:
-        np.multiply(x, scale, out=dx)
-    else:
-        np.copyto(dx, x)
-    if shift != 0:
-        dx += shift
+    _affine(x, dx, scale, shift)
     np.reciprocal(dx, out=dx)
     if numerator != 1:
         dx *= numerator
