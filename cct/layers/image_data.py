@@ -38,6 +38,7 @@ class ImageListLoader:
         self.transformer = transformer
         self.generator = generator
         self.where = where
+        self._order_of = self._order = None
 
     def _read(self):
         name, label, line = self.lines[self.position]
@@ -53,9 +54,17 @@ class ImageListLoader:
         """The next line to read, the list's order (line numbers, when shuffled) and the
         shuffle's and the transform's generators."""
         return {'position': self.position,
-                'order': [number for _, _, number in self.lines] if self.generator is not None else None,
+                'order': self._line_order() if self.generator is not None else None,
                 'shuffle_rng': rng.generator_state(self.generator),
                 'transform_rng': rng.generator_state(self.transformer.generator)}
+
+    def _line_order(self):
+        # get_state runs after every batch, the order changes once an epoch: list the line
+        # numbers once per shuffled list (states share it; nothing changes it in place).
+        if self._order_of is not self.lines:
+            self._order = [number for _, _, number in self.lines]
+            self._order_of = self.lines
+        return self._order
 
     def set_state(self, state):
         if state.get('order') is not None:
