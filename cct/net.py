@@ -313,14 +313,14 @@ class Net(PycaffeNetMixin):
             shape = getattr(error, 'shape', None)
             raise OutOfMemoryError(
                 '%s: out of memory %s %s: %s%s' % (
-                    layer.describe()[0].upper() + layer.describe()[1:], doing, what,
+                    layer.where(), doing, what,
                     'could not allocate %d bytes (%.1f GiB)' % (nbytes, nbytes / 2 ** 30)
                     if nbytes else str(error),
                     ' for shape %s' % shape_string(shape) if shape else ''),
                 blob=blob, nbytes=nbytes) from None
         # Shape helpers (an axis out of range, a negative top size from a kernel larger than its
         # input) and numpy raise plain ValueErrors and ArithmeticErrors: name the layer.
-        raise NetError('%s%s: %s' % (layer.describe()[0].upper() + layer.describe()[1:],
+        raise NetError('%s%s: %s' % (layer.where(),
                                      '' if doing == 'setting up' else ' (%s)' % doing,
                                      error)) from error
 

@@ -184,7 +184,7 @@ class Layer:
         device = self.device
         if device.host or self.host_layer:
             return
-        where = self.describe()[0].upper() + self.describe()[1:]
+        where = self.where()
         if self.primitives is None:
             raise DeviceError('%s is not supported on device %s (it computes with numpy on the '
                               'host; run the net on the CPU)' % (where, device))
@@ -198,9 +198,14 @@ class Layer:
     def describe(self):
         return "layer '%s' (type %s)" % (self.name, self.type)
 
+    def where(self):
+        """The layer's description as error messages start with it: "Layer 'x' (type T)"."""
+        text = self.describe()
+        return text[0].upper() + text[1:]
+
     def fail(self, message, error=NetError):
         """Raise ``error`` with ``message`` prefixed by this layer's name and type."""
-        raise error('%s: %s' % (self.describe()[0].upper() + self.describe()[1:], message))
+        raise error('%s: %s' % (self.where(), message))
 
     def check_arity(self, num_bottom, num_top):
         def count(what, n, exact, low, high):

@@ -23,7 +23,7 @@ from cct.data.shard import Shard
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
-from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size, where
+from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size
 from cct.log import logger
 
 
@@ -114,5 +114,6 @@ class DataLayer(PrefetchingDataLayer):
         except DataError as e:
             self.fail(str(e), DataError)
         transformer = DataTransformer(self.param.transform_param, self.phase, self.dtype,
-                                      where(self))
-        return DatumLoader(reader, self.batch_size, transformer, where(self), Shard.for_layer(self))
+                                      self.where())
+        return DatumLoader(reader, self.batch_size, transformer, self.where(),
+                           Shard.for_layer(self))

@@ -23,7 +23,6 @@ from cct import rng
 from cct.data.shard import Shard
 from cct.errors import DataError, install_hint
 from cct.layers.base import Layer, register
-from cct.layers.prefetching import where
 from cct.log import logger
 
 
@@ -214,7 +213,7 @@ class HDF5OutputLayer(Layer):
                 # Caffe's H5LTmake_dataset fails on the second batch too: one batch per file.
                 raise DataError('%s: %s already holds a "%s" dataset; HDF5Output writes one '
                                 'batch per file, as Caffe does (run a single forward, or one '
-                                'net per batch)' % (where(self), self.file_name, name))
+                                'net per batch)' % (self.where(), self.file_name, name))
             legacy = tuple(blob.legacy_shape(i) for i in range(4))
             self.file.create_dataset(name, data=blob.data.reshape(legacy))
         self.file.flush()

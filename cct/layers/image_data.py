@@ -21,7 +21,7 @@ from cct.data.shard import Shard
 from cct.data.transformer import DataTransformer
 from cct.errors import DataError
 from cct.layers.base import register
-from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size, where
+from cct.layers.prefetching import PrefetchingDataLayer, check_batch_size
 from cct.log import logger
 
 
@@ -135,12 +135,12 @@ class ImageDataLayer(PrefetchingDataLayer):
         lines = [(name, label, number) for number, (name, label) in enumerate(entries, 1)]
         generator = None
         transformer = DataTransformer(self.param.transform_param, self.phase, self.dtype,
-                                      where(self))
+                                      self.where())
         if param.shuffle:
             logger.info('Shuffling data')
             generator = np.random.default_rng(rng.generator().integers(2 ** 63))
         loader = ImageListLoader(lines, 0, param, self.batch_size, transformer, generator,
-                                 where(self), Shard.for_layer(self))
+                                 self.where(), Shard.for_layer(self))
         if param.shuffle:
             loader.shuffle()
         logger.info('A total of %d images.', len(lines))

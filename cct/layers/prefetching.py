@@ -81,12 +81,6 @@ class PrefetchingDataLayer(Layer):
             np.copyto(top[1].data, batch.label)
 
 
-def where(layer):
-    """The layer's description as error messages start with it: "Layer 'x' (type T)"."""
-    text = layer.describe()
-    return text[0].upper() + text[1:]
-
-
 def check_batch_size(layer, batch_size):
     if batch_size <= 0:
         layer.fail('Positive batch size required (batch_size: %d)' % batch_size, DataError)
