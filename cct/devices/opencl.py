@@ -10,7 +10,7 @@ import numpy as np
 
 from cct.devices import opencl_ops, opencl_updates
 from cct.devices.base import UNARY_OPS, Device
-from cct.errors import DeviceError
+from cct.errors import DeviceError, install_hint
 from cct.kernels.gpu.cl_runtime import arg, check_count
 
 # devices/base.py UNARY_OPS rows as elementwise.cl's op codes.
@@ -356,7 +356,8 @@ def unavailable():
     try:
         import pyopencl  # noqa: F401
     except ImportError:
-        return 'pyopencl is not installed (pip install "cct[opencl]")'
+        return 'pyopencl is not installed: %s' % install_hint(
+            'opencl', 'pyopencl>=2024.1', 'pocl-binary-distribution>=3.0')
     try:
         found = _listed()
     except Exception as error:  # noqa: BLE001

@@ -9,7 +9,7 @@ import contextlib
 import math
 import os
 
-from cct.errors import CctError
+from cct.errors import CctError, MissingPackageError, install_hint
 from cct.log import logger
 
 # Ray's own bookkeeping entries of cluster_resources(), not resources a worker asks for.
@@ -20,7 +20,8 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise CctError('compute groups run on Ray: pip install "cct[distributed]"') from None
+        raise MissingPackageError('compute groups run on Ray, which is not installed: %s'
+                                  % install_hint('distributed', 'ray>=2.59')) from None
     return ray
 
 

@@ -1,14 +1,15 @@
 """Tables and plots of the simulator, the momentum measurement and the optimizer (``cct simulate``,
 ``cct simulate-async``, ``cct optimize``). Figures are drawn without pyplot, as ``cct plot`` does
-(``pip install "cct[plot]"``)."""
-from cct.errors import CctError
+(the ``plot`` extra)."""
+from cct.errors import MissingPackageError, install_hint
 
 
 def _figure(width, height):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise CctError('--plot needs matplotlib (pip install "cct[plot]")') from None
+        raise MissingPackageError('--plot needs matplotlib, which is not installed: %s'
+                                  % install_hint('plot', 'matplotlib>=3.5')) from None
     return Figure(figsize=(width, height), dpi=100)
 
 

@@ -17,7 +17,7 @@ import contextlib
 import sys
 
 from cct import io as cct_io
-from cct.errors import CctError
+from cct.errors import CctError, install_hint
 from cct.log import init_log, logger
 from cct.solver import solver_class
 from cct.solver.signals import SignalHandler, signal_effect
@@ -38,8 +38,8 @@ def add_arguments(parser):
     parser.add_flag('sigint_effect', default='stop',
                     help='Optional; action to take when a SIGINT signal is received: snapshot, '
                          'stop or none.')
-    groups = parser.add_argument_group('compute groups (Omnivore, on Ray; pip install '
-                                       '"cct[distributed]")')
+    groups = parser.add_argument_group('compute groups (Omnivore, on Ray; %s)'
+                                       % install_hint('distributed', 'ray>=2.59'))
     groups.add_argument('-groups', '--groups', type=int, default=0,
                         help='Train with this many compute groups on Ray (asynchronous with each '
                              'other); 0 (default) trains in this process as Caffe does.')

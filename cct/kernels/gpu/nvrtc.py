@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from cct.errors import DeviceError
+from cct.errors import DeviceError, install_hint
 from cct.kernels import gpu
 
 _library = None
@@ -49,8 +49,8 @@ def library():
             _library = lib
             break
         else:
-            raise DeviceError('NVRTC not found: pip install "cct[cuda]" (or nvidia-cuda-nvrtc) to '
-                              'compile cct\'s kernels as CUDA')
+            raise DeviceError('NVRTC not found: %s to compile cct\'s kernels as CUDA'
+                              % install_hint('cuda', 'nvidia-cuda-nvrtc>=13'))
     return _library
 
 
