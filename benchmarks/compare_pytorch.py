@@ -1,5 +1,5 @@
 """cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's classic
-nets, with cct's fraction of the GEMM time bound and both contenders' peak memory.
+nets and the model zoo's, with cct's fraction of the GEMM time bound and the contenders' peak memory.
 
 Each contender runs in its own worker process (so peak RSS is its own); the driver alternates one
 iteration of each and compares their fastest iterations, because the host is noisy. The net comes
@@ -14,6 +14,12 @@ as skipped), and asking for one of those nets by name is an error saying where i
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
     python benchmarks/compare_pytorch.py --device opencl:0 --no-torch   # cct on an accelerator
+    python benchmarks/compare_pytorch.py --zoo       # ResNet-50, MobileNet v1/v2, SqueezeNet, GoogLeNet
+
+The zoo's deploy nets (../shared/nets/zoo) are trained as their train_val would train them (see
+training_net_param). Nets with BatchNorm also race PyTorch's folded form (each BatchNorm + Scale
+as one BatchNorm2d with its affine weights). Every row also gives cct's peak memory with a diff
+buffer per blob (``unshared``), the memory before the diff sharing `cct train` uses (Net.share_diffs).
 
 ``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``); PyTorch
 stays on the CPU. Each cct iteration ends with the loss read back, so it waits for the device.
@@ -22,7 +28,6 @@ OpenCL on PoCL (a CPU OpenCL) is a correctness path: its figures are not a speed
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -44,9 +49,23 @@ NETS = {
     'alexnet': (os.path.join(SHARED, 'nets', 'bvlc_alexnet', 'train_val.prototxt'), (3, 227, 227)),
     'googlenet': (os.path.join(SHARED, 'nets', 'bvlc_googlenet', 'train_val.prototxt'),
                   (3, 224, 224)),
+    'resnet50': (os.path.join(SHARED, 'nets', 'zoo', 'resnet50_deploy.prototxt'), (3, 224, 224)),
+    'mobilenet': (os.path.join(SHARED, 'nets', 'zoo', 'mobilenet_deploy.prototxt'),
+                  (3, 224, 224)),
+    'mobilenet_v2': (os.path.join(SHARED, 'nets', 'zoo', 'mobilenet_v2_deploy.prototxt'),
+                     (3, 224, 224)),
+    'squeezenet': (os.path.join(SHARED, 'nets', 'zoo', 'squeezenet_v1.1_train_val.prototxt'),
+                   (3, 227, 227)),
 }
 DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
            'googlenet:32']
+# The model zoo's nets (--zoo): BatchNorm + Scale, residual Eltwise sums, depthwise convolutions.
+ZOO = ['resnet50:16', 'mobilenet:32', 'mobilenet_v2:32', 'squeezenet:32', 'googlenet:32']
+# Worker kinds: cct as `cct train` runs it; cct with a diff buffer per blob (only its peak memory
+# is measured: the "before" of the diff sharing); PyTorch's translation; and PyTorch's with each
+# BatchNorm + Scale folded into one BatchNorm2d (its best form; only for nets with BatchNorm).
+KINDS = {'cct': 'cct', 'cct_unshared': 'cct, unshared diffs', 'torch': 'PyTorch',
+         'torch_folded': 'PyTorch folded'}
 SETTLE_SECONDS = 0.5   # after the driver's own BLAS call, until its threads stop spinning
 # Iterations shorter than this run in bursts of BURST per turn: a training loop runs them back to
 # back, while the first after the other contender's turn pays for that one's still-spinning
@@ -56,26 +75,44 @@ BURST = 3
 DATA_TYPES = ('Data', 'ImageData', 'HDF5Data', 'MemoryData', 'WindowData')
 
 
-def training_net_param(name, batch):
-    """The TRAIN-phase net of ``name`` with its data layer replaced by an Input of ``batch``."""
+def training_net_param(name, batch, chw=None):
+    """The TRAIN-phase net of ``name`` with its data layer replaced by an Input of ``batch``
+    (images of ``chw``, default the net's own).
+
+    A deploy net (the zoo's) becomes the training net its train_val would be: its Input also
+    gives a label, its final Softmax becomes a SoftmaxWithLoss, its BatchNorms lose
+    ``use_global_stats: true`` (so they normalise by the batch, as in Caffe's TRAIN default), and
+    ``force_backward`` goes (no data gradient, which training does not compute).
+    """
     from cct.io import read_net_text
     from cct.netgraph import filter_net
     from cct.proto import caffe_pb2
-    path, chw = NETS[name]
+    path, own_chw = NETS[name]
+    chw = tuple(chw or own_chw)
     param = read_net_text(path)
     param.state.phase = caffe_pb2.TRAIN
     param = filter_net(param)
+    param.ClearField('force_backward')
     layers = list(param.layer)
+    deploy = not any(layer.type in DATA_TYPES for layer in layers)
     del param.layer[:]
-    for layer in layers:
-        if layer.type in DATA_TYPES:
+    for index, layer in enumerate(layers):
+        if layer.type in DATA_TYPES or (deploy and layer.type == 'Input'):
             data = param.layer.add(name=layer.name, type='Input')
-            data.top.extend(layer.top)
+            data.top.extend(layer.top[:1])
             data.input_param.shape.add().dim.extend((batch,) + chw)
-            if len(layer.top) > 1:
+            if len(layer.top) > 1 or deploy:
+                data.top.append(layer.top[1] if len(layer.top) > 1 else 'label')
                 data.input_param.shape.add().dim.append(batch)
+        elif deploy and layer.type == 'Softmax' and index == len(layers) - 1:
+            loss = param.layer.add(name='loss', type='SoftmaxWithLoss')
+            loss.bottom.extend([layer.bottom[0], 'label'])
+            loss.top.append('loss')
         elif layer.type != 'Accuracy':
-            param.layer.add().CopyFrom(layer)
+            copied = param.layer.add()
+            copied.CopyFrom(layer)
+            if deploy and layer.type == 'BatchNorm':
+                copied.batch_norm_param.ClearField('use_global_stats')
     return param, (batch,) + chw
 
 
@@ -133,6 +170,21 @@ def blas_rate(repeats=5):
     return 2 * 2048 ** 3 / best / 1e9
 
 
+def host_description():
+    """The CPU's name, its widest vector extension and the core count, for the tables."""
+    from cct.devices.cpu import cpu_model
+    flags = ''
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line for line in f if line.startswith('flags')), '')
+    except OSError:
+        pass
+    vector = next((name for flag, name in (('avx512f', 'AVX-512'), ('avx2', 'AVX2'),
+                                            ('avx', 'AVX'), ('asimd', 'NEON'))
+                   if ' %s' % flag in flags), None)
+    return '%s%s, %d cores' % (cpu_model(), ' (%s)' % vector if vector else '', os.cpu_count())
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -140,7 +192,7 @@ def _timed(fn):
 
 
 # ---------------------------------------------------------------------------------- workers
-def cct_worker(name, batch, device='cpu'):
+def cct_worker(name, batch, device='cpu', share_diffs=True):
     from cct import runtime
     from cct import solver as cct_solver
     from cct.net import Net
@@ -153,6 +205,8 @@ def cct_worker(name, batch, device='cpu'):
     runtime.use_device(device)
     solver = cct_solver.SGDSolver(solver_param)
     net = solver.net
+    # As `cct train` runs it: no script can read a blob's diff between the solver's steps.
+    net.share_diffs(share_diffs)
     rng = np.random.default_rng(0)
     net.blobs['data'].data[...] = rng.standard_normal(shape)
     if 'label' in net.blobs:
@@ -161,12 +215,12 @@ def cct_worker(name, batch, device='cpu'):
                                       'device_name': net.device.describe()['name']}
 
 
-def torch_worker(name, batch):
+def torch_worker(name, batch, fold=False):
     import torch
     from torch_reference import TorchNet
     torch.manual_seed(0)
     param, shape = training_net_param(name, batch)
-    model = TorchNet(param, {'data': shape, 'label': (batch,)})
+    model = TorchNet(param, {'data': shape, 'label': (batch,)}, fold_batch_norm=fold)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
     data = torch.randn(shape)
@@ -182,7 +236,10 @@ def torch_worker(name, batch):
 
 def serve(kind, name, batch, device):
     """Worker loop: one line per command on stdin ('run' or 'quit'), one JSON line back."""
-    step, info = cct_worker(name, batch, device) if kind == 'cct' else torch_worker(name, batch)
+    if kind.startswith('cct'):
+        step, info = cct_worker(name, batch, device, share_diffs=kind == 'cct')
+    else:
+        step, info = torch_worker(name, batch, fold=kind == 'torch_folded')
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         if line.strip() == 'run':
@@ -237,10 +294,28 @@ def have_torch():
         return False
 
 
+def has_batch_norm(name):
+    param, _ = training_net_param(name, 1)
+    return any(layer.type == 'BatchNorm' for layer in param.layer)
+
+
+def unshared_peak_rss_mb(name, batch, device, iterations):
+    """cct's peak memory with one diff buffer per blob (the memory before diff sharing): a worker
+    run for ``iterations`` untimed iterations, alone, before the timed contenders start."""
+    worker = Worker('cct_unshared', name, batch, device)
+    for _ in range(iterations):
+        worker.run()
+    return worker.finish()
+
+
 def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
+    row = {'net': name, 'batch': batch,
+           'cct_unshared_peak_rss_mb': unshared_peak_rss_mb(name, batch, device, max(warmup, 1))}
     contenders = {'cct': Worker('cct', name, batch, device)}
     if with_torch:
         contenders['torch'] = Worker('torch', name, batch)
+        if has_batch_norm(name):
+            contenders['torch_folded'] = Worker('torch_folded', name, batch)
     times = {k: [] for k in contenders}
     for _ in range(max(warmup, 1)):   # the warm-up also times the iteration for the burst size
         for worker in contenders.values():
@@ -249,27 +324,44 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
     # The BLAS rate is measured between rounds too, so the GEMM bound is taken at the machine's
     # best speed during this net's run, as the contenders' times are. Its BLAS threads busy-wait
     # for a while after the product (OpenBLAS spins ~2^28 cycles), so the next iteration waits
-    # until they sleep; and the contenders take turns at going first, so whatever one leaves
-    # running (a runtime's spinning threads) slows the other no more than itself.
+    # until they sleep; and the contenders take turns at going first (rotating), so whatever one
+    # leaves running (a runtime's spinning threads) slows the others no more than itself.
     rates = []
     for r in range(rounds):
         order = list(contenders.items())
+        order = order[r % len(order):] + order[:r % len(order)]
         for kind, worker in (order if r % 2 == 0 else order[::-1]):
             times[kind].extend(worker.run() for _ in range(burst))
         rates.append(blas_rate(repeats=1))
         time.sleep(SETTLE_SECONDS)
     rss = {k: w.finish() for k, w in contenders.items()}
-    row = {'net': name, 'batch': batch,
-           'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
-           'cct_peak_rss_mb': rss['cct'], 'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
-           'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
-           'device_name': contenders['cct'].info['device_name']}
-    if with_torch:
-        row.update({'torch_ms': 1e3 * min(times['torch']),
-                    'torch_median_ms': 1e3 * float(np.median(times['torch'])),
-                    'torch_peak_rss_mb': rss['torch'],
-                    'ratio': min(times['cct']) / min(times['torch'])})
+    row.update({'cct_ms': 1e3 * min(times['cct']),
+                'cct_median_ms': 1e3 * float(np.median(times['cct'])),
+                'cct_peak_rss_mb': rss['cct'],
+                'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
+                'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
+                'device_name': contenders['cct'].info['device_name']})
+    for kind, suffix in (('torch', ''), ('torch_folded', '_folded')):
+        if kind in contenders:
+            row.update({kind + '_ms': 1e3 * min(times[kind]),
+                        kind + '_median_ms': 1e3 * float(np.median(times[kind])),
+                        kind + '_peak_rss_mb': rss[kind],
+                        'ratio' + suffix: min(times['cct']) / min(times[kind])})
     return row
+
+
+def _cell(row, key, form):
+    return form % row[key] if key in row else '-'
+
+
+def print_row(row):
+    print('%-14s %5d %9.1f %9s %7s %9s %7s %9.0f%% %8.0f %8.0f %8s %8s' % (
+        row['net'], row['batch'], row['cct_ms'], _cell(row, 'torch_ms', '%.1f'),
+        _cell(row, 'ratio', '%.2fx'), _cell(row, 'torch_folded_ms', '%.1f'),
+        _cell(row, 'ratio_folded', '%.2fx'), 100 * row['gemm_bound_fraction'],
+        row['cct_peak_rss_mb'], row['cct_unshared_peak_rss_mb'],
+        _cell(row, 'torch_peak_rss_mb', '%.0f'), _cell(row, 'torch_folded_peak_rss_mb', '%.0f')),
+        flush=True)
 
 
 def main():
@@ -284,47 +376,48 @@ def main():
     parser.add_argument('--device', default='cpu',
                         help="the device cct trains on: cpu, opencl:N or cuda:N")
     parser.add_argument('--no-torch', action='store_true', help='measure cct only')
-    parser.add_argument('--worker', choices=['cct', 'torch'], help=argparse.SUPPRESS)
+    parser.add_argument('--zoo', action='store_true',
+                        help='the model zoo\'s nets (%s) instead of the default table; written '
+                             'to results/compare_pytorch_zoo.json' % ' '.join(ZOO))
+    parser.add_argument('--worker', choices=sorted(KINDS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         name, batch = args.nets[0].split(':')
         serve(args.worker, name, int(batch), args.device)
         return
-    nets, note = select_nets(args.nets or DEFAULT, explicit=args.nets is not None)
+    specs = args.nets or (ZOO if args.zoo else DEFAULT)
+    nets, note = select_nets(specs, explicit=args.nets is not None)
     if note:
         print(note)
     if args.json is None:
-        suffix = '' if args.device == 'cpu' else '_' + args.device.replace(':', '')
+        suffix = ('_zoo' if args.zoo and not args.nets else '') + \
+            ('' if args.device == 'cpu' else '_' + args.device.replace(':', ''))
         args.json = os.path.join(HERE, 'results', 'compare_pytorch%s.json' % suffix)
     with_torch = not args.no_torch and have_torch()
     if not with_torch and not args.no_torch:
         print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
     rate = blas_rate()
+    host = host_description()
     print('numpy BLAS sgemm: %.0f GFLOP/s (measured again between rounds: each net\'s GEMM '
-          'bound takes the best); %s, %d cores' % (rate, platform.processor() or
-                                                   platform.machine(), os.cpu_count()))
+          'bound takes the best); %s' % (rate, host))
     rows = []
-    header = '%-14s %5s %10s %10s %7s %10s %9s %9s' % (
-        'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'GEMM bound', 'cct MB', 'torch MB')
-    print('cct runs on %s' % args.device)
-    print(header)
+    print('cct runs on %s; "folded": PyTorch with BatchNorm+Scale as one BatchNorm2d; '
+          '"unshared": cct\'s peak with a diff buffer per blob' % args.device)
+    print('%-14s %5s %9s %9s %7s %9s %7s %10s %8s %8s %8s %8s' % (
+        'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'folded ms', 'ratio', 'GEMM bound',
+        'cct MB', 'unshared', 'torch MB', 'folded'))
     for name, batch in nets:
         row = compare(name, batch, args.rounds, args.warmup, with_torch, args.device)
         row['blas_gflops'] = max(row['blas_gflops'], rate)
         row['gemm_bound_fraction'] = row['gemm_gflop'] / row['blas_gflops'] * 1e3 / row['cct_ms']
         rows.append(row)
-        print('%-14s %5d %10.1f %10s %7s %9.0f%% %9.0f %9s' % (
-            name, row['batch'], row['cct_ms'],
-            '%.1f' % row['torch_ms'] if with_torch else '-',
-            '%.2fx' % row['ratio'] if with_torch else '-', 100 * row['gemm_bound_fraction'],
-            row['cct_peak_rss_mb'], '%.0f' % row['torch_peak_rss_mb'] if with_torch else '-'),
-            flush=True)
+        print_row(row)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, 'w') as f:
         # the best rate of the whole run: the first measurement, or any taken between rounds
         best = max([rate] + [row['blas_gflops'] for row in rows])
         json.dump({'blas_gflops': best, 'first_blas_gflops': rate, 'cores': os.cpu_count(),
-                   'rounds': args.rounds, 'rows': rows}, f, indent=2)
+                   'host': host, 'rounds': args.rounds, 'rows': rows}, f, indent=2)
     print('wrote %s' % args.json)
 
 

@@ -188,6 +188,12 @@ class Blob:
         """True once a gradient buffer exists (it is allocated on first use)."""
         return self._diff is not None
 
+    def release_diff(self):
+        """Drop the diff buffer (one shared with other blobs): the next use allocates a zeroed
+        one of the blob's own."""
+        self._diff = None
+        self._diff_view = None
+
     def share_data(self, other):
         """Use ``other``'s data buffer (Caffe's ShareData); counts must agree."""
         if self._count != other._count:
@@ -312,6 +318,10 @@ class DeviceBlob(Blob):
                              % (shape_string(other.shape), shape_string(self.shape)))
         self._diff = other._diff_memory()
         self._diff_view = self._dev_diff_view = None
+
+    def release_diff(self):
+        super().release_diff()
+        self._dev_diff_view = None
 
     def use_data_buffer(self, flat):
         raise ValueError('blob %s lives on %s: its data is device memory, not a host buffer '

@@ -21,7 +21,7 @@ from cct.errors import (CctError, DeviceError, NetError, OutOfMemoryError, Parse
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
 from cct.layers.base import layer_class
 from cct.log import logger
-from cct.netgraph import filter_net, insert_splits, split_diff_groups
+from cct.netgraph import diff_sharing_groups, filter_net, insert_splits
 from cct.proto import caffe_pb2
 from cct.net_api import PycaffeNetMixin
 
@@ -165,7 +165,8 @@ class Net(PycaffeNetMixin):
         self._blob_index = {name: i for i, name in enumerate(self.blob_names)}
         self._layer_index = {name: i for i, name in enumerate(self.layer_names)}
         self.share_weights()
-        self._share_split_diffs()
+        self._diffs_shared = False
+        self._share_diffs()
         logger.info('Network initialization done.')
 
     def _append_top(self, layer, layer_param, top_id, blob_name, blob_index):
@@ -367,27 +368,72 @@ class Net(PycaffeNetMixin):
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
             layer.reshape(bottom, top)
             layer.seed_loss_diffs(top)
-        self._share_split_diffs()
+        self._share_diffs()
 
-    def _share_split_diffs(self):
-        """Let the diffs of Split tops that are never alive at once share buffers (netgraph's
-        split_diff_groups). Those diffs are scratch after backward; Caffe's keep each consumer's
-        gradient, which nothing downstream of the Split's backward reads."""
-        if getattr(self, '_split_groups', None) is None:
-            self._split_groups = split_diff_groups(
+    def share_diffs(self, enabled=True):
+        """Let the diffs of all blobs that are never alive at once share memory, not only those of
+        Split tops (netgraph's diff_sharing_groups): a net's activation gradients then take a few
+        blobs' worth of memory instead of one per blob (ResNet-50 at batch 16: several GB).
+
+        Afterwards a blob's diff is scratch outside the backward pass that computes it: after
+        ``backward()`` most blobs' ``.diff`` hold another blob's gradient, where Caffe's keep their
+        own. Param gradients, loss-weighted tops (the seeded diffs) and what the solver computes
+        are unchanged, bit for bit. So only code that reads no blob's diff after backward turns
+        it on: ``cct train`` does for its training net (no script runs between its steps), as do
+        the benchmarks; pycaffe nets and solvers keep Caffe's diffs unless a script asks.
+        ``share_diffs(False)`` gives each blob its own diff again (zeroed).
+        """
+        enabled = bool(enabled)
+        if enabled == self._diffs_shared:
+            return
+        previous = [blob_id for group in self._diff_groups for blob_id in group]
+        self._diffs_shared = enabled
+        self._diff_groups = None
+        self._share_diffs()
+        now = {blob_id for group in self._diff_groups for blob_id in group}
+        for blob_id in previous:
+            if blob_id not in now:
+                self.blobs_list[blob_id].release_diff()
+
+    @property
+    def diffs_shared(self):
+        """Whether share_diffs is on (every blob's diff may be scratch after backward)."""
+        return self._diffs_shared
+
+    def _share_diffs(self):
+        """Point the blobs of each diff-sharing group at one buffer (again after a reshape, which
+        may have grown a blob). Without share_diffs only Split tops share: their diffs are scratch
+        after backward, but Caffe's keep each consumer's gradient, which nothing downstream of
+        the Split's backward reads."""
+        if getattr(self, '_diff_groups', None) is None:
+            self._diff_groups = diff_sharing_groups(
                 [layer.type for layer in self.layers], self.bottom_ids, self.top_ids,
                 self.bottom_need_backward, self.layer_need_backward,
                 [[layer.loss(j) for j in range(len(tops))]
-                 for layer, tops in zip(self.layers, self.top_vecs)])
-            self._split_buffers = [None] * len(self._split_groups)
-        for index, group in enumerate(self._split_groups):
+                 for layer, tops in zip(self.layers, self.top_vecs)],
+                [blob.capacity for blob in self.blobs_list], every_blob=self._diffs_shared,
+                excluded=self._diff_aliases() if self._diffs_shared else ())
+            self._diff_buffers = [None] * len(self._diff_groups)
+        for index, group in enumerate(self._diff_groups):
             blobs = [self.blobs_list[blob_id] for blob_id in group]
             size = max(blob.capacity for blob in blobs)
-            if self._split_buffers[index] is None or self._split_buffers[index].size < size:
-                self._split_buffers[index] = np.zeros(size, self.dtype) if self.device.host \
+            if self._diff_buffers[index] is None or self._diff_buffers[index].size < size:
+                self._diff_buffers[index] = np.zeros(size, self.dtype) if self.device.host \
                     else SyncedMemory(self.device, size, self.dtype)
             for blob in blobs:
-                blob.use_diff_buffer(self._split_buffers[index])
+                blob.use_diff_buffer(self._diff_buffers[index])
+
+    def _diff_aliases(self):
+        """Blob ids that must keep the diff buffer they have: the tops and bottoms of layers whose
+        tops are views of another diff (Layer.shares_diffs: Flatten, Reshape, a one-bottom
+        Concat, a one-top Slice, Parameter), and those a Python layer touches (its backward may
+        do anything with them)."""
+        excluded = set()
+        for layer, bottoms, tops in zip(self.layers, self.bottom_ids, self.top_ids):
+            if layer.type == 'Python' or layer.shares_diffs():
+                excluded.update(bottoms)
+                excluded.update(tops)
+        return excluded
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:

@@ -1,6 +1,6 @@
 """Pure graph logic of a net: NetState filtering (Caffe's Net::FilterNet and StateMeetsRule) and
 automatic Split insertion (Caffe's util/insert_splits.cpp) before it is built, and the planning of
-which Split tops can share diff memory once it is."""
+which blobs (Split tops, or all of them in training) can share diff memory once it is."""
 from cct.errors import NetError
 from cct.proto import caffe_pb2
 
@@ -104,45 +104,57 @@ def insert_splits(net):
     return out
 
 
-def split_diff_groups(layer_types, bottom_ids, top_ids, bottom_need_backward, layer_need_backward,
-                      top_loss):
-    """Groups of Split-top blobs whose diffs can live in one buffer, from the built net's wiring.
+def diff_sharing_groups(layer_types, bottom_ids, top_ids, bottom_need_backward,
+                        layer_need_backward, top_loss, sizes, every_blob=False, excluded=()):
+    """Groups of blobs whose diffs can live in one buffer, from the built net's wiring.
 
-    The diff of a top that a Split inserted (Caffe's insert_splits) is written by the backward of
-    the last layer that reads it and read by the Split's backward, and is dead outside those
-    layers; tops of different Splits whose spans do not overlap can share memory (GoogLeNet's
-    inception inputs are each split four ways, which would otherwise keep four diffs per input).
-    A top takes part only if its last reader overwrites its diff (propagates to it and is not
-    in-place on it) and it carries no loss weight (a seeded diff must survive).
+    A blob's diff is written by the backward of its last reader and read by the backward of the
+    layer that produced it (and of the in-place layers between them, which rewrite it), and is
+    dead outside that span of layers; blobs whose spans do not overlap can share memory.
+    By default only the tops a Split inserted take part (Caffe's insert_splits: GoogLeNet's
+    inception inputs are each split four ways, which would otherwise keep four diffs per input),
+    which leaves every gradient a script can name where Caffe has it. ``every_blob`` lets every
+    blob take part, for training where nothing reads a blob's diff after backward
+    (Net.share_diffs). A blob takes part only if its last reader overwrites its diff (runs
+    backward, propagates to it, and is not in-place on it), it carries no loss weight (a seeded
+    diff must survive), and it is not in ``excluded`` (blobs whose diff buffer is another's too,
+    or that a Python layer touches).
+
+    Args:
+        sizes: each blob's capacity, so that a blob goes to the free buffer that is already the
+            largest (the sum of the buffers' sizes is what is allocated).
 
     Returns:
         a list of lists of blob ids, each list to share one diff buffer.
     """
-    last_use = {}
+    last_use, producer, weighted = {}, {}, set()
     for index, (bottoms, tops) in enumerate(zip(bottom_ids, top_ids)):
         for blob_id in list(bottoms) + list(tops):
             last_use[blob_id] = index
+        for top_index, blob_id in enumerate(tops):
+            producer.setdefault(blob_id, index)
+            if top_loss[index][top_index]:
+                weighted.add(blob_id)
     spans = []
-    for index, kind in enumerate(layer_types):
-        if kind != 'Split' or not layer_need_backward[index]:
+    for blob_id, first in producer.items():
+        reader = last_use[blob_id]
+        if blob_id in excluded or blob_id in weighted or reader == first or \
+                blob_id in top_ids[reader] or not layer_need_backward[reader]:
             continue
-        for top_index, blob_id in enumerate(top_ids[index]):
-            reader = last_use.get(blob_id, index)
-            if top_loss[index][top_index] or reader == index or blob_id in top_ids[reader] or \
-                    not layer_need_backward[reader]:
-                continue
-            position = list(bottom_ids[reader]).index(blob_id)
-            if bottom_need_backward[reader][position]:
-                spans.append((reader, index, blob_id))
+        if not every_blob and (layer_types[first] != 'Split' or not layer_need_backward[first]):
+            continue
+        if bottom_need_backward[reader][list(bottom_ids[reader]).index(blob_id)]:
+            spans.append((reader, first, blob_id))
     # Backward runs from the last layer down: take spans in the order they start, each into the
-    # first buffer all of whose occupants' Splits have run by then.
+    # largest buffer all of whose occupants' producers have run by then (a new one if none has).
     groups = []
-    for reader, split, blob_id in sorted(spans, key=lambda span: -span[0]):
-        for group in groups:
-            if reader < group['free_below']:
-                group['blobs'].append(blob_id)
-                group['free_below'] = split
-                break
+    for reader, first, blob_id in sorted(spans, key=lambda span: -span[0]):
+        free = [group for group in groups if reader < group['free_below']]
+        if free:
+            group = max(free, key=lambda group: group['size'])
+            group['blobs'].append(blob_id)
+            group['free_below'] = first
+            group['size'] = max(group['size'], sizes[blob_id])
         else:
-            groups.append({'blobs': [blob_id], 'free_below': split})
+            groups.append({'blobs': [blob_id], 'free_below': first, 'size': sizes[blob_id]})
     return [group['blobs'] for group in groups]

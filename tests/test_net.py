@@ -235,14 +235,14 @@ def test_split_tops_of_different_splits_share_diff_memory_without_changing_gradi
             net.backward()
         return [blob.diff.copy() for blob in net.learnable_params]
     shared = build(TWO_SPLITS_NET, TRAIN)
-    groups = [group for group in shared._split_groups if len(group) > 1]
+    groups = [group for group in shared._diff_groups if len(group) > 1]
     assert groups, 'the two Splits should share diff buffers'
     names = {shared.blob_names[blob_id] for group in groups for blob_id in group}
     assert names == {'ip1_ip1_0_split_0', 'ip1_ip1_0_split_1', 'ip2_ip2_0_split_0',
                      'ip2_ip2_0_split_1', 'prod2_prod2_0_split_1'}
     expected_blobs = [shared.blobs_list[i] for i in groups[0]]
     assert all(b.diff.base is expected_blobs[0].diff.base for b in expected_blobs)
-    monkeypatch.setattr('cct.net.split_diff_groups', lambda *args: [])
+    monkeypatch.setattr('cct.net.diff_sharing_groups', lambda *args, **kwargs: [])
     separate = build(TWO_SPLITS_NET, TRAIN)
     for a, b in zip(shared.learnable_params, separate.learnable_params):
         b.data[...] = a.data

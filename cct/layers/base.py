@@ -145,6 +145,11 @@ class Layer:
         """Put back what ``resume_state`` returned."""
         raise NotImplementedError('%s keeps no resume state' % self.describe())
 
+    def shares_diffs(self):
+        """Whether a top's diff buffer is a bottom's or a param's (Caffe's ShareDiff, set at every
+        reshape): the net must then leave those blobs' diff buffers where they are."""
+        return False
+
     def allow_force_backward(self, bottom_index):
         """Whether ``force_backward`` may make bottom ``bottom_index`` need a gradient."""
         return not (self.loss_layer and bottom_index == 1)

@@ -54,6 +54,9 @@ class ConcatLayer(Layer):
             top[0].share_data(bottom[0])
             top[0].share_diff(bottom[0])
 
+    def shares_diffs(self):
+        return len(self.param.bottom) == 1
+
     def _blocks(self, bottom):
         """(blob, values per outer row, offset in the top's row) for each bottom."""
         row = sum(blob.shape[self.axis] for blob in bottom) * self.inner

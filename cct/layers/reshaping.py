@@ -22,6 +22,9 @@ class _SharedViewLayer(Layer):
     def top_shape(self, bottom):
         raise NotImplementedError
 
+    def shares_diffs(self):
+        return True
+
     def reshape(self, bottom, top):
         shape = self.top_shape(bottom[0])
         top[0].reshape(shape)

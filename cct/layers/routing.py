@@ -144,6 +144,9 @@ class ParameterLayer(Layer):
         shape = tuple(self.param.parameter_param.shape.dim)
         self.make_param_blobs([(shape, None)])
 
+    def shares_diffs(self):
+        return True
+
     def reshape(self, bottom, top):
         top[0].reshape(self.blobs[0].shape)
         top[0].share_data(self.blobs[0])

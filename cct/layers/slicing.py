@@ -64,6 +64,9 @@ class SliceLayer(Layer):
             top[0].share_data(bottom[0])
             top[0].share_diff(bottom[0])
 
+    def shares_diffs(self):
+        return len(self.param.top) == 1
+
     def _blocks(self, top):
         """(blob, values per outer row, offset in the bottom's row, the bottom's row)."""
         row = sum(self.sizes) * self.inner
