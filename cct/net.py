@@ -412,7 +412,7 @@ class Net(PycaffeNetMixin):
                 [[layer.loss(j) for j in range(len(tops))]
                  for layer, tops in zip(self.layers, self.top_vecs)],
                 [blob.capacity for blob in self.blobs_list], every_blob=self._diffs_shared,
-                excluded=self._diff_aliases() if self._diffs_shared else ())
+                excluded=self._diff_aliases())
             self._diff_buffers = [None] * len(self._diff_groups)
         for index, group in enumerate(self._diff_groups):
             blobs = [self.blobs_list[blob_id] for blob_id in group]

@@ -91,6 +91,8 @@ def run(args):
                        '--groups')
     with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
         solver = solver_class(param.type, solver_path)(param, source=solver_path)
+        # No script runs between the steps, so no blob's diff is read after backward.
+        solver.net.share_diffs()
         solver.set_action_function(signals.check)
         if args.snapshot:
             logger.info('Resuming from %s', args.snapshot)
