@@ -50,3 +50,32 @@ def test_shared_nets_are_used_when_present(shared, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.select_nets(['googlenet:2'], explicit=True) == ([('googlenet', 2)], None)
+
+
+def test_zoo_deploy_nets_become_training_nets(shared, monkeypatch):
+    """The zoo's deploy prototxts are trained as their train_val would be: an Input giving data
+    and label, the final Softmax a SoftmaxWithLoss, BatchNorm on batch statistics (their
+    use_global_stats: true goes), no force_backward (ResNet-50's deploy net sets it)."""
+    monkeypatch.setenv('CCT_SHARED', shared)
+    spec = importlib.util.spec_from_file_location('compare_pytorch_zoo_nets', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.select_nets(module.ZOO, explicit=True)[0] == [
+        ('resnet50', 16), ('mobilenet', 32), ('mobilenet_v2', 32), ('squeezenet', 32),
+        ('googlenet', 32)]
+    from cct.net import Net
+    from cct.proto import caffe_pb2
+    for name, layers in (('resnet50', 53), ('mobilenet', 27), ('mobilenet_v2', 53)):
+        param, shape = module.training_net_param(name, 2, (3, 224, 224))
+        assert shape == (2, 3, 224, 224) and not param.force_backward
+        kinds = [layer.type for layer in param.layer]
+        assert kinds[0] == 'Input' and list(param.layer[0].top) == ['data', 'label']
+        assert kinds[-1] == 'SoftmaxWithLoss' and 'Softmax' not in kinds
+        norms = [layer for layer in param.layer if layer.type == 'BatchNorm']
+        assert len(norms) == layers
+        assert not any(layer.batch_norm_param.HasField('use_global_stats') for layer in norms)
+        assert module.has_batch_norm(name)
+    assert not module.has_batch_norm('squeezenet')
+    net = Net(module.training_net_param('mobilenet', 2, (3, 32, 32))[0])
+    assert net.layer_by_name('conv1/bn').use_global_stats is False
+    assert net.phase == caffe_pb2.TRAIN and net.blobs['label'].shape == (2,)
