@@ -40,6 +40,8 @@ class GroupWorker:
         self.rank = rank
         self.count = count
         self.net = _nets.build_train_net(param, source, np.dtype(dtype))
+        # Only compute() runs the net, and it returns param gradients: no blob diff is read.
+        self.net.share_diffs()
         self.dtype = self.net.dtype
         # Params with lr_mult 0 are never moved by an update, but a layer may change them in its
         # forward pass (BatchNorm's running statistics): they travel back as state.
