@@ -1,5 +1,5 @@
-"""cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's classic
-nets and the model zoo's, with cct's fraction of the GEMM time bound and the contenders' peak memory.
+"""cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's
+classic nets and the model zoo's, with cct's fraction of the GEMM time bound and peak memory.
 
 Each contender runs in its own worker process (so peak RSS is its own); the driver alternates one
 iteration of each and compares their fastest iterations, because the host is noisy. The net comes
@@ -14,12 +14,12 @@ as skipped), and asking for one of those nets by name is an error saying where i
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
     python benchmarks/compare_pytorch.py --device opencl:0 --no-torch   # cct on an accelerator
-    python benchmarks/compare_pytorch.py --zoo       # ResNet-50, MobileNet v1/v2, SqueezeNet, GoogLeNet
+    python benchmarks/compare_pytorch.py --zoo   # ResNet-50, MobileNet v1/v2, SqueezeNet, GoogLeNet
 
 The zoo's deploy nets (../shared/nets/zoo) are trained as their train_val would train them (see
 training_net_param). Nets with BatchNorm also race PyTorch's folded form (each BatchNorm + Scale
 as one BatchNorm2d with its affine weights). Every row also gives cct's peak memory with a diff
-buffer per blob (``unshared``), the memory before the diff sharing `cct train` uses (Net.share_diffs).
+buffer per blob (``unshared``): the memory before the diff sharing of `cct train` (Net.share_diffs).
 
 ``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``); PyTorch
 stays on the CPU. Each cct iteration ends with the loss read back, so it waits for the device.

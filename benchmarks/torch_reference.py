@@ -214,7 +214,8 @@ class TorchNet(nn.Module):
             for kind, layer, module in self.steps:
                 if module is None or not net.has_layer(layer.name):
                     continue
-                blobs = [torch.from_numpy(b.data.copy()) for b in net.layer_by_name(layer.name).blobs]
+                blobs = [torch.from_numpy(blob.data.copy())
+                         for blob in net.layer_by_name(layer.name).blobs]
                 if kind in ('Convolution', 'InnerProduct'):
                     module.weight.copy_(blobs[0].reshape(module.weight.shape))
                     if module.bias is not None:

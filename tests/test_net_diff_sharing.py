@@ -1,5 +1,5 @@
-"""Net.share_diffs (cct/net.py, netgraph.diff_sharing_groups): in training, every blob's diff that is
-dead outside its span of backward layers shares a buffer with others whose spans do not overlap.
+"""Net.share_diffs (cct/net.py, netgraph.diff_sharing_groups): in training, every blob's diff that
+is dead outside its span of backward layers shares a buffer with others whose spans do not overlap.
 The gradients the solver uses stay bit for bit what a diff per blob gives; blobs whose diff buffer
 is another's view (Flatten, a one-bottom Concat), loss-weighted tops and a Python layer's blobs
 keep their own; and without share_diffs every blob but the Split tops keeps Caffe's diff."""
