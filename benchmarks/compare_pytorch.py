@@ -170,21 +170,6 @@ def blas_rate(repeats=5):
     return 2 * 2048 ** 3 / best / 1e9
 
 
-def host_description():
-    """The CPU's name, its widest vector extension and the core count, for the tables."""
-    from cct.devices.cpu import cpu_model
-    flags = ''
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = next((line for line in f if line.startswith('flags')), '')
-    except OSError:
-        pass
-    vector = next((name for flag, name in (('avx512f', 'AVX-512'), ('avx2', 'AVX2'),
-                                            ('avx', 'AVX'), ('asimd', 'NEON'))
-                   if ' %s' % flag in flags), None)
-    return '%s%s, %d cores' % (cpu_model(), ' (%s)' % vector if vector else '', os.cpu_count())
-
-
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -350,20 +335,6 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
     return row
 
 
-def _cell(row, key, form):
-    return form % row[key] if key in row else '-'
-
-
-def print_row(row):
-    print('%-14s %5d %9.1f %9s %7s %9s %7s %9.0f%% %8.0f %8.0f %8s %8s' % (
-        row['net'], row['batch'], row['cct_ms'], _cell(row, 'torch_ms', '%.1f'),
-        _cell(row, 'ratio', '%.2fx'), _cell(row, 'torch_folded_ms', '%.1f'),
-        _cell(row, 'ratio_folded', '%.2fx'), 100 * row['gemm_bound_fraction'],
-        row['cct_peak_rss_mb'], row['cct_unshared_peak_rss_mb'],
-        _cell(row, 'torch_peak_rss_mb', '%.0f'), _cell(row, 'torch_folded_peak_rss_mb', '%.0f')),
-        flush=True)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--nets', nargs='+', default=None,
@@ -385,6 +356,7 @@ def main():
         name, batch = args.nets[0].split(':')
         serve(args.worker, name, int(batch), args.device)
         return
+    from compare_tables import host_description, markdown_table, print_header, print_row
     specs = args.nets or (ZOO if args.zoo else DEFAULT)
     nets, note = select_nets(specs, explicit=args.nets is not None)
     if note:
@@ -403,9 +375,7 @@ def main():
     rows = []
     print('cct runs on %s; "folded": PyTorch with BatchNorm+Scale as one BatchNorm2d; '
           '"unshared": cct\'s peak with a diff buffer per blob' % args.device)
-    print('%-14s %5s %9s %9s %7s %9s %7s %10s %8s %8s %8s %8s' % (
-        'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'folded ms', 'ratio', 'GEMM bound',
-        'cct MB', 'unshared', 'torch MB', 'folded'))
+    print_header()
     for name, batch in nets:
         row = compare(name, batch, args.rounds, args.warmup, with_torch, args.device)
         row['blas_gflops'] = max(row['blas_gflops'], rate)
@@ -418,7 +388,7 @@ def main():
         best = max([rate] + [row['blas_gflops'] for row in rows])
         json.dump({'blas_gflops': best, 'first_blas_gflops': rate, 'cores': os.cpu_count(),
                    'host': host, 'rounds': args.rounds, 'rows': rows}, f, indent=2)
-    print('wrote %s' % args.json)
+    print('wrote %s\n\n%s' % (args.json, markdown_table(rows, host)))
 
 
 if __name__ == '__main__':
