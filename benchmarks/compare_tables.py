@@ -2,6 +2,11 @@
 and the README's Markdown table at the end."""
 import os
 
+NAMES = {'lenet': 'LeNet', 'cifar10_quick': 'CIFAR-10 quick', 'caffenet': 'CaffeNet',
+         'alexnet': 'AlexNet', 'googlenet': 'GoogLeNet', 'resnet50': 'ResNet-50',
+         'mobilenet': 'MobileNet v1', 'mobilenet_v2': 'MobileNet v2',
+         'squeezenet': 'SqueezeNet v1.1'}
+
 
 def host_description():
     """The CPU's name, its widest vector extension and the core count, for the tables."""
@@ -51,7 +56,8 @@ def markdown_table(rows, host):
              'cct / folded | cct MB | PyTorch MB | folded MB |', '|---|' + '---:|' * 9]
     for row in rows:
         lines.append('| %s | %d | %s | %s | %s | %s | %s | %.0f (%.0f) | %s | %s |' % (
-            row['net'], row['batch'], _ms(row, 'cct_ms'), _ms(row, 'torch_ms'),
+            NAMES.get(row['net'], row['net']), row['batch'], _ms(row, 'cct_ms'),
+            _ms(row, 'torch_ms'),
             _cell(row, 'ratio', '%.2fx'), _ms(row, 'torch_folded_ms'),
             _cell(row, 'ratio_folded', '%.2fx'), row['cct_peak_rss_mb'],
             row['cct_unshared_peak_rss_mb'], _cell(row, 'torch_peak_rss_mb', '%.0f'),
