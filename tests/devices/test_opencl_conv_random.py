@@ -5,7 +5,7 @@ survive) and partitions of one image or of the whole batch."""
 import numpy as np
 import pytest
 
-from cct.devices import opencl_ops
+from cct.devices import accelerator_ops
 from opencl_support import assert_close
 
 GUARD = 17
@@ -86,7 +86,7 @@ class Guarded:
 def test_random_geometry_matches_direct_convolution(ocl, each_gemm, monkeypatch, seed):
     num, channels, size, outputs, group, kernel, pad, stride, dilation, out = random_geometry(seed)
     if seed % 2:   # one image per column buffer
-        monkeypatch.setattr(opencl_ops, 'COLUMN_BUDGET', 1)
+        monkeypatch.setattr(accelerator_ops, 'COLUMN_BUDGET', 1)
     rng = np.random.default_rng(1000 + seed)
     x = rng.standard_normal((num, channels) + size)
     w = rng.standard_normal((outputs, channels // group) + kernel)

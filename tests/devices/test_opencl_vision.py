@@ -3,7 +3,7 @@ against the CPU device."""
 import numpy as np
 import pytest
 
-from cct.devices import opencl_ops
+from cct.devices import accelerator_ops
 from cct.errors import DeviceError
 from opencl_support import DTYPES, assert_close
 
@@ -35,7 +35,7 @@ def _plans(device, case, dtype):
 @pytest.mark.parametrize('budget', [None, 1])
 def test_convolution_matches_cpu(ocl, each_gemm, cpu, monkeypatch, dtype, case, budget):
     if budget is not None:   # one image per column buffer: the partition loop runs num times
-        monkeypatch.setattr(opencl_ops, 'COLUMN_BUDGET', budget)
+        monkeypatch.setattr(accelerator_ops, 'COLUMN_BUDGET', budget)
     num, channels, hw, out_channels, group = case[:5]
     cpu_plan, plan = _plans(cpu, case, dtype), _plans(ocl, case, dtype)
     assert plan.partition == (1 if budget else num)
