@@ -9,9 +9,7 @@ import numpy as np
 
 from cct.devices.accelerator import AcceleratorDevice
 from cct.errors import DeviceError, install_hint
-
-# The CuPy wheel the ``cuda`` extra installs (pyproject.toml; README says why CUDA 13).
-CUPY_REQUIREMENT = 'cupy-cuda13x[ctk]>=14'
+from cct.kernels.gpu import CUDA_REQUIREMENTS
 
 
 class CUDADevice(AcceleratorDevice):
@@ -89,10 +87,10 @@ def unavailable():
     try:
         import cupy  # noqa: F401
     except ImportError:
-        return 'CuPy is not installed: %s' % install_hint('cuda', CUPY_REQUIREMENT)
+        return 'CuPy is not installed: %s' % install_hint('cuda', *CUDA_REQUIREMENTS)
     except Exception as error:  # noqa: BLE001 - a broken install (its libraries fail to load)
         return 'CuPy failed to import (%s): %s' % (str(error).splitlines()[0],
-                                                  install_hint('cuda', CUPY_REQUIREMENT))
+                                                  install_hint('cuda', *CUDA_REQUIREMENTS))
     try:
         found = _count()
     except Exception as error:  # noqa: BLE001 - the CUDA runtime's own reason

@@ -11,6 +11,9 @@ import re
 
 import numpy as np
 
+# What the ``cuda`` extra installs (pyproject.toml), for the hints of a missing CuPy or NVRTC: CuPy for
+# CUDA 13 with the toolkit's libraries from PyPI (cuBLAS, NVRTC; no system CUDA), and NVRTC's wheel.
+CUDA_REQUIREMENTS = ('cupy-cuda13x[ctk]>=14', 'nvidia-cuda-nvrtc>=13')
 FAMILIES = ('gemm', 'lowering', 'pooling', 'lrn', 'elementwise', 'reduction', 'rng', 'update')
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -50,7 +50,7 @@ def library():
             break
         else:
             raise DeviceError('NVRTC not found: %s to compile cct\'s kernels as CUDA'
-                              % install_hint('cuda', 'nvidia-cuda-nvrtc>=13'))
+                              % install_hint('cuda', *gpu.CUDA_REQUIREMENTS))
     return _library
 
 
