@@ -51,6 +51,7 @@ class CUDADevice(AcceleratorDevice):
         scalars = np.array([alpha, beta], dtype)
         with self.runtime.device:
             handle = self.runtime.cupy.cuda.device.get_cublas_handle()
+            cublas.setStream(handle, self.runtime.stream().ptr)   # in order with the kernels
             mode = cublas.getPointerMode(handle)
             cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
             try:

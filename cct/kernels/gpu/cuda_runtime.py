@@ -108,7 +108,9 @@ class Runtime(KernelRuntime):
                               % (size_text(nbytes), ' for %s' % what if what else '',
                                  self.label, error)) from None
 
-    def _stream(self):
+    def stream(self):
+        """The CuPy stream this device's work goes to (the current one: CuPy's null stream unless
+        a script chose another)."""
         with self.device:
             return self.cupy.cuda.get_current_stream()
 
@@ -116,19 +118,19 @@ class Runtime(KernelRuntime):
         """Copy the contiguous host array ``host`` into device array ``out`` (same size). CUDA
         has staged pageable host memory before the call returns, so ``host`` may change after."""
         with self.device:
-            out.data.copy_from_host_async(host.ctypes.data, host.nbytes, self._stream())
+            out.data.copy_from_host_async(host.ctypes.data, host.nbytes, self.stream())
 
     def read(self, array, host):
         """Copy device array ``array`` into the contiguous host array ``host``; waits for it."""
         with self.device:
-            stream = self._stream()
+            stream = self.stream()
             array.data.copy_to_host_async(host.ctypes.data, array.nbytes, stream)
             stream.synchronize()
 
     def copy(self, source, out):
         """Copy device array ``source`` into ``out`` (same size), in stream order."""
         with self.device:
-            out.data.copy_from_device_async(source.data, source.nbytes, self._stream())
+            out.data.copy_from_device_async(source.data, source.nbytes, self.stream())
 
     def fill_raw(self, out, value):
         """Set every element of ``out`` (any element type: masks, labels) to ``value``."""
