@@ -1,4 +1,4 @@
-"""cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's classic
+"""cct vs PyTorch, time per training iteration (forward, backward, SGD update) on Caffe's classic
 nets, with cct's fraction of the GEMM time bound and both contenders' peak memory.
 
 Each contender runs in its own worker process (so peak RSS is its own); the driver alternates one
@@ -14,9 +14,16 @@ as skipped), and asking for one of those nets by name is an error saying where i
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
     python benchmarks/compare_pytorch.py --device opencl:0 --no-torch   # cct on an accelerator
+    python benchmarks/compare_pytorch.py --device cuda:0       # both on one NVIDIA GPU
 
-``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``); PyTorch
-stays on the CPU. Each cct iteration ends with the loss read back, so it waits for the device.
+``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``). With
+``cuda:N`` PyTorch runs on the same GPU (``cuda:N`` in both numberings: CuPy and PyTorch both count
+the GPUs CUDA lists), the default nets are the issue's GPU table (CaffeNet and AlexNet at batch 256,
+GoogLeNet at 64), each contender's peak device memory is reported (PyTorch's
+``max_memory_allocated`` and ``max_memory_reserved``; cct's peak of CuPy pool memory in use, by a
+CuPy memory hook, and the pool's size), and the GEMM bound is cuBLAS's sgemm rate on the same
+GPU. Otherwise PyTorch stays on the CPU. Each cct iteration ends with the loss read back, and each
+PyTorch iteration with ``torch.cuda.synchronize``, so both wait for the device.
 OpenCL on PoCL (a CPU OpenCL) is a correctness path: its figures are not a speed claim.
 """
 import argparse
@@ -47,6 +54,7 @@ NETS = {
 }
 DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
            'googlenet:32']
+DEFAULT_CUDA = ['caffenet:256', 'alexnet:256', 'googlenet:64']
 SETTLE_SECONDS = 0.5   # after the driver's own BLAS call, until its threads stop spinning
 # Iterations shorter than this run in bursts of BURST per turn: a training loop runs them back to
 # back, while the first after the other contender's turn pays for that one's still-spinning
@@ -123,9 +131,15 @@ def gemm_flops(net):
     return total
 
 
-def blas_rate(repeats=5):
-    """Measured sgemm GFLOP/s of numpy's BLAS (all cores) on a 2048^3 product (best of
-    ``repeats``)."""
+def is_cuda(device):
+    return device.startswith('cuda')
+
+
+def blas_rate(repeats=5, device='cpu'):
+    """Measured sgemm GFLOP/s of numpy's BLAS (all cores) on a 2048^3 product, or of cuBLAS (through
+    CuPy) on a 4096^3 one on ``device`` when it is a CUDA GPU (best of ``repeats``)."""
+    if is_cuda(device):
+        return cublas_rate(int(device.partition(':')[2] or 0), repeats)
     a = np.random.rand(2048, 2048).astype(np.float32)
     b = np.random.rand(2048, 2048).astype(np.float32)
     out = np.empty_like(a)
@@ -139,6 +153,52 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
+def cublas_rate(index, repeats, size=4096):
+    import cupy
+    with cupy.cuda.Device(index):
+        a = cupy.random.rand(size, size, dtype=np.float32)
+        b = cupy.random.rand(size, size, dtype=np.float32)
+        out = cupy.empty_like(a)
+
+        def product():
+            cupy.matmul(a, b, out=out)
+            cupy.cuda.get_current_stream().synchronize()
+        product()
+        best = min(_timed(product) for _ in range(repeats))
+        a = b = out = None   # noqa: F841  (their blocks go back to CUDA below)
+        cupy.get_default_memory_pool().free_all_blocks()
+    return 2 * size ** 3 / best / 1e9
+
+
+class CupyPeak:
+    """The most bytes CuPy's memory pool has handed out at once (its hook sees every malloc and
+    free, so a peak inside an iteration counts), and the pool's own size (what it holds from CUDA,
+    freed blocks included: PyTorch's 'reserved')."""
+
+    def __init__(self):
+        from cupy.cuda import memory_hook
+
+        class Hook(memory_hook.MemoryHook):
+            name = 'cct_peak'
+
+            def __init__(hook):
+                hook.in_use = hook.peak = 0
+
+            def malloc_postprocess(hook, **kw):
+                hook.in_use += kw['mem_size']
+                hook.peak = max(hook.peak, hook.in_use)
+
+            def free_postprocess(hook, **kw):
+                hook.in_use -= kw['mem_size']
+        self.hook = Hook()
+        self.hook.__enter__()
+
+    def report(self):
+        import cupy
+        return {'peak_device_mb': self.hook.peak / 2 ** 20,
+                'device_pool_mb': cupy.get_default_memory_pool().total_bytes() / 2 ** 20}
+
+
 # ---------------------------------------------------------------------------------- workers
 def cct_worker(name, batch, device='cpu'):
     from cct import runtime
@@ -150,6 +210,7 @@ def cct_worker(name, batch, device='cpu'):
                                              lr_policy='fixed', max_iter=1000000, display=0,
                                              snapshot_after_train=False, random_seed=1)
     solver_param.train_net_param.CopyFrom(param)
+    memory = CupyPeak() if is_cuda(device) else None   # before the net allocates anything
     runtime.use_device(device)
     solver = cct_solver.SGDSolver(solver_param)
     net = solver.net
@@ -157,39 +218,54 @@ def cct_worker(name, batch, device='cpu'):
     net.blobs['data'].data[...] = rng.standard_normal(shape)
     if 'label' in net.blobs:
         net.blobs['label'].data[...] = rng.integers(0, 10, batch)
-    return (lambda: solver.step(1)), {'gemm_flops': gemm_flops(net), 'device': str(net.device),
-                                      'device_name': net.device.describe()['name']}
+    info = {'gemm_flops': gemm_flops(net), 'device': str(net.device),
+            'device_name': net.device.describe()['name']}
+    return (lambda: solver.step(1)), info, (memory.report if memory else dict)
 
 
-def torch_worker(name, batch):
+def torch_worker(name, batch, device='cpu'):
+    """PyTorch's step on the same GPU as cct's when ``device`` is ``cuda:N``, else on the CPU."""
     import torch
     from torch_reference import TorchNet
     torch.manual_seed(0)
+    where = torch.device(device if is_cuda(device) else 'cpu')
     param, shape = training_net_param(name, batch)
-    model = TorchNet(param, {'data': shape, 'label': (batch,)})
+    model = TorchNet(param, {'data': shape, 'label': (batch,)}).to(where)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
-    data = torch.randn(shape)
-    label = torch.randint(0, 10, (batch,))
+    data = torch.randn(shape).to(where)
+    label = torch.randint(0, 10, (batch,)).to(where)
 
     def step():
         optimizer.zero_grad(set_to_none=False)
         loss = model({'data': data, 'label': label})
         loss.backward()
         optimizer.step()
-    return step, {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+        if where.type == 'cuda':
+            torch.cuda.synchronize(where)
+
+    def memory():
+        if where.type != 'cuda':
+            return {}
+        return {'peak_device_mb': torch.cuda.max_memory_allocated(where) / 2 ** 20,
+                'device_pool_mb': torch.cuda.max_memory_reserved(where) / 2 ** 20}
+    info = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(where)}
+    if where.type == 'cuda':
+        info['device_name'] = torch.cuda.get_device_name(where)
+    return step, info, memory
 
 
 def serve(kind, name, batch, device):
     """Worker loop: one line per command on stdin ('run' or 'quit'), one JSON line back."""
-    step, info = cct_worker(name, batch, device) if kind == 'cct' else torch_worker(name, batch)
+    worker = cct_worker if kind == 'cct' else torch_worker
+    step, info, memory = worker(name, batch, device)
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         if line.strip() == 'run':
             print(json.dumps({'seconds': _timed(step)}), flush=True)
         else:
             break
-    print(json.dumps({'peak_rss_mb': peak_rss_mb()}), flush=True)
+    print(json.dumps(dict(memory(), peak_rss_mb=peak_rss_mb())), flush=True)
 
 
 def peak_rss_mb():
@@ -222,11 +298,12 @@ class Worker:
         return self._read()['seconds']
 
     def finish(self):
+        """{'peak_rss_mb', and on a GPU 'peak_device_mb', 'device_pool_mb'}."""
         self.proc.stdin.write('quit\n')
         self.proc.stdin.flush()
-        rss = self._read()['peak_rss_mb']
+        memory = self._read()
         self.proc.wait()
-        return rss
+        return memory
 
 
 def have_torch():
@@ -240,7 +317,7 @@ def have_torch():
 def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
     contenders = {'cct': Worker('cct', name, batch, device)}
     if with_torch:
-        contenders['torch'] = Worker('torch', name, batch)
+        contenders['torch'] = Worker('torch', name, batch, device)
     times = {k: [] for k in contenders}
     for _ in range(max(warmup, 1)):   # the warm-up also times the iteration for the burst size
         for worker in contenders.values():
@@ -256,19 +333,24 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
         order = list(contenders.items())
         for kind, worker in (order if r % 2 == 0 else order[::-1]):
             times[kind].extend(worker.run() for _ in range(burst))
-        rates.append(blas_rate(repeats=1))
+        rates.append(blas_rate(repeats=1, device=device))
         time.sleep(SETTLE_SECONDS)
-    rss = {k: w.finish() for k, w in contenders.items()}
+    memory = {k: w.finish() for k, w in contenders.items()}
     row = {'net': name, 'batch': batch,
            'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
-           'cct_peak_rss_mb': rss['cct'], 'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
+           'cct_peak_rss_mb': memory['cct']['peak_rss_mb'],
+           'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
            'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
            'device_name': contenders['cct'].info['device_name']}
     if with_torch:
         row.update({'torch_ms': 1e3 * min(times['torch']),
                     'torch_median_ms': 1e3 * float(np.median(times['torch'])),
-                    'torch_peak_rss_mb': rss['torch'],
+                    'torch_peak_rss_mb': memory['torch']['peak_rss_mb'],
                     'ratio': min(times['cct']) / min(times['torch'])})
+    for kind in contenders:
+        for key in ('peak_device_mb', 'device_pool_mb'):
+            if key in memory[kind]:
+                row['%s_%s' % (kind, key)] = memory[kind][key]
     return row
 
 
@@ -290,7 +372,9 @@ def main():
         name, batch = args.nets[0].split(':')
         serve(args.worker, name, int(batch), args.device)
         return
-    nets, note = select_nets(args.nets or DEFAULT, explicit=args.nets is not None)
+    cuda = is_cuda(args.device)
+    nets, note = select_nets(args.nets or (DEFAULT_CUDA if cuda else DEFAULT),
+                             explicit=args.nets is not None)
     if note:
         print(note)
     if args.json is None:
@@ -299,11 +383,13 @@ def main():
     with_torch = not args.no_torch and have_torch()
     if not with_torch and not args.no_torch:
         print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
-    rate = blas_rate()
-    print('numpy BLAS sgemm: %.0f GFLOP/s (measured again between rounds: each net\'s GEMM '
-          'bound takes the best); %s, %d cores' % (rate, platform.processor() or
-                                                   platform.machine(), os.cpu_count()))
+    rate = blas_rate(device=args.device)
+    print('%s sgemm: %.0f GFLOP/s (measured again between rounds: each net\'s GEMM bound takes '
+          'the best); %s, %d cores' % ('cuBLAS' if cuda else 'numpy BLAS', rate,
+                                       platform.processor() or platform.machine(), os.cpu_count()))
     rows = []
+    # MB: peak resident memory on the CPU; on a GPU, the peak device memory in use (pool sizes
+    # are in the JSON).
     header = '%-14s %5s %10s %10s %7s %10s %9s %9s' % (
         'net', 'batch', 'cct ms', 'torch ms', 'ratio', 'GEMM bound', 'cct MB', 'torch MB')
     print('cct runs on %s' % args.device)
@@ -313,18 +399,19 @@ def main():
         row['blas_gflops'] = max(row['blas_gflops'], rate)
         row['gemm_bound_fraction'] = row['gemm_gflop'] / row['blas_gflops'] * 1e3 / row['cct_ms']
         rows.append(row)
+        memory_key = 'peak_device_mb' if cuda else 'peak_rss_mb'
         print('%-14s %5d %10.1f %10s %7s %9.0f%% %9.0f %9s' % (
             name, row['batch'], row['cct_ms'],
             '%.1f' % row['torch_ms'] if with_torch else '-',
             '%.2fx' % row['ratio'] if with_torch else '-', 100 * row['gemm_bound_fraction'],
-            row['cct_peak_rss_mb'], '%.0f' % row['torch_peak_rss_mb'] if with_torch else '-'),
-            flush=True)
+            row['cct_' + memory_key],
+            '%.0f' % row['torch_' + memory_key] if with_torch else '-'), flush=True)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, 'w') as f:
         # the best rate of the whole run: the first measurement, or any taken between rounds
         best = max([rate] + [row['blas_gflops'] for row in rows])
         json.dump({'blas_gflops': best, 'first_blas_gflops': rate, 'cores': os.cpu_count(),
-                   'rounds': args.rounds, 'rows': rows}, f, indent=2)
+                   'rounds': args.rounds, 'device': args.device, 'rows': rows}, f, indent=2)
     print('wrote %s' % args.json)
 
 
