@@ -1,5 +1,5 @@
-"""OpenCL primitives against numpy and the CPU device: memory and transfer, GEMM, the BLAS-like
-family, reductions."""
+"""Accelerator primitives (OpenCL; CUDA where a GPU is) against numpy and the CPU device: memory and
+transfer, pycaffe's host views, GEMM, the BLAS-like family, reductions."""
 import numpy as np
 import pytest
 
@@ -44,6 +44,26 @@ def test_zeros_and_fill_of_integer_arrays(accel, dtype):
     expected = np.zeros(37, dtype)
     expected[3:20] = 7
     np.testing.assert_array_equal(accel.to_host(array), expected)
+
+
+def test_blob_host_views_follow_caffes_syncedmemory(accel):
+    # test_seam's SyncedMemory test on the real device arrays (PyOpenCL's, CuPy's), written only
+    # through the primitives.
+    from cct.blob import Blob
+    blob = Blob(2, 3, device=accel)
+    assert np.array_equal(blob.data, np.zeros((2, 3)))
+    blob.data[...] = np.arange(6).reshape(2, 3)     # a script writes the host view in place
+    np.testing.assert_array_equal(accel.to_host(blob.dev_data), np.arange(6).reshape(2, 3))
+    accel.fill(blob.dev_data, 7)                     # the device writes (head: device)
+    assert np.all(blob.data == 7)                    # synced on access
+    blob.diff[0, 0] = 5
+    assert accel.sum(blob.dev_diff) == 5
+    blob.reshape(4, 3)                               # grows: a new zeroed buffer
+    assert np.all(blob.data == 0) and blob.dev_data.shape == (4, 3)
+    other = Blob(4, 3, device=accel)
+    other.share_data(blob)
+    blob.data[1] = 2
+    np.testing.assert_array_equal(accel.to_host(other.dev_data)[1], 2)
 
 
 def test_scratch_reuses_one_buffer_per_purpose(accel):
