@@ -118,8 +118,8 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
                   self._real(out.dtype, alpha), *self.arg(x), *self.arg(out))
 
     def mul(self, a, b, out):
-        self._run('elementwise', 'mul', out.dtype, out.size, _int(out.size), *self.arg(a), *self.arg(b),
-                  *self.arg(out))
+        self._run('elementwise', 'mul', out.dtype, out.size, _int(out.size), *self.arg(a),
+                  *self.arg(b), *self.arg(out))
 
     def strided_copy(self, source, out, outer, count, source_stride, source_offset, out_stride,
                      out_offset, accumulate=False):
@@ -146,15 +146,15 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
         rows, width = len(indices), table.shape[1]
         if rows:
             self._run('elementwise', 'gather_rows', out.dtype, rows * width, _int(rows),
-                      _int(width), *self.arg(table), *self.arg(self._host_ints('row_indices', indices)),
-                      *self.arg(out))
+                      _int(width), *self.arg(table),
+                      *self.arg(self._host_ints('row_indices', indices)), *self.arg(out))
 
     def scatter_add_rows(self, values, indices, table):
         rows, width = len(indices), table.shape[1]
         if rows:
             self._run('elementwise', 'scatter_add_rows', table.dtype, width, _int(rows),
-                      _int(width), *self.arg(values), *self.arg(self._host_ints('row_indices', indices)),
-                      *self.arg(table))
+                      _int(width), *self.arg(values),
+                      *self.arg(self._host_ints('row_indices', indices)), *self.arg(table))
 
     def copy_window(self, source, out, offsets, backward=False):
         if backward:
@@ -214,8 +214,8 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
             return
         outer = x.size // max(out.size * inner, 1)
         self.runtime.launch_groups('reduction', 'channel_sum', x.dtype, out.size, _int(op),
-                                   _int(outer), _int(out.size), _int(inner), *self.arg(x), *self.arg(y),
-                                   *self.arg(out), _int(bool(accumulate)))
+                                   _int(outer), _int(out.size), _int(inner), *self.arg(x),
+                                   *self.arg(y), *self.arg(out), _int(bool(accumulate)))
 
     # ---------------------------------------------------------------- neurons
     def _unary_scalars(self, op, dtype, scalars, backward):
@@ -266,7 +266,8 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
                                  True)
         if dx is not None:
             self._run('elementwise', 'prelu_backward', dx.dtype, dx.size, _int(dx.size),
-                      _int(slopes.size), _int(inner), *self.arg(x), *self.arg(slopes), *self.arg(dy), *self.arg(dx))
+                      _int(slopes.size), _int(inner), *self.arg(x), *self.arg(slopes),
+                      *self.arg(dy), *self.arg(dx))
 
     def max_update(self, x, index, out, mask):
         self._run('elementwise', 'max_update', out.dtype, out.size, _int(out.size), _int(index),
@@ -295,8 +296,9 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
         losses = self.scratch('softmax_losses', (outer * inner,), prob.dtype)
         counts = self.scratch('softmax_counts', (outer * inner,), prob.dtype)
         self._run('reduction', 'softmax_loss', prob.dtype, outer * inner, _int(outer),
-                  _int(channels), _int(inner), *self.arg(prob), *self.arg(labels), *self.arg(losses),
-                  *self.arg(counts), _int(ignore_label is not None), _int(ignore_label or 0))
+                  _int(channels), _int(inner), *self.arg(prob), *self.arg(labels),
+                  *self.arg(losses), *self.arg(counts), _int(ignore_label is not None),
+                  _int(ignore_label or 0))
         return prob.dtype.type(self.sum(losses)), int(round(self.sum(counts)))
 
     def sigmoid_cross_entropy(self, x, target, sigmoid, valid, ignore_label=None):
@@ -306,8 +308,8 @@ class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMix
         if valid is None:
             valid = self.scratch('sigmoid_valid', (1,), np.int32)
         self._run('reduction', 'sigmoid_cross_entropy', x.dtype, x.size, _int(x.size), *self.arg(x),
-                  *self.arg(target), *self.arg(sigmoid), *self.arg(terms), *self.arg(counts), *self.arg(valid),
-                  _int(ignore_label is not None), _int(ignore_label or 0))
+                  *self.arg(target), *self.arg(sigmoid), *self.arg(terms), *self.arg(counts),
+                  *self.arg(valid), _int(ignore_label is not None), _int(ignore_label or 0))
         count = x.size if ignore_label is None else int(round(self.sum(counts)))
         return x.dtype.type(-self.sum(terms)), count
 

@@ -99,8 +99,8 @@ class OpsMixin:
     # ---------------------------------------------------------------- convolution
     def conv_plan(self, num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad,
                   stride, dilation, dtype):
-        plan = AcceleratorConvPlan(num, image_channels, image_hw, col_channels, col_hw, group, kernel,
-                              pad, stride, dilation, dtype)
+        plan = AcceleratorConvPlan(num, image_channels, image_hw, col_channels, col_hw, group,
+                                   kernel, pad, stride, dilation, dtype)
         if image_channels % group or col_channels % group:
             raise DeviceError('convolution: %d image channels and %d column channels are not '
                               'divisible by group %d' % (image_channels, col_channels, group))
@@ -128,7 +128,8 @@ class OpsMixin:
                       *self.arg(col), *image_arg)
         else:
             self._run('lowering', 'im2col_batch', plan.dtype,
-                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg, *self.arg(col))
+                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg,
+                      *self.arg(col))
 
     def _partitions(self, plan, num):
         for first in range(0, num, plan.partition):
@@ -224,22 +225,23 @@ class OpsMixin:
         count = top.size
         if plan.method == 'max':
             self._run('pooling', 'max_pool_forward', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan), *self.arg(bottom), *self.arg(top), *self.arg(plan.mask))
+                      *self._pool_geometry(plan), *self.arg(bottom), *self.arg(top),
+                      *self.arg(plan.mask))
         elif plan.method == 'ave':
             self._run('pooling', 'ave_pool_forward', plan.dtype, count, _i(count),
                       *self._pool_geometry(plan), *self.arg(bottom), *self.arg(top))
         elif plan.method == 'stochastic_train':
             self.rng_uniform(plan.uniforms, 0.0, 1.0)
             self._run('pooling', 'stochastic_pool_forward_train', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(plan.uniforms),
-                      *self.arg(top), *self.arg(plan.mask))
+                      *self._pool_geometry(plan, False), *self.arg(bottom),
+                      *self.arg(plan.uniforms), *self.arg(top), *self.arg(plan.mask))
         else:
             self._run('pooling', 'stochastic_pool_forward_test', plan.dtype, count, _i(count),
                       *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(top))
 
     def pool_argmax(self, plan, out):
-        self._run('pooling', 'mask_to_real', out.dtype, out.size, _i(out.size), *self.arg(plan.mask),
-                  *self.arg(out))
+        self._run('pooling', 'mask_to_real', out.dtype, out.size, _i(out.size),
+                  *self.arg(plan.mask), *self.arg(out))
 
     def pool_backward(self, plan, top_diff, bottom_diff, bottom=None, top=None):
         count = bottom_diff.size
@@ -254,8 +256,8 @@ class OpsMixin:
             if bottom is None or top is None:
                 raise DeviceError('STOCHASTIC pooling backward in TEST needs bottom and top data')
             self._run('pooling', 'stochastic_pool_backward_test', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(top), *self.arg(top_diff),
-                      *self.arg(bottom_diff))
+                      *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(top),
+                      *self.arg(top_diff), *self.arg(bottom_diff))
 
     # ---------------------------------------------------------------- LRN
     def lrn_plan(self, region, size, alpha, beta, k, shape, dtype):
@@ -287,5 +289,5 @@ class OpsMixin:
         _, _, ratio = self._lrn_constants(plan)
         self._run('lrn', 'lrn_backward', plan.dtype, bottom.size, _i(bottom.size), _i(channels),
                   _i(height), _i(width), _i(plan.size), _i(plan.region == 'within'),
-                  plan.dtype.type(-plan.beta), ratio, *self.arg(bottom), *self.arg(top), *self.arg(plan.scale),
-                  *self.arg(top_diff), *self.arg(bottom_diff))
+                  plan.dtype.type(-plan.beta), ratio, *self.arg(bottom), *self.arg(top),
+                  *self.arg(plan.scale), *self.arg(top_diff), *self.arg(bottom_diff))

@@ -63,5 +63,5 @@ class UpdatesMixin:
             history2 = history
         real = diff.dtype.type
         self._run('update', 'adaptive_update', diff.dtype, diff.size, _i(RULES[rule]),
-                  _i(diff.size), *self.arg(diff), *self.arg(history), *self.arg(history2), real(rate),
-                  real(momentum), real(momentum2), real(delta), real(correction))
+                  _i(diff.size), *self.arg(diff), *self.arg(history), *self.arg(history2),
+                  real(rate), real(momentum), real(momentum2), real(delta), real(correction))

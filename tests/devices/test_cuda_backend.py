@@ -29,8 +29,8 @@ def no_driver():
 def test_an_old_or_missing_driver_means_no_device_and_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, 'cupy', fake_cupy(no_driver))
     assert cuda.count() == 0 and devices.count('cuda') == 0
-    assert cuda.unavailable() == ('the CUDA runtime reports cudaErrorInsufficientDriver: CUDA driver '
-                                  'version is insufficient for CUDA runtime version')
+    assert cuda.unavailable() == ('the CUDA runtime reports cudaErrorInsufficientDriver: CUDA '
+                                  'driver version is insufficient for CUDA runtime version')
     assert 'cuda:0' not in devices.device_names()
     with pytest.raises(DeviceError, match='cuda:3 does not exist .*cudaErrorInsufficientDriver'):
         devices.get_device('cuda:3')

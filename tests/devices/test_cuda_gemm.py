@@ -1,9 +1,9 @@
-"""The CUDA device's one call into cuBLAS, checked without a GPU: cct's row-major, offset, strided and
-batched products (accelerator_ops.gemm_strided's contract) handed to cublas<t>gemmStridedBatched,
-which is column-major, here played by a numpy model of cuBLAS's documented semantics reading the
-same memory through the same pointers. What it checks is the mapping (operand order, transpose
-flags, leading dimensions cuBLAS accepts, offsets and strides in bytes); cuBLAS itself and every
-kernel run where a GPU is (the ``accel`` tests on cuda:0)."""
+"""The CUDA device's one call into cuBLAS, checked without a GPU: cct's row-major, offset, strided
+and batched products (accelerator_ops.gemm_strided's contract) handed to
+cublas<t>gemmStridedBatched, which is column-major, here played by a numpy model of cuBLAS's
+documented semantics reading the same memory through the same pointers. What it checks is the
+mapping (operand order, transpose flags, leading dimensions cuBLAS accepts, offsets and strides in
+bytes); cuBLAS itself and every kernel run where a GPU is (the ``accel`` tests on cuda:0)."""
 import contextlib
 import ctypes
 import sys
@@ -21,7 +21,8 @@ def _matrix(address, dtype, rows, cols, ld):
     dtype = np.dtype(dtype)
     count = max((cols - 1) * ld + rows, 0)
     flat = np.frombuffer((ctypes.c_char * (count * dtype.itemsize)).from_address(address), dtype)
-    return np.lib.stride_tricks.as_strided(flat, (rows, cols), (dtype.itemsize, ld * dtype.itemsize))
+    strides = (dtype.itemsize, ld * dtype.itemsize)
+    return np.lib.stride_tricks.as_strided(flat, (rows, cols), strides)
 
 
 def fake_cublas(calls):
@@ -33,7 +34,8 @@ def fake_cublas(calls):
             calls.append((transa, transb, m, n, k, lda, ldb, ldc, batch))
             rows_a, rows_b = (k if transa else m), (n if transb else k)
             if lda < max(1, rows_a) or ldb < max(1, rows_b) or ldc < max(1, m):
-                raise ValueError('CUBLAS_STATUS_INVALID_VALUE: lda %d ldb %d ldc %d' % (lda, ldb, ldc))
+                raise ValueError('CUBLAS_STATUS_INVALID_VALUE: lda %d ldb %d ldc %d'
+                                 % (lda, ldb, ldc))
             size = np.dtype(dtype).itemsize
             alpha_value = _matrix(alpha, dtype, 1, 1, 1)[0, 0]
             beta_value = _matrix(beta, dtype, 1, 1, 1)[0, 0]

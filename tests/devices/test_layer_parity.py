@@ -1,6 +1,6 @@
-"""Every layer that runs on OpenCL: forward and backward equal the CPU's (float64 1e-10, float32
-1e-4, relative), the shared gradient checker passes on the device, and the layers that cannot run
-there say so by name when built."""
+"""Every layer on each accelerator (OpenCL; CUDA where a GPU is): forward and backward equal the
+CPU's (float64 1e-10, float32 1e-4, relative), the shared gradient checker passes on the device, and
+the layers that cannot run there say so by name when built."""
 import numpy as np
 import pytest
 

@@ -1,7 +1,7 @@
-"""OpenCL convolution over random geometries against a direct convolution written here: forward, data
-gradient (with an image-side bias, Deconvolution's forward) and weight/bias gradients, padding and
-dilation wider than the input included, every array a view inside a guarded buffer (guards must
-survive) and partitions of one image or of the whole batch."""
+"""Accelerator (OpenCL; CUDA where a GPU is) convolution over random geometries against a direct
+convolution written here: forward, data gradient (with an image-side bias, Deconvolution's forward)
+and weight/bias gradients, padding and dilation wider than the input included, every array a view
+inside a guarded buffer (guards must survive) and partitions of one image or of the whole batch."""
 import numpy as np
 import pytest
 

@@ -1,6 +1,7 @@
-"""Whole nets on OpenCL (PoCL in CI): Caffe's LeNet weights score the MNIST test set as Caffe does,
-LeNet trained with each of the six solvers tracks the CPU run, a pycaffe-style script gives the
-CPU's numbers, and the command line's --gpu picks the device and says which."""
+"""Whole nets on each accelerator (PoCL's OpenCL in CI; CUDA where a GPU is): Caffe's LeNet weights
+score the MNIST test set as Caffe does, LeNet trained with each of the six solvers tracks the CPU
+run, a pycaffe-style script gives the CPU's numbers, and the command line's --gpu picks the device
+and says which."""
 import os
 
 import numpy as np

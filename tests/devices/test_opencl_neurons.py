@@ -1,4 +1,5 @@
-"""OpenCL neuron, dropout, softmax and RNG primitives against the CPU device and numpy."""
+"""Accelerator (OpenCL; CUDA where a GPU is) neuron, dropout, softmax and RNG primitives against the
+CPU device and numpy."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
-"""OpenCL solver updates (the fused SGD step, regularisation, the five adaptive rules) against the CPU
-device, several steps in a row so the histories carry errors forward if any."""
+"""Accelerator (OpenCL; CUDA where a GPU is) solver updates (the fused SGD step, regularisation, the
+five adaptive rules) against the CPU device, several steps in a row so the histories carry errors
+forward if any."""
 import numpy as np
 import pytest
 

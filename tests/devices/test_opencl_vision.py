@@ -1,5 +1,5 @@
-"""OpenCL convolution (CcT partitions of the batch), im2col/col2im, pooling and LRN primitives
-against the CPU device."""
+"""Accelerator (OpenCL; CUDA where a GPU is) convolution (CcT partitions of the batch),
+im2col/col2im, pooling and LRN primitives against the CPU device."""
 import numpy as np
 import pytest
 
