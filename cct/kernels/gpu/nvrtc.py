@@ -90,7 +90,10 @@ def compile_ptx(family, dtype, arch='sm_80'):
     architecture = _architecture(arch)
     text = gpu.source(family).encode()
     name = gpu.source_name(family).encode()
-    options = [b'--gpu-architecture=' + architecture.encode()]
+    # The CUDA device's compiler (CuPy's RawModule) adds --device-as-default-execution-space: so
+    # does the check, so both front ends see the same program.
+    options = [b'--gpu-architecture=' + architecture.encode(),
+               b'--device-as-default-execution-space']
     options += [option.encode() for option in gpu.defines(dtype)]
     program = ctypes.c_void_p()
     _check(lib, lib.nvrtcCreateProgram(ctypes.byref(program), text, name, 0, None, None), family)
