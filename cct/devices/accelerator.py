@@ -28,8 +28,7 @@ def _int(value):
 
 
 class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMixin, Device):
-    """An accelerator's primitives over its kernel ``runtime`` (set by the subclass before
-    calling this ``__init__``)."""
+    """An accelerator's primitives over the kernel ``runtime`` its subclass opens and passes in."""
 
     host = False
 

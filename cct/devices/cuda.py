@@ -19,6 +19,12 @@ class CUDADevice(AcceleratorDevice):
 
     def __init__(self, index):
         from cct.kernels.gpu import cuda_runtime
+        try:   # CuPy loads cuBLAS lazily: a wheel without the toolkit would fail at the first GEMM
+            from cupy_backends.cuda.libs import cublas  # noqa: F401
+        except Exception as error:  # noqa: BLE001 - pathfinder's, the loader's: all mean missing
+            raise DeviceError('cuda:%d cannot be used: cuBLAS does not load (%s): %s'
+                              % (index, str(error).splitlines()[0],
+                                 install_hint('cuda', *CUDA_REQUIREMENTS))) from None
         super().__init__(index, cuda_runtime.runtime(index))
 
     def describe(self):
@@ -37,7 +43,9 @@ class CUDADevice(AcceleratorDevice):
     def gemm_strided(self, m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b, offset_b, ldb,
                      trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
         """accelerator_ops' strided, batched GEMM as one cuBLAS call (gemm.cl's kernels when
-        ``runtime.gemm_kernel`` names one: the tests run them on GPUs so)."""
+        ``runtime.gemm_kernel`` names one: the tests run them on GPUs so). cuBLAS runs in its
+        default math mode, full float32: CuPy asks for TF32 only under CUPY_TF32=1, which would
+        not hold the float32 parity of 1e-4."""
         if self.runtime.gemm_kernel != 'cublas':
             return super().gemm_strided(m, n, k, alpha, a, offset_a, lda, trans_a, stride_a, b,
                                         offset_b, ldb, trans_b, stride_b, beta, c, offset_c, ldc,
@@ -87,7 +95,10 @@ def unavailable():
     """Why there is no CUDA device here, or None."""
     try:
         import cupy  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError as error:
+        if error.name != 'cupy':
+            return 'CuPy failed to import (%s): %s' % (error, install_hint('cuda',
+                                                                          *CUDA_REQUIREMENTS))
         return 'CuPy is not installed: %s' % install_hint('cuda', *CUDA_REQUIREMENTS)
     except Exception as error:  # noqa: BLE001 - a broken install (its libraries fail to load)
         return 'CuPy failed to import (%s): %s' % (str(error).splitlines()[0],

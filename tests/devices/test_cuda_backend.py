@@ -51,3 +51,12 @@ def test_cuda_gpus_come_first_in_caffes_numbering(monkeypatch):
     assert devices.accelerator_name(1) == 'cuda:1'
     if opencl:
         assert devices.accelerator_name(2) == 'opencl:0'
+
+
+def test_a_gpu_without_cublas_is_refused_when_opened(monkeypatch):
+    # CuPy's plain wheel finds cuBLAS only in the toolkit (the cuda extra's [ctk] wheels bring it):
+    # without it the device is refused at once, not at the first convolution.
+    monkeypatch.setitem(sys.modules, 'cupy_backends.cuda.libs', None)
+    with pytest.raises(DeviceError, match=r'cuda:0 cannot be used: cuBLAS does not load .*'
+                                          r'cupy-cuda13x\[ctk\]'):
+        cuda.CUDADevice(0)

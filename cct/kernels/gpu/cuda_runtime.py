@@ -86,6 +86,11 @@ class Runtime(KernelRuntime):
                                   % (gpu.source_name(family), np.dtype(dtype).name, self.label,
                                      ' in kernel %s' % ', '.join(kernels) if kernels else '',
                                      log.strip())) from None
+            except Exception as error:  # noqa: BLE001 - no NVRTC, a driver refusing the binary
+                self._modules.pop((family, np.dtype(dtype)), None)
+                raise DeviceError('CUDA kernel source %s (%s) could not be built for %s: %s: %s'
+                                  % (gpu.source_name(family), np.dtype(dtype).name, self.label,
+                                     type(error).__name__, error)) from None
             self._kernels[key] = kernel
         return kernel
 
