@@ -1,5 +1,5 @@
-"""cct vs PyTorch (CPU), time per training iteration (forward, backward, SGD update) on Caffe's
-classic nets and the model zoo's, with cct's fraction of the GEMM time bound and peak memory.
+"""cct vs PyTorch, time per training iteration (forward, backward, SGD update) on Caffe's classic
+nets and the model zoo's, with cct's fraction of the GEMM time bound and peak memory.
 
 Each contender runs in its own worker process (so peak RSS is its own); the driver alternates one
 iteration of each and compares their fastest iterations, because the host is noisy. The net comes
@@ -14,6 +14,7 @@ as skipped), and asking for one of those nets by name is an error saying where i
     python benchmarks/compare_pytorch.py                       # the default table
     python benchmarks/compare_pytorch.py --nets caffenet:64 --rounds 5
     python benchmarks/compare_pytorch.py --device opencl:0 --no-torch   # cct on an accelerator
+    python benchmarks/compare_pytorch.py --device cuda:0       # both on one NVIDIA GPU
     python benchmarks/compare_pytorch.py --zoo   # ResNet-50, MobileNet v1/v2, SqueezeNet, GoogLeNet
 
 The zoo's deploy nets (../shared/nets/zoo) are trained as their train_val would train them (see
@@ -21,8 +22,14 @@ training_net_param). Nets with BatchNorm also race PyTorch's folded form (each B
 as one BatchNorm2d with its affine weights). Every row also gives cct's peak memory with a diff
 buffer per blob (``unshared``): the memory before the diff sharing of `cct train` (Net.share_diffs).
 
-``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``); PyTorch
-stays on the CPU. Each cct iteration ends with the loss read back, so it waits for the device.
+``--device`` runs cct's side on any device cct names (``cpu``, ``opencl:N``, ``cuda:N``). With
+``cuda:N`` PyTorch runs on the same GPU (``cuda:N`` in both numberings: CuPy and PyTorch both count
+the GPUs CUDA lists), the default nets are the issue's GPU table (CaffeNet and AlexNet at batch 256,
+GoogLeNet at 64), each contender's peak device memory is reported (PyTorch's
+``max_memory_allocated`` and ``max_memory_reserved``; cct's peak of CuPy pool memory in use, by a
+CuPy memory hook, and the pool's size), and the GEMM bound is cuBLAS's sgemm rate on the same
+GPU. Otherwise PyTorch stays on the CPU. Each cct iteration ends with the loss read back, and each
+PyTorch iteration with ``torch.cuda.synchronize``, so both wait for the device.
 OpenCL on PoCL (a CPU OpenCL) is a correctness path: its figures are not a speed claim.
 """
 import argparse
@@ -59,6 +66,7 @@ NETS = {
 }
 DEFAULT = ['lenet:64', 'cifar10_quick:100', 'caffenet:64', 'alexnet:64', 'caffenet:256',
            'googlenet:32']
+DEFAULT_CUDA = ['caffenet:256', 'alexnet:256', 'googlenet:64']
 # The model zoo's nets (--zoo): BatchNorm + Scale, residual Eltwise sums, depthwise convolutions.
 ZOO = ['resnet50:16', 'mobilenet:32', 'mobilenet_v2:32', 'squeezenet:32', 'googlenet:32']
 # Worker kinds: cct as `cct train` runs it; cct with a diff buffer per blob (only its peak memory
@@ -160,9 +168,15 @@ def gemm_flops(net):
     return total
 
 
-def blas_rate(repeats=5):
-    """Measured sgemm GFLOP/s of numpy's BLAS (all cores) on a 2048^3 product (best of
-    ``repeats``)."""
+def is_cuda(device):
+    return device.startswith('cuda')
+
+
+def blas_rate(repeats=5, device='cpu'):
+    """Measured sgemm GFLOP/s of numpy's BLAS (all cores) on a 2048^3 product, or of cuBLAS (through
+    CuPy) on a 4096^3 one on ``device`` when it is a CUDA GPU (best of ``repeats``)."""
+    if is_cuda(device):
+        return cublas_rate(int(device.partition(':')[2] or 0), repeats)
     a = np.random.rand(2048, 2048).astype(np.float32)
     b = np.random.rand(2048, 2048).astype(np.float32)
     out = np.empty_like(a)
@@ -176,6 +190,52 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
+def cublas_rate(index, repeats, size=4096):
+    import cupy
+    with cupy.cuda.Device(index):
+        a = cupy.random.rand(size, size, dtype=np.float32)
+        b = cupy.random.rand(size, size, dtype=np.float32)
+        out = cupy.empty_like(a)
+
+        def product():
+            cupy.matmul(a, b, out=out)
+            cupy.cuda.get_current_stream().synchronize()
+        product()
+        best = min(_timed(product) for _ in range(repeats))
+        a = b = out = None   # noqa: F841  (their blocks go back to CUDA below)
+        cupy.get_default_memory_pool().free_all_blocks()
+    return 2 * size ** 3 / best / 1e9
+
+
+class CupyPeak:
+    """The most bytes CuPy's memory pool has handed out at once (its hook sees every malloc and
+    free, so a peak inside an iteration counts), and the pool's own size (what it holds from CUDA,
+    freed blocks included: PyTorch's 'reserved')."""
+
+    def __init__(self):
+        from cupy.cuda import memory_hook
+
+        class Hook(memory_hook.MemoryHook):
+            name = 'cct_peak'
+
+            def __init__(hook):
+                hook.in_use = hook.peak = 0
+
+            def malloc_postprocess(hook, **kw):
+                hook.in_use += kw['mem_size']
+                hook.peak = max(hook.peak, hook.in_use)
+
+            def free_postprocess(hook, **kw):
+                hook.in_use -= kw['mem_size']
+        self.hook = Hook()
+        self.hook.__enter__()
+
+    def report(self):
+        import cupy
+        return {'peak_device_mb': self.hook.peak / 2 ** 20,
+                'device_pool_mb': cupy.get_default_memory_pool().total_bytes() / 2 ** 20}
+
+
 # ---------------------------------------------------------------------------------- workers
 def cct_worker(name, batch, device='cpu', share_diffs=True):
     from cct import runtime
@@ -187,6 +247,7 @@ def cct_worker(name, batch, device='cpu', share_diffs=True):
                                              lr_policy='fixed', max_iter=1000000, display=0,
                                              snapshot_after_train=False, random_seed=1)
     solver_param.train_net_param.CopyFrom(param)
+    memory = CupyPeak() if is_cuda(device) else None   # before the net allocates anything
     runtime.use_device(device)
     solver = cct_solver.SGDSolver(solver_param)
     net = solver.net
@@ -196,42 +257,57 @@ def cct_worker(name, batch, device='cpu', share_diffs=True):
     net.blobs['data'].data[...] = rng.standard_normal(shape)
     if 'label' in net.blobs:
         net.blobs['label'].data[...] = rng.integers(0, 10, batch)
-    return (lambda: solver.step(1)), {'gemm_flops': gemm_flops(net), 'device': str(net.device),
-                                      'device_name': net.device.describe()['name']}
+    info = {'gemm_flops': gemm_flops(net), 'device': str(net.device),
+            'device_name': net.device.describe()['name']}
+    return (lambda: solver.step(1)), info, (memory.report if memory else dict)
 
 
-def torch_worker(name, batch, fold=False):
+def torch_worker(name, batch, device='cpu', fold=False):
+    """PyTorch's step on the same GPU as cct's when ``device`` is ``cuda:N``, else on the CPU."""
     import torch
     from torch_reference import TorchNet
     torch.manual_seed(0)
+    where = torch.device(device if is_cuda(device) else 'cpu')
     param, shape = training_net_param(name, batch)
-    model = TorchNet(param, {'data': shape, 'label': (batch,)}, fold_batch_norm=fold)
+    model = TorchNet(param, {'data': shape, 'label': (batch,)},
+                     fold_batch_norm=fold).to(where)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
-    data = torch.randn(shape)
-    label = torch.randint(0, 10, (batch,))
+    data = torch.randn(shape).to(where)
+    label = torch.randint(0, 10, (batch,)).to(where)
 
     def step():
         optimizer.zero_grad(set_to_none=False)
         loss = model({'data': data, 'label': label})
         loss.backward()
         optimizer.step()
-    return step, {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+        if where.type == 'cuda':
+            torch.cuda.synchronize(where)
+
+    def memory():
+        if where.type != 'cuda':
+            return {}
+        return {'peak_device_mb': torch.cuda.max_memory_allocated(where) / 2 ** 20,
+                'device_pool_mb': torch.cuda.max_memory_reserved(where) / 2 ** 20}
+    info = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(where)}
+    if where.type == 'cuda':
+        info['device_name'] = torch.cuda.get_device_name(where)
+    return step, info, memory
 
 
 def serve(kind, name, batch, device):
     """Worker loop: one line per command on stdin ('run' or 'quit'), one JSON line back."""
     if kind.startswith('cct'):
-        step, info = cct_worker(name, batch, device, share_diffs=kind == 'cct')
+        step, info, memory = cct_worker(name, batch, device, share_diffs=kind == 'cct')
     else:
-        step, info = torch_worker(name, batch, fold=kind == 'torch_folded')
+        step, info, memory = torch_worker(name, batch, device, fold=kind == 'torch_folded')
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         if line.strip() == 'run':
             print(json.dumps({'seconds': _timed(step)}), flush=True)
         else:
             break
-    print(json.dumps({'peak_rss_mb': peak_rss_mb()}), flush=True)
+    print(json.dumps(dict(memory(), peak_rss_mb=peak_rss_mb())), flush=True)
 
 
 def peak_rss_mb():
@@ -264,11 +340,12 @@ class Worker:
         return self._read()['seconds']
 
     def finish(self):
+        """{'peak_rss_mb', and on a GPU 'peak_device_mb', 'device_pool_mb'}."""
         self.proc.stdin.write('quit\n')
         self.proc.stdin.flush()
-        rss = self._read()['peak_rss_mb']
+        memory = self._read()
         self.proc.wait()
-        return rss
+        return memory
 
 
 def have_torch():
@@ -284,7 +361,7 @@ def has_batch_norm(name):
     return any(layer.type == 'BatchNorm' for layer in param.layer)
 
 
-def unshared_peak_rss_mb(name, batch, device, iterations):
+def unshared_memory(name, batch, device, iterations):
     """cct's peak memory with one diff buffer per blob (the memory before diff sharing): a worker
     run for ``iterations`` untimed iterations, alone, before the timed contenders start."""
     worker = Worker('cct_unshared', name, batch, device)
@@ -294,13 +371,12 @@ def unshared_peak_rss_mb(name, batch, device, iterations):
 
 
 def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
-    row = {'net': name, 'batch': batch,
-           'cct_unshared_peak_rss_mb': unshared_peak_rss_mb(name, batch, device, max(warmup, 1))}
+    unshared = unshared_memory(name, batch, device, max(warmup, 1))
     contenders = {'cct': Worker('cct', name, batch, device)}
     if with_torch:
-        contenders['torch'] = Worker('torch', name, batch)
+        contenders['torch'] = Worker('torch', name, batch, device)
         if has_batch_norm(name):
-            contenders['torch_folded'] = Worker('torch_folded', name, batch)
+            contenders['torch_folded'] = Worker('torch_folded', name, batch, device)
     times = {k: [] for k in contenders}
     for _ in range(max(warmup, 1)):   # the warm-up also times the iteration for the burst size
         for worker in contenders.values():
@@ -317,21 +393,24 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
         order = order[r % len(order):] + order[:r % len(order)]
         for kind, worker in (order if r % 2 == 0 else order[::-1]):
             times[kind].extend(worker.run() for _ in range(burst))
-        rates.append(blas_rate(repeats=1))
+        rates.append(blas_rate(repeats=1, device=device))
         time.sleep(SETTLE_SECONDS)
-    rss = {k: w.finish() for k, w in contenders.items()}
-    row.update({'cct_ms': 1e3 * min(times['cct']),
-                'cct_median_ms': 1e3 * float(np.median(times['cct'])),
-                'cct_peak_rss_mb': rss['cct'],
-                'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
-                'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
-                'device_name': contenders['cct'].info['device_name']})
+    memory = {k: w.finish() for k, w in contenders.items()}
+    memory['cct_unshared'] = unshared
+    row = {'net': name, 'batch': batch,
+           'cct_ms': 1e3 * min(times['cct']), 'cct_median_ms': 1e3 * float(np.median(times['cct'])),
+           'gemm_gflop': contenders['cct'].info['gemm_flops'] / 1e9,
+           'blas_gflops': max(rates), 'device': contenders['cct'].info['device'],
+           'device_name': contenders['cct'].info['device_name']}
     for kind, suffix in (('torch', ''), ('torch_folded', '_folded')):
         if kind in contenders:
             row.update({kind + '_ms': 1e3 * min(times[kind]),
                         kind + '_median_ms': 1e3 * float(np.median(times[kind])),
-                        kind + '_peak_rss_mb': rss[kind],
                         'ratio' + suffix: min(times['cct']) / min(times[kind])})
+    for kind in memory:
+        for key in ('peak_rss_mb', 'peak_device_mb', 'device_pool_mb'):
+            if key in memory[kind]:
+                row['%s_%s' % (kind, key)] = memory[kind][key]
     return row
 
 
@@ -357,8 +436,9 @@ def main():
         serve(args.worker, name, int(batch), args.device)
         return
     from compare_tables import host_description, markdown_table, print_header, print_row
-    specs = args.nets or (ZOO if args.zoo else DEFAULT)
-    nets, note = select_nets(specs, explicit=args.nets is not None)
+    cuda = is_cuda(args.device)
+    nets, note = select_nets(args.nets or (ZOO if args.zoo else DEFAULT_CUDA if cuda else DEFAULT),
+                             explicit=args.nets is not None)
     if note:
         print(note)
     if args.json is None:
@@ -368,11 +448,14 @@ def main():
     with_torch = not args.no_torch and have_torch()
     if not with_torch and not args.no_torch:
         print('PyTorch is not installed (pip install torch==2.13.0): measuring cct only.')
-    rate = blas_rate()
+    rate = blas_rate(device=args.device)
     host = host_description()
-    print('numpy BLAS sgemm: %.0f GFLOP/s (measured again between rounds: each net\'s GEMM '
-          'bound takes the best); %s' % (rate, host))
+    print('%s sgemm: %.0f GFLOP/s (measured again between rounds: each net\'s GEMM bound takes '
+          'the best); %s' % ('cuBLAS' if cuda else 'numpy BLAS', rate, host))
     rows = []
+    # MB: peak resident memory on the CPU; on a GPU, the peak device memory in use (pool sizes
+    # are in the JSON).
+    memory_key = 'peak_device_mb' if cuda else 'peak_rss_mb'
     print('cct runs on %s; "folded": PyTorch with BatchNorm+Scale as one BatchNorm2d; '
           '"unshared": cct\'s peak with a diff buffer per blob' % args.device)
     print_header()
@@ -381,14 +464,15 @@ def main():
         row['blas_gflops'] = max(row['blas_gflops'], rate)
         row['gemm_bound_fraction'] = row['gemm_gflop'] / row['blas_gflops'] * 1e3 / row['cct_ms']
         rows.append(row)
-        print_row(row)
+        print_row(row, memory_key)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, 'w') as f:
         # the best rate of the whole run: the first measurement, or any taken between rounds
         best = max([rate] + [row['blas_gflops'] for row in rows])
         json.dump({'blas_gflops': best, 'first_blas_gflops': rate, 'cores': os.cpu_count(),
-                   'host': host, 'rounds': args.rounds, 'rows': rows}, f, indent=2)
-    print('wrote %s\n\n%s' % (args.json, markdown_table(rows, host)))
+                   'host': host, 'rounds': args.rounds, 'device': args.device, 'rows': rows}, f,
+                  indent=2)
+    print('wrote %s\n\n%s' % (args.json, markdown_table(rows, host, memory_key)))
 
 
 if __name__ == '__main__':

@@ -38,28 +38,30 @@ def _ms(row, key):
     return _cell(row, key, '%.1f' if row.get(key, 0) < 1000 else '%.0f')
 
 
-def print_row(row):
-    print('%-14s %5d %9.1f %9s %7s %9s %7s %9.0f%% %8.0f %8.0f %8s %8s' % (
+def print_row(row, memory='peak_rss_mb'):
+    """One net's line; MB are ``memory`` (peak RSS, or on a GPU the peak device memory)."""
+    print('%-14s %5d %9.1f %9s %7s %9s %7s %9.0f%% %8s %8s %8s %8s' % (
         row['net'], row['batch'], row['cct_ms'], _cell(row, 'torch_ms', '%.1f'),
         _cell(row, 'ratio', '%.2fx'), _cell(row, 'torch_folded_ms', '%.1f'),
         _cell(row, 'ratio_folded', '%.2fx'), 100 * row['gemm_bound_fraction'],
-        row['cct_peak_rss_mb'], row['cct_unshared_peak_rss_mb'],
-        _cell(row, 'torch_peak_rss_mb', '%.0f'), _cell(row, 'torch_folded_peak_rss_mb', '%.0f')),
+        _cell(row, 'cct_' + memory, '%.0f'), _cell(row, 'cct_unshared_' + memory, '%.0f'),
+        _cell(row, 'torch_' + memory, '%.0f'), _cell(row, 'torch_folded_' + memory, '%.0f')),
         flush=True)
 
 
-def markdown_table(rows, host):
+def markdown_table(rows, host, memory='peak_rss_mb'):
     """The rows as the README's table (Markdown), for pasting after a run."""
-    lines = ['%s; cct / PyTorch of the fastest iterations; peak RSS in MB, cct\'s without diff '
-             'sharing in parentheses' % host, '',
+    lines = ['%s; cct / PyTorch of the fastest iterations; %s in MB, cct\'s without diff '
+             'sharing in parentheses' % (host, 'peak device memory' if 'device' in memory
+                                         else 'peak RSS'), '',
              '| net | batch | cct ms | PyTorch ms | cct / PyTorch | PyTorch folded ms | '
              'cct / folded | cct MB | PyTorch MB | folded MB |', '|---|' + '---:|' * 9]
     for row in rows:
-        lines.append('| %s | %d | %s | %s | %s | %s | %s | %.0f (%.0f) | %s | %s |' % (
+        lines.append('| %s | %d | %s | %s | %s | %s | %s | %s (%s) | %s | %s |' % (
             NAMES.get(row['net'], row['net']), row['batch'], _ms(row, 'cct_ms'),
             _ms(row, 'torch_ms'),
             _cell(row, 'ratio', '%.2fx'), _ms(row, 'torch_folded_ms'),
-            _cell(row, 'ratio_folded', '%.2fx'), row['cct_peak_rss_mb'],
-            row['cct_unshared_peak_rss_mb'], _cell(row, 'torch_peak_rss_mb', '%.0f'),
-            _cell(row, 'torch_folded_peak_rss_mb', '%.0f')))
+            _cell(row, 'ratio_folded', '%.2fx'), _cell(row, 'cct_' + memory, '%.0f'),
+            _cell(row, 'cct_unshared_' + memory, '%.0f'), _cell(row, 'torch_' + memory, '%.0f'),
+            _cell(row, 'torch_folded_' + memory, '%.0f')))
     return '\n'.join(lines)

@@ -32,7 +32,7 @@ def extras():
     section = text.split('[project.optional-dependencies]', 1)[1].split('\n[', 1)[0]
     section = '\n'.join(line for line in section.splitlines() if not line.lstrip().startswith('#'))
     return {name: ast.literal_eval(value) for name, value in
-            re.findall(r'^(\w+) = (\[.*?\])', section, flags=re.M | re.S)}
+            re.findall(r'^(\w+) = (\[.*?\])[ \t]*$', section, flags=re.M | re.S)}
 
 
 @pytest.fixture(scope='session', autouse=True)

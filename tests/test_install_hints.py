@@ -44,3 +44,13 @@ def test_nvrtc_missing(monkeypatch, extras):
         nvrtc.library()
     assert str(error.value) == ("NVRTC not found: %s to compile cct's kernels as CUDA"
                                 % expected('cuda', extras))
+
+
+def test_cuda_without_cupy(monkeypatch, extras):
+    from cct import devices
+    from cct.devices import cuda
+    monkeypatch.setitem(sys.modules, 'cupy', None)
+    assert cuda.count() == 0
+    assert cuda.unavailable() == 'CuPy is not installed: ' + expected('cuda', extras)
+    with pytest.raises(DeviceError, match=r'cuda:0 does not exist \(CuPy is not installed'):
+        devices.get_device('cuda:0')

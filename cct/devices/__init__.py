@@ -1,4 +1,4 @@
-"""The device registry: backends by kind (``cpu``, ``opencl``, later ``cuda``), device names, and
+"""The device registry: backends by kind (``cpu``, ``cuda``, ``opencl``), device names, and
 Caffe's accelerator numbering (``--gpu N``: CUDA devices first, then OpenCL devices).
 
 A backend is a module exposing ``count()`` (how many devices it sees; 0, never an exception, when

@@ -1,6 +1,6 @@
 """Show the compute devices cct can use (Caffe's ``caffe device_query``): the CPU (cores, SIMD, the
 BLAS cct's kernels call and the one numpy uses), then every accelerator in Caffe's numbering
-(CUDA devices that CuPy sees, then each OpenCL platform's devices) with memory and compute units.
+(CUDA devices, then each OpenCL platform's devices) with memory and compute units.
 ``--gpu N`` (or ``all``) shows accelerators only.
 """
 import ctypes
@@ -23,7 +23,7 @@ def add_arguments(parser):
                         dest='check_kernels', default='',
                         help='Optional; compile every GPU kernel source for "opencl" (on its '
                              'first device) or "cuda" (through NVRTC, no GPU needed) and report '
-                             'failures')
+                             'failures (also spelled --check-kernels)')
     parser.add_flag('arch', default='',
                     help='Optional; the CUDA architecture --check_kernels cuda compiles for '
                          '(e.g. sm_80)')
@@ -87,21 +87,6 @@ def _log_accelerator(ordinal, name):
             logger.info('%-30s %s', key.replace('_', ' ').capitalize() + ':', value)
 
 
-def _log_cupy_devices():
-    """CUDA devices CuPy sees (cct has no CUDA backend yet, so they are listed, not numbered)."""
-    try:
-        import cupy
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001  (no CuPy, no driver, no device: nothing to list)
-        return
-    for index in range(count):
-        props = cupy.cuda.runtime.getDeviceProperties(index)
-        name = props['name'].decode() if isinstance(props['name'], bytes) else props['name']
-        logger.info('CUDA device %d (CuPy; cct has no CUDA backend yet): %s, total global '
-                    'memory %d, multiprocessors %d', index, name, props['totalGlobalMem'],
-                    props['multiProcessorCount'])
-
-
 def run(args):
     if args.check_kernels:
         from cct.kernels.gpu import check_kernels_main
@@ -116,8 +101,6 @@ def run(args):
     _log_cpu()
     for ordinal, name in enumerate(accelerators):
         _log_accelerator(ordinal, name)
-    if devices.count('cuda') == 0:
-        _log_cupy_devices()
     for kind in devices.ACCELERATORS:
         why = devices.unavailable(kind)
         if why:

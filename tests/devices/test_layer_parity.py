@@ -1,6 +1,6 @@
-"""Every layer that runs on OpenCL: forward and backward equal the CPU's (float64 1e-10, float32
-1e-4, relative), the shared gradient checker passes on the device, and the layers that cannot run
-there say so by name when built."""
+"""Every layer on each accelerator (OpenCL; CUDA where a GPU is): forward and backward equal the
+CPU's (float64 1e-10, float32 1e-4, relative), the shared gradient checker passes on the device, and
+the layers that cannot run there say so by name when built."""
 import numpy as np
 import pytest
 
@@ -148,11 +148,11 @@ def _bottoms(shapes, labels, dtype, classes=None):
     return [d.astype(dtype) for d in data]
 
 
-def _pair(cpu, ocl, case, dtype, phase=caffe_pb2.TRAIN):
+def _pair(cpu, accel, case, dtype, phase=caffe_pb2.TRAIN):
     text, shapes, tops, labels, _ = CASES[case]
     data = _bottoms(shapes, labels, dtype)
     made = [make_layer(text, shapes, num_top=tops, dtype=dtype, bottom_data=data, device=d,
-                       phase=phase) for d in (cpu, ocl)]
+                       phase=phase) for d in (cpu, accel)]
     for mine, theirs in zip(made[0][0].blobs, made[1][0].blobs):
         theirs.data[...] = mine.data
     return made
@@ -160,8 +160,8 @@ def _pair(cpu, ocl, case, dtype, phase=caffe_pb2.TRAIN):
 
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_forward_and_backward_equal_the_cpu(cpu, ocl, case, dtype):
-    (layer, bottom, top), (device_layer, device_bottom, device_top) = _pair(cpu, ocl, case, dtype)
+def test_forward_and_backward_equal_the_cpu(cpu, accel, case, dtype):
+    (layer, bottom, top), (device_layer, device_bottom, device_top) = _pair(cpu, accel, case, dtype)
     labels = CASES[case][3]
     for lay, b, t in ((layer, bottom, top), (device_layer, device_bottom, device_top)):
         lay.run_forward(b, t)
@@ -187,10 +187,10 @@ def test_forward_and_backward_equal_the_cpu(cpu, ocl, case, dtype):
 
 @pytest.mark.parametrize('case', sorted(name for name, spec in CASES.items()
                                         if spec[4] is not None))
-def test_gradient_checker_passes_on_opencl(ocl, case):
+def test_gradient_checker_passes_on_opencl(accel, case):
     text, shapes, tops, labels, options = CASES[case]
     layer, bottom, top = make_layer(text, shapes, num_top=tops, dtype=np.float64,
-                                    bottom_data=_bottoms(shapes, labels, np.float64), device=ocl)
+                                    bottom_data=_bottoms(shapes, labels, np.float64), device=accel)
     checker = GradientChecker(**{'stepsize': 1e-3 if 'softmax' in case else 1e-2,
                                  'threshold': 1e-3, **options})
     check = [i for i in range(len(shapes)) if i != labels]
@@ -198,11 +198,11 @@ def test_gradient_checker_passes_on_opencl(ocl, case):
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
-def test_dropout_in_train_keeps_one_mask_on_opencl(ocl, dtype):
+def test_dropout_in_train_keeps_one_mask_on_opencl(accel, dtype):
     """Masks come from the device's generator (not the CPU's bits): every output is 0 or x/(1-p),
     about 1-p of them kept, and the backward reuses the forward's mask."""
     layer, bottom, top = make_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }',
-                                    [(40, 50)], dtype=dtype, device=ocl, seed=2)
+                                    [(40, 50)], dtype=dtype, device=accel, seed=2)
     layer.run_forward(bottom, top)
     x, y = bottom[0].data.copy(), top[0].data.copy()
     kept = y != 0
@@ -213,10 +213,10 @@ def test_dropout_in_train_keeps_one_mask_on_opencl(ocl, dtype):
     assert_close(bottom[0].diff, kept * layer.scale, dtype)
 
 
-def test_stochastic_pooling_in_train_samples_window_values_on_opencl(ocl):
+def test_stochastic_pooling_in_train_samples_window_values_on_opencl(accel):
     layer, bottom, top = make_layer('type: "Pooling" pooling_param { pool: STOCHASTIC '
                                     'kernel_size: 2 stride: 2 }', [(2, 3, 6, 6)],
-                                    dtype=np.float64, device=ocl,
+                                    dtype=np.float64, device=accel,
                                     bottom_data=[np.random.default_rng(5).random((2, 3, 6, 6))])
     layer.run_forward(bottom, top)
     x = bottom[0].data.reshape(2, 3, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 3, 3, 4)

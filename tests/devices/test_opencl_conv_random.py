@@ -1,11 +1,11 @@
-"""OpenCL convolution over random geometries against a direct convolution written here: forward, data
-gradient (with an image-side bias, Deconvolution's forward) and weight/bias gradients, padding and
-dilation wider than the input included, every array a view inside a guarded buffer (guards must
-survive) and partitions of one image or of the whole batch."""
+"""Accelerator (OpenCL; CUDA where a GPU is) convolution over random geometries against a direct
+convolution written here: forward, data gradient (with an image-side bias, Deconvolution's forward)
+and weight/bias gradients, padding and dilation wider than the input included, every array a view
+inside a guarded buffer (guards must survive) and partitions of one image or of the whole batch."""
 import numpy as np
 import pytest
 
-from cct.devices import opencl_ops
+from cct.devices import accelerator_ops
 from opencl_support import assert_close
 
 GUARD = 17
@@ -83,31 +83,31 @@ class Guarded:
 
 
 @pytest.mark.parametrize('seed', range(24))
-def test_random_geometry_matches_direct_convolution(ocl, each_gemm, monkeypatch, seed):
+def test_random_geometry_matches_direct_convolution(accel, each_gemm, monkeypatch, seed):
     num, channels, size, outputs, group, kernel, pad, stride, dilation, out = random_geometry(seed)
     if seed % 2:   # one image per column buffer
-        monkeypatch.setattr(opencl_ops, 'COLUMN_BUDGET', 1)
+        monkeypatch.setattr(accelerator_ops, 'COLUMN_BUDGET', 1)
     rng = np.random.default_rng(1000 + seed)
     x = rng.standard_normal((num, channels) + size)
     w = rng.standard_normal((outputs, channels // group) + kernel)
     dy = rng.standard_normal((num, outputs) + out)
     bias, image_bias = rng.standard_normal(outputs), rng.standard_normal(channels)
     y, dx, dw = direct(x, w, dy, stride, pad, dilation, group)
-    plan = ocl.conv_plan(num, channels, size, outputs, out, group, kernel, pad, stride, dilation,
+    plan = accel.conv_plan(num, channels, size, outputs, out, group, kernel, pad, stride, dilation,
                          np.float64)
-    images, weights = Guarded(ocl, x), Guarded(ocl, w.reshape(outputs, -1))
-    top = Guarded(ocl, np.full((num, outputs, out[0] * out[1]), np.nan))
-    device_bias = Guarded(ocl, bias)
-    ocl.conv_forward(plan, images.array, weights.array, device_bias.array, top.array)
+    images, weights = Guarded(accel, x), Guarded(accel, w.reshape(outputs, -1))
+    top = Guarded(accel, np.full((num, outputs, out[0] * out[1]), np.nan))
+    device_bias = Guarded(accel, bias)
+    accel.conv_forward(plan, images.array, weights.array, device_bias.array, top.array)
     expected = y + bias[None, :, None, None]
     assert_close(top.value(), expected.reshape(top.host.shape))
-    rows = Guarded(ocl, dy.reshape(num, outputs, -1))
-    back = Guarded(ocl, np.full(x.shape, np.nan))
-    device_image_bias = Guarded(ocl, image_bias)
-    ocl.conv_backward_data(plan, rows.array, weights.array, device_image_bias.array, back.array)
+    rows = Guarded(accel, dy.reshape(num, outputs, -1))
+    back = Guarded(accel, np.full(x.shape, np.nan))
+    device_image_bias = Guarded(accel, image_bias)
+    accel.conv_backward_data(plan, rows.array, weights.array, device_image_bias.array, back.array)
     assert_close(back.value(), dx + image_bias[None, :, None, None])
-    weight_diff, bias_diff = Guarded(ocl, np.ones(weights.host.shape)), Guarded(ocl, np.ones(outputs))
-    ocl.conv_backward_weights(plan, images.array, rows.array, weight_diff.array, bias_diff.array)
+    weight_diff, bias_diff = Guarded(accel, np.ones(weights.host.shape)), Guarded(accel, np.ones(outputs))
+    accel.conv_backward_weights(plan, images.array, rows.array, weight_diff.array, bias_diff.array)
     assert_close(weight_diff.value(), 1 + dw.reshape(outputs, -1))
     assert_close(bias_diff.value(), 1 + dy.sum(axis=(0, 2, 3)))
     images.value(), weights.value(), rows.value()   # inputs' guards intact too

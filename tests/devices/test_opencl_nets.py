@@ -1,6 +1,7 @@
-"""Whole nets on OpenCL (PoCL in CI): Caffe's LeNet weights score the MNIST test set as Caffe does,
-LeNet trained with each of the six solvers tracks the CPU run, a pycaffe-style script gives the
-CPU's numbers, and the command line's --gpu picks the device and says which."""
+"""Whole nets on each accelerator (PoCL's OpenCL in CI; CUDA where a GPU is): Caffe's LeNet weights
+score the MNIST test set as Caffe does, LeNet trained with each of the six solvers tracks the CPU
+run, a pycaffe-style script gives the CPU's numbers, and the command line's --gpu picks the device
+and says which."""
 import os
 
 import numpy as np
@@ -42,10 +43,10 @@ def accelerator_ordinal(device):
     return devices.device_names()[1:].index(device.name)
 
 
-def test_lenet_caffemodel_scores_like_caffe_on_opencl(shared, mnist, ocl):
+def test_lenet_caffemodel_scores_like_caffe_on_opencl(shared, mnist, accel):
     images, labels = mnist
     net = Net(os.path.join(shared, 'nets', 'lenet.prototxt'), caffe_pb2.TEST,
-              weights=os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'), device=ocl)
+              weights=os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel'), device=accel)
     accuracy, loss = lenet_score(net, images, labels, 500)
     assert accuracy == pytest.approx(0.9914, abs=1e-4)
     assert loss == pytest.approx(0.02727, abs=1e-4)
@@ -92,12 +93,12 @@ def train(param, solver_type, device, mnist, steps):
 
 
 @pytest.mark.parametrize('solver_type', sorted(SOLVERS))
-def test_lenet_training_tracks_the_cpu_on_opencl(shared, mnist, ocl, solver_type):
+def test_lenet_training_tracks_the_cpu_on_opencl(shared, mnist, accel, solver_type):
     """40 steps: the loss within 1e-4 (relative) of the CPU's for 10 steps and 1e-3 after (float32
     sums in another order drift apart slowly, as Caffe's GPU and CPU runs do)."""
     param = lenet_train_param(shared)
     cpu_losses = train(param, solver_type, 'cpu', mnist, 40)
-    device_losses = train(param, solver_type, ocl, mnist, 40)
+    device_losses = train(param, solver_type, accel, mnist, 40)
     assert cpu_losses[-1] < cpu_losses[0]
     np.testing.assert_allclose(device_losses[:10], cpu_losses[:10], rtol=1e-4)
     np.testing.assert_allclose(device_losses, cpu_losses, rtol=1e-3)
@@ -156,15 +157,15 @@ def pycaffe_script(tmp_path, gpu):
         caffe.set_mode_cpu()
 
 
-def test_a_pycaffe_script_gives_the_cpus_numbers_on_opencl(tmp_path, ocl):
+def test_a_pycaffe_script_gives_the_cpus_numbers_on_opencl(tmp_path, accel):
     cpu = pycaffe_script(tmp_path, None)
-    device = pycaffe_script(tmp_path, accelerator_ordinal(ocl))
-    assert cpu['device'] == 'cpu' and device['device'] == ocl.name
+    device = pycaffe_script(tmp_path, accelerator_ordinal(accel))
+    assert cpu['device'] == 'cpu' and device['device'] == accel.name
     assert device['loss'] == pytest.approx(cpu['loss'], rel=1e-4)
     for key in ('data_diff', 'conv_diff', 'trained_ip'):
         assert_close(device[key], cpu[key], np.float32)
     saved = [read_net_binary_weights(tmp_path / ('saved_%s.caffemodel' % g))
-             for g in (None, accelerator_ordinal(ocl))]
+             for g in (None, accelerator_ordinal(accel))]
     for mine, theirs in zip(*saved):
         assert_close(theirs, mine, np.float32)
 
@@ -181,8 +182,8 @@ def run_cli(capsys, *argv):
     return status, err, [line.split('] ', 1)[1] for line in err.splitlines() if '] ' in line]
 
 
-def test_the_command_line_trains_and_times_on_the_gpu_it_is_given(tmp_path, capsys, ocl):
-    ordinal = accelerator_ordinal(ocl)
+def test_the_command_line_trains_and_times_on_the_gpu_it_is_given(tmp_path, capsys, accel):
+    ordinal = accelerator_ordinal(accel)
     net_path = str(tmp_path / 'net.prototxt')
     write_text(parse_text(SCRIPT_NET, caffe_pb2.NetParameter()), net_path)
     solver_path = str(tmp_path / 'solver.prototxt')
@@ -194,30 +195,30 @@ def test_the_command_line_trains_and_times_on_the_gpu_it_is_given(tmp_path, caps
         status, err, messages = run_cli(capsys, 'train', '--solver=' + solver_path)
         assert status == 0, err
         assert 'Using GPUs %d' % ordinal in messages
-        assert 'GPU %d: %s (%s)' % (ordinal, ocl.describe()['name'], ocl.name) in messages
+        assert 'GPU %d: %s (%s)' % (ordinal, accel.describe()['name'], accel.name) in messages
         status, err, messages = run_cli(capsys, 'time', '--model=' + net_path, '--gpu',
                                         str(ordinal), '--iterations', '2')
         assert status == 0, err
         assert any(m.startswith('Average Forward-Backward:') for m in messages)
         status, err, messages = run_cli(capsys, 'device_query')
         assert status == 0
-        assert 'Device: %s' % ocl.name in messages
-        assert 'Name:                          %s' % ocl.describe()['name'] in messages
+        assert 'Device: %s' % accel.name in messages
+        assert 'Name:                          %s' % accel.describe()['name'] in messages
         assert any(m.startswith('Compute units:') for m in messages)
     finally:
         runtime.set_mode_cpu()
 
 
-def test_an_allocation_larger_than_the_device_names_the_layer(ocl):
-    memory = ocl.describe()['memory']
+def test_an_allocation_larger_than_the_device_names_the_layer(accel):
+    memory = accel.describe()['memory']
     side = int((memory / 4) ** 0.5) + 1024
     text = ('layer { name: "huge" type: "Input" top: "x" input_param { shape { dim: %d dim: %d '
             '} } }' % (side, side))
     with pytest.raises(DeviceError, match=r"Layer 'huge' \(type Input\).*bytes"):
-        Net(parse_text(text, caffe_pb2.NetParameter()), device=ocl)
+        Net(parse_text(text, caffe_pb2.NetParameter()), device=accel)
 
 
-def test_cct_test_scores_caffes_lmdb_on_opencl_as_on_the_cpu(shared, tmp_path, capsys, ocl):
+def test_cct_test_scores_caffes_lmdb_on_opencl_as_on_the_cpu(shared, tmp_path, capsys, accel):
     """The Data layer reads on the host and hands each batch to the device; Accuracy counts on
     the host; the scores are the CPU's."""
     param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
@@ -228,14 +229,14 @@ def test_cct_test_scores_caffes_lmdb_on_opencl_as_on_the_cpu(shared, tmp_path, c
     write_text(param, model)
     weights = os.path.join(shared, 'models', 'lenet_iter_10000.caffemodel')
     scores = []
-    for gpu in ([], ['--gpu', str(accelerator_ordinal(ocl))]):
+    for gpu in ([], ['--gpu', str(accelerator_ordinal(accel))]):
         try:
             status, err, messages = run_cli(capsys, 'test', '--model', model, '--weights',
                                             weights, '--iterations', '3', *gpu)
         finally:
             runtime.set_mode_cpu()
         assert status == 0, err
-        assert ('Using GPUs %d' % accelerator_ordinal(ocl) in messages) == bool(gpu)
+        assert ('Using GPUs %d' % accelerator_ordinal(accel) in messages) == bool(gpu)
         scores.append([m for m in messages if m.startswith(('accuracy = ', 'loss = '))])
     assert len(scores[0]) == 2
     for cpu_line, device_line in zip(*scores):
@@ -259,13 +260,13 @@ layer { name: "siamese" type: "ContrastiveLoss" bottom: "ea" bottom: "eb" bottom
 '''
 
 
-def test_a_siamese_net_trains_on_opencl_as_on_the_cpu(ocl):
+def test_a_siamese_net_trains_on_opencl_as_on_the_cpu(accel):
     """ContrastiveLoss on the device behind a weight-shared pair: the CPU's loss and gradients."""
     gen = np.random.default_rng(4)
     inputs = {'a': gen.standard_normal((8, 5)), 'b': gen.standard_normal((8, 5)),
               'same': gen.integers(0, 2, 8).astype(np.float64)}
     results, weights = [], None
-    for device in ('cpu', ocl):
+    for device in ('cpu', accel):
         net = Net(parse_text(SIAMESE, caffe_pb2.NetParameter()), caffe_pb2.TRAIN, device=device)
         if weights is None:
             weights = [blob.data.copy() for blob in net.params['embed_a']]
@@ -282,14 +283,14 @@ def test_a_siamese_net_trains_on_opencl_as_on_the_cpu(ocl):
         assert_close(theirs, mine, np.float32)
 
 
-def test_a_layer_opencl_cannot_run_is_refused_by_name(ocl, monkeypatch):
+def test_a_layer_opencl_cannot_run_is_refused_by_name(accel, monkeypatch):
     """Every catalogue layer runs on OpenCL; a device lacking a primitive one needs (here dot_rows,
     as a backend that has not written it yet would) refuses it by name when the net is built."""
-    supports = type(ocl).supports
-    monkeypatch.setattr(ocl, 'supports', lambda name, op=None: name != 'dot_rows' and
-                        supports(ocl, name, op))
+    supports = type(accel).supports
+    monkeypatch.setattr(accel, 'supports', lambda name, op=None: name != 'dot_rows' and
+                        supports(accel, name, op))
     with pytest.raises(DeviceError, match=r"Layer 'siamese' \(type ContrastiveLoss\) is not "
                                           r'supported on device %s \(it needs the dot_rows'
-                                          % ocl.name):
-        Net(parse_text(SIAMESE, caffe_pb2.NetParameter()), device=ocl)
+                                          % accel.name):
+        Net(parse_text(SIAMESE, caffe_pb2.NetParameter()), device=accel)
     Net(parse_text(SIAMESE, caffe_pb2.NetParameter()), device='cpu')

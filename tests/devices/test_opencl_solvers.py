@@ -1,5 +1,6 @@
-"""OpenCL solver updates (the fused SGD step, regularisation, the five adaptive rules) against the CPU
-device, several steps in a row so the histories carry errors forward if any."""
+"""Accelerator (OpenCL; CUDA where a GPU is) solver updates (the fused SGD step, regularisation, the
+five adaptive rules) against the CPU device, several steps in a row so the histories carry errors
+forward if any."""
 import numpy as np
 import pytest
 
@@ -14,31 +15,31 @@ def _random(shape, dtype, seed):
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('normalize,decay,l1', [(1.0, 0.0, False), (0.5, 5e-4, False),
                                                 (1.0, 1e-3, True)])
-def test_sgd_update_matches_cpu(ocl, cpu, dtype, normalize, decay, l1):
+def test_sgd_update_matches_cpu(accel, cpu, dtype, normalize, decay, l1):
     data, history = _random(300, dtype, 1), _random(300, dtype, 2)
     data[:2] = 0   # sign(0) = 0 for L1
-    device = [ocl.from_host(a) for a in (data, history)]
-    device_diff = ocl.empty(300, dtype)
+    device = [accel.from_host(a) for a in (data, history)]
+    device_diff = accel.empty(300, dtype)
     for step in range(3):
         diff = _random(300, dtype, 10 + step)
-        ocl.from_host(diff, out=device_diff)
+        accel.from_host(diff, out=device_diff)
         cpu.sgd_update(data, diff, history, normalize, decay, l1, 0.01 * (step + 1), 0.9)
-        ocl.sgd_update(device[0], device_diff, device[1], normalize, decay, l1,
+        accel.sgd_update(device[0], device_diff, device[1], normalize, decay, l1,
                        0.01 * (step + 1), 0.9)
-    assert_close(ocl.to_host(device[0]), data)
-    assert_close(ocl.to_host(device_diff), diff)
-    assert_close(ocl.to_host(device[1]), history)
+    assert_close(accel.to_host(device[0]), data)
+    assert_close(accel.to_host(device_diff), diff)
+    assert_close(accel.to_host(device[1]), history)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('l1', [False, True])
-def test_regularize_matches_cpu(ocl, cpu, dtype, l1):
+def test_regularize_matches_cpu(accel, cpu, dtype, l1):
     data, diff = _random(100, dtype, 3), _random(100, dtype, 4)
     data[0] = 0
-    device_diff = ocl.from_host(diff)
+    device_diff = accel.from_host(diff)
     cpu.regularize(data, diff, 5e-3, l1)
-    ocl.regularize(ocl.from_host(data), device_diff, 5e-3, l1)
-    assert_close(ocl.to_host(device_diff), diff)
+    accel.regularize(accel.from_host(data), device_diff, 5e-3, l1)
+    assert_close(accel.to_host(device_diff), diff)
 
 
 RULES = {'momentum': dict(momentum=0.9), 'nesterov': dict(momentum=0.9),
@@ -49,34 +50,34 @@ RULES = {'momentum': dict(momentum=0.9), 'nesterov': dict(momentum=0.9),
 
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('rule', sorted(RULES))
-def test_adaptive_updates_match_cpu(ocl, cpu, dtype, rule):
+def test_adaptive_updates_match_cpu(accel, cpu, dtype, rule):
     two = rule in ('adadelta', 'adam')
     history = np.abs(_random(200, dtype, 5)) if rule in ('adagrad', 'rmsprop', 'adadelta') else \
         _random(200, dtype, 5)
     history2 = np.abs(_random(200, dtype, 6)) if two else None
-    device_history = ocl.from_host(history)
-    device_history2 = ocl.from_host(history2) if two else None
-    device_diff = ocl.empty(200, dtype)
+    device_history = accel.from_host(history)
+    device_history2 = accel.from_host(history2) if two else None
+    device_diff = accel.empty(200, dtype)
     settings = dict(RULES[rule])
     settings.setdefault('momentum2', 0.0)
     for step in range(3):
         diff = _random(200, dtype, 20 + step)
-        ocl.from_host(diff, out=device_diff)
+        accel.from_host(diff, out=device_diff)
         correction = np.sqrt(1 - 0.999 ** (step + 1)) / (1 - 0.9 ** (step + 1))
         cpu.adaptive_update(rule, diff, history, history2, 0.01, delta=1e-8,
                             correction=correction, **settings)
-        ocl.adaptive_update(rule, device_diff, device_history, device_history2, 0.01, delta=1e-8,
+        accel.adaptive_update(rule, device_diff, device_history, device_history2, 0.01, delta=1e-8,
                             correction=correction, **settings)
         assert np.all(np.isfinite(diff))
-        assert_close(ocl.to_host(device_diff), diff, scale=max(1e-2, np.abs(diff).max()))
-    assert_close(ocl.to_host(device_history), history)
+        assert_close(accel.to_host(device_diff), diff, scale=max(1e-2, np.abs(diff).max()))
+    assert_close(accel.to_host(device_history), history)
     if two:
-        assert_close(ocl.to_host(device_history2), history2)
+        assert_close(accel.to_host(device_history2), history2)
 
 
-def test_unknown_rule_and_missing_history_are_errors(ocl):
-    x = ocl.zeros(3, np.float32)
+def test_unknown_rule_and_missing_history_are_errors(accel):
+    x = accel.zeros(3, np.float32)
     with pytest.raises(DeviceError, match='unknown update rule'):
-        ocl.adaptive_update('adamax', x, x, None, 0.1, 0.9, 0.99, 1e-8)
+        accel.adaptive_update('adamax', x, x, None, 0.1, 0.9, 0.99, 1e-8)
     with pytest.raises(DeviceError, match='second history'):
-        ocl.adaptive_update('adam', x, x, None, 0.1, 0.9, 0.99, 1e-8)
+        accel.adaptive_update('adam', x, x, None, 0.1, 0.9, 0.99, 1e-8)

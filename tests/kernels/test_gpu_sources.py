@@ -20,10 +20,26 @@ def nvrtc():
     return nvrtc
 
 
-@pytest.mark.parametrize('arch', ['sm_75', 'sm_90'])
-def test_every_source_compiles_as_cuda(nvrtc, arch):
-    failures = gpu.check_kernels('cuda', arch=arch)
-    assert failures == [], '\n'.join('%s (%s): %s' % failure for failure in failures)
+@pytest.mark.parametrize('flag, arch', [('--check-kernels', 'sm_75'), ('--check_kernels', 'sm_90')])
+def test_every_source_compiles_as_cuda(nvrtc, capsys, flag, arch):
+    # Through the command CI and users run, in both spellings of the flag (Caffe's underscores).
+    from cct.cli import main
+    status = main(['device_query', flag, 'cuda', '--arch', arch])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.count('cuda %s   ok' % arch) == 2 * len(gpu.FAMILIES)
+    assert '0 of 16 kernel programs failed to compile for cuda %s' % arch in out
+
+
+def test_an_architecture_nvrtc_lacks_is_one_clear_error(nvrtc, capsys):
+    from cct.cli import main
+    oldest = nvrtc.supported_architectures()[0]
+    assert main(['device_query', '--check-kernels', 'cuda', '--arch', 'sm_%d' % (oldest - 5)]) == 1
+    out = capsys.readouterr().out
+    assert out.count('\n') == 1 and 'does not compile for sm_%d' % (oldest - 5) in out
+    assert 'sm_%d' % oldest in out   # the architectures it does compile for
+    with pytest.raises(DeviceError, match='does not compile'):
+        nvrtc.compile_ptx('rng', np.float32, 'sm_%d' % (oldest - 5))
 
 
 def test_cuda_build_exports_every_kernel_unmangled(nvrtc):

@@ -11,6 +11,9 @@ import re
 
 import numpy as np
 
+# What the ``cuda`` extra installs (pyproject.toml), for the hints of a missing CuPy or NVRTC: CuPy for
+# CUDA 13 with the toolkit's libraries from PyPI (cuBLAS, NVRTC; no system CUDA), and NVRTC's wheel.
+CUDA_REQUIREMENTS = ('cupy-cuda13x[ctk]>=14', 'nvidia-cuda-nvrtc>=13')
 FAMILIES = ('gemm', 'lowering', 'pooling', 'lrn', 'elementwise', 'reduction', 'rng', 'update')
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -116,6 +119,7 @@ def check_kernels(backend='opencl', arch=None, families=FAMILIES, device=None):
                     failures.append((family, dtype.name, str(error)))
     elif backend == 'cuda':
         from cct.kernels.gpu import nvrtc
+        nvrtc._architecture(arch or 'sm_80')   # an unsupported one is one error, not one per source
         for family in families:
             for dtype in DTYPES:
                 try:
@@ -131,8 +135,13 @@ def check_kernels_main(backend='opencl', arch=None, out=None):
     """``cct device_query --check-kernels BACKEND [--arch sm_XX]``: compile every source, print one line
     per program and each failure's log, and return the exit status (0 when every program built)."""
     import sys
+    from cct.errors import DeviceError
     out = out or sys.stdout
-    failures = check_kernels(backend, arch=arch)
+    try:
+        failures = check_kernels(backend, arch=arch)
+    except (DeviceError, ValueError) as error:   # no compiler or device; a bad architecture
+        print('cannot check the kernels for %s: %s' % (backend, error), file=out)
+        return 1
     failed = {(family, dtype) for family, dtype, _ in failures}
     target = backend + (' %s' % (arch or 'sm_80') if backend == 'cuda' else '')
     for family in FAMILIES:

@@ -15,15 +15,8 @@ import numpy as np
 
 from cct.errors import DeviceError
 from cct.kernels import gpu
-
-# Work-items per group of the one-dimensional kernels: the prelude's REDUCE_SIZE, and one size for
-# every launch, since PoCL compiles a kernel again for each new work-group size.
-GROUP = 64
-# The most work-groups a one-dimensional launch asks for; KERNEL_LOOP strides over the rest.
-MAX_GROUPS = 4096
-# gemm.cl's launches: work-groups of (threads along m, along n) computing a (tile_m, tile_n) block of C.
-GEMM_GEOMETRY = {name: gpu.gemm_geometry(name) for name in ('gemm', 'gemm_direct')}
-INT_LIMIT = 2 ** 31 - 1
+from cct.kernels.gpu.launch import (GEMM_GEOMETRY, GROUP, INT_LIMIT, MAX_GROUPS,  # noqa: F401
+                                    KernelRuntime, check_count, size_text)
 
 _lock = threading.Lock()
 _runtimes = {}
@@ -64,7 +57,7 @@ def runtime(device=None):
         return _runtimes[key]
 
 
-class Runtime:
+class Runtime(KernelRuntime):
     """A device's context, queue, built programs and allocation checks."""
 
     def __init__(self, device):
@@ -83,6 +76,7 @@ class Runtime:
         self._kernels = {}
         self._identity = (device.platform.name, device.platform.version, device.name,
                           device.driver_version, cl.VERSION_TEXT)
+        self.label = 'OpenCL device %r' % device.name
 
     # ---------------------------------------------------------------- programs
     def options(self, dtype):
@@ -136,27 +130,9 @@ class Runtime:
         return kernel
 
     # ---------------------------------------------------------------- launches
-    def launch(self, family, name, dtype, work, *args):
-        """Run a KERNEL_LOOP kernel over ``work`` items (groups of GROUP, at most MAX_GROUPS)."""
-        if work <= 0:
-            return
-        check_count(work, '%s.%s' % (family, name))
-        groups = min((work + GROUP - 1) // GROUP, MAX_GROUPS)
-        self._enqueue(family, name, dtype, (groups * GROUP,), (GROUP,), args)
-
-    def launch_groups(self, family, name, dtype, groups, *args):
-        """Run a kernel that reduces in local memory: ``groups`` work-groups of GROUP items."""
-        self._enqueue(family, name, dtype, (groups * GROUP,), (GROUP,), args)
-
-    def launch_gemm(self, dtype, m, n, batch, *args):
-        (threads_m, threads_n), (tile_m, tile_n) = GEMM_GEOMETRY[self.gemm_kernel]
-        tiles_m, tiles_n = -(-m // tile_m), -(-n // tile_n)
-        self._enqueue('gemm', self.gemm_kernel, dtype,
-                      (tiles_n * threads_n, tiles_m * threads_m, batch), (threads_n, threads_m, 1),
-                      args)
-
-    def _enqueue(self, family, name, dtype, global_size, local_size, args):
+    def _enqueue(self, family, name, dtype, groups, local_size, args):
         kernel = self.kernel(family, name, dtype)
+        global_size = tuple(g * l for g, l in zip(groups, local_size))
         try:
             kernel(self.queue, global_size, local_size, *args)
         except self.cl.MemoryError as error:
@@ -166,47 +142,51 @@ class Runtime:
                                  error)) from None
 
     # ---------------------------------------------------------------- memory
-    def check_alloc(self, nbytes, what=None):
-        """Refuse an allocation the device cannot hold, naming its size and ``what`` it was for."""
-        limit = min(self.max_alloc, self.memory)
-        if nbytes > limit:
-            raise DeviceError('cannot allocate %s%s on OpenCL device %r: it allows at most %s in one '
-                              'buffer (%s of memory in all)'
-                              % (_size(nbytes), ' for %s' % what if what else '', self.device.name,
-                                 _size(self.max_alloc), _size(self.memory)))
-
     def empty(self, shape, dtype, what=None):
         import pyopencl.array as cl_array
-        dtype = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        nbytes = count * dtype.itemsize
-        self.check_alloc(nbytes, what)
-        check_count(count, 'an array%s' % (' for %s' % what if what else ''))
+        _, nbytes = self.check_empty(shape, dtype, what)
         try:
             return cl_array.Array(self.queue, shape, dtype)
         except self.cl.MemoryError as error:
-            raise DeviceError('cannot allocate %s%s on OpenCL device %r: %s'
-                              % (_size(nbytes), ' for %s' % what if what else '',
-                                 self.device.name, error)) from None
+            raise DeviceError('cannot allocate %s%s on %s: %s'
+                              % (size_text(nbytes), ' for %s' % what if what else '',
+                                 self.label, error)) from None
+
+    def write(self, host, out):
+        """Copy the contiguous host array ``host`` into device array ``out`` (same size)."""
+        self.cl.enqueue_copy(self.queue, out.base_data, host, dst_offset=out.offset)
+
+    def read(self, array, host):
+        """Copy device array ``array`` into the contiguous host array ``host``; waits for it."""
+        self.cl.enqueue_copy(self.queue, host, array.base_data, src_offset=array.offset)
+
+    def copy(self, source, out):
+        """Copy device array ``source`` into ``out`` (same size), in queue order."""
+        self.cl.enqueue_copy(self.queue, out.base_data, source.base_data,
+                             src_offset=source.offset, dst_offset=out.offset,
+                             byte_count=source.nbytes)
+
+    def fill_raw(self, out, value):
+        """Set every element of ``out`` (any element type: masks, labels) to ``value``."""
+        self.cl.enqueue_fill_buffer(self.queue, out.base_data, np.array([value], out.dtype),
+                                    out.offset, out.nbytes)
+
+    def synchronize(self):
+        self.queue.finish()
+
+    @staticmethod
+    def arg(array):
+        return arg(array)
+
+    @staticmethod
+    def same_memory(a, b):
+        """Whether device arrays ``a`` and ``b`` start at the same place."""
+        return a.base_data == b.base_data and a.offset == b.offset
 
 
 def arg(array):
     """A device array as a kernel's (buffer, element offset) pair."""
     return array.base_data, np.int32(array.offset // array.dtype.itemsize)
-
-
-def check_count(count, what):
-    """The kernels index in int: refuse work of 2^31 items or more, naming it."""
-    if count > INT_LIMIT:
-        raise DeviceError('%s: %d elements exceed the OpenCL kernels\' 32-bit indexing (2^31 - 1)'
-                          % (what, count))
-
-
-def _size(nbytes):
-    for unit, scale in (('GiB', 2 ** 30), ('MiB', 2 ** 20), ('KiB', 2 ** 10)):
-        if nbytes >= scale:
-            return '%d bytes (%.1f %s)' % (nbytes, nbytes / scale, unit)
-    return '%d bytes' % nbytes
 
 
 def _build_log(cl, program, device, error):

@@ -50,7 +50,7 @@ def library():
             break
         else:
             raise DeviceError('NVRTC not found: %s to compile cct\'s kernels as CUDA'
-                              % install_hint('cuda', 'nvidia-cuda-nvrtc>=13'))
+                              % install_hint('cuda', *gpu.CUDA_REQUIREMENTS))
     return _library
 
 
@@ -61,19 +61,39 @@ def version():
     return major.value, minor.value
 
 
+def supported_architectures():
+    """The compute capabilities this NVRTC compiles for, as ints (75 for sm_75), ascending."""
+    lib = library()
+    number = ctypes.c_int()
+    lib.nvrtcGetNumSupportedArchs(ctypes.byref(number))
+    found = (ctypes.c_int * number.value)()
+    lib.nvrtcGetSupportedArchs(found)
+    return sorted(found)
+
+
 def _architecture(arch):
     match = re.fullmatch(r'(?:sm_|compute_)?(\d+)[a-z]?', str(arch))
     if not match:
         raise ValueError('CUDA architecture %r: give sm_XX, compute_XX or XX' % (arch,))
+    supported = supported_architectures()
+    if int(match.group(1)) not in supported:
+        # CUDA 13's NVRTC dropped Volta (sm_70) and older: one clear line, not 16 NVRTC errors.
+        raise DeviceError('NVRTC %d.%d does not compile for %s; it supports %s (older GPUs need '
+                          'the CUDA 12 toolkit: cupy-cuda12x and nvidia-cuda-nvrtc-cu12)'
+                          % (*version(), arch, ', '.join('sm_%d' % a for a in supported)))
     return 'compute_%s' % match.group(1)
 
 
 def compile_ptx(family, dtype, arch='sm_80'):
     """PTX of ``family``'s source for ``dtype`` and ``arch``; DeviceError with NVRTC's log on failure."""
     lib = library()
+    architecture = _architecture(arch)
     text = gpu.source(family).encode()
     name = gpu.source_name(family).encode()
-    options = [b'--gpu-architecture=' + _architecture(arch).encode()]
+    # The CUDA device's compiler (CuPy's RawModule) adds --device-as-default-execution-space: so
+    # does the check, so both front ends see the same program.
+    options = [b'--gpu-architecture=' + architecture.encode(),
+               b'--device-as-default-execution-space']
     options += [option.encode() for option in gpu.defines(dtype)]
     program = ctypes.c_void_p()
     _check(lib, lib.nvrtcCreateProgram(ctypes.byref(program), text, name, 0, None, None), family)

@@ -1,4 +1,4 @@
-"""The OpenCL device's GEMM, convolution, pooling and LRN primitives (a mixin of OpenCLDevice).
+"""The accelerators' GEMM, convolution, pooling and LRN primitives (a mixin of AcceleratorDevice).
 
 Convolution is lowered Caffe con Troll's way: a *partition* of the batch is lowered into one column
 buffer (lowering.cl), and each group takes one batched GEMM launch over the whole partition. The
@@ -9,7 +9,6 @@ import numpy as np
 
 from cct.devices.plans import ConvPlan, LRNPlan, PoolPlan
 from cct.errors import DeviceError
-from cct.kernels.gpu.cl_runtime import arg
 
 # Bytes one partition's column buffer may take (the lowered images of one GEMM launch per group).
 COLUMN_BUDGET = 64 * 2 ** 20
@@ -24,13 +23,13 @@ def _i(value):
     return np.int32(value)
 
 
-class OpenCLConvPlan(ConvPlan):
+class AcceleratorConvPlan(ConvPlan):
     """A ConvPlan with ``partition``: the images one column buffer holds."""
 
 
 class OpsMixin:
-    """gemm, conv_*, im2col/col2im, pool_* and lrn_* on the device's kernels; needs OpenCLDevice's
-    helpers."""
+    """gemm, conv_*, im2col/col2im, pool_* and lrn_* on the device's kernels; needs
+    AcceleratorDevice's helpers."""
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
@@ -59,9 +58,9 @@ class OpsMixin:
                      trans_b, stride_b, beta, c, offset_c, ldc, stride_c, batch):
         dtype = c.dtype
         real = dtype.type
-        buffer_a, base_a = arg(a)
-        buffer_b, base_b = arg(b)
-        buffer_c, base_c = arg(c)
+        buffer_a, base_a = self.arg(a)
+        buffer_b, base_b = self.arg(b)
+        buffer_c, base_c = self.arg(c)
         self.runtime.launch_gemm(
             dtype, m, n, batch, _i(m), _i(n), _i(k), real(alpha),
             buffer_a, _i(base_a + offset_a), _i(lda), _i(bool(trans_a)), _i(stride_a),
@@ -69,7 +68,7 @@ class OpsMixin:
             real(beta), buffer_c, _i(base_c + offset_c), _i(ldc), _i(stride_c))
 
     def _k_splits(self, m, n, k):
-        from cct.kernels.gpu.cl_runtime import GEMM_GEOMETRY
+        from cct.kernels.gpu.launch import GEMM_GEOMETRY
         _, (tile_m, tile_n) = GEMM_GEOMETRY[self.runtime.gemm_kernel]
         tiles = -(-m // tile_m) * -(-n // tile_n)
         wanted = SPLIT_TILES_PER_UNIT * self.runtime.compute_units
@@ -92,16 +91,16 @@ class OpsMixin:
             self._gemm_launch(m, n, rest, 1.0, a, offset_a + full * step_a, lda, trans_a, 0, b,
                               offset_b + full * step_b, ldb, trans_b, 0, 0.0, partials,
                               full * m * n, n, 0, 1)
-        buffer, base = arg(c)
+        buffer, base = self.arg(c)
         self._run('reduction', 'combine_partials', c.dtype, m * n, _i(full + (rest > 0)),
-                  _i(m), _i(n), *arg(partials), c.dtype.type(alpha), c.dtype.type(beta),
+                  _i(m), _i(n), *self.arg(partials), c.dtype.type(alpha), c.dtype.type(beta),
                   buffer, _i(base + offset_c), _i(ldc))
 
     # ---------------------------------------------------------------- convolution
     def conv_plan(self, num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad,
                   stride, dilation, dtype):
-        plan = OpenCLConvPlan(num, image_channels, image_hw, col_channels, col_hw, group, kernel,
-                              pad, stride, dilation, dtype)
+        plan = AcceleratorConvPlan(num, image_channels, image_hw, col_channels, col_hw, group,
+                                   kernel, pad, stride, dilation, dtype)
         if image_channels % group or col_channels % group:
             raise DeviceError('convolution: %d image channels and %d column channels are not '
                               'divisible by group %d' % (image_channels, col_channels, group))
@@ -120,16 +119,17 @@ class OpsMixin:
         (dh, dw), (oh, ow) = plan.dilation, plan.col_hw
         height, width = plan.image_hw
         image_size = plan.image_channels * height * width
-        buffer, base = images.base_data, images.offset // images.dtype.itemsize
+        buffer, base = self.arg(images)
         image_arg = (buffer, _i(base + first * image_size))
         geometry = tuple(_i(v) for v in (count, plan.image_channels, height, width, kh, kw, ph, pw,
                                          sh, sw, dh, dw, oh, ow))
         if inverse:
             self._run('lowering', 'col2im_batch', plan.dtype, count * image_size, *geometry,
-                      *arg(col), *image_arg)
+                      *self.arg(col), *image_arg)
         else:
             self._run('lowering', 'im2col_batch', plan.dtype,
-                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg, *arg(col))
+                      count * plan.image_channels * plan.col_pixels, *geometry, *image_arg,
+                      *self.arg(col))
 
     def _partitions(self, plan, num):
         for first in range(0, num, plan.partition):
@@ -180,10 +180,10 @@ class OpsMixin:
                 self._lower(plan, images, first, count, col)
                 packed = self.scratch('conv_packed_rows', (plan.col_channels, count * pixels),
                                       plan.dtype)
-                buffer, base = arg(rows)
+                buffer, base = self.arg(rows)
                 self._run('lowering', 'pack_rows', plan.dtype, packed.size, _i(count),
                           _i(plan.col_channels), _i(pixels), buffer,
-                          _i(base + first * plan.col_channels * pixels), *arg(packed))
+                          _i(base + first * plan.col_channels * pixels), *self.arg(packed))
                 for g in range(groups):
                     # weight_diff[g] += packed[g-block] @ col[g-rows]^T over the partition's columns
                     self.gemm_strided(channels_g, rows_g, count * pixels, 1.0,
@@ -225,38 +225,39 @@ class OpsMixin:
         count = top.size
         if plan.method == 'max':
             self._run('pooling', 'max_pool_forward', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan), *arg(bottom), *arg(top), *arg(plan.mask))
+                      *self._pool_geometry(plan), *self.arg(bottom), *self.arg(top),
+                      *self.arg(plan.mask))
         elif plan.method == 'ave':
             self._run('pooling', 'ave_pool_forward', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan), *arg(bottom), *arg(top))
+                      *self._pool_geometry(plan), *self.arg(bottom), *self.arg(top))
         elif plan.method == 'stochastic_train':
             self.rng_uniform(plan.uniforms, 0.0, 1.0)
             self._run('pooling', 'stochastic_pool_forward_train', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan, False), *arg(bottom), *arg(plan.uniforms),
-                      *arg(top), *arg(plan.mask))
+                      *self._pool_geometry(plan, False), *self.arg(bottom),
+                      *self.arg(plan.uniforms), *self.arg(top), *self.arg(plan.mask))
         else:
             self._run('pooling', 'stochastic_pool_forward_test', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan, False), *arg(bottom), *arg(top))
+                      *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(top))
 
     def pool_argmax(self, plan, out):
-        self._run('pooling', 'mask_to_real', out.dtype, out.size, _i(out.size), *arg(plan.mask),
-                  *arg(out))
+        self._run('pooling', 'mask_to_real', out.dtype, out.size, _i(out.size),
+                  *self.arg(plan.mask), *self.arg(out))
 
     def pool_backward(self, plan, top_diff, bottom_diff, bottom=None, top=None):
         count = bottom_diff.size
         if plan.method in ('max', 'stochastic_train'):
             self._run('pooling', 'mask_pool_backward', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan), *arg(top_diff), *arg(plan.mask),
-                      *arg(bottom_diff))
+                      *self._pool_geometry(plan), *self.arg(top_diff), *self.arg(plan.mask),
+                      *self.arg(bottom_diff))
         elif plan.method == 'ave':
             self._run('pooling', 'ave_pool_backward', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan), *arg(top_diff), *arg(bottom_diff))
+                      *self._pool_geometry(plan), *self.arg(top_diff), *self.arg(bottom_diff))
         else:
             if bottom is None or top is None:
                 raise DeviceError('STOCHASTIC pooling backward in TEST needs bottom and top data')
             self._run('pooling', 'stochastic_pool_backward_test', plan.dtype, count, _i(count),
-                      *self._pool_geometry(plan, False), *arg(bottom), *arg(top), *arg(top_diff),
-                      *arg(bottom_diff))
+                      *self._pool_geometry(plan, False), *self.arg(bottom), *self.arg(top),
+                      *self.arg(top_diff), *self.arg(bottom_diff))
 
     # ---------------------------------------------------------------- LRN
     def lrn_plan(self, region, size, alpha, beta, k, shape, dtype):
@@ -279,14 +280,14 @@ class OpsMixin:
         a, k, _ = self._lrn_constants(plan)
         self._run('lrn', 'lrn_scale', plan.dtype, bottom.size, _i(bottom.size), _i(channels),
                   _i(height), _i(width), _i(plan.size), _i(plan.region == 'within'), a, k,
-                  *arg(bottom), *arg(plan.scale))
-        self._run('lrn', 'lrn_output', plan.dtype, bottom.size, _i(bottom.size), *arg(bottom),
-                  *arg(plan.scale), plan.dtype.type(-plan.beta), *arg(top))
+                  *self.arg(bottom), *self.arg(plan.scale))
+        self._run('lrn', 'lrn_output', plan.dtype, bottom.size, _i(bottom.size), *self.arg(bottom),
+                  *self.arg(plan.scale), plan.dtype.type(-plan.beta), *self.arg(top))
 
     def lrn_backward(self, plan, bottom, top, top_diff, bottom_diff):
         n, channels, height, width = plan.shape
         _, _, ratio = self._lrn_constants(plan)
         self._run('lrn', 'lrn_backward', plan.dtype, bottom.size, _i(bottom.size), _i(channels),
                   _i(height), _i(width), _i(plan.size), _i(plan.region == 'within'),
-                  plan.dtype.type(-plan.beta), ratio, *arg(bottom), *arg(top), *arg(plan.scale),
-                  *arg(top_diff), *arg(bottom_diff))
+                  plan.dtype.type(-plan.beta), ratio, *self.arg(bottom), *self.arg(top),
+                  *self.arg(plan.scale), *self.arg(top_diff), *self.arg(bottom_diff))

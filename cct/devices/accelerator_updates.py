@@ -1,9 +1,8 @@
-"""The OpenCL device's RNG fills and solver updates (a mixin of OpenCLDevice): the counter-based
+"""The accelerators' RNG fills and solver updates (a mixin of AcceleratorDevice): the counter-based
 generator of rng.cl and the per-element updates of update.cl."""
 import numpy as np
 
 from cct.errors import DeviceError
-from cct.kernels.gpu.cl_runtime import arg
 
 RULES = {'nesterov': 0, 'adagrad': 1, 'rmsprop': 2, 'adadelta': 3, 'adam': 4, 'momentum': 5}
 GOLDEN = 0x9E3779B97F4A7C15
@@ -15,7 +14,7 @@ def _i(value):
 
 
 class UpdatesMixin:
-    """seed, rng_*, dropout's mask and the solver updates; needs OpenCLDevice's helpers."""
+    """seed, rng_*, dropout's mask and the solver updates; needs AcceleratorDevice's helpers."""
 
     # ---------------------------------------------------------------- RNG
     def seed(self, seed):
@@ -32,27 +31,27 @@ class UpdatesMixin:
     def rng_uniform(self, out, low, high):
         self._run('rng', 'rng_uniform', out.dtype, out.size, _i(out.size),
                   *self._draws(out.size), self._real(out.dtype, low),
-                  self._real(out.dtype, high), *arg(out))
+                  self._real(out.dtype, high), *self.arg(out))
 
     def rng_gaussian(self, out, mean, std):
         self._run('rng', 'rng_gaussian', out.dtype, out.size, _i(out.size),
                   *self._draws(2 * out.size), self._real(out.dtype, mean),
-                  self._real(out.dtype, std), *arg(out))
+                  self._real(out.dtype, std), *self.arg(out))
 
     def dropout_mask(self, mask, ratio):
         self._run('rng', 'rng_bernoulli_mask', np.float32, mask.size, _i(mask.size),
-                  *self._draws(mask.size), np.float32(ratio), *arg(mask))
+                  *self._draws(mask.size), np.float32(ratio), *self.arg(mask))
 
     # ---------------------------------------------------------------- solver updates
     def sgd_update(self, data, diff, history, normalize, decay, l1, rate, momentum):
         real = data.dtype.type
-        self._run('update', 'sgd_update', data.dtype, data.size, _i(data.size), *arg(data),
-                  *arg(diff), *arg(history), real(normalize), real(decay), _i(bool(l1)),
+        self._run('update', 'sgd_update', data.dtype, data.size, _i(data.size), *self.arg(data),
+                  *self.arg(diff), *self.arg(history), real(normalize), real(decay), _i(bool(l1)),
                   real(rate), real(momentum))
 
     def regularize(self, data, diff, decay, l1):
-        self._run('update', 'regularize', diff.dtype, diff.size, _i(diff.size), *arg(data),
-                  *arg(diff), self._real(diff.dtype, decay), _i(bool(l1)))
+        self._run('update', 'regularize', diff.dtype, diff.size, _i(diff.size), *self.arg(data),
+                  *self.arg(diff), self._real(diff.dtype, decay), _i(bool(l1)))
 
     def adaptive_update(self, rule, diff, history, history2, rate, momentum, momentum2, delta,
                         correction=1.0):
@@ -64,5 +63,5 @@ class UpdatesMixin:
             history2 = history
         real = diff.dtype.type
         self._run('update', 'adaptive_update', diff.dtype, diff.size, _i(RULES[rule]),
-                  _i(diff.size), *arg(diff), *arg(history), *arg(history2), real(rate),
-                  real(momentum), real(momentum2), real(delta), real(correction))
+                  _i(diff.size), *self.arg(diff), *self.arg(history), *self.arg(history2),
+                  real(rate), real(momentum), real(momentum2), real(delta), real(correction))
