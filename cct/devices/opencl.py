@@ -8,7 +8,7 @@ and LRN live in opencl_ops.py; RNG fills and solver updates in opencl_updates.py
 """
 import numpy as np
 
-from cct.devices import opencl_ops, opencl_updates
+from cct.devices import composed_norm, opencl_ops, opencl_updates
 from cct.devices.base import UNARY_OPS, Device
 from cct.errors import DeviceError, install_hint
 from cct.kernels.gpu.cl_runtime import arg, check_count
@@ -25,7 +25,8 @@ def _int(value):
     return np.int32(value)
 
 
-class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin, Device):
+class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin, composed_norm.ComposedNormMixin,
+                   Device):
     """One OpenCL device: its runtime (context, queue, programs) and the primitives on it."""
 
     kind = 'opencl'
