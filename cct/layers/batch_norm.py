@@ -19,7 +19,7 @@ What cct keeps for the backward is per channel where it can be (mean and std), n
 and temp blobs of the input's size: the net tells the layer (``recompute``) when its bottom stays
 intact until the backward, which then recomputes x_norm from it exactly as the forward rounded it;
 otherwise the layer keeps x_norm (a later in-place layer overwrites its top). A Scale running in
-place on the top right after it is fused at net build (``fuse_scale``, cct.layers.fusion): one pass
+place on the top right after it is fused at net build (cct/layers/fusion.py): one pass
 for the statistics and one writing Scale's output, and backward likewise, with Caffe's numbers.
 """
 import numpy as np

@@ -104,10 +104,22 @@ def test_kernels_equal_the_composition(dtype, recompute, global_stats):
         np.testing.assert_allclose(mine, theirs, rtol=rtol * 10, atol=rtol * 10)
 
 
-def test_recomputing_x_norm_gradient():
+def _device(kind):
+    """The CPU, or opencl:0 (skipping where there is none, as tests/devices do)."""
+    if kind == 'cpu':
+        return get_device('cpu')
+    from cct import devices
+    if devices.count('opencl') == 0:
+        pytest.skip('no OpenCL device: %s' % devices.unavailable('opencl'))
+    return devices.get_device('opencl:0')
+
+
+@pytest.mark.parametrize('kind', ['cpu', 'opencl'])
+def test_recomputing_x_norm_gradient(kind):
     """The backward that recomputes x_norm from the bottom (what a net asks of a BatchNorm whose
     bottom stays intact) passes the gradient check; the layer keeps nothing of the input's size."""
-    layer, bottom, top = make_layer('type: "BatchNorm"', [(2, 3, 2, 2)], seed=2)
+    layer, bottom, top = make_layer('type: "BatchNorm"', [(2, 3, 2, 2)], seed=2,
+                                    device=_device(kind))
     layer.recompute = True
     GradientChecker(1e-2, 1e-4).check_exhaustive(layer, bottom, top)
     assert layer.x_norm is None
@@ -148,10 +160,12 @@ class FusedPair:
         self.bn.backward_fused(top, propagate_down, bottom, top, [True])
 
 
+@pytest.mark.parametrize('kind', ['cpu', 'opencl'])
 @pytest.mark.parametrize('inplace', [False, True])
 @pytest.mark.parametrize('use_global_stats', [False, True])
-def test_fused_pair_gradient(inplace, use_global_stats):
-    pair = FusedPair((2, 3, 2, 3), inplace, use_global_stats=use_global_stats)
+def test_fused_pair_gradient(kind, inplace, use_global_stats):
+    pair = FusedPair((2, 3, 2, 3), inplace, device=_device(kind),
+                     use_global_stats=use_global_stats)
     GradientChecker(1e-2, 1e-4).check_exhaustive(pair, pair.bottom, pair.top)
     # Nothing of the input's size is kept where the bottom survives; one x_norm where it is
     # overwritten; never the Scale's own bottom copy.
@@ -181,12 +195,11 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 ''' % (bn_top, scale_bottom, scale_bottom, scale_bottom, scale_bottom, scale_bottom)
 
 
-def _net(text, watched=False):
+def _net(text, watched=False, device=None):
     param = parse_text(text, caffe_pb2.NetParameter(), '<bn_scale>')
-    np.random.seed(3)
     from cct import rng
     rng.set_random_seed(3)
-    net = Net(param, caffe_pb2.TRAIN, dtype=np.float64)
+    net = Net(param, caffe_pb2.TRAIN, dtype=np.float64, device=device)
     gen = np.random.default_rng(0)
     net.blobs['data'].data[...] = gen.standard_normal((4, 2, 5, 5))
     net.blobs['label'].data[...] = [0, 1, 2, 1]
@@ -222,6 +235,24 @@ def test_fused_net_equals_the_layer_by_layer_net(bn_top):
     assert fused.layer_dict['scale'].bottom_copy is None
     assert (bn.x_norm is None) == (bn_top != 'conv')
     assert plain.layer_dict['scale'].bottom_copy is not None
+
+
+@pytest.mark.parametrize('bn_top', ['conv', 'conv/bn'])
+def test_fused_net_on_opencl_equals_the_cpu(bn_top):
+    ocl = _device('opencl')
+    cpu_net, ocl_net = _net(_net_text(bn_top)), _net(_net_text(bn_top), device=ocl)
+    assert ocl_net.fused_pairs == cpu_net.fused_pairs == {2: 3}
+    for name in cpu_net.params:
+        for mine, theirs in zip(cpu_net.params[name], ocl_net.params[name]):
+            theirs.data[...] = mine.data
+    for net in (cpu_net, ocl_net):
+        net.forward()
+        net.backward()
+    for name in ('conv', 'scale', 'ip'):
+        for mine, theirs in zip(cpu_net.params[name], ocl_net.params[name]):
+            np.testing.assert_allclose(theirs.diff, mine.diff, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ocl_net.blobs[bn_top].data, cpu_net.blobs[bn_top].data,
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_a_run_ending_at_the_batch_norm_leaves_its_own_output():
