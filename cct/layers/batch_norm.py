@@ -60,8 +60,9 @@ class BatchNormLayer(Layer):
         self.device_variance = self.device.zeros((self.channels,), self.dtype)
         self.device_std = self.device.from_host(self.std)
         # Set by the net (cct.layers.fusion): the bottom stays intact until backward, so x_norm is
-        # recomputed from it; the Scale layer fused in, if any.
+        # recomputed from it; whether any backward will need x_norm; the Scale fused in, if any.
         self.recompute = False
+        self.backward_runs = True   # False in a net that never runs this layer's backward
         self.scale_layer = None
         self.x_norm = None          # x_norm, kept when it cannot be recomputed (allocated lazily)
         self.source = None          # the bottom blob the last forward read (for a recompute)
@@ -129,7 +130,7 @@ class BatchNormLayer(Layer):
     def forward(self, bottom, top):
         self._statistics(bottom[0].dev_data)
         # With global statistics BatchNorm's own backward needs no x_norm.
-        keep = self._keep(bottom, top, not self.use_global_stats)
+        keep = self._keep(bottom, top, self.backward_runs and not self.use_global_stats)
         self._recomputed_last = keep is None
         self.device.batch_norm_forward(bottom[0].dev_data, self.device_mean, self.device_std,
                                        top[0].dev_data, self.inner, normalised=keep)
@@ -140,7 +141,7 @@ class BatchNormLayer(Layer):
         pass writing the Scale's output into ``scale_top``."""
         scale = self.scale_layer
         self._statistics(bottom[0].dev_data)
-        keep = self._keep(bottom, top, True)
+        keep = self._keep(bottom, top, self.backward_runs)
         self._recomputed_last = keep is None
         bias = scale.blobs[-1].dev_data.reshape(-1) if scale.bias_term else None
         self.device.batch_norm_forward(bottom[0].dev_data, self.device_mean, self.device_std,

@@ -12,8 +12,10 @@ top is a loss.
 
 
 def plan(net):
-    """Set each BatchNorm's ``recompute`` (its bottom stays intact until backward) and pair it with
-    the Scale it fuses with; return {BatchNorm index: Scale index}."""
+    """Set each BatchNorm's ``recompute`` (its bottom stays intact until backward) and
+    ``backward_runs`` (a backward will read x_norm: not in a net that never runs it, such as a
+    deploy net), and pair it with the Scale it fuses with; return {BatchNorm index: Scale
+    index}."""
     pairs = {}
     layers = net.layers
     for i, layer in enumerate(layers):
@@ -25,11 +27,14 @@ def plan(net):
         layer.recompute = bottom_id != top_id and not any(
             t == bottom_id or net.blobs_list[t].shares_data_with(bottom)
             for j in range(i + 1, len(layers)) for t in net.top_ids[j])
+        layer.backward_runs = net.layer_need_backward[i]
         j = i + 1
         if j < len(layers) and _fusable(net, i, j):
             pairs[i] = j
             layer.scale_layer = layers[j]
             layers[j].batch_norm = layer
+            # The fused Scale's gradient needs x_norm too.
+            layer.backward_runs = layer.backward_runs or net.layer_need_backward[j]
     return pairs
 
 

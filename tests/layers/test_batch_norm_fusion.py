@@ -325,3 +325,16 @@ def test_time_reports_cores_and_fused_pairs(tmp_path, caplog):
     assert 'of %d threads):' % threads in text
     assert ' cores ' in text and '/%d  bn (BatchNorm)' % threads in text
     assert ('Passes keeping under 1.5 cores busy' in text) == (threads > 1)
+
+
+def test_a_net_without_backward_keeps_no_x_norm():
+    """A deploy-style net (no loss, BatchNorm in place): nothing of the input's size is kept."""
+    text = _net_text('conv').replace(
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }',
+        '')
+    net = _net(text)
+    assert net.fused_pairs == {2: 3}
+    net.forward()
+    bn = net.layer_dict['bn']
+    assert not bn.backward_runs and bn.x_norm is None
+    assert net.layer_dict['scale'].bottom_copy is None
