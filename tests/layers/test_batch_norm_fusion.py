@@ -201,8 +201,8 @@ def _net(text, watched=False, device=None):
     rng.set_random_seed(3)
     net = Net(param, caffe_pb2.TRAIN, dtype=np.float64, device=device)
     gen = np.random.default_rng(0)
-    net.blobs['data'].data[...] = gen.standard_normal((4, 2, 5, 5))
-    net.blobs['label'].data[...] = [0, 1, 2, 1]
+    net.blobs['data'].data[...] = gen.standard_normal(net.blobs['data'].shape)
+    net.blobs['label'].data[...] = [0, 1, 2, 1][:net.blobs['label'].count]
     if watched:   # a callback per layer: the net runs every layer on its own (unfused)
         net.after_forward(lambda i: None)
         net.before_backward(lambda i: None)
@@ -216,9 +216,9 @@ def test_fused_net_equals_the_layer_by_layer_net(bn_top):
     bn = fused.layer_dict['bn']
     assert bn.recompute == (bn_top != 'conv')
     for net in (fused, plain):
-        for _ in range(2):   # the second pass uses running statistics that both updated alike
-            net.clear_param_diffs()
-            net.forward()
+        net.clear_param_diffs()
+        for _ in range(2):   # the second pass uses running statistics that both updated alike;
+            net.forward()    # the param diffs accumulate over both
             net.backward()
     assert bn.fused and not plain.layer_dict['bn'].fused
     for name in fused.blobs:
@@ -227,10 +227,7 @@ def test_fused_net_equals_the_layer_by_layer_net(bn_top):
         # Sums of the Scale's and BatchNorm's gradients run in another order when fused.
         np.testing.assert_allclose(fused.blobs[name].diff, plain.blobs[name].diff, rtol=1e-10,
                                    atol=1e-13, err_msg=name)
-    for name in ('conv', 'bn', 'scale', 'ip'):
-        for mine, theirs in zip(fused.params[name], plain.params[name]):
-            np.testing.assert_allclose(mine.data, theirs.data, rtol=1e-12)
-            np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-10, atol=1e-13)
+    _same_params(fused, plain)
     # Fused, the net keeps no copy of the Scale's bottom, and no x_norm where the bottom survives.
     assert fused.layer_dict['scale'].bottom_copy is None
     assert (bn.x_norm is None) == (bn_top != 'conv')
@@ -253,6 +250,33 @@ def test_fused_net_on_opencl_equals_the_cpu(bn_top):
             np.testing.assert_allclose(theirs.diff, mine.diff, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ocl_net.blobs[bn_top].data, cpu_net.blobs[bn_top].data,
                                rtol=1e-10, atol=1e-12)
+
+
+def _same_params(fused, plain):
+    for name in ('conv', 'bn', 'scale', 'ip'):
+        for mine, theirs in zip(fused.params[name], plain.params[name]):
+            np.testing.assert_allclose(mine.data, theirs.data, rtol=1e-12)
+            np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-10, atol=1e-13)
+
+
+def test_a_batch_of_one_overwrites_the_scale_diff_as_caffe():
+    """Caffe's Scale overwrites its learned scale's diff when the outer dimension is 1 (and the
+    bias's accumulates): the fused backward does the same."""
+    text = _net_text('conv/bn').replace('shape { dim: 4 dim: 2 dim: 5 dim: 5 } shape { dim: 4 }',
+                                        'shape { dim: 1 dim: 2 dim: 5 dim: 5 } shape { dim: 1 }')
+    fused, plain = _net(text), _net(text, watched=True)
+    for net in (fused, plain):
+        net.blobs['data'].data[...] = np.random.default_rng(1).standard_normal((1, 2, 5, 5))
+        net.blobs['label'].data[...] = 2
+        net.clear_param_diffs()
+        net.forward()
+        net.backward()
+        once = [blob.diff.copy() for blob in net.params['scale']]
+        net.backward()
+        np.testing.assert_allclose(net.params['scale'][0].diff, once[0], rtol=1e-12)
+        np.testing.assert_allclose(net.params['scale'][1].diff, 2 * once[1], rtol=1e-12)
+    assert fused.layer_dict['bn'].fused
+    _same_params(fused, plain)
 
 
 def test_a_run_ending_at_the_batch_norm_leaves_its_own_output():
