@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from cct import kernels, rng, workspace
-from cct.devices import cpu_conv, cpu_neurons, cpu_solvers, cpu_vision
+from cct.devices import cpu_conv, cpu_neurons, cpu_norm, cpu_solvers, cpu_vision
 from cct.devices.base import UNARY_OPS, Device
 from cct.kernels import channel, elementwise
 from cct.kernels.update import sgd_step
@@ -60,7 +60,7 @@ def kernel_blas():
                                          scipy_openblas32.get_library())
 
 
-class CPUDevice(Device):
+class CPUDevice(cpu_norm.NormMixin, Device):
     """numpy + Cython; arrays are host arrays, so Blob views need no syncing."""
 
     kind = 'cpu'
@@ -199,29 +199,6 @@ class CPUDevice(Device):
             out[...] += sums
         else:
             out[...] = sums
-
-    # BatchNorm and a fused Scale (cct/kernels/channel.pyx)
-    def batch_norm_statistics(self, x, mean, variance, inner):
-        channel.batch_norm_statistics(x.reshape(-1), mean.reshape(-1), variance.reshape(-1),
-                                      inner)
-
-    def batch_norm_forward(self, x, mean, std, out, inner, scale=None, bias=None,
-                           normalised=None):
-        none = _none(out.dtype)
-        channel.batch_norm_forward(x.reshape(-1), mean.reshape(-1), std.reshape(-1),
-                                   none if scale is None else scale.reshape(-1),
-                                   none if bias is None else bias.reshape(-1), out.reshape(-1),
-                                   none if normalised is None else normalised.reshape(-1), inner)
-
-    def batch_norm_backward(self, top_diff, source, mean, std, sums, inner, recompute=False,
-                            scale=None, scaled_diff=None, bottom_diff=None, global_stats=False):
-        none = _none(top_diff.dtype)
-        channel.batch_norm_backward(
-            top_diff.reshape(-1), source.reshape(-1), mean.reshape(-1), std.reshape(-1),
-            none if scale is None else scale.reshape(-1),
-            none if scaled_diff is None else scaled_diff.reshape(-1),
-            none if bottom_diff is None else bottom_diff.reshape(-1), sums.reshape(-1), inner,
-            recompute, global_stats)
 
     # neurons
     def unary(self, op, x, out, **scalars):
