@@ -7,7 +7,7 @@ differentiated, ``force_backward`` off, the Softmax a SoftmaxWithLoss), runs ``c
 this process, and prints what BatchNorm and Scale cost per iteration and the process's peak RSS.
 
     python benchmarks/batch_norm_time.py mobilenet_v2:32 --iterations 3
-    python benchmarks/batch_norm_time.py resnet50:16 --iterations 3 --keep /tmp/resnet50_train.prototxt
+    python benchmarks/batch_norm_time.py resnet50:16 --keep /tmp/resnet50_train.prototxt
 """
 import argparse
 import logging

@@ -25,8 +25,8 @@ def _int(value):
     return np.int32(value)
 
 
-class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin, composed_norm.ComposedNormMixin,
-                   Device):
+class OpenCLDevice(opencl_ops.OpsMixin, opencl_updates.UpdatesMixin,
+                   composed_norm.ComposedNormMixin, Device):
     """One OpenCL device: its runtime (context, queue, programs) and the primitives on it."""
 
     kind = 'opencl'
