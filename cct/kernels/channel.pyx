@@ -8,8 +8,8 @@ to the array's type, in the same order; the build turns off FMA contraction). Su
 array's type, as Caffe's Dtype GEMVs, but in another order than numpy's: eight running sums per
 plane, then the planes of a channel in order. BatchNorm's variance is the centred sum of squares
 taken per plane around the plane's own mean while the plane is in cache, and the planes combined
-exactly in float64 (Chan, Golub and LeVeque's pairwise update): one pass over memory instead of Caffe's two,
-equal to Caffe's to rounding and as stable (no E[x^2] - E[x]^2 cancellation).
+exactly in float64 (Chan, Golub and LeVeque's pairwise update): one pass over memory instead of
+Caffe's two, equal to Caffe's to rounding and as stable (no E[x^2] - E[x]^2 cancellation).
 """
 import numpy as np
 
