@@ -1,7 +1,7 @@
 """BatchNorm's primitives (batch_norm_statistics, batch_norm_forward, batch_norm_backward) composed
 of the catalogue's others, as a mixin for devices without kernels of their own for them (OpenCL):
-the same operations the layers called before the CPU fused them, so an accelerator runs BatchNorm and a
-fused Scale with the passes it already has.
+the same operations the layers called before the CPU fused them, so an accelerator runs BatchNorm
+and a fused Scale with the passes it already has.
 """
 
 
