@@ -56,6 +56,11 @@ def _packed_weights(p):
     return workspace.scratch('packed_weights', (p.group * size,), p.dtype)
 
 
+def _depthwise_scratch(p):
+    return workspace.scratch('col', (kernels.max_threads(), kernels.depthwise_scratch(
+        p.geometry(), p.image_hw[0], p.image_hw[1])), p.dtype)
+
+
 def _scratch(p, method):
     threads = kernels.max_threads()
     if method == 'rows':
@@ -71,7 +76,7 @@ def _scratch(p, method):
 def forward(p, images, weights, bias, out):
     """out = W * im2col(images) (+ bias) over every partition (Caffe's forward_cpu_gemm)."""
     if p.lowering.forward == 'direct':
-        kernels.depthwise_forward(images, weights, bias, out, p.geometry())
+        kernels.depthwise_forward(images, weights, bias, out, p.geometry(), _depthwise_scratch(p))
     elif p.lowering.forward == 'panels':
         kernels.panel_forward(images, weights, bias, out, p.geometry(), p.group,
                               _panel_scratch(p, 'col', p.panel_sizes['r']), _packed_weights(p))
@@ -88,7 +93,7 @@ def backward_data(p, rows, weights, bias, images):
     if p.lowering.data == 'direct':
         kernels.depthwise_backward_data(rows, weights, bias, images, p.geometry(),
                                         workspace.scratch('flipped_weights', (weights.size,),
-                                                          p.dtype))
+                                                          p.dtype), _depthwise_scratch(p))
     elif p.lowering.data == 'panels':
         kernels.panel_backward_data(rows, weights, bias, images, p.geometry(), p.group,
                                     _panel_scratch(p, 'panel_top', p.panel_sizes['top']),
@@ -111,10 +116,8 @@ def backward_weights(p, images, rows, weight_diff, bias_diff):
         weight_diff = workspace.scratch('unused_weight_diff', (p.col_channels, p.weight_count //
                                                                p.col_channels), p.dtype)
     if p.lowering.weights == 'direct':
-        kernels.depthwise_weight_grad(
-            images, rows, weight_diff, bias_diff, want_weights, p.geometry(),
-            workspace.scratch('depthwise_sums', (threads, (p.kernel[0] * p.kernel[1] + 1) *
-                                                 p.col_hw[1]), p.dtype))
+        kernels.depthwise_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
+                                      p.geometry(), _depthwise_scratch(p))
         return
     sums = 0
     if want_weights:

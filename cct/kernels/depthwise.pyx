@@ -7,14 +7,17 @@ channel multiplier), each through its own kh x kw filter. Lowering such a layer 
 values per input value for GEMMs of K = kh*kw (9) that BLAS cannot run fast, and the weight
 gradient's GEMMs are thinner still; a direct loop reads each plane once.
 
-Every loop below runs over one output row at a time, one kernel tap per pass (``row[ow] +=
-w * src[ow*stride]`` over the columns whose input lies inside the image, computed once per tap by
-``cct_valid_columns``), so the compiler vectorises the pass and no pixel tests bounds; 3x3 stride
-1 and 2 rows inside the image take all nine taps in one pass (MobileNet's layers). Sums run over
-the taps in Caffe's order (kernel row, then column) and the bias is added last, as Caffe's GEMM
-then bias GEMM do; the data gradient and the weight gradient sum the same products as Caffe's
-col2im and weight GEMMs, in another order (float rounding only). Planes are spread over the cores
-(OpenMP), each written by one thread, so no result depends on the thread count.
+Each thread first copies the plane it works on into a zero-padded plane of its own (the borders
+are zeroed once per call), so no loop tests bounds or splits a row at the image's edges: MobileNet's
+7x7 and 14x14 planes have rows too short for that. With stride 1 a kernel tap is then one pass
+over the whole plane, flat (``acc[q] += w * padded[q + offset]``, output rows at the padded
+pitch, the columns past the output's width dropped when copied out), a long vectorised loop; with
+other strides one pass per output row and tap; 3x3 kernels take all nine taps in one pass. Sums
+run over the taps in Caffe's order (kernel row, then column) from 0 and the bias is added last,
+as Caffe's GEMM over im2col's zero-padded columns, then its bias GEMM, do. The data gradient and
+the weight gradient sum the same products as Caffe's col2im and weight GEMMs, in another order
+(float rounding only). Planes are spread over the cores (OpenMP), each written by one thread, so
+no result depends on the thread count.
 """
 from cython.parallel cimport prange
 from libc.string cimport memset
@@ -24,14 +27,10 @@ from cct.kernels.blas cimport real
 from cct.kernels.bounds cimport check_conv_axis
 
 
-cdef extern from "conv_panels.h" nogil:
-    void cct_valid_columns(Py_ssize_t offset, Py_ssize_t width, Py_ssize_t stride,
-                           Py_ssize_t out_w, Py_ssize_t *begin, Py_ssize_t *end)
-
-
 cdef struct Plane:
     Py_ssize_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w
     Py_ssize_t out_h, out_w, height, width    # the output's and the input's planes
+    Py_ssize_t padded_h, padded_w             # the input's plane with its padding
 
 
 cdef Plane _plane(tuple geometry, Py_ssize_t height, Py_ssize_t width) except *:
@@ -43,161 +42,221 @@ cdef Plane _plane(tuple geometry, Py_ssize_t height, Py_ssize_t width) except *:
                     g.dilation_h)
     check_conv_axis('depthwise', 'width', width, g.out_w, g.kernel_w, g.stride_w, g.pad_w,
                     g.dilation_w)
+    g.padded_h, g.padded_w = height + 2 * g.pad_h, width + 2 * g.pad_w
     return g
 
 
 cdef Plane _transposed(const Plane *g) noexcept:
-    """For stride 1: the geometry of the data gradient as a convolution of the top's plane with
-    the flipped kernel (output = the image's plane). Its pad, (k-1)*dilation - pad, is negative
-    where the padding is wider than the kernel's reach: the valid rows and columns handle it."""
+    """For stride 1: the data gradient as the correlation of the top's plane with the flipped
+    kernel, padded by (k-1)*dilation - pad (negative where the padding reaches further than the
+    kernel: ``_transposable``), giving the image's plane."""
     cdef Plane t = g[0]
     t.pad_h = (g.kernel_h - 1) * g.dilation_h - g.pad_h
     t.pad_w = (g.kernel_w - 1) * g.dilation_w - g.pad_w
     t.out_h, t.out_w, t.height, t.width = g.height, g.width, g.out_h, g.out_w
+    t.padded_h, t.padded_w = t.height + 2 * t.pad_h, t.width + 2 * t.pad_w
     return t
 
 
-cdef inline void _tap_pass(real *row, const real *src, real w, Py_ssize_t begin, Py_ssize_t end,
-                           Py_ssize_t stride) noexcept nogil:
-    """row[ow] += w * src[ow*stride] for ow in [begin, end)."""
-    cdef Py_ssize_t ow
-    if stride == 1:
-        for ow in range(begin, end):
-            row[ow] = row[ow] + w * src[ow]
-    elif stride == 2:
-        for ow in range(begin, end):
-            row[ow] = row[ow] + w * src[2 * ow]
-    else:
-        for ow in range(begin, end):
-            row[ow] = row[ow] + w * src[ow * stride]
+cdef bint _transposable(const Plane *g) noexcept:
+    return g.stride_h == 1 and g.stride_w == 1 and \
+        g.pad_h <= (g.kernel_h - 1) * g.dilation_h and g.pad_w <= (g.kernel_w - 1) * g.dilation_w
 
 
-cdef inline void _row3x3(real *row, const real *r0, const real *r1, const real *r2,
-                         const real *w, Py_ssize_t begin, Py_ssize_t end,
-                         Py_ssize_t dilation, Py_ssize_t stride) noexcept nogil:
-    """row[ow] += the nine taps of a 3x3 kernel for ow in [begin, end), all inside the image (the
-    rows r0..r2 already offset by the first tap's column), added in the order of ``_tap_pass``."""
-    cdef Py_ssize_t ow, d = dilation, d2 = 2 * dilation
+cdef Py_ssize_t _correlate_scratch(const Plane *g) noexcept:
+    """Values per thread that ``_correlate`` needs: the padded plane, and for stride 1 the
+    output at the padded pitch."""
+    cdef Py_ssize_t size = g.padded_h * g.padded_w
+    if g.stride_h == 1 and g.stride_w == 1:
+        size += g.out_h * g.padded_w
+    return size
+
+
+cdef void _pad_plane(const real *x, const Plane *g, real *padded) noexcept nogil:
+    """Copy the height x width plane x inside ``padded``, whose borders stay as they are (0)."""
+    cdef Py_ssize_t r, q
+    cdef real *dst
+    for r in range(g.height):
+        dst = padded + (r + g.pad_h) * g.padded_w + g.pad_w
+        for q in range(g.width):
+            dst[q] = x[r * g.width + q]
+
+
+cdef inline void _taps3x3(real *acc, const real *r0, const real *r1, const real *r2,
+                          const real *w, Py_ssize_t count, Py_ssize_t dilation,
+                          Py_ssize_t stride) noexcept nogil:
+    """acc[q] += the nine taps of a 3x3 kernel (rows r0..r2) for q < count, in Caffe's order."""
+    cdef Py_ssize_t q, d = dilation, d2 = 2 * dilation
     cdef real w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6]
     cdef real w7 = w[7], w8 = w[8]
     if stride == 1:
-        for ow in range(begin, end):
-            row[ow] = (row[ow] + w0 * r0[ow] + w1 * r0[ow + d] + w2 * r0[ow + d2] + w3 * r1[ow] +
-                       w4 * r1[ow + d] + w5 * r1[ow + d2] + w6 * r2[ow] + w7 * r2[ow + d] +
-                       w8 * r2[ow + d2])
+        for q in range(count):
+            acc[q] = (acc[q] + w0 * r0[q] + w1 * r0[q + d] + w2 * r0[q + d2] + w3 * r1[q] +
+                      w4 * r1[q + d] + w5 * r1[q + d2] + w6 * r2[q] + w7 * r2[q + d] +
+                      w8 * r2[q + d2])
+    elif stride == 2:
+        for q in range(count):
+            acc[q] = (acc[q] + w0 * r0[2 * q] + w1 * r0[2 * q + d] + w2 * r0[2 * q + d2] +
+                      w3 * r1[2 * q] + w4 * r1[2 * q + d] + w5 * r1[2 * q + d2] +
+                      w6 * r2[2 * q] + w7 * r2[2 * q + d] + w8 * r2[2 * q + d2])
     else:
-        for ow in range(begin, end):
-            row[ow] = (row[ow] + w0 * r0[2 * ow] + w1 * r0[2 * ow + d] + w2 * r0[2 * ow + d2] +
-                       w3 * r1[2 * ow] + w4 * r1[2 * ow + d] + w5 * r1[2 * ow + d2] +
-                       w6 * r2[2 * ow] + w7 * r2[2 * ow + d] + w8 * r2[2 * ow + d2])
+        for q in range(count):
+            acc[q] = (acc[q] + w0 * r0[stride * q] + w1 * r0[stride * q + d] +
+                      w2 * r0[stride * q + d2] + w3 * r1[stride * q] +
+                      w4 * r1[stride * q + d] + w5 * r1[stride * q + d2] +
+                      w6 * r2[stride * q] + w7 * r2[stride * q + d] + w8 * r2[stride * q + d2])
 
 
-cdef void _correlate(const real *x, const real *w, real *y, bint accumulate,
-                     const Plane *g) noexcept nogil:
-    """y (out_h x out_w) = (or +=, with ``accumulate``) the correlation of the plane x (height x
-    width) with the kh x kw filter w under g's pad, stride and dilation."""
-    cdef Py_ssize_t oh, ow, i, j, ih, begin, end, lo, hi, offset
-    cdef Py_ssize_t kw = g.kernel_w, sw = g.stride_w
-    cdef bint fused = g.kernel_h == 3 and g.kernel_w == 3 and sw <= 2
+cdef void _taps(real *acc, const real *src, Py_ssize_t pitch, const real *w, Py_ssize_t count,
+                Py_ssize_t stride, const Plane *g) noexcept nogil:
+    """acc[q] += sum over the taps (i, j) of w[i, j] * src[q*stride + i*dilation_h*pitch +
+    j*dilation_w] for q < count, tap by tap in Caffe's order."""
+    cdef Py_ssize_t q, i, j
+    cdef const real *s
+    cdef real wv
+    if g.kernel_h == 3 and g.kernel_w == 3:
+        _taps3x3(acc, src, src + g.dilation_h * pitch, src + 2 * g.dilation_h * pitch, w, count,
+                 g.dilation_w, stride)
+        return
+    for i in range(g.kernel_h):
+        for j in range(g.kernel_w):
+            s = src + i * g.dilation_h * pitch + j * g.dilation_w
+            wv = w[i * g.kernel_w + j]
+            if stride == 1:
+                for q in range(count):
+                    acc[q] = acc[q] + wv * s[q]
+            else:
+                for q in range(count):
+                    acc[q] = acc[q] + wv * s[q * stride]
+
+
+cdef void _correlate(const real *x, const real *w, real *y, bint accumulate, const Plane *g,
+                     real *scratch) noexcept nogil:
+    """y (out_h x out_w) = (or +=, with ``accumulate``) the correlation of the plane x with the
+    kh x kw filter w under g's pad (>= 0), stride and dilation. ``scratch``: the padded plane
+    (borders 0) and room for ``_correlate_scratch`` values."""
+    cdef Py_ssize_t oh, ow, count
+    cdef real *acc
     cdef real *row
-    # The columns where all three taps of a 3x3 row fall inside the image.
-    lo, hi = 0, 0
-    if fused:
-        cct_valid_columns(-g.pad_w, g.width, sw, g.out_w, &lo, &end)
-        cct_valid_columns(2 * g.dilation_w - g.pad_w, g.width, sw, g.out_w, &begin, &hi)
-        lo = max(lo, begin)
-        hi = min(hi, end)
+    _pad_plane(x, g, scratch)
+    if g.stride_h == 1 and g.stride_w == 1:
+        # One flat pass per tap over the output at the padded pitch: the last row stops at
+        # out_w, so no tap reads past the padded plane.
+        acc = scratch + g.padded_h * g.padded_w
+        count = (g.out_h - 1) * g.padded_w + g.out_w
+        for ow in range(count):
+            acc[ow] = 0
+        _taps(acc, scratch, g.padded_w, w, count, 1, g)
+        for oh in range(g.out_h):
+            row = y + oh * g.out_w
+            if accumulate:
+                for ow in range(g.out_w):
+                    row[ow] = row[ow] + acc[oh * g.padded_w + ow]
+            else:
+                for ow in range(g.out_w):
+                    row[ow] = acc[oh * g.padded_w + ow]
+        return
     for oh in range(g.out_h):
         row = y + oh * g.out_w
         if not accumulate:
             for ow in range(g.out_w):
                 row[ow] = 0
-        ih = oh * g.stride_h - g.pad_h
-        if fused and hi > lo and ih >= 0 and ih + 2 * g.dilation_h < g.height:
-            offset = -g.pad_w
-            _row3x3(row, x + ih * g.width + offset, x + (ih + g.dilation_h) * g.width + offset,
-                    x + (ih + 2 * g.dilation_h) * g.width + offset, w, lo, hi, g.dilation_w, sw)
-            # The columns at either end, where some taps read padding, one tap at a time.
-            for i in range(3):
-                for j in range(3):
-                    offset = j * g.dilation_w - g.pad_w
-                    cct_valid_columns(offset, g.width, sw, g.out_w, &begin, &end)
-                    _tap_pass(row, x + (ih + i * g.dilation_h) * g.width + offset, w[i * 3 + j],
-                              begin, min(end, lo), sw)
-                    _tap_pass(row, x + (ih + i * g.dilation_h) * g.width + offset, w[i * 3 + j],
-                              max(begin, hi), end, sw)
-            continue
-        for i in range(g.kernel_h):
-            if ih + i * g.dilation_h < 0 or ih + i * g.dilation_h >= g.height:
-                continue
-            for j in range(kw):
-                offset = j * g.dilation_w - g.pad_w
-                cct_valid_columns(offset, g.width, sw, g.out_w, &begin, &end)
-                _tap_pass(row, x + (ih + i * g.dilation_h) * g.width + offset, w[i * kw + j],
-                          begin, end, sw)
+        _taps(row, scratch + oh * g.stride_h * g.padded_w, g.padded_w, w, g.out_w, g.stride_w, g)
 
 
-cdef void _scatter(const real *dy, const real *w, real *dx, const Plane *g) noexcept nogil:
-    """dx (height x width) += the transpose of ``_correlate`` applied to dy (out_h x out_w): each
-    output pixel's value times each tap added to the input pixel that tap read (col2im's order:
-    tap by tap, then the output rows)."""
-    cdef Py_ssize_t oh, ow, i, j, ih, begin, end, offset, sw = g.stride_w
+cdef void _scatter(const real *dy, const real *w, real *padded, const Plane *g) noexcept nogil:
+    """padded (padded_h x padded_w) += the transpose of ``_correlate`` applied to dy (out_h x
+    out_w): each output pixel's value times each tap added where that tap read."""
+    cdef Py_ssize_t oh, ow, i, j, sw = g.stride_w
     cdef const real *src
     cdef real *dst
     cdef real wv
-    for i in range(g.kernel_h):
-        for j in range(g.kernel_w):
-            offset = j * g.dilation_w - g.pad_w
-            cct_valid_columns(offset, g.width, sw, g.out_w, &begin, &end)
-            wv = w[i * g.kernel_w + j]
-            for oh in range(g.out_h):
-                ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
-                if ih < 0 or ih >= g.height:
-                    continue
-                src = dy + oh * g.out_w
-                dst = dx + ih * g.width + offset
+    for oh in range(g.out_h):
+        src = dy + oh * g.out_w
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                dst = padded + (oh * g.stride_h + i * g.dilation_h) * g.padded_w + \
+                    j * g.dilation_w
+                wv = w[i * g.kernel_w + j]
                 if sw == 1:
-                    for ow in range(begin, end):
+                    for ow in range(g.out_w):
                         dst[ow] = dst[ow] + wv * src[ow]
                 else:
-                    for ow in range(begin, end):
+                    for ow in range(g.out_w):
                         dst[ow * sw] = dst[ow * sw] + wv * src[ow]
 
 
-cdef void _weight_sums(const real *x, const real *dy, real *sums, real *bias_sums,
-                       bint want_weights, const Plane *g) noexcept nogil:
-    """For one (image, output channel): sums[tap*out_w + ow] += the products of dy's column ow
-    with what the tap read there, over the output rows; bias_sums[ow] += dy's column ow (unless
-    NULL). Running sums per column keep the passes vectorised (no reduction order to honour)."""
-    cdef Py_ssize_t oh, ow, i, j, ih, begin, end, offset, taps, sw = g.stride_w
+DEF LANES = 16    # running sums per weight-gradient tap: one or two vectors, added in a fixed order
+
+
+cdef void _weight_lanes(const real *padded, const real *dy, real *lanes, real *bias_lanes,
+                        bint want_weights, const Plane *g, real *pitched) noexcept nogil:
+    """For one (image, output channel): lanes[tap*LANES + l] += the products of dy with what the
+    tap read (from the padded plane), the product at flat position q going to lane q % LANES;
+    bias_lanes likewise += dy (unless NULL). With equal strides dy is first laid out at the
+    padded pitch in ``pitched`` (its columns past out_w kept 0), so a tap is one flat pass
+    (strides above 1: where rows are short); otherwise a pass per output row."""
+    cdef Py_ssize_t oh, ow, i, j, l, q, count, body, sw = g.stride_w, pitch
     cdef const real *row
     cdef const real *src
     cdef real *acc
-    for oh in range(g.out_h):
-        row = dy + oh * g.out_w
-        if bias_sums != NULL:
+    if bias_lanes != NULL:
+        _dot_lanes(dy, NULL, g.out_h * g.out_w, 1, bias_lanes)
+    if not want_weights:
+        return
+    if g.stride_h == sw and (sw == 1 or g.out_w < 2 * LANES):
+        # Output row oh reads from padded row oh*stride: at the padded pitch, flat position q of
+        # the top reads padded position q*stride + the tap's offset. With a stride of 2 about
+        # half the positions are the pitch's zero columns: still faster than a pass per row
+        # where rows are too short to fill the lanes twice (measured: 14x14 planes 1.3x faster,
+        # 112x112 ones 1.25x slower).
+        pitch = g.padded_w
+        for oh in range(g.out_h):
             for ow in range(g.out_w):
-                bias_sums[ow] = bias_sums[ow] + row[ow]
-        if not want_weights:
-            continue
+                pitched[oh * pitch + ow] = dy[oh * g.out_w + ow]
+        count = (g.out_h - 1) * pitch + g.out_w
         for i in range(g.kernel_h):
-            ih = oh * g.stride_h - g.pad_h + i * g.dilation_h
-            if ih < 0 or ih >= g.height:
-                continue
             for j in range(g.kernel_w):
-                offset = j * g.dilation_w - g.pad_w
-                cct_valid_columns(offset, g.width, sw, g.out_w, &begin, &end)
-                acc = sums + (i * g.kernel_w + j) * g.out_w
-                src = x + ih * g.width + offset
-                if sw == 1:
-                    for ow in range(begin, end):
-                        acc[ow] = acc[ow] + row[ow] * src[ow]
-                elif sw == 2:
-                    for ow in range(begin, end):
-                        acc[ow] = acc[ow] + row[ow] * src[2 * ow]
-                else:
-                    for ow in range(begin, end):
-                        acc[ow] = acc[ow] + row[ow] * src[ow * sw]
+                _dot_lanes(pitched, padded + i * g.dilation_h * pitch + j * g.dilation_w, count,
+                           sw, lanes + (i * g.kernel_w + j) * LANES)
+        return
+    for oh in range(g.out_h):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                _dot_lanes(dy + oh * g.out_w, padded + (oh * g.stride_h + i * g.dilation_h) *
+                           g.padded_w + j * g.dilation_w, g.out_w, sw,
+                           lanes + (i * g.kernel_w + j) * LANES)
+
+
+cdef inline void _dot_lanes(const real *a, const real *b, Py_ssize_t count, Py_ssize_t stride,
+                            real *lanes) noexcept nogil:
+    """lanes[q % LANES] += a[q] * b[q*stride] (or a[q] where b is NULL) for q < count: running
+    sums the compiler keeps in vector registers (a local copy: ``lanes`` might alias a or b for
+    all it knows), since one serial chain of adds is latency bound."""
+    cdef real local[LANES]
+    cdef Py_ssize_t q, l, body = count - count % LANES
+    for l in range(LANES):
+        local[l] = lanes[l]
+    if b == NULL:
+        for q in range(0, body, LANES):
+            for l in range(LANES):
+                local[l] = local[l] + a[q + l]
+        for q in range(body, count):
+            local[q - body] = local[q - body] + a[q]
+    elif stride == 1:
+        for q in range(0, body, LANES):
+            for l in range(LANES):
+                local[l] = local[l] + a[q + l] * b[q + l]
+        for q in range(body, count):
+            local[q - body] = local[q - body] + a[q] * b[q]
+    else:
+        for q in range(0, body, LANES):
+            for l in range(LANES):
+                local[l] = local[l] + a[q + l] * b[(q + l) * stride]
+        for q in range(body, count):
+            local[q - body] = local[q - body] + a[q] * b[q * stride]
+    for l in range(LANES):
+        lanes[l] = local[l]
 
 
 cdef inline real _row_sum(const real *values, Py_ssize_t count) noexcept nogil:
@@ -209,11 +268,24 @@ cdef inline real _row_sum(const real *values, Py_ssize_t count) noexcept nogil:
 
 
 # ------------------------------------------------------------------------ layer-level operations
+def depthwise_scratch(tuple geometry, Py_ssize_t height, Py_ssize_t width):
+    """Values per thread the three calls below need as ``scratch`` for ``geometry`` (as given to
+    them) over height x width images."""
+    cdef Plane g = _plane(geometry, height, width)
+    cdef Plane t = _transposed(&g)
+    cdef Py_ssize_t padded = g.padded_h * g.padded_w
+    return max(_correlate_scratch(&g), _correlate_scratch(&t) if _transposable(&g) else padded,
+               padded + g.out_h * g.padded_w + (g.kernel_h * g.kernel_w + 1) * LANES)
+
+
 cdef int _check(str name, Py_ssize_t num, Py_ssize_t channels, Py_ssize_t weight_rows,
                 Py_ssize_t weight_cols, Py_ssize_t col_num, Py_ssize_t col_channels,
-                Py_ssize_t col_pixels, const Plane *g) except -1:
-    """The image side (num, channels), the weights (channels*k, kh*kw) and the column side
-    (num, channels*k, out_h*out_w) agree."""
+                Py_ssize_t col_pixels, const Plane *g, real[:, ::1] scratch) except -1:
+    """The image side (num, channels), the weights (channels*k, kh*kw), the column side
+    (num, channels*k, out_h*out_w) and the scratch agree."""
+    cdef Py_ssize_t need = depthwise_scratch(
+        (g.kernel_h, g.kernel_w, g.pad_h, g.pad_w, g.stride_h, g.stride_w, g.dilation_h,
+         g.dilation_w, g.out_h, g.out_w), g.height, g.width)
     if channels <= 0 or weight_rows % channels:
         raise ValueError('%s: %d weight rows for %d channels (a multiple is needed)'
                          % (name, weight_rows, channels))
@@ -224,11 +296,23 @@ cdef int _check(str name, Py_ssize_t num, Py_ssize_t channels, Py_ssize_t weight
         raise ValueError('%s: the column side is (%d, %d, %d), expected (%d, %d, %d)'
                          % (name, col_num, col_channels, col_pixels, num, weight_rows,
                             g.out_h * g.out_w))
+    if scratch.shape[0] < omp_get_max_threads() or scratch.shape[1] < need:
+        raise ValueError('%s: the scratch needs %d rows of %d values'
+                         % (name, omp_get_max_threads(), need))
     return 0
 
 
+cdef void _zero_rows(real[:, ::1] scratch, Py_ssize_t count) noexcept:
+    """The first ``count`` values of every thread's scratch row set to 0 (the padded planes'
+    borders, which the copies never write)."""
+    cdef Py_ssize_t t
+    for t in range(scratch.shape[0]):
+        memset(&scratch[t, 0], 0, count * sizeof(real))
+
+
 def depthwise_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
-                      const real[::1] bias, real[:, :, ::1] out, tuple geometry):
+                      const real[::1] bias, real[:, :, ::1] out, tuple geometry,
+                      real[:, ::1] scratch):
     """``out[n, c*k + m] = images[n, c] correlated with weights[c*k + m] (+ bias)``: Caffe's
     forward_cpu_gemm for group == channels.
 
@@ -239,6 +323,7 @@ def depthwise_forward(const real[:, :, :, ::1] images, const real[:, ::1] weight
         out: (N, C*k, out_h*out_w), the column side.
         geometry: (kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w,
             out_h, out_w), as for ``lowered_forward``.
+        scratch: one row per thread of ``depthwise_scratch`` values.
     """
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
     cdef Plane g = _plane(geometry, images.shape[2], images.shape[3])
@@ -246,15 +331,17 @@ def depthwise_forward(const real[:, :, :, ::1] images, const real[:, ::1] weight
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *y
     _check('depthwise_forward', num, channels, outputs, weights.shape[1], out.shape[0],
-           out.shape[1], out.shape[2], &g)
+           out.shape[1], out.shape[2], &g, scratch)
     if has_bias and bias.shape[0] != outputs:
         raise ValueError('depthwise_forward: bias has %d values for %d outputs'
                          % (bias.shape[0], outputs))
     k = outputs // channels
+    _zero_rows(scratch, g.padded_h * g.padded_w)
     for task in prange(num * outputs, nogil=True, schedule='static'):
         o = task % outputs
         y = &out[task // outputs, o, 0]
-        _correlate(&images[task // outputs, o // k, 0, 0], &weights[o, 0], y, False, &g)
+        _correlate(&images[task // outputs, o // k, 0, 0], &weights[o, 0], y, False, &g,
+                   &scratch[omp_get_thread_num(), 0])
         if has_bias:
             for q in range(pixels):
                 y[q] = y[q] + bias[o]
@@ -262,45 +349,53 @@ def depthwise_forward(const real[:, :, :, ::1] images, const real[:, ::1] weight
 
 def depthwise_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights,
                             const real[::1] bias, real[:, :, :, ::1] images, tuple geometry,
-                            real[::1] flipped):
+                            real[::1] flipped, real[:, ::1] scratch):
     """``images[n, c] = the sum over m of rows[n, c*k + m] through the transpose of
     weights[c*k + m]`` (+ bias[c]): Caffe's backward_cpu_gemm (col2im of W^T rows) for
-    group == channels; ``images`` is overwritten. With stride 1 this is a correlation of each
-    top plane with its flipped filter (kept in ``flipped``, as many values as ``weights``);
-    otherwise a scatter. Arguments as for ``depthwise_forward``; ``bias`` is (C,) or empty.
+    group == channels; ``images`` is overwritten. With stride 1 (and padding within the kernel's
+    reach) a correlation of each top plane with its flipped filter (kept in ``flipped``, as many
+    values as ``weights``); otherwise a scatter into a padded plane. Arguments as for
+    ``depthwise_forward``; ``bias`` is (C,) or empty.
     """
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
     cdef Plane g = _plane(geometry, images.shape[2], images.shape[3])
     cdef Plane t = _transposed(&g)
     cdef Py_ssize_t outputs = weights.shape[0], taps = weights.shape[1]
-    cdef Py_ssize_t plane = g.height * g.width, k, task, c, m, q, o
+    cdef Py_ssize_t plane = g.height * g.width, k, task, c, m, q, o, r
     cdef bint has_bias = bias.shape[0] > 0
-    cdef bint correlate = g.stride_h == 1 and g.stride_w == 1
+    cdef bint correlate = _transposable(&g)
     cdef real *dx
+    cdef real *padded
     _check('depthwise_backward_data', num, channels, outputs, taps, rows.shape[0], rows.shape[1],
-           rows.shape[2], &g)
+           rows.shape[2], &g, scratch)
     if has_bias and bias.shape[0] != channels:
         raise ValueError('depthwise_backward_data: bias has %d values for %d channels'
                          % (bias.shape[0], channels))
-    if correlate and flipped.shape[0] < outputs * taps:
+    if flipped.shape[0] < outputs * taps:
         raise ValueError('depthwise_backward_data: the flipped weights need %d values'
                          % (outputs * taps))
     k = outputs // channels
+    for o in range(outputs):
+        for q in range(taps):
+            flipped[o * taps + q] = weights[o, taps - 1 - q]
     if correlate:
-        for o in range(outputs):
-            for q in range(taps):
-                flipped[o * taps + q] = weights[o, taps - 1 - q]
+        _zero_rows(scratch, t.padded_h * t.padded_w)
     for task in prange(num * channels, nogil=True, schedule='static'):
         c = task % channels
         dx = &images[task // channels, c, 0, 0]
-        if not correlate:
-            memset(dx, 0, plane * sizeof(real))
-        for m in range(k):
-            if correlate:
+        padded = &scratch[omp_get_thread_num(), 0]
+        if correlate:
+            for m in range(k):
                 _correlate(&rows[task // channels, c * k + m, 0], &flipped[(c * k + m) * taps],
-                           dx, m > 0, &t)
-            else:
-                _scatter(&rows[task // channels, c * k + m, 0], &weights[c * k + m, 0], dx, &g)
+                           dx, m > 0, &t, padded)
+        else:
+            memset(padded, 0, g.padded_h * g.padded_w * sizeof(real))
+            for m in range(k):
+                _scatter(&rows[task // channels, c * k + m, 0], &weights[c * k + m, 0], padded,
+                         &g)
+            for r in range(g.height):
+                for q in range(g.width):
+                    dx[r * g.width + q] = padded[(r + g.pad_h) * g.padded_w + g.pad_w + q]
         if has_bias:
             for q in range(plane):
                 dx[q] = dx[q] + bias[c]
@@ -308,37 +403,41 @@ def depthwise_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weigh
 
 def depthwise_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] rows,
                           real[:, ::1] weight_diff, real[::1] bias_diff, bint want_weights,
-                          tuple geometry, real[:, ::1] sums):
+                          tuple geometry, real[:, ::1] scratch):
     """``weight_diff[c*k + m] += sum_n rows[n, c*k + m] correlated with images[n, c]`` (Caffe's
     weight_cpu_gemm for group == channels) when ``want_weights``, and ``bias_diff += the sum of
-    rows per channel`` unless it is empty. Each output channel is summed by one thread, per
-    column in ``sums`` (one row per thread of at least (kh*kw + 1) * out_w values), then along
-    the columns, so the result does not depend on the thread count."""
+    rows per channel`` unless it is empty. Each output channel is summed by one thread in LANES
+    running sums per tap (in its scratch row after the padded plane and the pitched top), then
+    across them, so the result does not depend on the thread count. Other arguments as for
+    ``depthwise_forward``."""
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
     cdef Plane g = _plane(geometry, images.shape[2], images.shape[3])
     cdef Py_ssize_t outputs = weight_diff.shape[0], taps = weight_diff.shape[1], k, o, n, q
-    cdef Py_ssize_t width = (taps + 1) * g.out_w
+    cdef Py_ssize_t padded = g.padded_h * g.padded_w, width = (taps + 1) * LANES
     cdef bint want_bias = bias_diff.shape[0] > 0
     cdef real *acc
+    cdef real *plane
     _check('depthwise_weight_grad', num, channels, outputs, taps, rows.shape[0], rows.shape[1],
-           rows.shape[2], &g)
+           rows.shape[2], &g, scratch)
     if want_bias and bias_diff.shape[0] != outputs:
         raise ValueError('depthwise_weight_grad: bias_diff has %d values for %d outputs'
                          % (bias_diff.shape[0], outputs))
-    if sums.shape[0] < omp_get_max_threads() or sums.shape[1] < width:
-        raise ValueError('depthwise_weight_grad: the sums need %d rows of %d values'
-                         % (omp_get_max_threads(), width))
     if not (want_weights or want_bias):
         return
     k = outputs // channels
+    # The padded plane's borders and the pitched top's columns past out_w stay 0.
+    _zero_rows(scratch, padded + g.out_h * g.padded_w)
     for o in prange(outputs, nogil=True, schedule='dynamic'):
-        acc = &sums[omp_get_thread_num(), 0]
+        plane = &scratch[omp_get_thread_num(), 0]
+        acc = plane + padded + g.out_h * g.padded_w
         memset(acc, 0, width * sizeof(real))
         for n in range(num):
-            _weight_sums(&images[n, o // k, 0, 0], &rows[n, o, 0], acc,
-                         acc + taps * g.out_w if want_bias else NULL, want_weights, &g)
+            if want_weights:
+                _pad_plane(&images[n, o // k, 0, 0], &g, plane)
+            _weight_lanes(plane, &rows[n, o, 0], acc, acc + taps * LANES if want_bias else NULL,
+                          want_weights, &g, plane + padded)
         if want_weights:
             for q in range(taps):
-                weight_diff[o, q] += _row_sum(acc + q * g.out_w, g.out_w)
+                weight_diff[o, q] += _row_sum(acc + q * LANES, LANES)
         if want_bias:
-            bias_diff[o] += _row_sum(acc + taps * g.out_w, g.out_w)
+            bias_diff[o] += _row_sum(acc + taps * LANES, LANES)
