@@ -99,8 +99,8 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
                     else gemm)
 
 
-# Depthwise products under 'auto' take the direct kernels (cct/kernels/depthwise.pyx); CCT_DEPTHWISE=0
-# lowers them as any other group (the GEMM per channel that Caffe runs), for comparisons.
+# Depthwise products under 'auto' take the direct kernels (cct/kernels/depthwise.pyx);
+# CCT_DEPTHWISE=0 lowers them as any other group (the GEMM per channel Caffe runs), for comparisons.
 DEPTHWISE = os.environ.get('CCT_DEPTHWISE', '1') != '0'
 
 
