@@ -47,20 +47,42 @@ cdef Plane _plane(tuple geometry, Py_ssize_t height, Py_ssize_t width) except *:
 
 
 cdef Plane _transposed(const Plane *g) noexcept:
-    """For stride 1: the data gradient as the correlation of the top's plane with the flipped
-    kernel, padded by (k-1)*dilation - pad (negative where the padding reaches further than the
-    kernel: ``_transposable``), giving the image's plane."""
+    """The data gradient as a stride-1 correlation with the flipped kernel (Caffe's col2im sums
+    the same products): of the top's plane spread out by the strides (``_spread``: top pixel
+    (oh, ow) at (oh*stride_h, ow*stride_w), zeros between and after, height + 2*pad -
+    (kh-1)*dilation_h rows), padded by (k-1)*dilation - pad (negative where the padding reaches
+    further than the kernel: ``_transposable``), giving the image's plane."""
     cdef Plane t = g[0]
     t.pad_h = (g.kernel_h - 1) * g.dilation_h - g.pad_h
     t.pad_w = (g.kernel_w - 1) * g.dilation_w - g.pad_w
-    t.out_h, t.out_w, t.height, t.width = g.height, g.width, g.out_h, g.out_w
+    t.stride_h = t.stride_w = 1
+    t.out_h, t.out_w = g.height, g.width
+    t.height = g.height + 2 * g.pad_h - (g.kernel_h - 1) * g.dilation_h
+    t.width = g.width + 2 * g.pad_w - (g.kernel_w - 1) * g.dilation_w
     t.padded_h, t.padded_w = t.height + 2 * t.pad_h, t.width + 2 * t.pad_w
     return t
 
 
 cdef bint _transposable(const Plane *g) noexcept:
-    return g.stride_h == 1 and g.stride_w == 1 and \
-        g.pad_h <= (g.kernel_h - 1) * g.dilation_h and g.pad_w <= (g.kernel_w - 1) * g.dilation_w
+    return g.pad_h <= (g.kernel_h - 1) * g.dilation_h and \
+        g.pad_w <= (g.kernel_w - 1) * g.dilation_w
+
+
+cdef void _spread(const real *dy, const Plane *g, const Plane *t, real *padded) noexcept nogil:
+    """Write the top's plane dy into t's padded plane, spread out by g's strides; the positions
+    between stay as they are (0). With stride 1 this is ``_pad_plane``'s copy."""
+    cdef Py_ssize_t oh, ow
+    cdef real *dst
+    cdef const real *src
+    for oh in range(g.out_h):
+        dst = padded + (t.pad_h + oh * g.stride_h) * t.padded_w + t.pad_w
+        src = dy + oh * g.out_w
+        if g.stride_w == 1:
+            for ow in range(g.out_w):
+                dst[ow] = src[ow]
+        else:
+            for ow in range(g.out_w):
+                dst[ow * g.stride_w] = src[ow]
 
 
 cdef Py_ssize_t _correlate_scratch(const Plane *g) noexcept:
@@ -135,10 +157,16 @@ cdef void _correlate(const real *x, const real *w, real *y, bint accumulate, con
     """y (out_h x out_w) = (or +=, with ``accumulate``) the correlation of the plane x with the
     kh x kw filter w under g's pad (>= 0), stride and dilation. ``scratch``: the padded plane
     (borders 0) and room for ``_correlate_scratch`` values."""
+    _pad_plane(x, g, scratch)
+    _correlate_padded(scratch, w, y, accumulate, g)
+
+
+cdef void _correlate_padded(real *scratch, const real *w, real *y, bint accumulate,
+                            const Plane *g) noexcept nogil:
+    """``_correlate`` of the plane already in ``scratch``, padded."""
     cdef Py_ssize_t oh, ow, count
     cdef real *acc
     cdef real *row
-    _pad_plane(x, g, scratch)
     if g.stride_h == 1 and g.stride_w == 1:
         # One flat pass per tap over the output at the padded pitch: the last row stops at
         # out_w, so no tap reads past the padded plane.
@@ -216,6 +244,11 @@ cdef void _weight_lanes(const real *padded, const real *dy, real *lanes, real *b
             for ow in range(g.out_w):
                 pitched[oh * pitch + ow] = dy[oh * g.out_w + ow]
         count = (g.out_h - 1) * pitch + g.out_w
+        # 3x3: all nine taps in one pass where the plane is long enough to pay for loading
+        # and storing 9 sets of lanes (measured: 112x112 1.5x faster, 7x7 1.3x slower).
+        if g.kernel_h == 3 and g.kernel_w == 3 and sw == 1 and count >= 16 * LANES:
+            _dot_lanes3x3(pitched, padded, pitch * g.dilation_h, g.dilation_w, count, lanes)
+            return
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
                 _dot_lanes(pitched, padded + i * g.dilation_h * pitch + j * g.dilation_w, count,
@@ -248,6 +281,36 @@ cdef void _fold_columns(real *columns, real *lanes, const Plane *g) noexcept nog
     cdef Py_ssize_t tap
     for tap in range(g.kernel_h * g.kernel_w):
         _dot_lanes(columns + tap * g.out_w, NULL, g.out_w, 1, lanes + tap * LANES)
+
+
+cdef void _dot_lanes3x3(const real *a, const real *b, Py_ssize_t row, Py_ssize_t d,
+                        Py_ssize_t count, real *lanes) noexcept nogil:
+    """``_dot_lanes`` for the nine taps of a 3x3 kernel at once (tap (i, j) reads b + i*row +
+    j*d): each value of a is read once for all nine, the lanes are the same."""
+    cdef real local[9 * LANES]
+    cdef real av
+    cdef Py_ssize_t q, l, body = count - count % LANES
+    cdef const real *b1 = b + row
+    cdef const real *b2 = b + 2 * row
+    for l in range(9 * LANES):
+        local[l] = lanes[l]
+    for q in range(0, body, LANES):
+        for l in range(LANES):
+            av = a[q + l]
+            local[l] = local[l] + av * b[q + l]
+            local[LANES + l] = local[LANES + l] + av * b[q + l + d]
+            local[2 * LANES + l] = local[2 * LANES + l] + av * b[q + l + 2 * d]
+            local[3 * LANES + l] = local[3 * LANES + l] + av * b1[q + l]
+            local[4 * LANES + l] = local[4 * LANES + l] + av * b1[q + l + d]
+            local[5 * LANES + l] = local[5 * LANES + l] + av * b1[q + l + 2 * d]
+            local[6 * LANES + l] = local[6 * LANES + l] + av * b2[q + l]
+            local[7 * LANES + l] = local[7 * LANES + l] + av * b2[q + l + d]
+            local[8 * LANES + l] = local[8 * LANES + l] + av * b2[q + l + 2 * d]
+    for l in range(9 * LANES):
+        lanes[l] = local[l]
+    for l in range(9):
+        _dot_lanes(a + body, b + (l // 3) * row + (l % 3) * d + body, count - body, 1,
+                   lanes + l * LANES)
 
 
 cdef inline void _dot_lanes(const real *a, const real *b, Py_ssize_t count, Py_ssize_t stride,
@@ -375,9 +438,11 @@ def depthwise_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weigh
                             real[::1] flipped, real[:, ::1] scratch):
     """``images[n, c] = the sum over m of rows[n, c*k + m] through the transpose of
     weights[c*k + m]`` (+ bias[c]): Caffe's backward_cpu_gemm (col2im of W^T rows) for
-    group == channels; ``images`` is overwritten. With stride 1 (and padding within the kernel's
-    reach) a correlation of each top plane with its flipped filter (kept in ``flipped``, as many
-    values as ``weights``); otherwise a scatter into a padded plane. Arguments as for
+    group == channels; ``images`` is overwritten. With padding within the kernel's reach, a
+    correlation of each top plane, spread out by the strides, with its flipped filter (kept in
+    ``flipped``, as many values as ``weights``): flat vectorised passes even where three
+    quarters of the spread plane are zeros (stride 2), faster than scattering one top pixel at
+    a time into every other column; otherwise that scatter, into a padded plane. Arguments as for
     ``depthwise_forward``; ``bias`` is (C,) or empty.
     """
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
@@ -409,8 +474,8 @@ def depthwise_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weigh
         padded = &scratch[omp_get_thread_num(), 0]
         if correlate:
             for m in range(k):
-                _correlate(&rows[task // channels, c * k + m, 0], &flipped[(c * k + m) * taps],
-                           dx, m > 0, &t, padded)
+                _spread(&rows[task // channels, c * k + m, 0], &g, &t, padded)
+                _correlate_padded(padded, &flipped[(c * k + m) * taps], dx, m > 0, &t)
         else:
             memset(padded, 0, g.padded_h * g.padded_w * sizeof(real))
             for m in range(k):

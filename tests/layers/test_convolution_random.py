@@ -310,11 +310,11 @@ def test_random_depthwise_geometry(seed, guarded_scratch, monkeypatch):
 
 
 def test_random_depthwise_cases_cover_the_kernels_paths():
-    """The depthwise cases reach every path of the direct kernels: 3x3 stride 1 (flat passes,
-    the data gradient as a correlation) and 2 (passes per row, the data gradient scattered,
-    long rows' per-column weight sums), other kernels and strides (3, unequal ones), channel
-    multipliers above 1, padding wider than the plane (the data gradient scattered with stride
-    1), dilation, both layer types and dtypes, and layers with and without a bias."""
+    """The depthwise cases reach every path of the direct kernels: 3x3 stride 1 (flat passes)
+    and 2 (passes per row; the data gradient a correlation of the spread top), other kernels
+    and strides (3; unequal ones: the weight gradient's per-column sums), channel multipliers
+    above 1, padding beyond the kernel's reach (the data gradient scattered), padding wider than
+    the plane, dilation, both layer types and dtypes, and layers with and without a bias."""
     cases = [random_depthwise_case(seed) for seed in range(60)]
     conv = [c for c in cases if c.kind == 'Convolution']
     assert sum(c.kernel == (3, 3) and c.stride == (1, 1) for c in conv) >= 8
@@ -327,6 +327,8 @@ def test_random_depthwise_cases_cover_the_kernels_paths():
     assert sum(c.kind == 'Deconvolution' and c.shape[1] != c.group for c in cases) >= 2
     assert sum(c.stride == (1, 1) and any(c.pad[a] > (c.kernel[a] - 1) * c.dilation[a]
                                           for a in range(2)) for c in cases) >= 3
+    assert sum(c.stride != (1, 1) and any(c.pad[a] > (c.kernel[a] - 1) * c.dilation[a]
+                                          for a in range(2)) for c in cases) >= 3
     assert sum(c.pad[0] >= c.shape[2] or c.pad[1] >= c.shape[3] for c in cases) >= 8
     assert sum(max(c.dilation) > 1 for c in cases) >= 15
     assert {c.dtype for c in cases} == {np.float32, np.float64}
@@ -335,7 +337,8 @@ def test_random_depthwise_cases_cover_the_kernels_paths():
 
 
 # MobileNet's depthwise shapes, scaled down: 3x3 pad 1 stride 1 and 2, rows long enough for the
-# weight gradient's per-column sums (stride 2, 35 outputs wide), a multiplier of 2.
+# weight gradient's per-column sums (stride 2, 35 outputs wide), a plane long enough for its
+# nine taps in one pass (stride 1, 40x9 outputs) with a multiplier of 2.
 MOBILENET = [Case('Convolution', 'num_output: %d kernel_size: 3 pad: 1 stride: %d group: %d '
                   'bias_term: false' % (outputs, stride, group), shape, (3, 3), (stride,) * 2,
                   (1, 1), (1, 1), group, dtype)
