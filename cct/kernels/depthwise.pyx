@@ -14,10 +14,12 @@ over the whole plane, flat (``acc[q] += w * padded[q + offset]``, output rows at
 pitch, the columns past the output's width dropped when copied out), a long vectorised loop; with
 other strides one pass per output row and tap; 3x3 kernels take all nine taps in one pass. Sums
 run over the taps in Caffe's order (kernel row, then column) from 0 and the bias is added last,
-as Caffe's GEMM over im2col's zero-padded columns, then its bias GEMM, do. The data gradient and
-the weight gradient sum the same products as Caffe's col2im and weight GEMMs, in another order
-(float rounding only). Planes are spread over the cores (OpenMP), each written by one thread, so
-no result depends on the thread count.
+as Caffe's GEMM over im2col's zero-padded columns, then its bias GEMM, do. The data gradient is
+the same correlation, of the top spread out by the strides with the flipped filter, and the
+weight gradient (depthwise_weights.pxi) running sums per tap: both sum Caffe's col2im's and
+weight GEMM's products in another order, plus products with zeros (float rounding only).
+Planes are spread over the cores (OpenMP), each written by one thread, so no result depends on
+the thread count.
 """
 from cython.parallel cimport prange
 from libc.string cimport memset
@@ -216,15 +218,20 @@ cdef void _scatter(const real *dy, const real *w, real *padded, const Plane *g) 
                         dst[ow * sw] = dst[ow * sw] + wv * src[ow]
 
 
+# The weight gradient (its own file: this one would pass 400 lines).
+include "depthwise_weights.pxi"
+
+
 # ------------------------------------------------------------------------ layer-level operations
 def depthwise_scratch(tuple geometry, Py_ssize_t height, Py_ssize_t width):
     """Values per thread the three calls below need as ``scratch`` for ``geometry`` (as given to
     them) over height x width images."""
     cdef Plane g = _plane(geometry, height, width)
     cdef Plane t = _transposed(&g)
+    cdef Stack st = _stack(&g)
     cdef Py_ssize_t padded = g.padded_h * g.padded_w
     return max(_correlate_scratch(&g), _correlate_scratch(&t) if _transposable(&g) else padded,
-               padded + g.out_h * g.padded_w + (g.kernel_h * g.kernel_w + 1) * LANES +
+               st.images * st.block * g.padded_w * 2 + (g.kernel_h * g.kernel_w + 1) * LANES +
                g.kernel_h * g.kernel_w * g.out_w)
 
 
@@ -352,6 +359,3 @@ def depthwise_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weigh
             for q in range(plane):
                 dx[q] = dx[q] + bias[c]
 
-
-# The weight gradient (its own file: this one would pass 400 lines).
-include "depthwise_weights.pxi"

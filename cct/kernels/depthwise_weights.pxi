@@ -1,34 +1,59 @@
 # The depthwise weight gradient, included by depthwise.pyx (whose Plane, padded planes and checks it
 # uses): per tap, running sums of the top's values times what the tap read, kept in LANES lanes.
 
-cdef void _weight_lanes(const real *padded, const real *dy, real *lanes, real *bias_lanes,
-                        bint want_weights, const Plane *g, real *pitched,
+# Images per flat pass of the weight gradient: small planes (MobileNet's 7x7 and 14x14) are stacked
+# one under the other, up to this many values, so that each tap is one long pass, not one per image.
+DEF STACK_VALUES = 32768
+
+
+cdef struct Stack:
+    Py_ssize_t images    # planes per pass (1 unless flat)
+    Py_ssize_t block     # rows per stacked plane: padded_h rounded up to a multiple of the stride
+
+
+cdef Stack _stack(const Plane *g) noexcept nogil:
+    cdef Stack st
+    st.images, st.block = 1, g.padded_h
+    if _flat_weights(g):
+        st.block = (g.padded_h + g.stride_h - 1) // g.stride_h * g.stride_h
+        st.images = max(1, STACK_VALUES // (st.block * g.padded_w))
+    return st
+
+
+cdef void _weight_lanes(const real *padded, const real *dy, Py_ssize_t dy_stride,
+                        Py_ssize_t images, real *lanes, real *bias_lanes, bint want_weights,
+                        const Plane *g, const Stack *st, real *pitched,
                         real *columns) noexcept nogil:
-    """For one (image, output channel): lanes[tap*LANES + l] += the products of dy with what the
-    tap read (from the padded plane), the product at flat position q going to lane q % LANES;
-    bias_lanes likewise += dy (unless NULL). With equal strides dy is first laid out at the
-    padded pitch in ``pitched`` (its columns past out_w kept 0), so a tap is one flat pass
-    (strides above 1: where rows are short); otherwise a pass per output row."""
-    cdef Py_ssize_t oh, ow, i, j, count, sw = g.stride_w, pitch
+    """For ``images`` (image, output channel) planes (the tops at dy + b*dy_stride, the padded
+    inputs stacked in ``padded`` every st.block rows): lanes[tap*LANES + l] += the products of
+    the tops with what the tap read, the product at flat position q going to lane q % LANES;
+    bias_lanes likewise += the tops (unless NULL). With equal strides the tops are first laid
+    out at the padded pitch in ``pitched`` (block/stride rows each; the other values kept 0), so
+    a tap is one flat pass over all the images (strides above 1: where rows are short);
+    otherwise (one image) a pass per output row."""
+    cdef Py_ssize_t b, oh, ow, i, j, count, sw = g.stride_w, pitch = g.padded_w
+    cdef Py_ssize_t rows = st.block // g.stride_h
     cdef const real *row
     cdef const real *src
     cdef real *acc
     if bias_lanes != NULL:
-        _dot_lanes(dy, NULL, g.out_h * g.out_w, 1, bias_lanes)
+        for b in range(images):
+            _dot_lanes(dy + b * dy_stride, NULL, g.out_h * g.out_w, 1, bias_lanes)
     if not want_weights:
         return
     if _flat_weights(g):
-        # Output row oh reads from padded row oh*stride: at the padded pitch, flat position q of
-        # the top reads padded position q*stride + the tap's offset. With a stride of 2 about
-        # half the positions are the pitch's zero columns: still faster than a pass per row
-        # where rows are too short to fill the lanes twice (measured: 14x14 planes 1.3x faster,
-        # 112x112 ones slower). The zero columns multiply input values too: an infinite input
-        # gives NaN where Caffe's sum might have been infinite (the net has diverged either way).
-        pitch = g.padded_w
-        for oh in range(g.out_h):
-            for ow in range(g.out_w):
-                pitched[oh * pitch + ow] = dy[oh * g.out_w + ow]
-        count = (g.out_h - 1) * pitch + g.out_w
+        # Output row oh of image b reads from stacked row b*block + oh*stride: at the padded
+        # pitch, flat position q of the pitched tops reads stacked position q*stride + the tap's
+        # offset. With a stride of 2 about half the positions are the pitch's zero columns:
+        # still faster than a pass per row where rows are too short to fill the lanes twice
+        # (measured: 14x14 planes 1.3x faster, 112x112 ones slower). The zeros multiply input
+        # values too: an infinite input gives NaN where Caffe's sum might have been infinite
+        # (the net has diverged either way).
+        for b in range(images):
+            for oh in range(g.out_h):
+                for ow in range(g.out_w):
+                    pitched[(b * rows + oh) * pitch + ow] = dy[b * dy_stride + oh * g.out_w + ow]
+        count = ((images - 1) * rows + g.out_h - 1) * pitch + g.out_w
         # 3x3: all nine taps in one pass where the plane is long enough to pay for loading
         # and storing 9 sets of lanes (measured: 112x112 1.5x faster, 7x7 1.3x slower).
         if g.kernel_h == 3 and g.kernel_w == 3 and sw == 1 and count >= 16 * LANES:
@@ -150,7 +175,9 @@ def depthwise_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1]
     cdef Py_ssize_t num = images.shape[0], channels = images.shape[1]
     cdef Plane g = _plane(geometry, images.shape[2], images.shape[3])
     cdef Py_ssize_t outputs = weight_diff.shape[0], taps = weight_diff.shape[1], k, o, n, q
-    cdef Py_ssize_t padded = g.padded_h * g.padded_w, width = (taps + 1) * LANES
+    cdef Stack st = _stack(&g)
+    cdef Py_ssize_t stacked = st.images * st.block * g.padded_w, width = (taps + 1) * LANES
+    cdef Py_ssize_t pitched = st.images * (st.block // g.stride_h) * g.padded_w, b, count
     cdef bint want_bias = bias_diff.shape[0] > 0
     cdef real *acc
     cdef real *plane
@@ -162,17 +189,23 @@ def depthwise_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1]
     if not (want_weights or want_bias):
         return
     k = outputs // channels
-    # The padded plane's borders and the pitched top's columns past out_w stay 0.
-    _zero_rows(scratch, padded + g.out_h * g.padded_w)
+    # The padded planes' borders and the pitched tops' other values stay 0.
+    _zero_rows(scratch, stacked + pitched)
     for o in prange(outputs, nogil=True, schedule='dynamic'):
         plane = &scratch[omp_get_thread_num(), 0]
-        acc = plane + padded + g.out_h * g.padded_w
+        acc = plane + stacked + pitched
         memset(acc, 0, (width + taps * g.out_w) * sizeof(real))
-        for n in range(num):
+        n = 0
+        while n < num:
+            count = min(st.images, num - n)
             if want_weights:
-                _pad_plane(&images[n, o // k, 0, 0], &g, plane)
-            _weight_lanes(plane, &rows[n, o, 0], acc, acc + taps * LANES if want_bias else NULL,
-                          want_weights, &g, plane + padded, acc + width)
+                for b in range(count):
+                    _pad_plane(&images[n + b, o // k, 0, 0], &g,
+                               plane + b * st.block * g.padded_w)
+            _weight_lanes(plane, &rows[n, o, 0], outputs * g.out_h * g.out_w, count, acc,
+                          acc + taps * LANES if want_bias else NULL, want_weights, &g, &st,
+                          plane + stacked, acc + width)
+            n = n + count
         if want_weights and not _flat_weights(&g):
             _fold_columns(acc + width, acc, &g)
         if want_weights:

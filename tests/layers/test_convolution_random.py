@@ -338,16 +338,20 @@ def test_random_depthwise_cases_cover_the_kernels_paths():
 
 # MobileNet's depthwise shapes, scaled down: 3x3 pad 1 stride 1 and 2, rows long enough for the
 # weight gradient's per-column sums (stride 2, 35 outputs wide), a plane long enough for its
-# nine taps in one pass (stride 1, 40x9 outputs) with a multiplier of 2.
+# nine taps in one pass (stride 1, 40x9 outputs) with a multiplier of 2, more images than the
+# weight gradient stacks in one pass (20 padded 40x40 planes), and stacked planes whose padded
+# height (15) is rounded up to the stride.
 MOBILENET = [Case('Convolution', 'num_output: %d kernel_size: 3 pad: 1 stride: %d group: %d '
                   'bias_term: false' % (outputs, stride, group), shape, (3, 3), (stride,) * 2,
                   (1, 1), (1, 1), group, dtype)
              for outputs, stride, group, shape, dtype in [
                  (3, 1, 3, (2, 3, 7, 7), np.float32), (4, 2, 4, (2, 4, 14, 14), np.float32),
-                 (2, 2, 2, (3, 2, 6, 70), np.float64), (4, 1, 2, (2, 2, 40, 9), np.float64)]]
+                 (2, 2, 2, (3, 2, 6, 70), np.float64), (4, 1, 2, (2, 2, 40, 9), np.float64),
+                 (2, 1, 2, (23, 2, 38, 38), np.float64), (3, 2, 3, (3, 3, 13, 11), np.float64)]]
 
 
-@pytest.mark.parametrize('case', MOBILENET, ids=['7x7', '14x14-s2', 'long-rows-s2', 'k2'])
+@pytest.mark.parametrize('case', MOBILENET, ids=['7x7', '14x14-s2', 'long-rows-s2', 'k2',
+                                                 'stacked-twice', 'stacked-s2'])
 def test_mobilenet_depthwise_shapes(case, guarded_scratch, monkeypatch):
     layer = run_case(case, 'auto', guarded_scratch, monkeypatch)
     assert layer.lowering == workspace.Lowering('direct', 'direct', 'direct')
