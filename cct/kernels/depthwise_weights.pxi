@@ -2,8 +2,9 @@
 # uses): per tap, running sums of the top's values times what the tap read, kept in LANES lanes.
 
 # Images per flat pass of the weight gradient: small planes (MobileNet's 7x7 and 14x14) are stacked
-# one under the other, up to this many values, so that each tap is one long pass, not one per image.
-DEF STACK_VALUES = 32768
+# one under the other, up to this many values (two L1-sized buffers of them with the tops: more
+# measured no faster), so that each tap is one long pass, not one per image.
+DEF STACK_VALUES = 4096
 
 
 cdef struct Stack:

@@ -339,7 +339,7 @@ def test_random_depthwise_cases_cover_the_kernels_paths():
 # MobileNet's depthwise shapes, scaled down: 3x3 pad 1 stride 1 and 2, rows long enough for the
 # weight gradient's per-column sums (stride 2, 35 outputs wide), a plane long enough for its
 # nine taps in one pass (stride 1, 40x9 outputs) with a multiplier of 2, more images than the
-# weight gradient stacks in one pass (20 padded 40x40 planes), and stacked planes whose padded
+# weight gradient stacks in one pass (2 padded 40x40 planes), and stacked planes whose padded
 # height (15) is rounded up to the stride.
 MOBILENET = [Case('Convolution', 'num_output: %d kernel_size: 3 pad: 1 stride: %d group: %d '
                   'bias_term: false' % (outputs, stride, group), shape, (3, 3), (stride,) * 2,
