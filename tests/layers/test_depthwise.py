@@ -2,9 +2,14 @@
 their gradients against finite differences, their numbers against the GEMM lowerings' (Caffe's
 computation) and their argument checks. tests/layers/test_convolution_random.py runs them over
 random geometries against a direct convolution, guarded."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+import cct
 from cct import kernels, workspace
 from cct.testing import make_layer
 from cct.testing.gradcheck import GradientChecker
@@ -96,6 +101,45 @@ def test_float32_numbers_are_the_lowerings_up_to_rounding(params, shape, monkeyp
     assert 'direct' not in lowering
     for name, a, b in zip(['top', 'bottom diff', 'weight diff', 'bias diff'], direct, gemm):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max(), err_msg=name)
+
+
+THREADS_CHILD = '''
+import hashlib
+import numpy as np
+from cct import rng
+from cct.testing import make_layer
+rng.set_random_seed(11)    # the fillers' draws
+digest = hashlib.sha256()
+for params, shape in [('num_output: 16 kernel_size: 3 pad: 1 group: 8', (5, 8, 14, 13)),
+                      ('num_output: 8 kernel_size: 3 pad: 1 stride: 2 group: 8', (3, 8, 13, 40)),
+                      ('num_output: 6 kernel_size: 3 pad: 3 stride: 2 group: 6', (2, 6, 9, 9))]:
+    layer, bottom, top = make_layer('type: "Convolution" convolution_param { %s weight_filler { '
+                                    'type: "gaussian" } bias_filler { type: "gaussian" } }'
+                                    % params, [shape], dtype=np.float32, seed=3)
+    assert layer.lowering.forward == 'direct'
+    layer.forward(bottom, top)
+    top[0].diff[...] = np.random.default_rng(4).standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    for array in (top[0].data, bottom[0].diff, layer.blobs[0].diff, layer.blobs[1].diff):
+        digest.update(np.ascontiguousarray(array).tobytes())
+print(digest.hexdigest())
+'''
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """Forward, data, weight and bias gradients bit for bit the same with 1 and 3 threads
+    (every plane and every output channel's sums belong to one thread), with stride 1, 2 (long
+    rows: per-column weight sums) and padding beyond the kernel's reach (the scattered data
+    gradient)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cct.__file__)))
+    digests = []
+    for threads in ('1', '3'):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, PYTHONPATH=root)
+        result = subprocess.run([sys.executable, '-c', THREADS_CHILD], env=env, timeout=120,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        digests.append(result.stdout.strip())
+    assert digests[0] == digests[1]
 
 
 def test_kernels_check_their_arguments():
