@@ -1,7 +1,8 @@
-"""Per-layer time of a net's depthwise convolutions (MobileNet v1's and v2's by default): forward, data
-gradient and weight gradient of each distinct depthwise layer at the training batch, through cct's
-direct kernels and through the lowering Caffe's GEMM per channel takes (CCT_DEPTHWISE=0), and
-PyTorch's depthwise conv2d on the same shape when torch is installed.
+"""Per-layer time of a net's depthwise convolutions (MobileNet v1's and v2's by default).
+
+Forward and backward of each distinct depthwise layer at the training batch, through cct's direct
+kernels and through the lowering Caffe's GEMM per channel takes (CCT_DEPTHWISE=0), and PyTorch's
+depthwise conv2d on the same shape when torch is installed.
 
 The layers are built one at a time from the prototxt's shapes (the net at batch 1 gives them) and
 timed in this one process, float32, each figure the fastest of --repeats runs; the backward column

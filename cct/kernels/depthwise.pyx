@@ -1,5 +1,5 @@
-"""Depthwise convolutions (every group one image-side channel: MobileNet's 3x3s) as direct loops over the
-planes, instead of the lowering's one tiny GEMM per channel.
+"""Depthwise convolutions (each group one image-side channel: MobileNet's 3x3s) as direct loops over
+the planes, instead of the lowering's one tiny GEMM per channel.
 
 In the plan's terms (cct/devices/plans.py) a depthwise product has ``group == image_channels``:
 image channel c feeds the ``k = col_channels / group`` column-side channels c*k .. c*k+k-1 (the

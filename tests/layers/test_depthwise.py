@@ -1,7 +1,8 @@
-"""Depthwise convolutions on the CPU: when the plan takes the direct kernels (cct/kernels/depthwise.pyx),
-their gradients against finite differences, their numbers against the GEMM lowerings' (Caffe's
-computation) and their argument checks. tests/layers/test_convolution_random.py runs them over
-random geometries against a direct convolution, guarded."""
+"""Depthwise convolutions on the CPU: when the plan takes the direct kernels (depthwise.pyx), their
+gradients against finite differences, their numbers against the GEMM lowerings' (Caffe's
+computation), their independence of the thread count and their argument checks.
+tests/layers/test_convolution_random.py runs them over random geometries against a direct
+convolution, guarded."""
 import os
 import subprocess
 import sys
