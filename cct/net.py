@@ -19,6 +19,7 @@ from cct.devices.synced import SyncedMemory
 from cct.errors import (CctError, DeviceError, NetError, OutOfMemoryError, ParseError,
                         WeightsError)
 from cct.io.blobproto import blobproto_to_array, has_legacy_shape, proto_shape
+from cct.layers import fusion
 from cct.layers.base import layer_class
 from cct.log import logger
 from cct.netgraph import diff_sharing_groups, filter_net, insert_splits
@@ -167,6 +168,8 @@ class Net(PycaffeNetMixin):
         self.share_weights()
         self._diffs_shared = False
         self._share_diffs()
+        self.fused_pairs = fusion.plan(self)
+        self._fused_scales = {j: i for i, j in self.fused_pairs.items()}
         logger.info('Network initialization done.')
 
     def _append_top(self, layer, layer_param, top_id, blob_name, blob_index):
@@ -330,23 +333,42 @@ class Net(PycaffeNetMixin):
         """Run layers ``start``..``end`` (inclusive) forward; return the summed weighted loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
-        for i in range(start, end + 1):
+        # Fused pairs (cct/layers/fusion.py) only when no callback watches layer by layer.
+        pairs = {} if self._before_forward or self._after_forward else self.fused_pairs
+        i = start
+        while i <= end:
             for callback in self._before_forward:
                 callback(i)
             try:
-                loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
+                j = pairs.get(i)
+                if j is not None and j <= end:
+                    fusion.forward(self, i, j)
+                    i = j
+                else:
+                    loss += self.layers[i].run_forward(self.bottom_vecs[i], self.top_vecs[i])
             except (ValueError, ArithmeticError, MemoryError) as e:
                 self._name_failure(i, e, 'forward')
             for callback in self._after_forward:
                 callback(i)
+            i += 1
         return loss
 
     def backward_from_to(self, start=None, end=0):
         """Run layers ``start`` down to ``end`` backward, skipping layers that need no gradient."""
         start = len(self.layers) - 1 if start is None else start
-        for i in range(start, end - 1, -1):
+        scales = {} if self._before_backward or self._after_backward else self._fused_scales
+        i = start
+        while i >= end:
             for callback in self._before_backward:
                 callback(i)
+            k = scales.get(i)
+            if k is not None and k >= end and fusion.backward_ready(self, k, i):
+                try:
+                    fusion.backward(self, k, i)
+                except (ValueError, ArithmeticError, MemoryError) as e:
+                    self._name_failure(k, e, 'backward')
+                i = k - 1
+                continue
             if self.layer_need_backward[i]:
                 try:
                     self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
@@ -355,6 +377,7 @@ class Net(PycaffeNetMixin):
                     self._name_failure(i, e, 'backward')
             for callback in self._after_backward:
                 callback(i)
+            i -= 1
 
     _forward = forward_from_to
     _backward = backward_from_to

@@ -99,6 +99,19 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
                     else gemm)
 
 
+# Depthwise products under 'auto' take the direct kernels (cct/kernels/depthwise.pyx);
+# CCT_DEPTHWISE=0 lowers them as any other group (the GEMM per channel Caffe runs), for comparisons.
+DEPTHWISE = os.environ.get('CCT_DEPTHWISE', '1') != '0'
+
+
+def depthwise(image_channels, group):
+    """Whether a product whose ``group``s each read one of ``image_channels`` channels runs the
+    direct depthwise kernels: under the 'auto' policy (a forced lowering applies to every layer),
+    unless CCT_DEPTHWISE=0, and not for one group (a single-channel input such as LeNet's, where
+    the tuned lowerings stay)."""
+    return DEPTHWISE and LOWERING == 'auto' and group > 1 and group == image_channels
+
+
 def scratch(purpose, shape, dtype):
     """A C-contiguous array of ``shape`` for ``purpose``, reusing (and growing) one flat buffer.
 

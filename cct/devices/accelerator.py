@@ -10,7 +10,7 @@ fills and solver updates in accelerator_updates.py. The OpenCL tests in CI run a
 """
 import numpy as np
 
-from cct.devices import accelerator_ops, accelerator_updates
+from cct.devices import accelerator_ops, accelerator_updates, composed_norm
 from cct.devices.base import UNARY_OPS, Device
 from cct.errors import DeviceError
 from cct.kernels.gpu.launch import check_count
@@ -27,7 +27,8 @@ def _int(value):
     return np.int32(value)
 
 
-class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMixin, Device):
+class AcceleratorDevice(accelerator_ops.OpsMixin, accelerator_updates.UpdatesMixin,
+                        composed_norm.ComposedNormMixin, Device):
     """An accelerator's primitives over the kernel ``runtime`` its subclass opens and passes in."""
 
     host = False

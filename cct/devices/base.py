@@ -211,6 +211,33 @@ class Device:
         BatchNorm (an accelerator may still sum wider)."""
         raise NotImplementedError(self._missing('channel_sum'))
 
+    # ---------------------------------------------------------------- BatchNorm (+ Scale)
+    def batch_norm_statistics(self, x, mean, variance, inner):
+        """``x`` viewed as (outer, len(mean), inner): ``mean[c]`` and ``variance[c]`` = the mean
+        and the biased variance (centred sum of squares / count) of channel c's values, in the
+        dtype (CPU: one pass, per-plane centred sums combined exactly; cct/kernels/channel.pyx)."""
+        raise NotImplementedError(self._missing('batch_norm_statistics'))
+
+    def batch_norm_forward(self, x, mean, std, out, inner, scale=None, bias=None,
+                           normalised=None):
+        """``x`` as (outer, len(mean), inner): ``t = (x - mean[c]) / std[c]``; ``normalised = t``
+        when given; ``out = t * scale[c] + bias[c]`` (each factor when given), every operation
+        rounded to the dtype in this order (BatchNorm then an in-place Scale, fused). ``out`` may
+        be ``x``; ``normalised`` aliases neither."""
+        raise NotImplementedError(self._missing('batch_norm_forward'))
+
+    def batch_norm_backward(self, top_diff, source, mean, std, sums, inner, recompute=False,
+                            scale=None, scaled_diff=None, bottom_diff=None, global_stats=False):
+        """BatchNorm's gradient, after an in-place Scale's when ``scale`` is given. With
+        ``dz = top_diff``, ``dy = dz * scale[c]`` (or dz) and ``xn = source``, or
+        ``(source - mean) / std`` rounded as the forward when ``recompute`` (source is then the
+        bottom data): ``sums`` (4 * channels) gets, per channel, sum dz, sum dz*xn, sum dy,
+        sum dy*xn (summed in the dtype on the CPU); dy is written into ``scaled_diff`` when given
+        (it may be ``top_diff``); when ``bottom_diff`` is given it gets
+        ``((xn * sums[3] + sums[2]) * (-1/m) + dy) / std`` (m values per channel), or
+        ``dy / std`` with ``global_stats``. ``bottom_diff`` may be ``top_diff``."""
+        raise NotImplementedError(self._missing('batch_norm_backward'))
+
     # ---------------------------------------------------------------- neuron family
     def unary(self, op, x, out, **scalars):
         """``out = f(x)`` for ``op`` in ``UNARY_OPS`` with its named scalars (flat)."""

@@ -8,9 +8,9 @@ import os
 import numpy as np
 
 from cct import kernels, rng, workspace
-from cct.devices import cpu_conv, cpu_neurons, cpu_solvers, cpu_vision
+from cct.devices import cpu_conv, cpu_neurons, cpu_norm, cpu_solvers, cpu_vision
 from cct.devices.base import UNARY_OPS, Device
-from cct.kernels import elementwise
+from cct.kernels import channel, elementwise
 from cct.kernels.update import sgd_step
 
 FLT_MIN = np.finfo(np.float32).tiny
@@ -60,7 +60,7 @@ def kernel_blas():
                                          scipy_openblas32.get_library())
 
 
-class CPUDevice(Device):
+class CPUDevice(cpu_norm.NormMixin, Device):
     """numpy + Cython; arrays are host arrays, so Blob views need no syncing."""
 
     kind = 'cpu'
@@ -127,7 +127,10 @@ class CPUDevice(Device):
         np.multiply(_like(x, out), out.dtype.type(alpha), out=out)
 
     def mul(self, a, b, out):
-        np.multiply(_like(a, out), _like(b, out), out=out)
+        if a.size == b.size == out.size and _kernel_ready(out, a, b):
+            channel.multiply(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+        else:
+            np.multiply(_like(a, out), _like(b, out), out=out)
 
     def strided_copy(self, source, out, outer, count, source_stride, source_offset, out_stride,
                      out_offset, accumulate=False):
@@ -140,6 +143,9 @@ class CPUDevice(Device):
             dst[:, out_offset:out_offset + count] = part
 
     def channel_op(self, op, x, values, out, inner):
+        if x.size == out.size and _kernel_ready(out, x, values):
+            channel.channel_op(op, x.reshape(-1), values.reshape(-1), out.reshape(-1), inner)
+            return
         shape = (-1, values.size, inner)
         _CHANNEL_OPS[op](x.reshape(shape), values.reshape(1, -1, 1), out=out.reshape(shape))
 
@@ -180,6 +186,9 @@ class CPUDevice(Device):
                       out=out.reshape(rows))
 
     def channel_sum(self, x, out, inner, accumulate=True, wide=True):
+        if not wide and _kernel_ready(out, x):
+            channel.channel_sum(x.reshape(-1), out.reshape(-1), inner, accumulate)
+            return
         if not wide:
             sums = x.reshape(-1, out.size, inner).sum(axis=(0, 2)).reshape(out.shape)
         elif inner == 1:
@@ -343,6 +352,16 @@ class CPUDevice(Device):
 
 
 _CHANNEL_OPS = {'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': np.divide}
+
+
+def _kernel_ready(out, *inputs):
+    """Whether the channel kernels take these arrays: contiguous, of out's float type (numpy
+    handles the rest: mixed types, strided views)."""
+    dtype = out.dtype
+    if dtype != np.float32 and dtype != np.float64:
+        return False
+    return out.flags.c_contiguous and out.flags.writeable and all(
+        a.dtype == dtype and a.flags.c_contiguous for a in inputs)
 
 
 def _like(array, out):

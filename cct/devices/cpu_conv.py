@@ -10,14 +10,17 @@ each image and run one GEMM per kernel row on windows of that buffer (the *row l
 of the lowering traffic), or lay that buffer out in panels of one vector of output columns for
 cct's own register-blocked kernels (the *panel lowering*: no BLAS packing, all kernel rows summed
 in registers).
+Depthwise products (every group one image-side channel: MobileNet's) skip the lowering: under the
+'auto' policy they run cct/kernels/depthwise.pyx's direct loops over the planes (``direct``).
 """
 from cct import kernels, workspace
 from cct.devices.base import ConvPlan
 
 
 class CPUConvPlan(ConvPlan):
-    """A ConvPlan with the CPU's choices: ``lowering`` (a ``workspace.Lowering``: full, rows or
-    panels per product), the CcT ``partition`` and, for panels, the kernels' ``panel_sizes``."""
+    """A ConvPlan with the CPU's choices: ``lowering`` (a ``workspace.Lowering``: full, rows,
+    panels or, for depthwise products, direct), the CcT ``partition`` and, for panels, the
+    kernels' ``panel_sizes``."""
 
 
 def plan(num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad, stride, dilation,
@@ -39,6 +42,8 @@ def plan(num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad
                                            image_channels // group * p.kernel[1],
                                            col_channels // group, p.col_hw, p.panel_sizes)
     p.weight_count = col_channels * p.col_rows // group
+    if workspace.depthwise(image_channels, group):
+        p.lowering = workspace.Lowering('direct', 'direct', 'direct')
     return p
 
 
@@ -49,6 +54,11 @@ def _panel_scratch(p, purpose, values):
 def _packed_weights(p):
     size = max(p.panel_sizes['forward_weights'], p.panel_sizes['backward_weights'])
     return workspace.scratch('packed_weights', (p.group * size,), p.dtype)
+
+
+def _depthwise_scratch(p):
+    return workspace.scratch('col', (kernels.max_threads(), kernels.depthwise_scratch(
+        p.geometry(), p.image_hw[0], p.image_hw[1])), p.dtype)
 
 
 def _scratch(p, method):
@@ -65,7 +75,9 @@ def _scratch(p, method):
 
 def forward(p, images, weights, bias, out):
     """out = W * im2col(images) (+ bias) over every partition (Caffe's forward_cpu_gemm)."""
-    if p.lowering.forward == 'panels':
+    if p.lowering.forward == 'direct':
+        kernels.depthwise_forward(images, weights, bias, out, p.geometry(), _depthwise_scratch(p))
+    elif p.lowering.forward == 'panels':
         kernels.panel_forward(images, weights, bias, out, p.geometry(), p.group,
                               _panel_scratch(p, 'col', p.panel_sizes['r']), _packed_weights(p))
     elif p.lowering.forward == 'rows':
@@ -78,7 +90,11 @@ def forward(p, images, weights, bias, out):
 
 def backward_data(p, rows, weights, bias, images):
     """images = col2im(W^T * rows) (+ bias per image-side channel) (Caffe's backward_cpu_gemm)."""
-    if p.lowering.data == 'panels':
+    if p.lowering.data == 'direct':
+        kernels.depthwise_backward_data(rows, weights, bias, images, p.geometry(),
+                                        workspace.scratch('flipped_weights', (weights.size,),
+                                                          p.dtype), _depthwise_scratch(p))
+    elif p.lowering.data == 'panels':
         kernels.panel_backward_data(rows, weights, bias, images, p.geometry(), p.group,
                                     _panel_scratch(p, 'panel_top', p.panel_sizes['top']),
                                     _panel_scratch(p, 'panel_dr', p.panel_sizes['dr']),
@@ -99,6 +115,10 @@ def backward_weights(p, images, rows, weight_diff, bias_diff):
     if not want_weights:
         weight_diff = workspace.scratch('unused_weight_diff', (p.col_channels, p.weight_count //
                                                                p.col_channels), p.dtype)
+    if p.lowering.weights == 'direct':
+        kernels.depthwise_weight_grad(images, rows, weight_diff, bias_diff, want_weights,
+                                      p.geometry(), _depthwise_scratch(p))
+        return
     sums = 0
     if want_weights:
         sums = (p.group * p.panel_sizes['weight_sums'] if p.lowering.weights == 'panels'

@@ -14,6 +14,13 @@ Rules that are easy to get wrong:
 * The backward in TRAIN differentiates through the batch statistics; with global statistics it is
   dy / sqrt(var + eps).
 * Caffe's LayerSetUp takes 1 channel for a 1-axis bottom but then fails in Reshape; cct accepts it.
+
+What cct keeps for the backward is per channel where it can be (mean and std), not Caffe's x_norm
+and temp blobs of the input's size: the net tells the layer (``recompute``) when its bottom stays
+intact until the backward, which then recomputes x_norm from it exactly as the forward rounded it;
+otherwise the layer keeps x_norm (a later in-place layer overwrites its top). A Scale running in
+place on the top right after it is fused at net build (cct/layers/fusion.py): one pass
+for the statistics and one writing Scale's output, and backward likewise, with Caffe's numbers.
 """
 import numpy as np
 
@@ -25,8 +32,8 @@ from cct.proto import caffe_pb2
 class BatchNormLayer(Layer):
     num_bottom = 1
     num_top = 1
-    primitives = ('channel_op', 'channel_sum', 'mul', 'scale', 'axpby', 'copy', 'to_host',
-                  'from_host', 'scratch', 'empty')
+    primitives = ('batch_norm_statistics', 'batch_norm_forward', 'batch_norm_backward',
+                  'channel_op', 'axpby', 'copy', 'to_host', 'from_host', 'scratch', 'empty')
 
     def setup(self, bottom, top):
         param = self.param.batch_norm_param
@@ -49,7 +56,18 @@ class BatchNormLayer(Layer):
                           '(param %d has lr_mult %g; it must be 0)'
                           % (i, self.param.param[i].lr_mult))
         self.std = np.zeros(self.channels, self.dtype)
-        self.x_norm = None
+        self.device_mean = self.device.zeros((self.channels,), self.dtype)
+        self.device_variance = self.device.zeros((self.channels,), self.dtype)
+        self.device_std = self.device.from_host(self.std)
+        # Set by the net (cct.layers.fusion): the bottom stays intact until backward, so x_norm is
+        # recomputed from it; whether any backward will need x_norm; the Scale fused in, if any.
+        self.recompute = False
+        self.backward_runs = True   # False in a net that never runs this layer's backward
+        self.scale_layer = None
+        self.x_norm = None          # x_norm, kept when it cannot be recomputed (allocated lazily)
+        self.source = None          # the bottom blob the last forward read (for a recompute)
+        self.fused = False          # whether the last forward ran the Scale too
+        self._recomputed_last = True
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -59,49 +77,84 @@ class BatchNormLayer(Layer):
         top[0].reshape(shape)
         self.num = shape[0]
         self.inner = bottom[0].count // max(self.num * self.channels, 1)
-        if self.x_norm is None or self.x_norm.shape != shape:
-            # The normalised output is kept because a later in-place layer may overwrite the top.
-            self.x_norm = self.device.empty(shape, self.dtype)
 
-    def _channel_sums(self, values, purpose):
-        """Per-channel sums of (num, channels, inner) ``values`` in the dtype, on the device."""
-        sums = self.device.scratch(purpose, (self.channels,), self.dtype)
-        self.device.channel_sum(values, sums, self.inner, accumulate=False, wide=False)
-        return sums
-
-    def forward(self, bottom, top):
+    def _statistics(self, x):
+        """The mean and std per channel (device arrays) for this forward, updating the running
+        sums in TRAIN."""
         device = self.device
-        x, y = bottom[0].dev_data, top[0].dev_data
         dtype = self.dtype.type
         if self.use_global_stats:
             normaliser = self.blobs[2].data[0]
             factor = dtype(0) if normaliser == 0 else dtype(1) / normaliser
-            mean = factor * self.blobs[0].data
+            device.from_host(factor * self.blobs[0].data, self.device_mean)
             variance = factor * self.blobs[1].data
         else:
-            per_channel = self.num * self.inner
+            device.batch_norm_statistics(x, self.device_mean, self.device_variance, self.inner)
             # The per-channel statistics are a few values: they are finished on the host.
-            mean = device.to_host(self._channel_sums(x, 'batch_norm_sums')) / dtype(per_channel)
-        device.channel_op('sub', x, device.from_host(mean), y, self.inner)
-        if not self.use_global_stats:
-            squares = device.scratch('batch_norm', y.shape, self.dtype)
-            device.mul(y, y, squares)
-            variance = device.to_host(self._channel_sums(squares, 'batch_norm_sums')) / \
-                dtype(per_channel)
+            mean = device.to_host(self.device_mean)
+            variance = device.to_host(self.device_variance)
             fraction = self.moving_average_fraction
             self.blobs[2].data[0] = self.blobs[2].data[0] * fraction + 1
             self.blobs[0].data[...] *= fraction
             self.blobs[0].data[...] += mean
             # The running variance is the unbiased estimate, m/(m-1) times the batch variance.
-            count = bottom[0].count // self.channels
+            count = x.size // self.channels
             correction = dtype(count) / dtype(count - 1) if count > 1 else dtype(1)
             self.blobs[1].data[...] *= fraction
             self.blobs[1].data[...] += correction * variance
         np.add(variance, self.eps, out=self.std)
         np.sqrt(self.std, out=self.std)
-        self.device_std = device.from_host(self.std)
-        device.channel_op('div', y, self.device_std, y, self.inner)
-        device.copy(y, self.x_norm)
+        device.from_host(self.std, self.device_std)
+
+    def _keep(self, bottom, top, needed):
+        """Where the forward writes x_norm for the backward: None when it is recomputed from the
+        bottom (or not needed), else the layer's own buffer."""
+        self.source = bottom[0]
+        if not needed or (self.recompute and top[0] is not bottom[0]):
+            return None
+        if self.x_norm is None or self.x_norm.shape != bottom[0].shape:
+            self.x_norm = None
+            self.x_norm = self.device.empty(bottom[0].shape, self.dtype)
+        return self.x_norm
+
+    def normalised(self):
+        """x_norm of the last forward as a device array: kept, or recomputed from the bottom (a
+        fused Scale's own backward reads it when the pair's backward runs unfused)."""
+        source, recompute = self._source()
+        if not recompute:
+            return source
+        out = self.device.scratch('batch_norm_normalised', source.shape, self.dtype)
+        self.device.batch_norm_forward(source, self.device_mean, self.device_std, out, self.inner)
+        return out
+
+    def forward(self, bottom, top):
+        self._statistics(bottom[0].dev_data)
+        # With global statistics BatchNorm's own backward needs no x_norm.
+        keep = self._keep(bottom, top, self.backward_runs and not self.use_global_stats)
+        self._recomputed_last = keep is None
+        self.device.batch_norm_forward(bottom[0].dev_data, self.device_mean, self.device_std,
+                                       top[0].dev_data, self.inner, normalised=keep)
+        self.fused = False
+
+    def forward_fused(self, bottom, top, scale_top):
+        """This layer and its fused Scale (in place on ``top``) forward: one statistics pass, one
+        pass writing the Scale's output into ``scale_top``."""
+        scale = self.scale_layer
+        self._statistics(bottom[0].dev_data)
+        keep = self._keep(bottom, top, self.backward_runs)
+        self._recomputed_last = keep is None
+        bias = scale.blobs[-1].dev_data.reshape(-1) if scale.bias_term else None
+        self.device.batch_norm_forward(bottom[0].dev_data, self.device_mean, self.device_std,
+                                       scale_top[0].dev_data, self.inner,
+                                       scale=scale.blobs[0].dev_data.reshape(-1), bias=bias,
+                                       normalised=keep)
+        self.fused = True
+
+    def _source(self):
+        """What the backward reads x_norm from: (the bottom data, True) or (x_norm, False)."""
+        if self._recomputed_last:
+            return self.source.dev_data, True
+        return self.x_norm, False
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -111,16 +164,36 @@ class BatchNormLayer(Layer):
         if self.use_global_stats:
             device.channel_op('div', dy, self.device_std, dx, self.inner)
             return
-        # dx = (dy - mean(dy) - mean(dy*y)*y) / sqrt(var + eps), the means per channel. Both sums
-        # are taken before dx is written, since in-place dx is dy.
-        y = self.x_norm
-        work = device.scratch('batch_norm', y.shape, self.dtype)
-        device.mul(y, dy, work)
-        sum_dy_y = self._channel_sums(work, 'batch_norm_sums')
-        sum_dy = self._channel_sums(dy, 'batch_norm_sums_2')
-        device.channel_op('mul', y, sum_dy_y, work, self.inner)
-        device.channel_op('add', work, sum_dy, work, self.inner)
-        device.scale(work, -1.0 / (self.num * self.inner), work)
-        device.axpby(1.0, dy, 1.0, work)
-        device.copy(work, dx)
-        device.channel_op('div', dx, self.device_std, dx, self.inner)
+        source, recompute = self._source()
+        sums = device.scratch('batch_norm_sums', (4 * self.channels,), self.dtype)
+        device.batch_norm_backward(dy, source, self.device_mean, self.device_std, sums,
+                                   self.inner, recompute=recompute, bottom_diff=dx)
+
+    def backward_fused(self, top, propagate_down, bottom, scale_top, scale_propagate_down):
+        """The fused Scale's backward and then this layer's: dz is ``scale_top``'s diff (which is
+        ``top``'s, in place); the Scale's param gradients as its backward gives them, dy left in the
+        top's diff where the Scale propagates down and BatchNorm's gradient does not overwrite it,
+        and dx when ``propagate_down[0]``."""
+        device = self.device
+        scale = self.scale_layer
+        dz = scale_top[0].dev_diff
+        dx = bottom[0].dev_diff if propagate_down[0] else None
+        in_place = bottom[0] is top[0]
+        scaled_diff = dz if scale_propagate_down[0] and not (dx is not None and in_place) \
+            else None
+        source, recompute = self._source()
+        sums = device.scratch('batch_norm_sums', (4 * self.channels,), self.dtype)
+        device.batch_norm_backward(dz, source, self.device_mean, self.device_std, sums,
+                                   self.inner, recompute=recompute,
+                                   scale=scale.blobs[0].dev_data.reshape(-1),
+                                   scaled_diff=scaled_diff, bottom_diff=dx,
+                                   global_stats=self.use_global_stats)
+        channels = self.channels
+        if scale.bias_term and scale.param_propagate_down[-1]:
+            device.axpby(1.0, sums[:channels], 1.0, scale.blobs[-1].dev_diff.reshape(-1))
+        if scale.param_propagate_down[0]:
+            diff = scale.blobs[0].dev_diff.reshape(-1)
+            if scale.overwrites_diff():
+                device.copy(sums[channels:2 * channels], diff)
+            else:
+                device.axpby(1.0, sums[channels:2 * channels], 1.0, diff)

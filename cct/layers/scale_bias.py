@@ -126,6 +126,7 @@ class ScaleLayer(_BroadcastLayer):
             specs.append((self.operand_shape(bottom, num_axes), param.bias_filler))
         self.make_param_blobs(specs)
         self.bottom_copy = None
+        self.batch_norm = None   # the BatchNorm this layer is fused into (cct.layers.fusion)
 
     def _scale(self, bottom):
         return bottom[1] if len(bottom) > 1 else self.blobs[0]
@@ -137,13 +138,20 @@ class ScaleLayer(_BroadcastLayer):
             self.fail('bias shape %s differs from scale shape %s'
                       % (self.blobs[-1].shape, scale.shape))
         top[0].reshape(bottom[0].shape)
-        if top[0] is bottom[0] and (self.bottom_copy is None
-                                    or self.bottom_copy.shape != bottom[0].shape):
-            self.bottom_copy = self.device.empty(bottom[0].shape, self.dtype)
+
+    def overwrites_diff(self):
+        """Caffe's inconsistency, kept: these shapes overwrite the learned scale's diff."""
+        return self.outer == 1 and (self.inner == 1 or self.dim > 1)
 
     def forward(self, bottom, top):
         device = self.device
+        if self.batch_norm is not None:
+            self.batch_norm.fused = False   # this forward's bottom is what backward reads
         if top[0] is bottom[0]:
+            # Allocated here, not at reshape: a Scale fused into a BatchNorm never needs it.
+            if self.bottom_copy is None or self.bottom_copy.shape != bottom[0].shape:
+                self.bottom_copy = None
+                self.bottom_copy = device.empty(bottom[0].shape, self.dtype)
             device.copy(bottom[0].dev_data, self.bottom_copy)
         y = top[0].dev_data
         device.channel_op('mul', bottom[0].dev_data, self._scale(bottom).dev_data.reshape(-1), y,
@@ -159,12 +167,13 @@ class ScaleLayer(_BroadcastLayer):
         learned = len(bottom) == 1
         scale = self._scale(bottom)
         if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
-            x = self.bottom_copy if top[0] is bottom[0] else bottom[0].dev_data
+            if self.batch_norm is not None and self.batch_norm.fused:
+                x = self.batch_norm.normalised()   # the fused forward kept no bottom copy
+            else:
+                x = self.bottom_copy if top[0] is bottom[0] else bottom[0].dev_data
             product = device.scratch('scale', dy.shape, self.dtype)
             device.mul(dy, x, product)
-            # Caffe's inconsistency, kept: these shapes overwrite the learned scale's diff.
-            overwrite = self.outer == 1 and (self.inner == 1 or self.dim > 1)
-            self.reduce_into(product, scale, accumulate=learned and not overwrite)
+            self.reduce_into(product, scale, accumulate=learned and not self.overwrites_diff())
         if propagate_down[0]:
             device.channel_op('mul', dy, scale.dev_data.reshape(-1), bottom[0].dev_diff,
                               self.inner)

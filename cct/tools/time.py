@@ -2,7 +2,10 @@
 
 Logs Caffe's lines (initial pass, per-iteration forward-backward times, per-layer averages, totals)
 and then what Caffe does not show: the time of one SGD update (momentum 0.9, weight decay 5e-4) over
-the net's learnable params, and every layer and the update ranked by share of an iteration. As in
+the net's learnable params, and every layer and the update ranked by share of an iteration, with how
+busy the cores were meanwhile (process CPU time / wall time, of the kernels' thread count), so that
+a pass running on one core stands out. A BatchNorm and the Scale the net fuses into it
+(cct/layers/fusion.py) run as the net runs them, timed as one under the BatchNorm's name. As in
 Caffe, every layer's backward is called with its bottom_need_backward flags (none is skipped), and
 the net is assumed to take no external input. On an accelerator (``--gpu N``) the device is
 synchronised around each layer and the update, so each time is the device's work for it, as
@@ -11,7 +14,9 @@ Caffe's CUDA timer events measure.
 import logging
 import time
 
+from cct import kernels
 from cct.errors import CctError
+from cct.layers import fusion
 from cct.log import logger
 from cct.net import Net
 from cct.proto import caffe_pb2
@@ -56,36 +61,54 @@ def run(args):
     solver = _update_solver(net)
     layers, bottoms, tops = net.layers, net.bottom_vecs, net.top_vecs
     forward_times, backward_times = [0.0] * len(layers), [0.0] * len(layers)
-    forward_total = backward_total = update_total = 0.0
-    clock = time.perf_counter
+    cpu_times = [0.0] * len(layers)
+    forward_total = backward_total = update_total = update_cpu = 0.0
+    clock, cpu_clock = time.perf_counter, time.process_time
     sync = net.device.synchronize
+    pairs = net.fused_pairs
+    scales = {j: i for i, j in pairs.items()}
     logger.info('*** Benchmark begins ***')
     logger.info('Testing for %d iterations.', args.iterations)
     total_start = clock()
     for j in range(args.iterations):
         iteration_start = clock()
-        for i, layer in enumerate(layers):
+        i = 0
+        while i < len(layers):
             sync()
-            start = clock()
-            layer.run_forward(bottoms[i], tops[i])
+            start, cpu_start = clock(), cpu_clock()
+            if i in pairs:
+                fusion.forward(net, i, pairs[i])
+            else:
+                layers[i].run_forward(bottoms[i], tops[i])
             sync()
             forward_times[i] += clock() - start
+            cpu_times[i] += cpu_clock() - cpu_start
+            i = pairs.get(i, i) + 1
         forward_total += clock() - iteration_start
         backward_start = clock()
-        for i in range(len(layers) - 1, -1, -1):
+        i = len(layers) - 1
+        while i >= 0:
             sync()
-            start = clock()
-            layers[i].backward(tops[i], net.bottom_need_backward[i], bottoms[i])
+            start, cpu_start = clock(), cpu_clock()
+            k = scales.get(i)
+            if k is not None and fusion.backward_ready(net, k, i):
+                fusion.backward(net, k, i)
+            else:
+                k = i
+                layers[i].backward(tops[i], net.bottom_need_backward[i], bottoms[i])
             sync()
-            backward_times[i] += clock() - start
+            backward_times[k] += clock() - start
+            cpu_times[k] += cpu_clock() - cpu_start
+            i = k - 1
         backward_total += clock() - backward_start
         logger.info('Iteration: %d forward-backward time: %s ms.', j + 1,
                     cpp_float((clock() - iteration_start) * 1e3))
         sync()
-        start = clock()
+        start, cpu_start = clock(), cpu_clock()
         solver.apply_update()
         sync()
         update_total += clock() - start
+        update_cpu += cpu_clock() - cpu_start
     total = clock() - total_start - update_total
     n = max(args.iterations, 1)
 
@@ -101,17 +124,31 @@ def run(args):
     logger.info('Total Time: %s ms.', cpp_float(total * 1e3))
     logger.info('Average Update (SGD, momentum 0.9, weight decay 0.0005, %d learnable blobs): '
                 '%s ms.', len(net.learnable_params), ms(update_total))
-    _log_ranking(net, forward_times, backward_times, update_total, n)
+    _log_ranking(net, forward_times, backward_times, cpu_times, update_total, update_cpu, n,
+                 scales)
     logger.info('*** Benchmark ends ***')
 
 
-def _log_ranking(net, forward_times, backward_times, update_total, n):
-    rows = [(f + b, '%s (%s)  [forward %.3f, backward %.3f]' % (name, layer.type, f * 1e3 / n,
-                                                                 b * 1e3 / n))
-            for name, layer, f, b in zip(net.layer_names, net.layers, forward_times,
-                                         backward_times)]
-    rows.append((update_total, 'solver update (SGD)'))
+def _log_ranking(net, forward_times, backward_times, cpu_times, update_total, update_cpu, n,
+                 fused):
+    threads = kernels.max_threads()
+    rows = []
+    for i, (name, layer, f, b) in enumerate(zip(net.layer_names, net.layers, forward_times,
+                                                backward_times)):
+        label = '%s (%s)  [forward %.3f, backward %.3f]' % (name, layer.type, f * 1e3 / n,
+                                                             b * 1e3 / n)
+        if i in fused:
+            label += '  fused into %s' % net.layer_names[fused[i]]
+        rows.append((f + b, cpu_times[i], label))
+    rows.append((update_total, update_cpu, 'solver update (SGD)'))
     whole = sum(row[0] for row in rows) or 1.0
-    logger.info('Where the time goes (per iteration, share of forward + backward + update):')
-    for spent, label in sorted(rows, reverse=True):
-        logger.info('%8.3f ms  %5.1f%%  %s', spent * 1e3 / n, 100.0 * spent / whole, label)
+    logger.info('Where the time goes (per iteration, share of forward + backward + update; cores: '
+                'process CPU time / wall time, of %d threads):', threads)
+    for spent, cpu, label in sorted(rows, key=lambda row: row[0], reverse=True):
+        cores = cpu / spent if spent else 0.0
+        logger.info('%8.3f ms  %5.1f%%  cores %4.2f/%d  %s', spent * 1e3 / n,
+                    100.0 * spent / whole, cores, threads, label)
+    single = sum(row[0] for row in rows if row[0] and row[1] / row[0] < 1.5 and threads > 1)
+    if threads > 1:
+        logger.info('Passes keeping under 1.5 cores busy: %.1f%% of the iteration.',
+                    100.0 * single / whole)

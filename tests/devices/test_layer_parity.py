@@ -21,6 +21,8 @@ CASES = {
                             'kernel_h: 3 kernel_w: 2 dilation: 2 pad: 1 weight_filler { '
                             'type: "gaussian" std: 0.3 } }', [(2, 2, 7, 6)], 1, None, {}),
     'deconvolution': ('type: "Deconvolution" ' + CONV % 2, [(2, 4, 3, 3)], 1, None, {}),
+    # Two channels in two groups (a multiplier of 2): the CPU's direct depthwise kernels.
+    'convolution_depthwise': ('type: "Convolution" ' + CONV % 2, [(2, 2, 6, 5)], 1, None, {}),
     'inner_product': ('type: "InnerProduct" inner_product_param { num_output: 5 weight_filler {'
                       ' type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 } }',
                       [(3, 2, 2, 3)], 1, None, {}),

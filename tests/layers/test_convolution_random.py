@@ -4,7 +4,9 @@ gradients, with guard values around every buffer a kernel touches (blobs and scr
 
 Random kernel, stride, pad, dilation, group, batch and plane sizes, padding and dilation larger than
 the input included: a "same" row lowering once cleared columns outside its row there, over other
-taps' and images' values, and returned outputs off by up to 5 without a word.
+taps' and images' values, and returned outputs off by up to 5 without a word. Depthwise layers
+(group == the image side's channels, channel multipliers above 1 too) run the same checks through
+the direct kernels (cct/kernels/depthwise.pyx) that the 'auto' policy gives them.
 """
 import collections
 import zlib
@@ -130,6 +132,47 @@ def random_case(seed):
                     dtype)
 
 
+def random_depthwise_case(seed):
+    """One random depthwise layer: group == the image side's channels (Convolution: its input;
+    Deconvolution: its num_output), each group feeding 1-3 channels of the other side. Half the
+    cases are MobileNet's 3x3 (stride 1 or 2); a quarter pad or dilate wider than the input."""
+    rng = np.random.default_rng(10_000 + seed)
+    while True:
+        kind = 'Deconvolution' if rng.random() < 0.25 else 'Convolution'
+        group = int(rng.integers(2, 6))
+        multiplier = int(rng.choice([1, 1, 2, 3]))
+        size = tuple(int(s) for s in rng.integers(1, 15, size=2))
+        draw = rng.random()
+        if draw < 0.5:
+            kernel, stride = (3, 3), (int(rng.choice([1, 2])),) * 2
+            dilation = (int(rng.choice([1, 1, 2])),) * 2
+            pad = (int(rng.choice([0, 1, 1, 2])),) * 2
+        else:
+            kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+            stride = tuple(int(s) for s in rng.choice([1, 1, 2, 3], size=2))
+            dilation = tuple(int(d) for d in rng.choice([1, 1, 2, 3], size=2))
+            pad = tuple(int(p) for p in rng.integers(0, 4, size=2))
+            if draw > 0.75:    # padding (and dilation) wider than the input
+                dilation = tuple(int(d) for d in rng.integers(1, 2 * max(size) + 2, size=2))
+                pad = tuple(int(rng.integers(size[a], size[a] + dilation[a] * (kernel[a] - 1) +
+                                             2)) for a in range(2))
+        out_size = conv_out_size if kind == 'Convolution' else deconv_out_size
+        out = [out_size(size[a], kernel[a], stride[a], pad[a], dilation[a]) for a in range(2)]
+        if min(out) <= 0 or max(out) > 48:
+            continue
+        channels, outputs = ((group, group * multiplier) if kind == 'Convolution'
+                             else (group * multiplier, group))
+        dtype = np.float32 if rng.random() < 0.4 else np.float64
+        bias = 'bias_term: false' if rng.random() < 0.2 else ''
+        params = ('num_output: %d kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d '
+                  'pad_w: %d dilation: %d dilation: %d group: %d %s'
+                  % (outputs, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
+                     dilation[0], dilation[1], group, bias))
+        num = int(rng.integers(1, 5))
+        return Case(kind, params, (num, channels) + size, kernel, stride, pad, dilation, group,
+                    dtype)
+
+
 # The cases the bug was reported with (kernel 3, dilation and pad wider than the plane).
 REPORTED = [Case('Convolution', 'num_output: 2 kernel_size: 3 dilation: %d pad: %d' % (d, d),
                  (4, 3, s, s), (3, 3), (1, 1), (d, d), (d, d), 1, np.float64)
@@ -227,6 +270,7 @@ def run_case(case, lowering, guards, monkeypatch):
         np.testing.assert_allclose(layer.blobs[1].diff, old_db + dy.sum(axis=(0, 2, 3)), **tol,
                                    err_msg='bias gradient')
     np.testing.assert_array_equal(bottom[0].data, x.astype(dtype), err_msg='bottom changed')
+    return layer
 
 
 @pytest.mark.parametrize('lowering', LOWERINGS)
@@ -256,3 +300,58 @@ def test_random_cases_cover_the_lowerings_and_wide_padding():
     assert {c.group for c in cases} == {1, 2, 3}
     assert {c.dtype for c in cases} == {np.float32, np.float64}
     assert any(c.stride[1] > 1 for c in cases)
+
+
+@pytest.mark.parametrize('seed', range(60))
+def test_random_depthwise_geometry(seed, guarded_scratch, monkeypatch):
+    """Depthwise layers through the direct kernels (the plan must have chosen them)."""
+    layer = run_case(random_depthwise_case(seed), 'auto', guarded_scratch, monkeypatch)
+    assert layer.lowering == workspace.Lowering('direct', 'direct', 'direct')
+
+
+def test_random_depthwise_cases_cover_the_kernels_paths():
+    """The depthwise cases reach every path of the direct kernels: 3x3 stride 1 (flat passes)
+    and 2 (passes per row; the data gradient a correlation of the spread top), other kernels
+    and strides (3; unequal ones: the weight gradient's per-column sums), channel multipliers
+    above 1, padding beyond the kernel's reach (the data gradient scattered), padding wider than
+    the plane, dilation, both layer types and dtypes, and layers with and without a bias."""
+    cases = [random_depthwise_case(seed) for seed in range(60)]
+    conv = [c for c in cases if c.kind == 'Convolution']
+    assert sum(c.kernel == (3, 3) and c.stride == (1, 1) for c in conv) >= 8
+    assert sum(c.kernel == (3, 3) and c.stride == (2, 2) for c in conv) >= 8
+    assert sum(c.kernel != (3, 3) for c in cases) >= 15
+    assert any(c.stride[0] != c.stride[1] for c in cases)
+    assert any(3 in c.stride for c in cases)
+    outputs = [int(c.params.split()[1]) for c in cases]    # num_output
+    assert sum(c.kind == 'Convolution' and n != c.group for c, n in zip(cases, outputs)) >= 8
+    assert sum(c.kind == 'Deconvolution' and c.shape[1] != c.group for c in cases) >= 2
+    assert sum(c.stride == (1, 1) and any(c.pad[a] > (c.kernel[a] - 1) * c.dilation[a]
+                                          for a in range(2)) for c in cases) >= 3
+    assert sum(c.stride != (1, 1) and any(c.pad[a] > (c.kernel[a] - 1) * c.dilation[a]
+                                          for a in range(2)) for c in cases) >= 3
+    assert sum(c.pad[0] >= c.shape[2] or c.pad[1] >= c.shape[3] for c in cases) >= 8
+    assert sum(max(c.dilation) > 1 for c in cases) >= 15
+    assert {c.dtype for c in cases} == {np.float32, np.float64}
+    assert {c.kind for c in cases} == {'Convolution', 'Deconvolution'}
+    assert any('bias_term: false' in c.params for c in cases)
+
+
+# MobileNet's depthwise shapes, scaled down: 3x3 pad 1 stride 1 and 2, rows long enough for the
+# weight gradient's per-column sums (stride 2, 35 outputs wide), a plane long enough for its
+# nine taps in one pass (stride 1, 40x9 outputs) with a multiplier of 2, more images than the
+# weight gradient stacks in one pass (2 padded 40x40 planes), and stacked planes whose padded
+# height (15) is rounded up to the stride.
+MOBILENET = [Case('Convolution', 'num_output: %d kernel_size: 3 pad: 1 stride: %d group: %d '
+                  'bias_term: false' % (outputs, stride, group), shape, (3, 3), (stride,) * 2,
+                  (1, 1), (1, 1), group, dtype)
+             for outputs, stride, group, shape, dtype in [
+                 (3, 1, 3, (2, 3, 7, 7), np.float32), (4, 2, 4, (2, 4, 14, 14), np.float32),
+                 (2, 2, 2, (3, 2, 6, 70), np.float64), (4, 1, 2, (2, 2, 40, 9), np.float64),
+                 (2, 1, 2, (23, 2, 38, 38), np.float64), (3, 2, 3, (3, 3, 13, 11), np.float64)]]
+
+
+@pytest.mark.parametrize('case', MOBILENET, ids=['7x7', '14x14-s2', 'long-rows-s2', 'k2',
+                                                 'stacked-twice', 'stacked-s2'])
+def test_mobilenet_depthwise_shapes(case, guarded_scratch, monkeypatch):
+    layer = run_case(case, 'auto', guarded_scratch, monkeypatch)
+    assert layer.lowering == workspace.Lowering('direct', 'direct', 'direct')

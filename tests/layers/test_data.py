@@ -84,11 +84,13 @@ def test_reads_caffe_exact_datum_bytes_and_wraps_inside_a_batch(tmp_path, mnist,
     images, labels = mnist
     write_lmdb(tmp_path / 'db', [(b'%08d' % i, caffe_datum_bytes(images[i], labels[i]))
                                  for i in range(50)])
-    net = data_net(tmp_path / 'db', 32, dtype=np.float64)
     order = np.arange(96) % 50
+    # Capture from before the net exists: its prefetch thread may read (and log the wrap of)
+    # several batches ahead as soon as it is built.
     with caplog.at_level(logging.INFO, logger='cct'):
         logger.propagate = True
         try:
+            net = data_net(tmp_path / 'db', 32, dtype=np.float64)
             for batch in range(3):
                 net.forward()
                 wanted = order[32 * batch:32 * (batch + 1)]
