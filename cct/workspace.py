@@ -57,6 +57,29 @@ def l2_bytes():
     return _sysfs_l2_bytes()
 
 
+# cct's panel kernels (conv_panels.h) compute on vectors of this many bits.
+PANEL_BITS = 256
+
+
+@functools.lru_cache(maxsize=None)
+def _cpuinfo_vector_bits():
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f
+                          if line.startswith('flags')), [])
+    except OSError:
+        flags = []
+    return 512 if 'avx512f' in flags else 256 if 'avx' in flags else 128
+
+
+def vector_bits():
+    """The CPU's widest float vectors in bits, as it reports them (/proc/cpuinfo's flags: 512 with
+    AVX-512, 256 with AVX, else 128); CCT_VECTOR_BITS overrides."""
+    if os.environ.get('CCT_VECTOR_BITS'):
+        return int(os.environ['CCT_VECTOR_BITS'])
+    return _cpuinfo_vector_bits()
+
+
 def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     """How each product of a convolution is lowered: a ``Lowering`` of 'full', 'rows', 'panels'.
 
@@ -76,7 +99,8 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     blocks of panels run no more kernel rows than the GEMMs (padded layers: CIFAR-10's; LeNet's
     unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 20-35%)
     or the outputs fill whole blocks of 4 vectors (CIFAR-10's conv2 20%, conv3 even; LeNet's
-    conv2, 50 outputs, loses 8%).
+    conv2, 50 outputs, loses 8%). The panels' kernels use 256-bit vectors: on a CPU that reports
+    wider ones (AVX-512) the GEMMs, which use them, are taken instead.
     """
     if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
         return Lowering('full', 'full', 'full')
@@ -85,7 +109,10 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     pixels = col_hw[0] * col_hw[1]
     gemm = 'rows' if k_rows >= 32 and (m_group <= 128 or pixels >= 576 or
                                        (k_rows >= 512 and pixels >= 144)) else 'full'
-    if panels is None:
+    # Where the CPU's vectors are wider than the panels' (AVX-512), the BLAS's GEMMs use all of
+    # them and the panels lose (a 2-core Zen-4 EPYC: CIFAR-10 quick 61 -> 55 ms, LeNet 9.3-12.3 ->
+    # 8.7-9.0 ms per iteration without them).
+    if panels is None or vector_bits() > PANEL_BITS:
         return Lowering(gemm, gemm, gemm)
     lanes = panels['lanes']
     itemsize = 32 // lanes

@@ -2,6 +2,8 @@
 (group, dilation, pad/stride/kernel and their _h/_w forms, bias_term, several bottoms), gradients,
 a directional check at a realistic size, batch partitions of the CcT lowering, and Caffe's errors
 (Caffe's test_convolution_layer)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -172,13 +174,16 @@ def test_lowerings_agree_in_float32(params, shape, lowering, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_lowering_policy():
-    """Per product, from the layer's shape (float32): CIFAR-10's layers take the panels for all
+def test_lowering_policy(monkeypatch):
+    """Per product, from the layer's shape (float32), on a CPU whose vectors are as wide as the
+    panels' (AVX2): CIFAR-10's layers take the panels for all
     three (32 and 64 outputs fill whole 3x4 weight-gradient blocks; conv1's K = 15 is too thin
     for rows anyway); LeNet's unpadded conv2 keeps rows for its data gradient (its blocks of
     panels would run more kernel rows than the GEMMs) and its weight gradient (50 outputs);
     CaffeNet's conv2 (27 columns waste a sixth of the panels' lanes, and its panels overflow L2)
     and strided or 1x1 layers never take them."""
+    monkeypatch.setenv('CCT_VECTOR_BITS', '256')
+
     def lowering(params, shape):
         layer, _, _ = conv_layer(params, [shape], dtype=np.float32)
         return tuple(layer.lowering)
@@ -201,9 +206,31 @@ def test_panel_policy_follows_the_l2_size(monkeypatch):
     """The panels need one image's lowering and the packed weights in L2: with a 64 KiB L2,
     CIFAR-10's conv2 (about 300 KiB of them) goes back to rows."""
     monkeypatch.setenv('CCT_L2_KB', '64')
+    monkeypatch.setenv('CCT_VECTOR_BITS', '256')
     layer, _, _ = conv_layer('num_output: 32 kernel_size: 5 pad: 2', [(8, 32, 16, 16)],
                              dtype=np.float32)
     assert tuple(layer.lowering) == ('rows', 'rows', 'rows')
+
+
+@pytest.mark.parametrize('bits, panels', [('128', True), ('256', True), ('512', False)])
+def test_panels_only_where_the_cpus_vectors_are_no_wider(bits, panels, monkeypatch):
+    """The panels' kernels use 256-bit vectors: where the CPU reports wider ones (AVX-512), the
+    GEMMs take CIFAR-10's and LeNet's layers (conv1's K = 15 the full lowering, the others rows)."""
+    from cct import workspace as ws
+    monkeypatch.setenv('CCT_VECTOR_BITS', bits)
+    assert ws.vector_bits() == int(bits)
+    layer, _, _ = conv_layer('num_output: 32 kernel_size: 5 pad: 2', [(8, 32, 16, 16)],
+                             dtype=np.float32)
+    assert tuple(layer.lowering) == (('panels',) * 3 if panels else ('rows',) * 3)
+    layer, _, _ = conv_layer('num_output: 32 kernel_size: 5 pad: 2', [(8, 3, 32, 32)],
+                             dtype=np.float32)
+    assert tuple(layer.lowering) == (('panels',) * 3 if panels else ('full',) * 3)
+    monkeypatch.delenv('CCT_VECTOR_BITS')
+    flags = []
+    if os.path.exists('/proc/cpuinfo'):   # elsewhere the CPU reports nothing: 128 bits
+        with open('/proc/cpuinfo') as f:
+            flags = next((line for line in f if line.startswith('flags')), '').split()
+    assert ws.vector_bits() == (512 if 'avx512f' in flags else 256 if 'avx' in flags else 128)
 
 
 def test_gemm_lowering_policy():
