@@ -13,6 +13,8 @@ Rules that are easy to get wrong:
   normalisation uses the biased batch variance, the running sum the unbiased one.
 * The backward in TRAIN differentiates through the batch statistics; with global statistics it is
   dy / sqrt(var + eps).
+* With the batch split across devices (cct.parallel) the statistics are the whole batch's: the
+  per-channel sums are added over the shares (two synchronisations forward, one backward).
 * Caffe's LayerSetUp takes 1 channel for a 1-axis bottom but then fails in Reshape; cct accepts it.
 """
 import numpy as np
@@ -69,6 +71,10 @@ class BatchNormLayer(Layer):
         self.device.channel_sum(values, sums, self.inner, accumulate=False, wide=False)
         return sums
 
+    def _whole_batch(self, sums):
+        # The shares' per-channel sums added in the dtype, as one device's channel_sum adds.
+        return self.whole_batch_sum(sums.astype(self.dtype, copy=False))
+
     def forward(self, bottom, top):
         device = self.device
         x, y = bottom[0].dev_data, top[0].dev_data
@@ -79,21 +85,22 @@ class BatchNormLayer(Layer):
             mean = factor * self.blobs[0].data
             variance = factor * self.blobs[1].data
         else:
-            per_channel = self.num * self.inner
+            per_channel = self.batch_count = self.whole_batch_sum(self.num * self.inner)
             # The per-channel statistics are a few values: they are finished on the host.
-            mean = device.to_host(self._channel_sums(x, 'batch_norm_sums')) / dtype(per_channel)
+            mean = self._whole_batch(device.to_host(self._channel_sums(x, 'batch_norm_sums'))) / \
+                dtype(per_channel)
         device.channel_op('sub', x, device.from_host(mean), y, self.inner)
         if not self.use_global_stats:
             squares = device.scratch('batch_norm', y.shape, self.dtype)
             device.mul(y, y, squares)
-            variance = device.to_host(self._channel_sums(squares, 'batch_norm_sums')) / \
-                dtype(per_channel)
+            variance = self._whole_batch(device.to_host(
+                self._channel_sums(squares, 'batch_norm_sums'))) / dtype(per_channel)
             fraction = self.moving_average_fraction
             self.blobs[2].data[0] = self.blobs[2].data[0] * fraction + 1
             self.blobs[0].data[...] *= fraction
             self.blobs[0].data[...] += mean
             # The running variance is the unbiased estimate, m/(m-1) times the batch variance.
-            count = bottom[0].count // self.channels
+            count = per_channel
             correction = dtype(count) / dtype(count - 1) if count > 1 else dtype(1)
             self.blobs[1].data[...] *= fraction
             self.blobs[1].data[...] += correction * variance
@@ -118,9 +125,12 @@ class BatchNormLayer(Layer):
         device.mul(y, dy, work)
         sum_dy_y = self._channel_sums(work, 'batch_norm_sums')
         sum_dy = self._channel_sums(dy, 'batch_norm_sums_2')
+        if self.share_group is not None:
+            sum_dy_y = device.from_host(self._whole_batch(device.to_host(sum_dy_y)))
+            sum_dy = device.from_host(self._whole_batch(device.to_host(sum_dy)))
         device.channel_op('mul', y, sum_dy_y, work, self.inner)
         device.channel_op('add', work, sum_dy, work, self.inner)
-        device.scale(work, -1.0 / (self.num * self.inner), work)
+        device.scale(work, -1.0 / self.batch_count, work)
         device.axpby(1.0, dy, 1.0, work)
         device.copy(work, dx)
         device.channel_op('div', dx, self.device_std, dx, self.inner)
