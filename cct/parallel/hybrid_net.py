@@ -52,6 +52,9 @@ class HybridNet(PycaffeNetMixin):
         layer_times: per replica, per layer, [forward, backward] seconds accumulated while
             ``timing`` is on (synchronised around each layer, without the waits at
             synchronisations).
+        step_times: seconds accumulated (always) by the steps around the replicas' passes:
+            'sources' (the feeder's forward), 'feed' (the shares to the devices), 'broadcast'
+            (the weights to the replicas), 'gather' (the gradients to the primary), 'outputs'.
     """
 
     def __init__(self, model, *args, phase=None, level=None, stages=None, weights=None,
@@ -110,6 +113,7 @@ class HybridNet(PycaffeNetMixin):
         self.shares = list(shares)
         self.timing = False
         self.layer_times = [[[0.0, 0.0] for _ in replica.layers] for replica in self.replicas]
+        self.step_times = dict.fromkeys(('sources', 'feed', 'broadcast', 'gather', 'outputs'), 0.0)
         self._make_views()
         if weights is not None:
             self.copy_from(weights)
@@ -187,22 +191,29 @@ class HybridNet(PycaffeNetMixin):
         self._whole_passes_only(start, end, 0, len(self.primary.layers) - 1)
         if self._current is not None:
             self.splitter.record(self.shares, self._busy)
+        clock = time.perf_counter
+        started = clock()
         self.feeder.forward_from_to()
+        self._lap('sources', started)
         key = self._shape_key()
         if key[0][0] != self.batch:
             check_batch(key[0][0], self.device_names)
             self.batch = key[0][0]
         self.shares = self.splitter.shares(self.batch, key)
         active = [i for i, share in enumerate(self.shares) if share]
-        start_image = 0
+        start_image, started = 0, clock()
         for index in active:
             self._feed(index, start_image, self.shares[index])
             start_image += self.shares[index]
+        started = self._lap('feed', started)
         self._broadcast_weights(active)
+        self._lap('broadcast', started)
         self._busy = [0.0] * len(self.replicas)
         losses = self._run(active, 'forward')
+        started = clock()
         self._keep_states(active)
         self._combine_outputs(active)
+        self._lap('outputs', started)
         self._current = active
         total = 0.0
         for index in active:
@@ -217,7 +228,14 @@ class HybridNet(PycaffeNetMixin):
         if active is None:
             raise CctError('hybrid net: backward needs a forward first')
         self._run(active, 'backward')
+        started = time.perf_counter()
         self._gather_gradients(active)
+        self._lap('gather', started)
+
+    def _lap(self, step, started):
+        now = time.perf_counter()
+        self.step_times[step] += now - started
+        return now
 
     _forward = forward_from_to
     _backward = backward_from_to
