@@ -169,7 +169,11 @@ class HybridNet(PycaffeNetMixin):
         for blob_id in primary.output_blob_indices:
             layer, top_index = producer[blob_id]
             summed = top_index in layer.whole_batch_tops
+            shape = primary.blobs_list[blob_id].shape
+            if not summed and shape:
+                shape = (self.batch,) + shape[1:]
             combined = Blob(dtype=self.dtype, device=get_device('cpu'))
+            combined.reshape(shape)
             self.blobs_list[blob_id] = combined
             self._combined.append((blob_id, summed, combined, layer))
         self.input_blob_indices = [primary.blob_names.index(self.feeder.blob_names[i])
