@@ -14,7 +14,7 @@ Rules that are easy to get wrong:
 * The backward in TRAIN differentiates through the batch statistics; with global statistics it is
   dy / sqrt(var + eps).
 * With the batch split across devices (cct.parallel) the statistics are the whole batch's: the
-  per-channel sums are added over the shares (two synchronisations forward, one backward).
+  per-channel sums are added over the shares (three synchronisations forward, one backward).
 * Caffe's LayerSetUp takes 1 channel for a 1-axis bottom but then fails in Reshape; cct accepts it.
 """
 import numpy as np
@@ -126,8 +126,10 @@ class BatchNormLayer(Layer):
         sum_dy_y = self._channel_sums(work, 'batch_norm_sums')
         sum_dy = self._channel_sums(dy, 'batch_norm_sums_2')
         if self.share_group is not None:
-            sum_dy_y = device.from_host(self._whole_batch(device.to_host(sum_dy_y)))
-            sum_dy = device.from_host(self._whole_batch(device.to_host(sum_dy)))
+            both = self._whole_batch(np.concatenate([device.to_host(sum_dy_y),
+                                                     device.to_host(sum_dy)]))
+            sum_dy_y = device.from_host(both[:self.channels])
+            sum_dy = device.from_host(both[self.channels:])
         device.channel_op('mul', y, sum_dy_y, work, self.inner)
         device.channel_op('add', work, sum_dy, work, self.inner)
         device.scale(work, -1.0 / self.batch_count, work)
