@@ -109,6 +109,7 @@ class HybridNet(PycaffeNetMixin):
         self._pool = ThreadPoolExecutor(len(self.replicas), thread_name_prefix='cct-hybrid') \
             if len(self.replicas) > 1 else None
         self._current = None
+        self._wall = 0.0
         self._busy = [0.0] * len(self.replicas)
         self.shares = list(shares)
         self.timing = False
@@ -189,14 +190,23 @@ class HybridNet(PycaffeNetMixin):
     def device(self):
         return self.primary.device
 
+    def blob_by_name(self, name):
+        try:
+            return self.blobs_list[self.blob_names.index(name)]
+        except ValueError:
+            raise KeyError("Unknown blob name '%s' in net '%s'" % (name, self.name)) from None
+
+    def has_blob(self, name):
+        return name in self.blob_names
+
     # ------------------------------------------------------------------ passes
     def forward_from_to(self, start=0, end=None):
         """The whole net forward on the split batch; returns the whole batch's weighted loss."""
         self._whole_passes_only(start, end, 0, len(self.primary.layers) - 1)
-        if self._current is not None:
-            self.splitter.record(self.shares, self._busy)
         clock = time.perf_counter
-        started = clock()
+        if self._current is not None:
+            self.splitter.record(self.shares, self._busy, self._wall)
+        entered = started = clock()
         self.feeder.forward_from_to()
         self._lap('sources', started)
         key = self._shape_key()
@@ -214,6 +224,7 @@ class HybridNet(PycaffeNetMixin):
         self._lap('broadcast', started)
         self._busy = [0.0] * len(self.replicas)
         losses = self._run(active, 'forward')
+        self._wall = clock() - entered
         started = clock()
         self._keep_states(active)
         self._combine_outputs(active)
@@ -231,10 +242,11 @@ class HybridNet(PycaffeNetMixin):
         active = self._current
         if active is None:
             raise CctError('hybrid net: backward needs a forward first')
+        entered = time.perf_counter()
         self._run(active, 'backward')
         started = time.perf_counter()
         self._gather_gradients(active)
-        self._lap('gather', started)
+        self._wall += self._lap('gather', started) - entered
 
     def _lap(self, step, started):
         now = time.perf_counter()

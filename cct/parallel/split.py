@@ -105,23 +105,27 @@ class FixedSplit:
             log_shares('fixed', self.names, shares)
         return shares
 
-    def record(self, shares, busy):
+    def record(self, shares, busy, wall):
         """Fixed shares ignore the measurements."""
 
 
 class AutoSplit:
-    """Shares in proportion to each device's measured throughput on the net.
+    """Shares set from each device's measured throughput on the net, then checked by the clock.
 
-    For each new input shape (``key``), the batch is first split evenly: ``warmup`` passes run
-    unmeasured (kernel builds, allocations), then ``measure`` passes are timed; the shares are
-    set in proportion to each device's images per busy second (its time computing, not waiting
-    for the others at a synchronisation). Throughput depends on the share's size, so the new
-    shares are measured ``measure`` passes more and set once again; then they stay.
+    For each new input shape (``key``) the batch is first split evenly. Then, ``rounds`` times:
+    one pass at the current shares runs unmeasured (kernel builds, allocations after a reshape),
+    ``measure`` passes are timed, and the shares are set in proportion to each device's images
+    per busy second (its time computing, not waiting for the others at a synchronisation);
+    throughput depends on the share's size, hence the second round. Last, the proportional shares
+    and the whole batch on the fastest device alone are each timed (one unmeasured pass, then
+    ``measure`` passes' median wall time) and the faster is kept: where the devices share the
+    same cores or the synchronisations cost more than the slow device adds, running it at all
+    is a loss. Then the shares stay until the input shape changes.
     """
 
-    def __init__(self, names, warmup=1, measure=2, rounds=2):
+    def __init__(self, names, measure=2, rounds=2):
         self.names = names
-        self.warmup, self.measure, self.rounds = warmup, measure, rounds
+        self.measure, self.rounds = measure, rounds
         self.key = None
         self.settled = False
 
@@ -129,37 +133,65 @@ class AutoSplit:
         if key != self.key:
             self.key, self.batch = key, batch
             self.current = whole_images([1.0] * len(self.names), batch)
-            self.round, self.passes = 0, 0
-            self.images = [0.0] * len(self.names)
-            self.seconds = [0.0] * len(self.names)
+            self.phase, self.round = 'throughput', 0
+            self.trials, self.walls = [], []
             self.settled = False
+            self._start_trial()
         return list(self.current)
 
-    def record(self, shares, busy):
-        """Account one pass: ``busy[i]`` seconds computed by device i on ``shares[i]`` images."""
+    def _start_trial(self):
+        self.passes = 0
+        self.samples = []
+
+    def record(self, shares, busy, wall):
+        """Account one pass: ``busy[i]`` seconds computed by device i on ``shares[i]`` images,
+        ``wall`` seconds for the whole pass."""
         if self.settled or shares != self.current:
             return
         self.passes += 1
-        if self.round == 0 and self.passes <= self.warmup:
+        if self.passes == 1:
             return
-        for i, (images, seconds) in enumerate(zip(shares, busy)):
-            self.images[i] += images
-            self.seconds[i] += seconds
-        if self.passes < (self.warmup if self.round == 0 else 0) + self.measure:
+        self.samples.append((list(busy), wall))
+        if len(self.samples) < self.measure:
             return
-        rates = [images / seconds if seconds > 0 else 0.0
-                 for images, seconds in zip(self.images, self.seconds)]
+        if self.phase == 'throughput':
+            self._set_from_throughput()
+        else:
+            self._compare()
+        self._start_trial()
+
+    def _set_from_throughput(self):
+        seconds = [sum(busy[i] for busy, _ in self.samples) for i in range(len(self.names))]
+        rates = [len(self.samples) * images / spent if spent > 0 else 0.0
+                 for images, spent in zip(self.current, seconds)]
         if sum(rates) > 0:
             self.current = whole_images(rates, self.batch)
+        log_shares('auto, measured %s' % ', '.join(
+            '%s %.1f images/s' % (name, rate) for name, rate in zip(self.names, rates)),
+            self.names, self.current)
         self.round += 1
-        self.passes = 0
-        self.images = [0.0] * len(self.names)
-        self.seconds = [0.0] * len(self.names)
-        if self.round >= self.rounds:
+        if self.round < self.rounds:
+            return
+        fastest = max(range(len(rates)), key=lambda i: (rates[i], -i))
+        alone = [self.batch if i == fastest else 0 for i in range(len(self.names))]
+        self.trials = [list(self.current)] + ([alone] if alone != self.current else [])
+        if len(self.trials) == 1:
             self.settled = True
-        log_shares('auto, measured %s' % ', '.join('%s %.1f images/s' % (name, rate) for
-                                                   name, rate in zip(self.names, rates)),
-                   self.names, self.current)
+            return
+        self.phase = 'compare'
+
+    def _compare(self):
+        self.walls.append(sorted(wall for _, wall in self.samples)[len(self.samples) // 2])
+        if len(self.walls) < len(self.trials):
+            self.current = list(self.trials[len(self.walls)])
+            return
+        best = min(range(len(self.trials)), key=lambda i: (self.walls[i], i))
+        self.current = list(self.trials[best])
+        self.settled = True
+        log_shares('auto, timed %s' % '; '.join(
+            '%s: %.1f ms' % ('+'.join('%s %d' % (name, share) for name, share in
+                                      zip(self.names, trial) if share), wall * 1e3)
+            for trial, wall in zip(self.trials, self.walls)), self.names, self.current)
 
 
 def log_shares(how, names, shares):

@@ -69,22 +69,45 @@ def test_fixed_split_rounds_each_batch():
 
 def test_auto_split_gives_the_faster_device_the_larger_share():
     """Even at first; then the shares follow images per busy second, measured twice (the second
-    time at the new shares), after which they stay until the input shape changes."""
-    split = AutoSplit(['cpu', 'opencl:0'], warmup=1, measure=2, rounds=2)
+    time at the new shares); then the clock decides between those shares and the fastest device
+    alone; then they stay until the input shape changes. The first pass at new shares is not
+    measured."""
+    split = AutoSplit(['cpu', 'opencl:0'], measure=2, rounds=2)
     assert split.shares(60, 'shape') == [30, 30]
-    split.record([30, 30], [9.0, 9.0])          # warm-up: not measured
+    split.record([30, 30], [9.0, 9.0], 9.0)          # warm-up: not measured
     assert split.shares(60, 'shape') == [30, 30]
     # cpu 30 images in 1 s, opencl:0 30 in 3 s: 3 times faster.
-    split.record([30, 30], [1.0, 3.0])
-    split.record([30, 30], [1.0, 3.0])
+    split.record([30, 30], [1.0, 3.0], 3.0)
+    split.record([30, 30], [1.0, 3.0], 3.0)
     assert split.shares(60, 'shape') == [45, 15]
+    split.record([45, 15], [9.0, 9.0], 9.0)          # warm-up at the new shares
+    split.record([45, 15], [1.0, 1.0], 1.0)          # at these shares: 45/s against 15/s again
+    split.record([45, 15], [1.0, 1.0], 1.2)
+    assert split.shares(60, 'shape') == [45, 15]     # now timed: 1.0 and 1.2 s
     assert not split.settled
-    split.record([45, 15], [1.0, 1.0])          # at these shares: 45/s against 15/s again
-    split.record([45, 15], [1.0, 1.0])
+    for wall in (9.0, 1.2, 1.1):
+        split.record([45, 15], [1.0, 1.0], wall)
+    assert split.shares(60, 'shape') == [60, 0]      # the fastest device alone
+    for wall in (9.0, 1.5, 1.4):
+        split.record([60, 0], [wall, 0.0], wall)
     assert split.settled
-    assert split.shares(60, 'shape') == [45, 15]
-    split.record([45, 15], [100.0, 1.0])        # settled: no longer measured
+    assert split.shares(60, 'shape') == [45, 15]     # the proportional split was faster
+    split.record([45, 15], [100.0, 1.0], 100.0)      # settled: no longer measured
     assert split.shares(60, 'shape') == [45, 15]
     # A new input shape measures again, from an even split.
     assert split.shares(60, 'other shape') == [30, 30]
     assert not split.settled
+
+
+def test_auto_split_drops_a_device_that_only_slows_the_pass():
+    split = AutoSplit(['cpu', 'opencl:0'], measure=1, rounds=1)
+    assert split.shares(20, 'shape') == [10, 10]
+    split.record([10, 10], [0.0, 0.0], 0.0)
+    split.record([10, 10], [1.0, 4.0], 4.0)
+    assert split.shares(20, 'shape') == [16, 4]
+    split.record([16, 4], [0.0, 0.0], 0.0)
+    split.record([16, 4], [1.6, 1.6], 2.5)           # the synchronisations cost 0.9 s
+    assert split.shares(20, 'shape') == [20, 0]
+    split.record([20, 0], [0.0, 0.0], 0.0)
+    split.record([20, 0], [2.0, 0.0], 2.0)
+    assert split.settled and split.shares(20, 'shape') == [20, 0]
