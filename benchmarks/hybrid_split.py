@@ -8,20 +8,25 @@ the larger share and an iteration time within 15% of the best fixed split. On th
 devices share the same cores, so the hybrid cannot beat the CPU alone: the last figure is the
 honest cost of splitting (the threads, the synchronisations, the transfers).
 
-Each figure is the median of --iterations timed iterations after --warmup untimed ones, the best of
---rounds rounds (the configurations alternate within a round, so a busy spell of the host hits
-them alike).
+Each figure is the fastest of --iterations timed iterations (after --warmup untimed ones) in each
+of --rounds rounds; the configurations alternate within a round (each round starting one later),
+so that a busy spell of a shared host hits them alike, and the fastest iteration is the one least
+disturbed by other jobs.
+``--cpu-threads 1`` holds the CPU device to one core too (OMP_NUM_THREADS), so that each device
+has a core of its own on a two-core machine: the case where splitting can gain.
 
-    python benchmarks/hybrid_split.py [--net lenet|cifar10_quick] [--batch 128]
+    python benchmarks/hybrid_split.py [--net lenet|cifar10_quick] [--batch 128] [--cpu-threads N]
 """
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault('POCL_MAX_PTHREAD_COUNT', '1')
+if '--cpu-threads' in sys.argv[:-1]:
+    # Before cct's kernels load: OpenMP reads it once.
+    os.environ['OMP_NUM_THREADS'] = sys.argv[sys.argv.index('--cpu-threads') + 1]
 
 import numpy as np  # noqa: E402
 
@@ -86,12 +91,12 @@ def make_runner(param, devices=None, split=None):
 def time_steps(step, warmup, iterations):
     for _ in range(warmup):
         step()
-    times = []
+    best = float('inf')
     for _ in range(iterations):
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main():
@@ -100,9 +105,13 @@ def main():
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--fractions', type=int, default=10,
                         help='the sweep gives the CPU 0, 1/N, ..., N/N of the batch')
+    parser.add_argument('--settle', type=int, default=15,
+                        help='untimed iterations of each configuration once built')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--iterations', type=int, default=10)
     parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--cpu-threads', type=int, default=None,
+                        help="the CPU device's OpenMP threads (default: one per core)")
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'hybrid_split.json'))
     args = parser.parse_args()
     from cct.devices import get_device
@@ -116,6 +125,8 @@ def main():
     runners = {}
     for label, chosen, split in configs:
         runners[label] = make_runner(param, chosen, split)
+        # The first few dozen iterations of a new net run slower (allocation, caches).
+        time_steps(runners[label][0], args.settle, 0)
     # The auto split measures itself during its first iterations; let it settle before timing.
     step, net = runners['auto']
     for _ in range(50):
@@ -123,8 +134,9 @@ def main():
             break
         step()
     best = {}
-    for _ in range(args.rounds):
-        for label, _, _ in configs:
+    for turn in range(args.rounds):
+        # Each round starts one configuration later, so none always follows the same one.
+        for label, _, _ in configs[turn % len(configs):] + configs[:turn % len(configs)]:
             seconds = time_steps(runners[label][0], args.warmup, args.iterations)
             best[label] = min(best.get(label, float('inf')), seconds)
     fixed = {label: seconds for label, seconds in best.items() if label.startswith('fixed')}
@@ -132,7 +144,10 @@ def main():
     auto_shares = runners['auto'][1].shares
     result = {
         'net': args.net, 'batch': args.batch,
-        'devices': {'cpu': get_device('cpu').describe()['name'],
+        'statistic': 'fastest of %d iterations in each of %d rounds' % (args.iterations,
+                                                                         args.rounds),
+        'devices': {'cpu': get_device('cpu').describe()['name'] + ', OMP_NUM_THREADS=%s'
+                    % os.environ.get('OMP_NUM_THREADS', 'one per core'),
                     'opencl:0': ocl.describe()['name'] + ', POCL_MAX_PTHREAD_COUNT=%s'
                     % os.environ['POCL_MAX_PTHREAD_COUNT']},
         'ms_per_iteration': {label: round(seconds * 1e3, 2) for label, seconds in best.items()},
