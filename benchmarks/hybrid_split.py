@@ -152,6 +152,10 @@ def main():
                     % os.environ['POCL_MAX_PTHREAD_COUNT']},
         'ms_per_iteration': {label: round(seconds * 1e3, 2) for label, seconds in best.items()},
         'auto_shares': dict(zip(devices, auto_shares)),
+        # What the auto split timed before it settled (median wall ms of a pass, no update).
+        'auto_timed': [{'shares': dict(zip(devices, trial)), 'ms': round(wall * 1e3, 2)}
+                       for trial, wall in zip(runners['auto'][1].splitter.trials,
+                                              runners['auto'][1].splitter.walls)],
         'best_fixed': best_fixed,
         'auto_over_best_fixed': round(best['auto'] / fixed[best_fixed], 3),
         'auto_over_cpu_alone': round(best['auto'] / best['cpu alone'], 3),
