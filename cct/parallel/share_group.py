@@ -22,7 +22,7 @@ class ShareGroup:
         timeout: seconds a replica waits for the others before giving up with an error.
     """
 
-    def __init__(self, names, timeout=600.0):
+    def __init__(self, names, timeout=3600.0):
         self.names = names
         self.timeout = timeout
         self.members = []

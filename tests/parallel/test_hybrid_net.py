@@ -221,3 +221,18 @@ def test_pycaffe_forward_with_inputs_on_a_hybrid_net(ocl):
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-10, err_msg=name)
     assert hybrid.blobs['data'].shape == (8, 3, 5, 5)
     np.testing.assert_array_equal(hybrid.blobs['data'].data, data)
+
+
+def test_an_error_in_one_share_is_raised_not_waited_for(ocl):
+    """A bad label in the second share fails that replica's loss while the first waits for it at
+    the loss's synchronisation: the error comes out, naming the layer, and nothing hangs."""
+    data, label = stats_inputs()
+    label[-1] = 9
+    net = HybridNet(stats_param(), devices=['cpu', ocl], split='0.5,0.5')
+    net.group.timeout = 60
+    with pytest.raises(NetError, match=r"Layer 'loss' \(type SoftmaxWithLoss\): label 9 out of "
+                                       r'range \[0, 5\)'):
+        run_pass(net, data.astype(np.float32), label.astype(np.float32), passes=1)
+    label[-1] = 1
+    run_pass(net, data.astype(np.float32), label.astype(np.float32), passes=1)
+    net.close()
