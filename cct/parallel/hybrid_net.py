@@ -17,14 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from cct import io as cct_io
-from cct.blob import Blob
-from cct.devices import get_device
 from cct.errors import CctError, NetError, ParseError
 from cct.log import logger
 from cct.net import Net
 from cct.net_api import PycaffeNetMixin
 from cct.netgraph import filter_net
 from cct.parallel.batch_axis import refuse_batch_mixing
+from cct.parallel.outputs import CombinedOutputs
 from cct.parallel.share_group import ShareGroup
 from cct.parallel.split import (AutoSplit, FixedSplit, check_batch, parse_devices,
                                 parse_split)
@@ -162,21 +161,9 @@ class HybridNet(PycaffeNetMixin):
         self.blobs_list = list(primary.blobs_list)
         for name in self.input_names:
             self.blobs_list[primary.blob_names.index(name)] = self.feeder.blob_by_name(name)
-        producer = {}
-        for layer_id, top_ids in enumerate(primary.top_ids):
-            for top_index, blob_id in enumerate(top_ids):
-                producer[blob_id] = (primary.layers[layer_id], top_index)
-        self._combined = []
-        for blob_id in primary.output_blob_indices:
-            layer, top_index = producer[blob_id]
-            summed = top_index in layer.whole_batch_tops
-            shape = primary.blobs_list[blob_id].shape
-            if not summed and shape:
-                shape = (self.batch,) + shape[1:]
-            combined = Blob(dtype=self.dtype, device=get_device('cpu'))
-            combined.reshape(shape)
-            self.blobs_list[blob_id] = combined
-            self._combined.append((blob_id, summed, combined, layer))
+        self.outputs_combined = CombinedOutputs(primary, self.batch, self.dtype)
+        for blob_id, blob in self.outputs_combined.blobs.items():
+            self.blobs_list[blob_id] = blob
         self.input_blob_indices = [primary.blob_names.index(self.feeder.blob_names[i])
                                    for i in self.feeder.input_blob_indices]
 
@@ -227,7 +214,7 @@ class HybridNet(PycaffeNetMixin):
         self._wall = clock() - entered
         started = clock()
         self._keep_states(active)
-        self._combine_outputs(active)
+        self.outputs_combined.combine(self.replicas, self.shares, active)
         self._lap('outputs', started)
         self._current = active
         total = 0.0
@@ -387,25 +374,6 @@ class HybridNet(PycaffeNetMixin):
                 total = part.copy() if total is None else total + part
                 replica.device.fill(diff, 0)
             primary.device.from_host(total, out=blob.dev_diff)
-
-    def _combine_outputs(self, active):
-        for blob_id, summed, combined, layer in self._combined:
-            parts = [self.replicas[index].blobs_list[blob_id].data for index in active]
-            if summed:
-                value = parts[0].copy()
-                for part in parts[1:]:
-                    value = value + part
-            else:
-                for index, part in zip(active, parts):
-                    if not part.ndim or part.shape[0] != self.shares[index]:
-                        raise NetError(
-                            "%s: output '%s' (shape %s) has no batch axis, so the shares' "
-                            'outputs cannot be joined' % (layer.where(),
-                                                          self.blob_names[blob_id], part.shape))
-                value = np.concatenate(parts, axis=0)
-            if combined.shape != value.shape:
-                combined.reshape(value.shape)
-            combined.data[...] = value
 
     # ------------------------------------------------------------------ state
     def resume_state(self):
