@@ -236,3 +236,26 @@ def test_an_error_in_one_share_is_raised_not_waited_for(ocl):
     label[-1] = 1
     run_pass(net, data.astype(np.float32), label.astype(np.float32), passes=1)
     net.close()
+
+
+def test_iter_size_accumulates_the_split_gradients_as_one_device(ocl):
+    """iter_size 2, momentum, weight decay, 3 steps in float64: the hybrid solver's weights are the
+    single device's (the other replicas' gradients are added to the primary's after each pass and
+    zeroed there, so the accumulation counts each pass once)."""
+    data, label = stats_inputs()
+    solver_param = caffe_pb2.SolverParameter(type='SGD', base_lr=0.05, momentum=0.9,
+                                             weight_decay=5e-3, lr_policy='fixed', iter_size=2,
+                                             display=0, snapshot_after_train=False)
+    solver_param.train_net_param.CopyFrom(stats_param())
+    runtime.set_mode_cpu()
+    single = solver_class('SGD')(solver_param, dtype=np.float64)
+    hybrid = solver_class('SGD')(solver_param, dtype=np.float64, devices=[ocl, 'cpu'],
+                                 split='0.75,0.25')
+    hybrid.net.copy_trained_layers_from(single.net.to_proto())
+    for solver in (single, hybrid):
+        solver.net.blobs['data'].data[...] = data
+        solver.net.blobs['label'].data[...] = label
+        solver.step(3)
+    assert hybrid.net.shares == [6, 2]
+    for mine, theirs in zip(hybrid.net.learnable_params, single.net.learnable_params):
+        np.testing.assert_allclose(mine.data, theirs.data, rtol=1e-9, atol=1e-12)
