@@ -259,3 +259,20 @@ def test_iter_size_accumulates_the_split_gradients_as_one_device(ocl):
     assert hybrid.net.shares == [6, 2]
     for mine, theirs in zip(hybrid.net.learnable_params, single.net.learnable_params):
         np.testing.assert_allclose(mine.data, theirs.data, rtol=1e-9, atol=1e-12)
+
+
+def test_the_auto_split_measures_again_when_the_input_shape_changes(ocl):
+    data, label = stats_inputs()
+    net = HybridNet(stats_param(), devices=['cpu', ocl])
+    passes = 0
+    while not net.splitter.settled:
+        run_pass(net, data.astype(np.float32), label.astype(np.float32), passes=1)
+        passes += 1
+        assert passes < 20
+    assert sum(net.shares) == 8
+    net.blobs['data'].reshape((10, 3, 5, 5))
+    net.blobs['label'].reshape((10,))
+    run_pass(net, np.concatenate([data, data[:2]]).astype(np.float32),
+             np.concatenate([label, label[:2]]).astype(np.float32), passes=1)
+    assert net.shares == [5, 5] and not net.splitter.settled
+    net.close()
