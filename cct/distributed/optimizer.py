@@ -1,23 +1,30 @@
 """Omnivore's optimizer (omnivore.py; ../shared/reference/cct_omnivore.md §2b): choose the number
 of compute groups, the explicit momentum and the learning rate that minimise time to accuracy.
 
+Every grid point is a short trial (``phase_seconds``, a small fraction of an epoch) resumed from
+the latest checkpoint, and training goes on from the best trial's state, so the search's progress
+is kept rather than thrown away (Omnivore's steady state; its cold start trained every point from
+scratch, which on a problem that trains in seconds costs more than the training).
+
 Cold start, from the fewest groups (largest groups, least asynchrony) to the most: one group tries
 momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group count tries momentum
-{0, 0.3, 0.6, 0.9} with the rates {best, best/10} of the previous count, each point trained from
-scratch for ``phase_seconds``, with Omnivore's pruning (a diverged point prunes every point with a
-rate and momentum at least as large; more staleness never needs a larger rate, nor the same rate
-with more momentum, nor less of both) and an early exit when a count is not at least 10 % faster
-per update than the previous one. Score = a run's mean loss over its last updates (see
-SimulationResult.score). The best count by
-score is trained for an epoch (``epoch_seconds``) and checkpointed.
+{0, 0.3, 0.6, 0.9} with the rates {best, best/10} of the previous count, with Omnivore's pruning
+(a diverged point prunes every point with a rate and momentum at least as large; more staleness
+never needs a larger rate, nor the same rate with more momentum, nor less of both: dominated
+points) and an early exit when a count is not at least 10 % faster per update than the previous
+one. Score = a trial's mean loss over its last updates (see SimulationResult.score); the points of
+one grid start from the same checkpoint, so their scores compare. Each count's winner becomes the
+checkpoint the next count searches from. Then the fastest count per update (a larger count
+replaces the current choice only if 10 % faster) trains its winner for an epoch
+(``epoch_seconds``) from the latest checkpoint.
 
-Steady state, epoch by epoch from the latest checkpoint: start from the count that was fastest per
-update (a smaller count replaces it only if 10 % faster); grid momentum {0, 0.3, 0.6, 0.9} (and
--0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, each
-point resumed from the checkpoint for ``phase_seconds``; when the best explicit momentum is 0,
-asynchrony already gives too much momentum: halve the number of groups and search again;
-otherwise train the chosen point for an epoch. It stops at the budget or when a run reaches the
-target accuracy.
+Steady state, epoch by epoch from the latest checkpoint: grid momentum {0, 0.3, 0.6, 0.9} (and
+-0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, pruned
+of the points the last choice dominates, as in the cold start; when the best explicit momentum is
+0, asynchrony already gives too much momentum: halve the number of groups and search again (the
+pruning's reference momentum 0.6, which puts that 0 in the middle of the next range); otherwise
+train the chosen point for an epoch from the best trial's state. It stops at the budget or as soon
+as a run reaches the target accuracy.
 
 Every measurement is appended to a JSON-lines file and reused when the optimizer is restarted
 (the path it takes is a function of the measurements, so a restart replays it up to where it was
@@ -82,6 +89,8 @@ class Optimizer:
         self.clock = 0.0
         self.reached = None
         self.chosen = None
+        #: The state the next trial or epoch starts from (None: the initial model).
+        self.checkpoint = None
         self.hardware = {}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -175,16 +184,18 @@ class Optimizer:
         return top
 
     def cold_start(self):
+        """Omnivore's cold start; every grid starts from the latest checkpoint (None: the
+        initial model) and its winner's state becomes the next one. Returns {groups: winner}."""
         winners = {}
         previous = None
         for groups in self.group_counts:
             if self.out_of_time():
                 break
             if previous is None:
-                points = self.grid('cold', groups, (0.9,), COLD_RATES, None)
+                points = self.grid('cold', groups, (0.9,), COLD_RATES, self.checkpoint)
             else:
                 rate = previous['base_lr']
-                points = self.grid('cold', groups, MOMENTA, (rate, rate / 10), None,
+                points = self.grid('cold', groups, MOMENTA, (rate, rate / 10), self.checkpoint,
                                    (previous['base_lr'], previous['momentum']))
             if previous is not None and not self._pays(groups):
                 before = self.group_counts[self.group_counts.index(groups) - 1]
@@ -199,74 +210,89 @@ class Optimizer:
                             groups=groups)
                 break
             winners[groups] = top
-            self.decide('cold start, %d groups: best momentum %g, rate %g' % (
-                groups, top['momentum'], top['base_lr']), score=top['score'],
-                points=len(points), seconds_per_iteration=self.hardware.get(groups))
+            self.decide('cold start, %d groups: best momentum %g, rate %g; go on from its state'
+                        % (groups, top['momentum'], top['base_lr']), score=top['score'],
+                        points=len(points), seconds_per_iteration=self.hardware.get(groups))
+            self._advance(top)
             previous = top
         return winners
+
+    def _advance(self, record):
+        """Training goes on from ``record``'s state (the search's progress is kept)."""
+        if record.get('snapshot'):
+            self.checkpoint = record['snapshot']
+            record['kept'] = True
 
     # ------------------------------------------------------------------ the whole run
     def run(self):
         """Cold start, then steady-state epochs until the budget or the target. Returns the
         report dict (``chosen``, ``tried``, ``decisions``, ``reached``)."""
         winners = self.cold_start()
+        if self.out_of_time():
+            return self.report()
         if not winners:
             raise CctError('the optimizer found no configuration that trains (every point '
                            'diverged or the budget was spent before one ran)')
-        first = min(winners.values(), key=lambda p: p['score'])
-        self.decide('train the cold-start winner for an epoch', groups=first['groups'],
-                    momentum=first['momentum'], base_lr=first['base_lr'], score=first['score'])
-        run, rate = self.train_epoch(first['groups'], first['momentum'], first['base_lr'], None)
-        if self.out_of_time():
-            return self.report()
-        groups = self._fastest()
-        momentum = first['momentum']
+        groups = self._fastest(winners)
+        top = winners[groups]
         self.decide('steady state starts with the fastest group count per update', groups=groups,
-                    seconds_per_iteration=self.hardware.get(groups))
-        while not self.out_of_time() and run['snapshot']:
-            checkpoint = run['snapshot']
-            momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
-            while True:
-                points = self.grid('steady', groups, momenta, (rate, rate / 10), checkpoint)
+                    seconds_per_iteration=self.hardware.get(groups), momentum=top['momentum'],
+                    base_lr=top['base_lr'])
+        rate, reference = top['base_lr'], None
+        momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
+        while not self.out_of_time():
+            if top is None:
+                # Re-tune from the latest checkpoint (the cold start's grid at this count is
+                # the first epoch's search).
+                points = self.grid('steady', groups, momenta, (rate, rate / 10),
+                                   self.checkpoint, reference)
                 top = self.best(points, buffer=1.01)
                 if top is None or self.out_of_time():
                     break
-                if top['momentum'] == 0 and groups != self.group_counts[0]:
-                    smaller = self.group_counts[self.group_counts.index(groups) - 1]
-                    self.decide('best explicit momentum is 0: asynchrony gives too much '
-                                'momentum; halve the groups', groups=groups, to=smaller,
-                                base_lr=top['base_lr'], score=top['score'])
-                    groups, rate = smaller, top['base_lr']
-                    continue
-                break
-            if top is None or self.out_of_time():
-                break
+            if top['momentum'] == 0 and groups != self.group_counts[0]:
+                smaller = self.group_counts[self.group_counts.index(groups) - 1]
+                self.decide('best explicit momentum is 0: asynchrony gives too much '
+                            'momentum; halve the groups', groups=groups, to=smaller,
+                            base_lr=top['base_lr'], score=top['score'])
+                # Omnivore's reference momentum 0.6 puts the 0 just chosen in the middle of the
+                # next range.
+                groups, rate, reference, top = smaller, top['base_lr'], (top['base_lr'], 0.6), None
+                continue
             rate, momentum = top['base_lr'], top['momentum']
+            self._advance(top)
             self.decide('train an epoch', groups=groups, momentum=momentum, base_lr=rate,
-                        score=top['score'], from_checkpoint=os.path.basename(checkpoint))
-            run, rate = self.train_epoch(groups, momentum, rate, checkpoint)
+                        score=top['score'],
+                        from_checkpoint=self.checkpoint and os.path.basename(self.checkpoint))
+            run, rate = self.train_epoch(groups, momentum, rate)
+            if not run['snapshot']:
+                break
+            reference, top = (rate, momentum), None
         return self.report()
 
-    def train_epoch(self, groups, momentum, rate, checkpoint, retries=3):
-        """Train an epoch; a run that diverges (a short grid point can hide it) is retried at
-        a tenth of the rate. Returns ``(run, rate)``."""
+    def train_epoch(self, groups, momentum, rate, retries=3):
+        """Train an epoch from the latest checkpoint, which then moves to its end; a run that
+        diverges (a short trial can hide it) is retried at a tenth of the rate. Returns
+        ``(run, rate)``."""
         for _ in range(retries + 1):
-            run = self.measure('epoch', groups, momentum, rate, self.epoch, checkpoint)
+            run = self.measure('epoch', groups, momentum, rate, self.epoch, self.checkpoint)
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
             self.decide('the epoch diverged; train it again at a tenth of the rate',
                         groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
             rate /= 10
+        if not run['diverged']:
+            self._advance(run)
         return run, rate
 
-    def _fastest(self):
-        """The group count fastest per update; a larger count replaces the current choice only
-        when it is TIME_THRESHOLD faster (Omnivore's steady-state start)."""
+    def _fastest(self, among=None):
+        """The group count fastest per update (of ``among``, default all measured); a larger
+        count replaces the current choice only when it is TIME_THRESHOLD faster (Omnivore's
+        steady-state start)."""
         choice = None
         for groups in self.group_counts:
             spi = self.hardware.get(groups)
-            if spi is None:
+            if spi is None or (among is not None and groups not in among):
                 continue
             if choice is None or spi <= self.hardware[choice] / (1 + TIME_THRESHOLD):
                 choice = groups
@@ -279,14 +305,19 @@ class Optimizer:
         result['iterations_to_target'] = self.reached and self.reached['iterations_to_target']
         result['time_to_target_s'] = self.reached and self.reached['time_to_target_s']
         result['optimizer_seconds'] = self.clock
-        # The search's share of the time to target: every grid point run before the target.
+        # The search's share of the time to target: every trial run before the target, and
+        # the part of it thrown away (the trials whose state training did not go on from).
         reached = self.reached and self.reached['run']
+        before = self.tried[:self.tried.index(reached)] if reached else []
+        last = reached['time_to_target_s'] if reached and reached['phase'] != 'epoch' else 0.0
         result['search_seconds_to_target'] = None if not reached else sum(
-            p['seconds'] for p in self.tried[:self.tried.index(reached)] if p['phase'] != 'epoch'
-        ) + (reached['time_to_target_s'] if reached['phase'] != 'epoch' else 0.0)
+            p['seconds'] for p in before if p['phase'] != 'epoch') + last
+        result['discarded_seconds_to_target'] = None if not reached else sum(
+            p['seconds'] for p in before if not p.get('kept'))
         result['reused_measurements'] = self.reused
         result['tried'] = [{k: p.get(k) for k in fields + (
-            'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start')}
+            'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start',
+            'snapshot', 'kept')}
             for p in self.tried]
         result['decisions'] = self.decisions
         return result
