@@ -81,6 +81,12 @@ def main(argv=None):
                         help="the optimizer's budget in units of the synchronous run's time to "
                              'target; a grid point gets 1/60 of it, an epoch 1/5 (Omnivore: grid '
                              'points of 200 s, epochs of 10000 s)')
+    parser.add_argument('--phase-seconds', type=float, default=None,
+                        help='simulated seconds per trial (default: the budget / 60)')
+    parser.add_argument('--epoch-seconds', type=float, default=None,
+                        help='simulated seconds per epoch (default: the budget / 5)')
+    parser.add_argument('--trial-updates', type=int, default=5,
+                        help='updates on a model it updated that a trial runs at least')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     args = parser.parse_args(argv)
@@ -95,19 +101,20 @@ def main(argv=None):
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target)
+                                       args.target, trial_updates=args.trial_updates)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
-                              phase_seconds=budget / 60, epoch_seconds=budget / 5,
+                              phase_seconds=args.phase_seconds or budget / 60,
+                              epoch_seconds=args.epoch_seconds or budget / 5,
                               measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
         started = time.perf_counter()
         chosen = optimizer.run()
         chosen['real_seconds'] = time.perf_counter() - started
         print('  optimizer (budget %.3g s): %s groups, momentum %s, rate %s; %s s to target with '
-              'its search, %s s of it searching (%d runs)'
+              'its search, %s s of it in trials, %s s of those thrown away (%d runs)'
               % (budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
                  _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
-                 len(chosen['tried'])), flush=True)
+                 _g(chosen['discarded_seconds_to_target']), len(chosen['tried'])), flush=True)
         entry['optimizer'] = chosen
         if chosen['groups'] is not None:
             entry['chosen_fixed'] = fixed(param, path, spec, chosen['groups'],

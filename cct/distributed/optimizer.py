@@ -42,6 +42,8 @@ COLD_RATES = (0.1, 0.01, 0.001, 0.0001)
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
 #: A group count must be this much faster per update than the previous one to be worth it.
 TIME_THRESHOLD = 0.10
+#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
+TRIAL_UPDATES = 5
 
 
 class Optimizer:
@@ -92,6 +94,7 @@ class Optimizer:
         #: The state the next trial or epoch starts from (None: the initial model).
         self.checkpoint = None
         self.hardware = {}
+        self._hardware_sums = {}
 
     # ------------------------------------------------------------------ bookkeeping
     def decide(self, text, **evidence):
@@ -126,9 +129,20 @@ class Optimizer:
                         base_lr=base_lr, phase=phase, at_seconds=self.reached['time_to_target_s'])
         self.clock += record['seconds']
         self.tried.append(record)
-        if self.hardware.get(groups) is None:
-            self.hardware[groups] = record['seconds_per_iteration']
+        self._measure_hardware(groups, record)
         return record
+
+    def _measure_hardware(self, groups, record):
+        """HE of ``groups``: seconds per update pooled over every run at that count that did
+        not diverge (weighted by its updates). Omnivore takes the first run's; a short trial's
+        alone is noisy (a few updates of exponential compute times)."""
+        updates = record['iterations'] - record['start_iteration']
+        if record['diverged'] or not record['seconds_per_iteration'] or updates <= 0:
+            return
+        seconds, count = self._hardware_sums.get(groups, (0.0, 0))
+        seconds, count = seconds + record['seconds_per_iteration'] * updates, count + updates
+        self._hardware_sums[groups] = seconds, count
+        self.hardware[groups] = seconds / count
 
     def out_of_time(self):
         return self.reached is not None or self.clock >= self.budget
@@ -222,6 +236,7 @@ class Optimizer:
         if record.get('snapshot'):
             self.checkpoint = record['snapshot']
             record['kept'] = True
+            self.chosen = record
 
     # ------------------------------------------------------------------ the whole run
     def run(self):
@@ -338,11 +353,16 @@ class SimulatedEvaluator:
         workdir: where checkpoints are written.
         target_accuracy: the accuracy whose first test marks the target (or None).
         seed: the jitter seed of every run.
+        trial_updates: a run goes past its seconds until this many gradients computed on a
+            model it updated were applied, so that its score compares momenta and rates (a
+            trial of G groups first applies G gradients of its starting model).
     """
 
-    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0):
+    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
+                 trial_updates=TRIAL_UPDATES):
         self.param, self.source, self.cluster = param, source, cluster
         self.workdir, self.target, self.seed = workdir, target_accuracy, seed
+        self.trial_updates = trial_updates
         os.makedirs(workdir, exist_ok=True)
         self.count = 0
 
@@ -357,14 +377,16 @@ class SimulatedEvaluator:
                                     momentum=momentum, base_lr=base_lr, seed=self.seed,
                                     restore=start)
             result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
-                                    snapshot_prefix=os.path.join(self.workdir, name))
+                                    snapshot_prefix=os.path.join(self.workdir, name),
+                                    min_fresh=self.trial_updates)
         logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
                     'score %.4g%s', groups, momentum, base_lr,
                     ' from ' + os.path.basename(start) if start else '',
-                    result.seconds_per_iteration or math.nan, result.score(),
+                    result.steady_seconds_per_iteration() or math.nan, result.score(),
                     ' (diverged)' if result.diverged else '')
         accuracy = result.tests[-1][2] if result.tests else None
-        return {'seconds_per_iteration': result.seconds_per_iteration, 'score': result.score(),
+        return {'seconds_per_iteration': result.steady_seconds_per_iteration(),
+                'score': result.score(),
                 'diverged': result.diverged, 'seconds': result.seconds,
                 'start_iteration': result.start_iteration, 'iterations': result.iterations,
                 'iterations_to_target': result.iterations_to_target,

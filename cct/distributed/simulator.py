@@ -43,6 +43,7 @@ class SimulationResult:
         iterations, seconds: how far the run went.
         losses: one ``(iteration, seconds, loss)`` per applied gradient.
         tests: one ``(iteration, seconds, accuracy, loss)`` per test pass.
+        fresh_losses: the losses of the gradients computed on a model this run updated.
         staleness: {staleness: updates}.
         diverged: the loss became non-finite (the run stopped there).
         snapshot: the solver state written at the end, or None.
@@ -56,19 +57,32 @@ class SimulationResult:
         self.start_iteration = 0
         self.seconds = 0.0
         self.losses, self.tests = [], []
+        self.fresh_losses = []
         self.staleness = {}
         self.diverged = False
         self.snapshot = None
 
     def score(self):
         """The optimizer's score of a run: the mean loss over its second half (at least its last
-        10 losses; inf if diverged). Omnivore averages its last 10 display lines, each already
-        an average over ``display`` iterations; the short runs simulated here have about that
-        many updates in their second half, and one batch's loss alone is too noisy to rank by."""
-        if self.diverged or not self.losses:
-            return math.inf
-        count = max(10, len(self.losses) // 2)
-        return float(np.mean([loss for _, _, loss in self.losses[-count:]]))
+        10 losses; inf if diverged), counting only the gradients computed on a model the run
+        itself updated (a run of G groups starts with G gradients on its starting model, whose
+        losses say nothing of its momentum and rate). Omnivore averages its last 10 display
+        lines, each already an average over ``display`` iterations; one batch's loss alone is
+        too noisy to rank by."""
+        return trial_score(self.fresh_losses or [loss for _, _, loss in self.losses],
+                           self.diverged)
+
+    def steady_seconds_per_iteration(self):
+        """Simulated seconds per update over whole rounds of G updates after the first (all G
+        groups start together, and with near-constant group times their updates come in bursts
+        of G, so a span of part of a round is biased); a run shorter than two rounds: its
+        plain seconds per update (the start-up included)."""
+        rounds = len(self.losses) // self.groups
+        if rounds >= 2:
+            first = self.losses[self.groups - 1][1]
+            last = self.losses[rounds * self.groups - 1][1]
+            return (last - first) / ((rounds - 1) * self.groups)
+        return self.seconds_per_iteration
 
     def to_json(self):
         """The ``--json`` object: the keys the issue names, then the curves."""
@@ -82,6 +96,14 @@ class SimulationResult:
                 'tests': [{'iteration': i, 'seconds': s, 'accuracy': a, 'loss': l}
                           for i, s, a, l in self.tests],
                 'train_losses': [[i, s, l] for i, s, l in self.losses]}
+
+
+def trial_score(losses, diverged):
+    """The mean of the second half of ``losses`` (at least the last 10); inf if diverged."""
+    if diverged or not losses:
+        return math.inf
+    count = max(10, len(losses) // 2)
+    return float(np.mean(losses[-count:]))
 
 
 @contextlib.contextmanager
@@ -156,9 +178,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ the event loop
     def run(self, *, max_iter=None, max_seconds=None, target_accuracy=None,
-            stop_at_target=True, snapshot_prefix=None):
+            stop_at_target=True, snapshot_prefix=None, min_fresh=0):
         """Simulate until the solver's max_iter (or ``max_iter`` server updates), ``max_seconds``
-        simulated seconds, or (with ``stop_at_target``) the target accuracy.
+        simulated seconds (but not before ``min_fresh`` gradients computed on a model this run
+        updated were applied: an optimizer's trial needs that many to be scored), or (with
+        ``stop_at_target``) the target accuracy.
 
         Returns:
             SimulationResult.
@@ -185,11 +209,14 @@ class Simulation:
         while arrivals and not result.diverged:
             arrival, _, group, gradient = heapq.heappop(arrivals)
             self.now = server_free = max(arrival, server_free) + self.cluster.server_seconds
-            if max_seconds is not None and self.now > max_seconds:
-                self.now = max_seconds
+            if max_seconds is not None and self.now > max_seconds and \
+                    len(result.fresh_losses) >= min_fresh:
+                self.now = max(max_seconds, result.losses[-1][1] if result.losses else 0.0)
                 break
             applied = server.apply(group, [gradient])
             result.losses.append((applied.iteration, self.now, gradient.loss))
+            if gradient.version > result.start_iteration:
+                result.fresh_losses.append(gradient.loss)
             if self._test_due():
                 self._test(target_accuracy)
             if server.iteration >= limit or (stop_at_target and
@@ -271,6 +298,6 @@ def _accuracy_blob(solver, source):
 def simulate(param, source, cluster, groups, **kwargs):
     """Build a Simulation and run it; ``kwargs`` go to the constructor or to ``run``."""
     run_keys = ('max_iter', 'max_seconds', 'target_accuracy', 'stop_at_target',
-                'snapshot_prefix')
+                'snapshot_prefix', 'min_fresh')
     run_args = {k: kwargs.pop(k) for k in run_keys if k in kwargs}
     return Simulation(param, source, cluster, groups, **kwargs).run(**run_args)

@@ -184,6 +184,3 @@ def test_cct_optimize_simulates_the_digits_and_prints_json(digits, tmp_path, cap
     assert cli.main(arguments) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again['reused_measurements'] == len(again['tried']) == len(report['tried'])
-    assert cli.main(['optimize', '--solver', path, '--cluster',
-                     os.path.join(CLUSTERS, 'laptop.json'), '--budget', '2']) == 1
-    assert 'give --simulate' in capsys.readouterr().err
