@@ -53,7 +53,9 @@ class Optimizer:
         evaluator: ``evaluate(groups, momentum, base_lr, seconds, start)`` returning a dict with
             ``seconds_per_iteration``, ``score``, ``diverged``, ``seconds`` (simulated time used),
             ``start_iteration``, ``iterations``, ``iterations_to_target``, ``time_to_target_s``
-            and ``snapshot`` (a checkpoint to resume from, or None).
+            and ``snapshot`` (a checkpoint to resume from, or None); optionally ``start_loss``
+            (the mean loss on the starting model: a winner that does not beat it is not
+            continued).
         group_counts: the numbers of groups to consider, ascending (e.g. 1, 2, 4, ... N).
         budget_seconds: the optimizer's total time (search and training).
         phase_seconds: time per grid point.
@@ -91,8 +93,10 @@ class Optimizer:
         self.clock = 0.0
         self.reached = None
         self.chosen = None
-        #: The state the next trial or epoch starts from (None: the initial model).
+        #: The state the next trial or epoch starts from (None: the initial model), and the
+        #: ones before it.
         self.checkpoint = None
+        self._history = []
         self.hardware = {}
         self._hardware_sums = {}
 
@@ -232,11 +236,30 @@ class Optimizer:
         return winners
 
     def _advance(self, record):
-        """Training goes on from ``record``'s state (the search's progress is kept)."""
-        if record.get('snapshot'):
-            self.checkpoint = record['snapshot']
-            record['kept'] = True
-            self.chosen = record
+        """Training goes on from ``record``'s state (the search's progress is kept) if it made
+        progress: its score below the loss on its starting model (``start_loss``, when the
+        evaluator gives it). A winner that did not (a short trial at a large rate can leave a
+        state about to blow up, momentum and all) is not continued: training goes back to the
+        state before its start. Returns whether it was kept."""
+        if not record.get('snapshot'):
+            return False
+        start_loss = record.get('start_loss')
+        if start_loss is not None and not record['score'] < start_loss:
+            self.decide('no progress from the checkpoint: go back to the state before it',
+                        groups=record['groups'], momentum=record['momentum'],
+                        base_lr=record['base_lr'], score=record['score'],
+                        start_loss=start_loss)
+            self._revert()
+            return False
+        self._history.append(self.checkpoint)
+        self.checkpoint = record['snapshot']
+        record['kept'] = True
+        self.chosen = record
+        return True
+
+    def _revert(self):
+        if self._history:
+            self.checkpoint = self._history.pop()
 
     # ------------------------------------------------------------------ the whole run
     def run(self):
@@ -293,8 +316,10 @@ class Optimizer:
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
-            self.decide('the epoch diverged; train it again at a tenth of the rate',
-                        groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
+            self.decide('the epoch diverged; train it again at a tenth of the rate from the '
+                        'state before its start', groups=groups, momentum=momentum,
+                        base_lr=rate, to=rate / 10)
+            self._revert()
             rate /= 10
         if not run['diverged']:
             self._advance(run)
@@ -391,4 +416,4 @@ class SimulatedEvaluator:
                 'start_iteration': result.start_iteration, 'iterations': result.iterations,
                 'iterations_to_target': result.iterations_to_target,
                 'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
-                'accuracy': accuracy}
+                'accuracy': accuracy, 'start_loss': result.start_loss()}

@@ -41,7 +41,7 @@ class _Point(logging.Handler):
         self.mutex = threading.Lock()  # not "lock": logging.Handler holds that one in emit
         self.started = None
         self.start_iteration = None
-        self.losses, self.fresh, self.tests = [], [], []
+        self.losses, self.fresh, self.stale, self.tests = [], [], [], []
         self.reached = None
         self.stopping = False
         self._testing = None
@@ -71,6 +71,8 @@ class _Point(logging.Handler):
             self.losses.append((result.iteration, self.clock(), result.loss))
             if result.iteration - 1 - result.staleness > self.start_iteration:
                 self.fresh.append(result.loss)
+            else:
+                self.stale.append(result.loss)
 
     def emit(self, record):
         message = record.getMessage()
@@ -164,7 +166,8 @@ class RayEvaluator:
                   'time_to_target_s': reached and reached[1],
                   'snapshot': None if diverged else trainer.last_snapshot,
                   'accuracy': point.tests[-1][2] if point.tests else None,
-                  'startup_seconds': self.startup_seconds[-1]}
+                  'startup_seconds': self.startup_seconds[-1],
+                  'start_loss': sum(point.stale) / len(point.stale) if point.stale else None}
         logger.info('Optimizer ran %d groups, momentum %g, rate %g%s on Ray: %d updates in %.3g '
                     's (%.3g s per update; actors started in %.3g s), score %.4g%s', groups,
                     momentum, base_lr, ' from ' + os.path.basename(start) if start else '',

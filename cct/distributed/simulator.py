@@ -43,7 +43,8 @@ class SimulationResult:
         iterations, seconds: how far the run went.
         losses: one ``(iteration, seconds, loss)`` per applied gradient.
         tests: one ``(iteration, seconds, accuracy, loss)`` per test pass.
-        fresh_losses: the losses of the gradients computed on a model this run updated.
+        fresh_losses: the losses of the gradients computed on a model this run updated;
+            start_losses: those computed on its starting model.
         staleness: {staleness: updates}.
         diverged: the loss became non-finite (the run stopped there).
         snapshot: the solver state written at the end, or None.
@@ -57,7 +58,7 @@ class SimulationResult:
         self.start_iteration = 0
         self.seconds = 0.0
         self.losses, self.tests = [], []
-        self.fresh_losses = []
+        self.fresh_losses, self.start_losses = [], []
         self.staleness = {}
         self.diverged = False
         self.snapshot = None
@@ -71,6 +72,10 @@ class SimulationResult:
         too noisy to rank by."""
         return trial_score(self.fresh_losses or [loss for _, _, loss in self.losses],
                            self.diverged)
+
+    def start_loss(self):
+        """The mean loss of the gradients computed on the starting model (None if none)."""
+        return float(np.mean(self.start_losses)) if self.start_losses else None
 
     def steady_seconds_per_iteration(self):
         """Simulated seconds per update over whole rounds of G updates after the first (all G
@@ -217,6 +222,8 @@ class Simulation:
             result.losses.append((applied.iteration, self.now, gradient.loss))
             if gradient.version > result.start_iteration:
                 result.fresh_losses.append(gradient.loss)
+            else:
+                result.start_losses.append(gradient.loss)
             if self._test_due():
                 self._test(target_accuracy)
             if server.iteration >= limit or (stop_at_target and
