@@ -24,7 +24,8 @@ sys.path.insert(0, ROOT)
 from cct import io as cct_io  # noqa: E402
 from cct.log import init_log  # noqa: E402
 from cct.distributed.cluster_spec import load_cluster  # noqa: E402
-from cct.distributed.optimizer import Optimizer, SimulatedEvaluator  # noqa: E402
+from cct.distributed.optimizer import Optimizer  # noqa: E402
+from cct.distributed.simulator import SimulatedEvaluator  # noqa: E402
 from cct.distributed.simulator import quiet, simulate  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.6, 0.9)

@@ -30,7 +30,6 @@ Every measurement is appended to a JSON-lines file and reused when the optimizer
 (the path it takes is a function of the measurements, so a restart replays it up to where it was
 killed); every decision is logged with its evidence.
 """
-import hashlib
 import json
 import math
 import os
@@ -42,8 +41,9 @@ COLD_RATES = (0.1, 0.01, 0.001, 0.0001)
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
 #: A group count must be this much faster per update than the previous one to be worth it.
 TIME_THRESHOLD = 0.10
-#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
-TRIAL_UPDATES = 5
+#: A best trial scoring this many times the run that made its checkpoint (the loss blew up,
+#: not the noise of a few batches nor more staleness) sends training back.
+REGRESSION = 2.0
 
 
 class Optimizer:
@@ -53,9 +53,7 @@ class Optimizer:
         evaluator: ``evaluate(groups, momentum, base_lr, seconds, start)`` returning a dict with
             ``seconds_per_iteration``, ``score``, ``diverged``, ``seconds`` (simulated time used),
             ``start_iteration``, ``iterations``, ``iterations_to_target``, ``time_to_target_s``
-            and ``snapshot`` (a checkpoint to resume from, or None); optionally ``start_loss``
-            (the mean loss on the starting model: a winner that does not beat it is not
-            continued).
+            and ``snapshot`` (a checkpoint to resume from, or None).
         group_counts: the numbers of groups to consider, ascending (e.g. 1, 2, 4, ... N).
         budget_seconds: the optimizer's total time (search and training).
         phase_seconds: time per grid point.
@@ -97,6 +95,7 @@ class Optimizer:
         #: ones before it.
         self.checkpoint = None
         self._history = []
+        self._made = {}
         self.hardware = {}
         self._hardware_sums = {}
 
@@ -236,23 +235,25 @@ class Optimizer:
         return winners
 
     def _advance(self, record):
-        """Training goes on from ``record``'s state (the search's progress is kept) if it made
-        progress: its score below the loss on its starting model (``start_loss``, when the
-        evaluator gives it). A winner that did not (a short trial at a large rate can leave a
-        state about to blow up, momentum and all) is not continued: training goes back to the
-        state before its start. Returns whether it was kept."""
+        """Training goes on from ``record``'s state (the search's progress is kept) unless the
+        loss blew up from the checkpoint: its score more than REGRESSION times the
+        score of the run that made the checkpoint (a short trial at a large rate can leave a
+        state about to blow up, momentum and all; both scores are means of several losses, so
+        the noise of one batch does not trigger it). Then training goes back to the state
+        before that checkpoint. Returns whether it was kept."""
         if not record.get('snapshot'):
             return False
-        start_loss = record.get('start_loss')
-        if start_loss is not None and not record['score'] < start_loss:
-            self.decide('no progress from the checkpoint: go back to the state before it',
+        made = self._made.get(self.checkpoint)
+        if made is not None and record['score'] > REGRESSION * made:
+            self.decide('the loss blew up from the checkpoint: go back to the state before it',
                         groups=record['groups'], momentum=record['momentum'],
                         base_lr=record['base_lr'], score=record['score'],
-                        start_loss=start_loss)
+                        checkpoint_score=made)
             self._revert()
             return False
         self._history.append(self.checkpoint)
         self.checkpoint = record['snapshot']
+        self._made[self.checkpoint] = record['score']
         record['kept'] = True
         self.chosen = record
         return True
@@ -367,53 +368,3 @@ def _short(value):
     if isinstance(value, float):
         return '%.4g' % value
     return value
-
-
-class SimulatedEvaluator:
-    """Runs the optimizer's points on the cluster simulator (cct.distributed.simulator).
-
-    Args:
-        param, source: the solver.
-        cluster: a ClusterSpec.
-        workdir: where checkpoints are written.
-        target_accuracy: the accuracy whose first test marks the target (or None).
-        seed: the jitter seed of every run.
-        trial_updates: a run goes past its seconds until this many gradients computed on a
-            model it updated were applied, so that its score compares momenta and rates (a
-            trial of G groups first applies G gradients of its starting model).
-    """
-
-    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
-                 trial_updates=TRIAL_UPDATES):
-        self.param, self.source, self.cluster = param, source, cluster
-        self.workdir, self.target, self.seed = workdir, target_accuracy, seed
-        self.trial_updates = trial_updates
-        os.makedirs(workdir, exist_ok=True)
-        self.count = 0
-
-    def evaluate(self, groups, momentum, base_lr, seconds, start):
-        from cct.distributed.simulator import Simulation, quiet
-        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
-        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
-        ).hexdigest()[:12]
-        with quiet():
-            simulation = Simulation(self.param, self.source, self.cluster, groups,
-                                    momentum=momentum, base_lr=base_lr, seed=self.seed,
-                                    restore=start)
-            result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
-                                    snapshot_prefix=os.path.join(self.workdir, name),
-                                    min_fresh=self.trial_updates)
-        logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
-                    'score %.4g%s', groups, momentum, base_lr,
-                    ' from ' + os.path.basename(start) if start else '',
-                    result.steady_seconds_per_iteration() or math.nan, result.score(),
-                    ' (diverged)' if result.diverged else '')
-        accuracy = result.tests[-1][2] if result.tests else None
-        return {'seconds_per_iteration': result.steady_seconds_per_iteration(),
-                'score': result.score(),
-                'diverged': result.diverged, 'seconds': result.seconds,
-                'start_iteration': result.start_iteration, 'iterations': result.iterations,
-                'iterations_to_target': result.iterations_to_target,
-                'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
-                'accuracy': accuracy, 'start_loss': result.start_loss()}

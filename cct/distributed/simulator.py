@@ -15,9 +15,12 @@ The test accuracy is measured by the simulator itself every ``test_interval`` se
 server's own test pass is switched off) so that it can be recorded against simulated seconds.
 """
 import contextlib
+import hashlib
 import heapq
+import json
 import logging
 import math
+import os
 
 import numpy as np
 
@@ -30,6 +33,9 @@ from cct.distributed.momentum import set_momentum_mode
 from cct.distributed.server import ParameterServer
 from cct.distributed.stats import GroupStats
 from cct.distributed.worker import GroupWorker
+
+#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
+TRIAL_UPDATES = 5
 
 
 class SimulationResult:
@@ -308,3 +314,52 @@ def simulate(param, source, cluster, groups, **kwargs):
                 'snapshot_prefix', 'min_fresh')
     run_args = {k: kwargs.pop(k) for k in run_keys if k in kwargs}
     return Simulation(param, source, cluster, groups, **kwargs).run(**run_args)
+
+
+class SimulatedEvaluator:
+    """Runs the optimizer's points on the cluster simulator (cct.distributed.simulator).
+
+    Args:
+        param, source: the solver.
+        cluster: a ClusterSpec.
+        workdir: where checkpoints are written.
+        target_accuracy: the accuracy whose first test marks the target (or None).
+        seed: the jitter seed of every run.
+        trial_updates: a run goes past its seconds until this many gradients computed on a
+            model it updated were applied, so that its score compares momenta and rates (a
+            trial of G groups first applies G gradients of its starting model).
+    """
+
+    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
+                 trial_updates=TRIAL_UPDATES):
+        self.param, self.source, self.cluster = param, source, cluster
+        self.workdir, self.target, self.seed = workdir, target_accuracy, seed
+        self.trial_updates = trial_updates
+        os.makedirs(workdir, exist_ok=True)
+        self.count = 0
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
+        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+        ).hexdigest()[:12]
+        with quiet():
+            simulation = Simulation(self.param, self.source, self.cluster, groups,
+                                    momentum=momentum, base_lr=base_lr, seed=self.seed,
+                                    restore=start)
+            result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
+                                    snapshot_prefix=os.path.join(self.workdir, name),
+                                    min_fresh=self.trial_updates)
+        logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
+                    'score %.4g%s', groups, momentum, base_lr,
+                    ' from ' + os.path.basename(start) if start else '',
+                    result.steady_seconds_per_iteration() or math.nan, result.score(),
+                    ' (diverged)' if result.diverged else '')
+        accuracy = result.tests[-1][2] if result.tests else None
+        return {'seconds_per_iteration': result.steady_seconds_per_iteration(),
+                'score': result.score(),
+                'diverged': result.diverged, 'seconds': result.seconds,
+                'start_iteration': result.start_iteration, 'iterations': result.iterations,
+                'iterations_to_target': result.iterations_to_target,
+                'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
+                'accuracy': accuracy, 'start_loss': result.start_loss()}

@@ -26,7 +26,8 @@ import os
 
 from cct import io as cct_io
 from cct.errors import CctError
-from cct.distributed.optimizer import Optimizer, SimulatedEvaluator, TRIAL_UPDATES
+from cct.distributed.optimizer import Optimizer
+from cct.distributed.simulator import SimulatedEvaluator, TRIAL_UPDATES
 from cct.distributed import reports
 from cct.tools.simulate import add_simulation_flags, read_inputs
 

@@ -121,6 +121,33 @@ def test_trials_start_from_the_latest_checkpoint_and_training_goes_on_from_the_w
     assert all(p['kept'] for p in tried if p['phase'] == 'epoch')
 
 
+class HotProblem(FakeProblem):
+    """The fake problem where one group's rate 0.1 scores best in its short trial but leaves a
+    state about to blow up: every point resumed from it scores 10 times worse."""
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        record = super().evaluate(groups, momentum, base_lr, seconds, start)
+        if groups == 1 and base_lr == 0.1:
+            record.update(score=50.0, diverged=False)
+            os.rename(record['snapshot'], record['snapshot'] + '_hot')
+            record['snapshot'] += '_hot'
+        elif start and start.endswith('_hot') and not record['diverged']:
+            record['score'] *= 10
+        return record
+
+
+def test_a_state_whose_loss_blows_up_is_left_for_the_one_before(tmp_path, cct_log):
+    report = optimizer(tmp_path, HotProblem(str(tmp_path))).run()
+    tried = report['tried']
+    two = [p for p in tried if p['groups'] == 2 and p['phase'] == 'cold']
+    assert two and all(p['start'].endswith('_hot') for p in two)
+    assert 'the loss blew up from the checkpoint: go back to the state before it' in cct_log()
+    # Four groups search from the state before the hot one (the initial model).
+    four = [p for p in tried if p['groups'] == 4 and p['phase'] == 'cold']
+    assert four and all(p['start'] is None for p in four)
+    assert not any(p['kept'] for p in two)
+
+
 def test_the_steady_state_prunes_dominated_points(tmp_path):
     """After an epoch of (rate r, momentum m) the next search skips rate r with momentum above m
     and rate r/10 with momentum below m; after halving the groups the reference momentum is
