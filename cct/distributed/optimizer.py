@@ -298,7 +298,10 @@ class Optimizer:
                 groups, rate, reference, top = smaller, top['base_lr'], (top['base_lr'], 0.6), None
                 continue
             rate, momentum = top['base_lr'], top['momentum']
-            self._advance(top)
+            if top['start'] == self.checkpoint:
+                # A trial of this search (a cold-start winner's state is already the
+                # checkpoint, or an ancestor of it: training goes on from the latest).
+                self._advance(top)
             self.decide('train an epoch', groups=groups, momentum=momentum, base_lr=rate,
                         score=top['score'],
                         from_checkpoint=self.checkpoint and os.path.basename(self.checkpoint))
