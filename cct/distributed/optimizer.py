@@ -320,10 +320,10 @@ class Optimizer:
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
-            self.decide('the epoch diverged; train it again at a tenth of the rate from the '
-                        'state before its start', groups=groups, momentum=momentum,
-                        base_lr=rate, to=rate / 10)
-            self._revert()
+            # The rate was too large for an epoch; the state it started from is judged by the
+            # next search (a blow-up sends training back, _advance).
+            self.decide('the epoch diverged; train it again at a tenth of the rate',
+                        groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
             rate /= 10
         if not run['diverged']:
             self._advance(run)
