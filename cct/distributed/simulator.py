@@ -13,6 +13,7 @@ computing the whole batch gives exactly.
 
 The test accuracy is measured by the simulator itself every ``test_interval`` server updates (the
 server's own test pass is switched off) so that it can be recorded against simulated seconds.
+SimulatedEvaluator runs the optimizer's points (cct.distributed.optimizer) on it.
 """
 import contextlib
 import hashlib
