@@ -6,7 +6,7 @@ exhaustive grid of fixed configurations the optimizer is judged against.
 
     python examples/digits/create_digits.py --output /tmp/digits
     python benchmarks/omnivore_simulation.py --digits /tmp/digits [--clusters laptop,gpu8]
-        [--grid omnivore_cpu] [--budget-factor 10] [--json results.json]
+        [--grid omnivore_cpu | --reuse-grid old.json] [--budget-factor 10] [--json results.json]
 
 Every run uses the example's solver (base_lr 0.01, inv policy, batch 64) with a test every 25
 updates, stops at the target or at --max-seconds simulated seconds, and seeds the jitter with 0.
@@ -24,7 +24,8 @@ sys.path.insert(0, ROOT)
 from cct import io as cct_io  # noqa: E402
 from cct.log import init_log  # noqa: E402
 from cct.distributed.cluster_spec import load_cluster  # noqa: E402
-from cct.distributed.optimizer import Optimizer, SimulatedEvaluator  # noqa: E402
+from cct.distributed.optimizer import Optimizer  # noqa: E402
+from cct.distributed.simulator import SimulatedEvaluator  # noqa: E402
 from cct.distributed.simulator import quiet, simulate  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
@@ -79,10 +80,20 @@ def main(argv=None):
                         help='simulated seconds per fixed run')
     parser.add_argument('--budget-factor', type=float, default=10.0,
                         help="the optimizer's budget in units of the synchronous run's time to "
-                             'target; a grid point gets 1/60 of it, an epoch 1/5 (Omnivore: grid '
-                             'points of 200 s, epochs of 10000 s)')
+                             'target; a trial gets 1/750 of it, an epoch 1/15, 50 trials (as '
+                             "Omnivore's trials of 200 s and epochs of 10000 s)")
+    parser.add_argument('--phase-seconds', type=float, default=None,
+                        help='simulated seconds per trial (default: the budget / 750)')
+    parser.add_argument('--epoch-seconds', type=float, default=None,
+                        help='simulated seconds per epoch (default: the budget / 15)')
+    parser.add_argument('--trial-updates', type=int, default=5,
+                        help='updates on a model it updated that a trial runs at least')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
+    parser.add_argument('--reuse-grid', default='',
+                        help='a results JSON of this script whose exhaustive grids are copied '
+                             'for the clusters not in --grid (the fixed runs do not depend on '
+                             'the optimizer)')
     args = parser.parse_args(argv)
     init_log(0)
     os.makedirs(args.workdir, exist_ok=True)
@@ -95,19 +106,20 @@ def main(argv=None):
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target)
+                                       args.target, trial_updates=args.trial_updates)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
-                              phase_seconds=budget / 60, epoch_seconds=budget / 5,
+                              phase_seconds=args.phase_seconds or budget / 750,
+                              epoch_seconds=args.epoch_seconds or budget / 15,
                               measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
         started = time.perf_counter()
         chosen = optimizer.run()
         chosen['real_seconds'] = time.perf_counter() - started
         print('  optimizer (budget %.3g s): %s groups, momentum %s, rate %s; %s s to target with '
-              'its search, %s s of it searching (%d runs)'
+              'its search, %s s of it in trials, %s s of those thrown away (%d runs)'
               % (budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
                  _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
-                 len(chosen['tried'])), flush=True)
+                 _g(chosen['discarded_seconds_to_target']), len(chosen['tried'])), flush=True)
         entry['optimizer'] = chosen
         if chosen['groups'] is not None:
             entry['chosen_fixed'] = fixed(param, path, spec, chosen['groups'],
@@ -121,6 +133,17 @@ def main(argv=None):
                 entry['grid_best'] = best
                 print('  grid best: %d groups, momentum %.1f, rate %g: %.4g s'
                       % (best['groups'], best['momentum'], best['base_lr'],
+                         best['time_to_target_s']), flush=True)
+        if args.reuse_grid and name not in args.grid.split(','):
+            with open(args.reuse_grid) as f:
+                previous = json.load(f)['clusters'].get(name, {})
+            for key in ('grid', 'grid_best'):
+                if key in previous:
+                    entry[key] = previous[key]
+            if 'grid_best' in entry:
+                best = entry['grid_best']
+                print('  grid best (from %s): %d groups, momentum %.1f, rate %g: %.4g s'
+                      % (args.reuse_grid, best['groups'], best['momentum'], best['base_lr'],
                          best['time_to_target_s']), flush=True)
         report['clusters'][name] = entry
     if args.json:

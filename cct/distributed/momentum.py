@@ -10,7 +10,13 @@ geometric, P(τ = l) = (1 − q)·q^l with q = 1 − 1/M. Then, in expectation o
 heavy-ball momentum 1 − 1/M with step α/M. With explicit momentum μ_e on top the expected
 recursion is D_t = (μ_e + q)·D_{t−1} − μ_e·q·D_{t−2} − (α/M)·∇f(w_t) (D_t = E[w_{t+1} − w_t]), so to
 first order the total momentum is μ_e + 1 − 1/M, which ``compensated_momentum`` keeps at the solver
-file's value.
+file's value. Only to first order: the recursion is two low-pass filters in series (poles μ_e and
+q), whose long-run step α/(M·(1 − μ_e)(1 − q)) = α/(1 − μ_e) does not depend on M. So where the
+step is large enough for momentum to shape the curve, compensation keeps G groups' per-update loss
+curves near one group's (uncompensated, μ_e + q > 1 overshoots); at small rates asynchrony is
+only a delay, the uncompensated curves already coincide, and compensation (a smaller μ_e, so a
+smaller long-run step) slows them (tests/distributed/test_momentum.py,
+benchmarks/momentum_compensation.py, the README's table).
 
 The estimator (``fit_momentum``): run the same start many times with independent compute times,
 average the model over runs (m_t) and the gradient at the model each update read (g_t, which is

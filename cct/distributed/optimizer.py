@@ -1,29 +1,35 @@
 """Omnivore's optimizer (omnivore.py; ../shared/reference/cct_omnivore.md §2b): choose the number
 of compute groups, the explicit momentum and the learning rate that minimise time to accuracy.
 
+Every grid point is a short trial (``phase_seconds``, a small fraction of an epoch) resumed from
+the latest checkpoint, and training goes on from the best trial's state, so the search's progress
+is kept rather than thrown away (Omnivore's steady state; its cold start trained every point from
+scratch, which on a problem that trains in seconds costs more than the training).
+
 Cold start, from the fewest groups (largest groups, least asynchrony) to the most: one group tries
 momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group count tries momentum
-{0, 0.3, 0.6, 0.9} with the rates {best, best/10} of the previous count, each point trained from
-scratch for ``phase_seconds``, with Omnivore's pruning (a diverged point prunes every point with a
-rate and momentum at least as large; more staleness never needs a larger rate, nor the same rate
-with more momentum, nor less of both) and an early exit when a count is not at least 10 % faster
-per update than the previous one. Score = a run's mean loss over its last updates (see
-SimulationResult.score). The best count by
-score is trained for an epoch (``epoch_seconds``) and checkpointed.
+{0, 0.3, 0.6, 0.9} with the rates {best, best/10} of the previous count, with Omnivore's pruning
+(a diverged point prunes every point with a rate and momentum at least as large; more staleness
+never needs a larger rate, nor the same rate with more momentum, nor less of both: dominated
+points) and an early exit when a count is not at least 10 % faster per update than the previous
+one. Score = a trial's mean loss over its last updates (see SimulationResult.score); the points of
+one grid start from the same checkpoint, so their scores compare. Each count's winner becomes the
+checkpoint the next count searches from. Then the fastest count per update (a larger count
+replaces the current choice only if 10 % faster) trains its winner for an epoch
+(``epoch_seconds``) from the latest checkpoint.
 
-Steady state, epoch by epoch from the latest checkpoint: start from the count that was fastest per
-update (a smaller count replaces it only if 10 % faster); grid momentum {0, 0.3, 0.6, 0.9} (and
--0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, each
-point resumed from the checkpoint for ``phase_seconds``; when the best explicit momentum is 0,
-asynchrony already gives too much momentum: halve the number of groups and search again;
-otherwise train the chosen point for an epoch. It stops at the budget or when a run reaches the
-target accuracy.
+Steady state, epoch by epoch from the latest checkpoint: grid momentum {0, 0.3, 0.6, 0.9} (and
+-0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, pruned
+of the points the last choice dominates, as in the cold start; when the best explicit momentum is
+0, asynchrony already gives too much momentum: halve the number of groups and search again (the
+pruning's reference momentum 0.6, which puts that 0 in the middle of the next range); otherwise
+train the chosen point for an epoch from the best trial's state. It stops at the budget or as soon
+as a run reaches the target accuracy.
 
 Every measurement is appended to a JSON-lines file and reused when the optimizer is restarted
 (the path it takes is a function of the measurements, so a restart replays it up to where it was
 killed); every decision is logged with its evidence.
 """
-import hashlib
 import json
 import math
 import os
@@ -35,6 +41,9 @@ COLD_RATES = (0.1, 0.01, 0.001, 0.0001)
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
 #: A group count must be this much faster per update than the previous one to be worth it.
 TIME_THRESHOLD = 0.10
+#: A best trial scoring this many times the run that made its checkpoint (the loss blew up,
+#: not the noise of a few batches nor more staleness) sends training back.
+REGRESSION = 2.0
 
 
 class Optimizer:
@@ -82,7 +91,13 @@ class Optimizer:
         self.clock = 0.0
         self.reached = None
         self.chosen = None
+        #: The state the next trial or epoch starts from (None: the initial model), and the
+        #: ones before it.
+        self.checkpoint = None
+        self._history = []
+        self._made = {}
         self.hardware = {}
+        self._hardware_sums = {}
 
     # ------------------------------------------------------------------ bookkeeping
     def decide(self, text, **evidence):
@@ -117,9 +132,20 @@ class Optimizer:
                         base_lr=base_lr, phase=phase, at_seconds=self.reached['time_to_target_s'])
         self.clock += record['seconds']
         self.tried.append(record)
-        if self.hardware.get(groups) is None:
-            self.hardware[groups] = record['seconds_per_iteration']
+        self._measure_hardware(groups, record)
         return record
+
+    def _measure_hardware(self, groups, record):
+        """HE of ``groups``: seconds per update pooled over every run at that count that did
+        not diverge (weighted by its updates). Omnivore takes the first run's; a short trial's
+        alone is noisy (a few updates of exponential compute times)."""
+        updates = record['iterations'] - record['start_iteration']
+        if record['diverged'] or not record['seconds_per_iteration'] or updates <= 0:
+            return
+        seconds, count = self._hardware_sums.get(groups, (0.0, 0))
+        seconds, count = seconds + record['seconds_per_iteration'] * updates, count + updates
+        self._hardware_sums[groups] = seconds, count
+        self.hardware[groups] = seconds / count
 
     def out_of_time(self):
         return self.reached is not None or self.clock >= self.budget
@@ -175,16 +201,18 @@ class Optimizer:
         return top
 
     def cold_start(self):
+        """Omnivore's cold start; every grid starts from the latest checkpoint (None: the
+        initial model) and its winner's state becomes the next one. Returns {groups: winner}."""
         winners = {}
         previous = None
         for groups in self.group_counts:
             if self.out_of_time():
                 break
             if previous is None:
-                points = self.grid('cold', groups, (0.9,), COLD_RATES, None)
+                points = self.grid('cold', groups, (0.9,), COLD_RATES, self.checkpoint)
             else:
                 rate = previous['base_lr']
-                points = self.grid('cold', groups, MOMENTA, (rate, rate / 10), None,
+                points = self.grid('cold', groups, MOMENTA, (rate, rate / 10), self.checkpoint,
                                    (previous['base_lr'], previous['momentum']))
             if previous is not None and not self._pays(groups):
                 before = self.group_counts[self.group_counts.index(groups) - 1]
@@ -199,74 +227,116 @@ class Optimizer:
                             groups=groups)
                 break
             winners[groups] = top
-            self.decide('cold start, %d groups: best momentum %g, rate %g' % (
-                groups, top['momentum'], top['base_lr']), score=top['score'],
-                points=len(points), seconds_per_iteration=self.hardware.get(groups))
+            self.decide('cold start, %d groups: best momentum %g, rate %g; go on from its state'
+                        % (groups, top['momentum'], top['base_lr']), score=top['score'],
+                        points=len(points), seconds_per_iteration=self.hardware.get(groups))
+            self._advance(top)
             previous = top
         return winners
+
+    def _advance(self, record):
+        """Training goes on from ``record``'s state (the search's progress is kept) unless the
+        loss blew up from the checkpoint: its score more than REGRESSION times the
+        score of the run that made the checkpoint (a short trial at a large rate can leave a
+        state about to blow up, momentum and all; both scores are means of several losses, so
+        the noise of one batch does not trigger it). Then training goes back to the state
+        before that checkpoint. Returns whether it was kept."""
+        if not record.get('snapshot'):
+            return False
+        made = self._made.get(self.checkpoint)
+        if made is not None and record['score'] > REGRESSION * made:
+            self.decide('the loss blew up from the checkpoint: go back to the state before it',
+                        groups=record['groups'], momentum=record['momentum'],
+                        base_lr=record['base_lr'], score=record['score'],
+                        checkpoint_score=made)
+            self._revert()
+            return False
+        self._history.append(self.checkpoint)
+        self.checkpoint = record['snapshot']
+        self._made[self.checkpoint] = record['score']
+        record['kept'] = True
+        self.chosen = record
+        return True
+
+    def _revert(self):
+        if self._history:
+            self.checkpoint = self._history.pop()
 
     # ------------------------------------------------------------------ the whole run
     def run(self):
         """Cold start, then steady-state epochs until the budget or the target. Returns the
         report dict (``chosen``, ``tried``, ``decisions``, ``reached``)."""
         winners = self.cold_start()
+        if self.out_of_time():
+            return self.report()
         if not winners:
             raise CctError('the optimizer found no configuration that trains (every point '
                            'diverged or the budget was spent before one ran)')
-        first = min(winners.values(), key=lambda p: p['score'])
-        self.decide('train the cold-start winner for an epoch', groups=first['groups'],
-                    momentum=first['momentum'], base_lr=first['base_lr'], score=first['score'])
-        run, rate = self.train_epoch(first['groups'], first['momentum'], first['base_lr'], None)
-        if self.out_of_time():
-            return self.report()
-        groups = self._fastest()
-        momentum = first['momentum']
+        groups = self._fastest(winners)
+        top = winners[groups]
         self.decide('steady state starts with the fastest group count per update', groups=groups,
-                    seconds_per_iteration=self.hardware.get(groups))
-        while not self.out_of_time() and run['snapshot']:
-            checkpoint = run['snapshot']
-            momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
-            while True:
-                points = self.grid('steady', groups, momenta, (rate, rate / 10), checkpoint)
+                    seconds_per_iteration=self.hardware.get(groups), momentum=top['momentum'],
+                    base_lr=top['base_lr'])
+        rate, reference = top['base_lr'], None
+        momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
+        while not self.out_of_time():
+            if top is None:
+                # Re-tune from the latest checkpoint (the cold start's grid at this count is
+                # the first epoch's search).
+                points = self.grid('steady', groups, momenta, (rate, rate / 10),
+                                   self.checkpoint, reference)
                 top = self.best(points, buffer=1.01)
                 if top is None or self.out_of_time():
                     break
-                if top['momentum'] == 0 and groups != self.group_counts[0]:
-                    smaller = self.group_counts[self.group_counts.index(groups) - 1]
-                    self.decide('best explicit momentum is 0: asynchrony gives too much '
-                                'momentum; halve the groups', groups=groups, to=smaller,
-                                base_lr=top['base_lr'], score=top['score'])
-                    groups, rate = smaller, top['base_lr']
-                    continue
-                break
-            if top is None or self.out_of_time():
-                break
+            if top['momentum'] == 0 and groups != self.group_counts[0]:
+                smaller = self.group_counts[self.group_counts.index(groups) - 1]
+                self.decide('best explicit momentum is 0: asynchrony gives too much '
+                            'momentum; halve the groups', groups=groups, to=smaller,
+                            base_lr=top['base_lr'], score=top['score'])
+                # Omnivore's reference momentum 0.6 puts the 0 just chosen in the middle of the
+                # next range.
+                groups, rate, reference, top = smaller, top['base_lr'], (top['base_lr'], 0.6), None
+                continue
             rate, momentum = top['base_lr'], top['momentum']
+            if top['start'] == self.checkpoint:
+                # A trial of this search (a cold-start winner's state is already the
+                # checkpoint, or an ancestor of it: training goes on from the latest).
+                self._advance(top)
             self.decide('train an epoch', groups=groups, momentum=momentum, base_lr=rate,
-                        score=top['score'], from_checkpoint=os.path.basename(checkpoint))
-            run, rate = self.train_epoch(groups, momentum, rate, checkpoint)
+                        score=top['score'],
+                        from_checkpoint=self.checkpoint and os.path.basename(self.checkpoint))
+            run, rate = self.train_epoch(groups, momentum, rate)
+            if not run['snapshot']:
+                break
+            reference, top = (rate, momentum), None
         return self.report()
 
-    def train_epoch(self, groups, momentum, rate, checkpoint, retries=3):
-        """Train an epoch; a run that diverges (a short grid point can hide it) is retried at
-        a tenth of the rate. Returns ``(run, rate)``."""
+    def train_epoch(self, groups, momentum, rate, retries=3):
+        """Train an epoch from the latest checkpoint, which then moves to its end; a run that
+        diverges (a short trial can hide it) is retried at a tenth of the rate. Returns
+        ``(run, rate)``."""
         for _ in range(retries + 1):
-            run = self.measure('epoch', groups, momentum, rate, self.epoch, checkpoint)
+            run = self.measure('epoch', groups, momentum, rate, self.epoch, self.checkpoint)
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
+            # The rate was too large for an epoch; the state it started from is judged by the
+            # next search (a blow-up sends training back, _advance).
             self.decide('the epoch diverged; train it again at a tenth of the rate',
                         groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
             rate /= 10
+        if not run['diverged']:
+            self._advance(run)
         return run, rate
 
-    def _fastest(self):
-        """The group count fastest per update; a larger count replaces the current choice only
-        when it is TIME_THRESHOLD faster (Omnivore's steady-state start)."""
+    def _fastest(self, among=None):
+        """The group count fastest per update (of ``among``, default all measured); a larger
+        count replaces the current choice only when it is TIME_THRESHOLD faster (Omnivore's
+        steady-state start)."""
         choice = None
         for groups in self.group_counts:
             spi = self.hardware.get(groups)
-            if spi is None:
+            if spi is None or (among is not None and groups not in among):
                 continue
             if choice is None or spi <= self.hardware[choice] / (1 + TIME_THRESHOLD):
                 choice = groups
@@ -279,14 +349,19 @@ class Optimizer:
         result['iterations_to_target'] = self.reached and self.reached['iterations_to_target']
         result['time_to_target_s'] = self.reached and self.reached['time_to_target_s']
         result['optimizer_seconds'] = self.clock
-        # The search's share of the time to target: every grid point run before the target.
+        # The search's share of the time to target: every trial run before the target, and
+        # the part of it thrown away (the trials whose state training did not go on from).
         reached = self.reached and self.reached['run']
+        before = self.tried[:self.tried.index(reached)] if reached else []
+        last = reached['time_to_target_s'] if reached and reached['phase'] != 'epoch' else 0.0
         result['search_seconds_to_target'] = None if not reached else sum(
-            p['seconds'] for p in self.tried[:self.tried.index(reached)] if p['phase'] != 'epoch'
-        ) + (reached['time_to_target_s'] if reached['phase'] != 'epoch' else 0.0)
+            p['seconds'] for p in before if p['phase'] != 'epoch') + last
+        result['discarded_seconds_to_target'] = None if not reached else sum(
+            p['seconds'] for p in before if not p.get('kept'))
         result['reused_measurements'] = self.reused
         result['tried'] = [{k: p.get(k) for k in fields + (
-            'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start')}
+            'iterations_to_target', 'time_to_target_s', 'phase', 'score', 'diverged', 'start',
+            'snapshot', 'kept')}
             for p in self.tried]
         result['decisions'] = self.decisions
         return result
@@ -296,46 +371,3 @@ def _short(value):
     if isinstance(value, float):
         return '%.4g' % value
     return value
-
-
-class SimulatedEvaluator:
-    """Runs the optimizer's points on the cluster simulator (cct.distributed.simulator).
-
-    Args:
-        param, source: the solver.
-        cluster: a ClusterSpec.
-        workdir: where checkpoints are written.
-        target_accuracy: the accuracy whose first test marks the target (or None).
-        seed: the jitter seed of every run.
-    """
-
-    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0):
-        self.param, self.source, self.cluster = param, source, cluster
-        self.workdir, self.target, self.seed = workdir, target_accuracy, seed
-        os.makedirs(workdir, exist_ok=True)
-        self.count = 0
-
-    def evaluate(self, groups, momentum, base_lr, seconds, start):
-        from cct.distributed.simulator import Simulation, quiet
-        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
-        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
-        ).hexdigest()[:12]
-        with quiet():
-            simulation = Simulation(self.param, self.source, self.cluster, groups,
-                                    momentum=momentum, base_lr=base_lr, seed=self.seed,
-                                    restore=start)
-            result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
-                                    snapshot_prefix=os.path.join(self.workdir, name))
-        logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
-                    'score %.4g%s', groups, momentum, base_lr,
-                    ' from ' + os.path.basename(start) if start else '',
-                    result.seconds_per_iteration or math.nan, result.score(),
-                    ' (diverged)' if result.diverged else '')
-        accuracy = result.tests[-1][2] if result.tests else None
-        return {'seconds_per_iteration': result.seconds_per_iteration, 'score': result.score(),
-                'diverged': result.diverged, 'seconds': result.seconds,
-                'start_iteration': result.start_iteration, 'iterations': result.iterations,
-                'iterations_to_target': result.iterations_to_target,
-                'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
-                'accuracy': accuracy}

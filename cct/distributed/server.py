@@ -59,10 +59,12 @@ class ApplyResult:
         staleness: updates applied since the group read its model (None if not applied).
         done: training reached max_iter (or a stop was requested); the group should stop.
         snapshot: the solver state written by this call, or None.
+        loss: the applied gradient's loss (its workers' mean), or None if not applied.
     """
 
-    def __init__(self, applied, iteration, staleness, done, snapshot=None):
+    def __init__(self, applied, iteration, staleness, done, snapshot=None, loss=None):
         self.applied = applied
+        self.loss = loss
         self.iteration = iteration
         self.staleness = staleness
         self.done = done
@@ -180,7 +182,7 @@ class ParameterServer:
             snapshot = self.snapshot()
         if p.test_interval and solver.iter % p.test_interval == 0 and not self.done():
             solver.test_all()
-        return ApplyResult(True, solver.iter, staleness, self.done(), snapshot)
+        return ApplyResult(True, solver.iter, staleness, self.done(), snapshot, float(loss))
 
     def _display(self, outputs):
         solver, p = self.solver, self.solver.param

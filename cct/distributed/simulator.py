@@ -13,11 +13,15 @@ computing the whole batch gives exactly.
 
 The test accuracy is measured by the simulator itself every ``test_interval`` server updates (the
 server's own test pass is switched off) so that it can be recorded against simulated seconds.
+SimulatedEvaluator runs the optimizer's points (cct.distributed.optimizer) on it.
 """
 import contextlib
+import hashlib
 import heapq
+import json
 import logging
 import math
+import os
 
 import numpy as np
 
@@ -31,6 +35,9 @@ from cct.distributed.server import ParameterServer
 from cct.distributed.stats import GroupStats
 from cct.distributed.worker import GroupWorker
 
+#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
+TRIAL_UPDATES = 5
+
 
 class SimulationResult:
     """What a simulated run measured.
@@ -43,6 +50,8 @@ class SimulationResult:
         iterations, seconds: how far the run went.
         losses: one ``(iteration, seconds, loss)`` per applied gradient.
         tests: one ``(iteration, seconds, accuracy, loss)`` per test pass.
+        fresh_losses: the losses of the gradients computed on a model this run updated;
+            start_losses: those computed on its starting model.
         staleness: {staleness: updates}.
         diverged: the loss became non-finite (the run stopped there).
         snapshot: the solver state written at the end, or None.
@@ -56,19 +65,36 @@ class SimulationResult:
         self.start_iteration = 0
         self.seconds = 0.0
         self.losses, self.tests = [], []
+        self.fresh_losses, self.start_losses = [], []
         self.staleness = {}
         self.diverged = False
         self.snapshot = None
 
     def score(self):
         """The optimizer's score of a run: the mean loss over its second half (at least its last
-        10 losses; inf if diverged). Omnivore averages its last 10 display lines, each already
-        an average over ``display`` iterations; the short runs simulated here have about that
-        many updates in their second half, and one batch's loss alone is too noisy to rank by."""
-        if self.diverged or not self.losses:
-            return math.inf
-        count = max(10, len(self.losses) // 2)
-        return float(np.mean([loss for _, _, loss in self.losses[-count:]]))
+        10 losses; inf if diverged), counting only the gradients computed on a model the run
+        itself updated (a run of G groups starts with G gradients on its starting model, whose
+        losses say nothing of its momentum and rate). Omnivore averages its last 10 display
+        lines, each already an average over ``display`` iterations; one batch's loss alone is
+        too noisy to rank by."""
+        return trial_score(self.fresh_losses or [loss for _, _, loss in self.losses],
+                           self.diverged)
+
+    def start_loss(self):
+        """The mean loss of the gradients computed on the starting model (None if none)."""
+        return float(np.mean(self.start_losses)) if self.start_losses else None
+
+    def steady_seconds_per_iteration(self):
+        """Simulated seconds per update over whole rounds of G updates after the first (all G
+        groups start together, and with near-constant group times their updates come in bursts
+        of G, so a span of part of a round is biased); a run shorter than two rounds: its
+        plain seconds per update (the start-up included)."""
+        rounds = len(self.losses) // self.groups
+        if rounds >= 2:
+            first = self.losses[self.groups - 1][1]
+            last = self.losses[rounds * self.groups - 1][1]
+            return (last - first) / ((rounds - 1) * self.groups)
+        return self.seconds_per_iteration
 
     def to_json(self):
         """The ``--json`` object: the keys the issue names, then the curves."""
@@ -82,6 +108,14 @@ class SimulationResult:
                 'tests': [{'iteration': i, 'seconds': s, 'accuracy': a, 'loss': l}
                           for i, s, a, l in self.tests],
                 'train_losses': [[i, s, l] for i, s, l in self.losses]}
+
+
+def trial_score(losses, diverged):
+    """The mean of the second half of ``losses`` (at least the last 10); inf if diverged."""
+    if diverged or not losses:
+        return math.inf
+    count = max(10, len(losses) // 2)
+    return float(np.mean(losses[-count:]))
 
 
 @contextlib.contextmanager
@@ -156,9 +190,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ the event loop
     def run(self, *, max_iter=None, max_seconds=None, target_accuracy=None,
-            stop_at_target=True, snapshot_prefix=None):
+            stop_at_target=True, snapshot_prefix=None, min_fresh=0):
         """Simulate until the solver's max_iter (or ``max_iter`` server updates), ``max_seconds``
-        simulated seconds, or (with ``stop_at_target``) the target accuracy.
+        simulated seconds (but not before ``min_fresh`` gradients computed on a model this run
+        updated were applied: an optimizer's trial needs that many to be scored), or (with
+        ``stop_at_target``) the target accuracy.
 
         Returns:
             SimulationResult.
@@ -185,11 +221,16 @@ class Simulation:
         while arrivals and not result.diverged:
             arrival, _, group, gradient = heapq.heappop(arrivals)
             self.now = server_free = max(arrival, server_free) + self.cluster.server_seconds
-            if max_seconds is not None and self.now > max_seconds:
-                self.now = max_seconds
+            if max_seconds is not None and self.now > max_seconds and \
+                    len(result.fresh_losses) >= min_fresh:
+                self.now = max(max_seconds, result.losses[-1][1] if result.losses else 0.0)
                 break
             applied = server.apply(group, [gradient])
             result.losses.append((applied.iteration, self.now, gradient.loss))
+            if gradient.version > result.start_iteration:
+                result.fresh_losses.append(gradient.loss)
+            else:
+                result.start_losses.append(gradient.loss)
             if self._test_due():
                 self._test(target_accuracy)
             if server.iteration >= limit or (stop_at_target and
@@ -271,6 +312,55 @@ def _accuracy_blob(solver, source):
 def simulate(param, source, cluster, groups, **kwargs):
     """Build a Simulation and run it; ``kwargs`` go to the constructor or to ``run``."""
     run_keys = ('max_iter', 'max_seconds', 'target_accuracy', 'stop_at_target',
-                'snapshot_prefix')
+                'snapshot_prefix', 'min_fresh')
     run_args = {k: kwargs.pop(k) for k in run_keys if k in kwargs}
     return Simulation(param, source, cluster, groups, **kwargs).run(**run_args)
+
+
+class SimulatedEvaluator:
+    """Runs the optimizer's points on the cluster simulator (cct.distributed.simulator).
+
+    Args:
+        param, source: the solver.
+        cluster: a ClusterSpec.
+        workdir: where checkpoints are written.
+        target_accuracy: the accuracy whose first test marks the target (or None).
+        seed: the jitter seed of every run.
+        trial_updates: a run goes past its seconds until this many gradients computed on a
+            model it updated were applied, so that its score compares momenta and rates (a
+            trial of G groups first applies G gradients of its starting model).
+    """
+
+    def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
+                 trial_updates=TRIAL_UPDATES):
+        self.param, self.source, self.cluster = param, source, cluster
+        self.workdir, self.target, self.seed = workdir, target_accuracy, seed
+        self.trial_updates = trial_updates
+        os.makedirs(workdir, exist_ok=True)
+        self.count = 0
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
+        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+        ).hexdigest()[:12]
+        with quiet():
+            simulation = Simulation(self.param, self.source, self.cluster, groups,
+                                    momentum=momentum, base_lr=base_lr, seed=self.seed,
+                                    restore=start)
+            result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
+                                    snapshot_prefix=os.path.join(self.workdir, name),
+                                    min_fresh=self.trial_updates)
+        logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
+                    'score %.4g%s', groups, momentum, base_lr,
+                    ' from ' + os.path.basename(start) if start else '',
+                    result.steady_seconds_per_iteration() or math.nan, result.score(),
+                    ' (diverged)' if result.diverged else '')
+        accuracy = result.tests[-1][2] if result.tests else None
+        return {'seconds_per_iteration': result.steady_seconds_per_iteration(),
+                'score': result.score(),
+                'diverged': result.diverged, 'seconds': result.seconds,
+                'start_iteration': result.start_iteration, 'iterations': result.iterations,
+                'iterations_to_target': result.iterations_to_target,
+                'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
+                'accuracy': accuracy, 'start_loss': result.start_loss()}

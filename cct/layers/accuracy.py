@@ -17,6 +17,7 @@ class AccuracyLayer(Layer):
     num_bottom = 2
     min_top = 1
     max_top = 2
+    whole_batch_tops = (0, 1)
 
     def setup(self, bottom, top):
         p = self.param.accuracy_param
@@ -50,10 +51,12 @@ class AccuracyLayer(Layer):
         true_scores = np.take_along_axis(scores, safe[:, None, :], axis=1)
         at_least = (scores >= true_scores).sum(axis=1)
         correct = (at_least <= self.top_k) & valid
-        count = int(valid.sum())
+        # Split across devices, each share divides by the whole batch's counts, so that the
+        # shares' accuracies add up to the whole batch's.
+        count = self.whole_batch_sum(int(valid.sum()))
         top[0].data[...] = correct.sum() / count if count else 0
         if len(top) > 1:
-            seen = np.bincount(labels[valid], minlength=self.classes)
+            seen = self.whole_batch_sum(np.bincount(labels[valid], minlength=self.classes))
             hits = np.bincount(labels[correct], minlength=self.classes)
             top[1].data[...] = np.where(seen > 0, hits / np.maximum(seen, 1), 0)
 

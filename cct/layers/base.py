@@ -105,6 +105,10 @@ class Layer:
     loss_layer = False
     primitives = None
     host_layer = False
+    # Hybrid execution (cct.parallel): the tops whose whole-batch value is the sum of the shares'
+    # values (a loss, an accuracy), and the group of replicas this layer's share belongs to.
+    whole_batch_tops = ()
+    share_group = None
 
     def __init__(self, param=None, dtype=np.float32, device=None):
         self.param = param if param is not None else caffe_pb2.LayerParameter()
@@ -155,6 +159,15 @@ class Layer:
         return not (self.loss_layer and bottom_index == 1)
 
     # Helpers for subclasses.
+    def whole_batch_sum(self, values):
+        """``values`` (a number or a small host array) summed over every share of the batch, in
+        the shares' fixed order, when cct.parallel splits the batch across devices; ``values``
+        itself otherwise. Each call with a split is a synchronisation of the devices: every
+        replica of this layer must make the same calls in the same order."""
+        if self.share_group is None:
+            return values
+        return self.share_group.all_sum(values)
+
     def make_param_blobs(self, specs):
         """Create ``self.blobs`` from ``(shape, filler)`` pairs (filler None = constant 0).
 

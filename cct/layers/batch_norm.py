@@ -13,6 +13,9 @@ Rules that are easy to get wrong:
   normalisation uses the biased batch variance, the running sum the unbiased one.
 * The backward in TRAIN differentiates through the batch statistics; with global statistics it is
   dy / sqrt(var + eps).
+* With the batch split across devices (cct.parallel) the statistics are the whole batch's: each
+  share's per-channel mean and centred sum of squares are combined exactly over the shares (two
+  synchronisations forward), and the backward's two per-channel sums likewise (one).
 * Caffe's LayerSetUp takes 1 channel for a 1-axis bottom but then fails in Reshape; cct accepts it.
 
 What cct keeps for the backward is per channel where it can be (mean and std), not Caffe's x_norm
@@ -93,18 +96,52 @@ class BatchNormLayer(Layer):
             # The per-channel statistics are a few values: they are finished on the host.
             mean = device.to_host(self.device_mean)
             variance = device.to_host(self.device_variance)
+            count = self.batch_count = x.size // self.channels
+            if self.share_group is not None:
+                mean, variance, count = self._whole_batch_statistics(mean, variance, count)
             fraction = self.moving_average_fraction
             self.blobs[2].data[0] = self.blobs[2].data[0] * fraction + 1
             self.blobs[0].data[...] *= fraction
             self.blobs[0].data[...] += mean
             # The running variance is the unbiased estimate, m/(m-1) times the batch variance.
-            count = x.size // self.channels
             correction = dtype(count) / dtype(count - 1) if count > 1 else dtype(1)
             self.blobs[1].data[...] *= fraction
             self.blobs[1].data[...] += correction * variance
         np.add(variance, self.eps, out=self.std)
         np.sqrt(self.std, out=self.std)
         device.from_host(self.std, self.device_std)
+
+    def _whole_batch_statistics(self, mean, variance, count):
+        """The whole split batch's per-channel mean and biased variance from this share's: the
+        shares' centred sums of squares combined exactly (Chan et al.), in float64."""
+        n = np.float64(count)
+        first = self.whole_batch_sum(np.concatenate([[n], n * mean, n * variance]))
+        total = first[0]
+        whole_mean = first[1:1 + self.channels] / total
+        spread = self.whole_batch_sum(n * (mean - whole_mean) ** 2)
+        whole_variance = (first[1 + self.channels:] + spread) / total
+        self.batch_count = int(total)
+        self.device.from_host(whole_mean.astype(self.dtype), self.device_mean)
+        return whole_mean.astype(self.dtype), whole_variance.astype(self.dtype), int(total)
+
+    def _whole_batch_gradient(self, dz, sums, scale, dx):
+        """dx from the whole split batch's sums of dy and dy*xn (one synchronisation); ``sums``
+        holds this share's from batch_norm_backward, which wrote no dx."""
+        device, channels, inner = self.device, self.channels, self.inner
+        both = self.whole_batch_sum(device.to_host(sums)[2 * channels:].astype(self.dtype))
+        xn = self.normalised()
+        if scale is not None:
+            dy = device.scratch('batch_norm_split_dy', dz.shape, self.dtype)
+            device.channel_op('mul', dz, scale, dy, inner)
+        else:
+            dy = dz
+        work = device.scratch('batch_norm_split', dz.shape, self.dtype)
+        device.channel_op('mul', xn, device.from_host(both[channels:]), work, inner)
+        device.channel_op('add', work, device.from_host(both[:channels]), work, inner)
+        device.scale(work, -1.0 / self.batch_count, work)
+        device.axpby(1.0, dy, 1.0, work)
+        device.copy(work, dx)
+        device.channel_op('div', dx, self.device_std, dx, inner)
 
     def _keep(self, bottom, top, needed):
         """Where the forward writes x_norm for the backward: None when it is recomputed from the
@@ -166,8 +203,12 @@ class BatchNormLayer(Layer):
             return
         source, recompute = self._source()
         sums = device.scratch('batch_norm_sums', (4 * self.channels,), self.dtype)
+        split = self.share_group is not None
         device.batch_norm_backward(dy, source, self.device_mean, self.device_std, sums,
-                                   self.inner, recompute=recompute, bottom_diff=dx)
+                                   self.inner, recompute=recompute,
+                                   bottom_diff=None if split else dx)
+        if split:
+            self._whole_batch_gradient(dy, sums, None, dx)
 
     def backward_fused(self, top, propagate_down, bottom, scale_top, scale_propagate_down):
         """The fused Scale's backward and then this layer's: dz is ``scale_top``'s diff (which is
@@ -183,11 +224,16 @@ class BatchNormLayer(Layer):
             else None
         source, recompute = self._source()
         sums = device.scratch('batch_norm_sums', (4 * self.channels,), self.dtype)
+        split = self.share_group is not None and not self.use_global_stats and dx is not None
         device.batch_norm_backward(dz, source, self.device_mean, self.device_std, sums,
                                    self.inner, recompute=recompute,
                                    scale=scale.blobs[0].dev_data.reshape(-1),
-                                   scaled_diff=scaled_diff, bottom_diff=dx,
+                                   scaled_diff=scaled_diff, bottom_diff=None if split else dx,
                                    global_stats=self.use_global_stats)
+        if split:
+            # dz already holds dy where the primitive wrote scaled_diff into it.
+            self._whole_batch_gradient(dz, sums, None if scaled_diff is not None
+                                       else scale.blobs[0].dev_data.reshape(-1), dx)
         channels = self.channels
         if scale.bias_term and scale.param_propagate_down[-1]:
             device.axpby(1.0, sums[:channels], 1.0, scale.blobs[-1].dev_diff.reshape(-1))

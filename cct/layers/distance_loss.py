@@ -37,13 +37,14 @@ class EuclideanLossLayer(LossLayer):
         device.axpby(-1.0, bottom[1].dev_data, 1.0, self.difference)
         # Caffe's dot product, divided in its own type.
         squares = self.dtype.type(device.dot(self.difference, self.difference))
-        device.fill(top[0].dev_data, squares / self.num / 2)
+        self.divisor = self.whole_batch_sum(self.num)
+        device.fill(top[0].dev_data, squares / self.divisor / 2)
 
     def backward(self, top, propagate_down, bottom):
         weight = self.device.to_host(top[0].dev_diff).reshape(-1)[0]
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                self.device.scale(self.difference, sign * weight / self.num, bottom[i].dev_diff)
+                self.device.scale(self.difference, sign * weight / self.divisor, bottom[i].dev_diff)
 
 
 @register('ContrastiveLoss')
@@ -95,7 +96,8 @@ class ContrastiveLossLayer(LossLayer):
         else:
             dissimilar = np.maximum(self.margin - np.sqrt(self.dist_sq), 0) ** 2
         per_pair = np.where(self.similar, self.dist_sq, dissimilar)
-        device.fill(top[0].dev_data, per_pair.sum() / self.num / 2)
+        self.divisor = self.whole_batch_sum(self.num)
+        device.fill(top[0].dev_data, per_pair.sum() / self.divisor / 2)
 
     def backward(self, top, propagate_down, bottom):
         device = self.device
@@ -103,7 +105,7 @@ class ContrastiveLossLayer(LossLayer):
         for i, sign in ((0, 1.0), (1, -1.0)):
             if not propagate_down[i]:
                 continue
-            alpha = sign * weight / self.num
+            alpha = sign * weight / self.divisor
             if self.legacy:
                 shortfall = self.margin - self.dist_sq
                 beta = np.full_like(shortfall, -alpha)

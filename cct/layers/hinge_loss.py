@@ -43,14 +43,15 @@ class HingeLossLayer(LossLayer):
             loss = np.dot(flat, flat)
         else:
             loss = self.margin.sum()
-        top[0].data[...] = loss / self.num
+        self.divisor = self.whole_batch_sum(self.num)
+        top[0].data[...] = loss / self.divisor
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
             self.fail('cannot backpropagate to label inputs')
         if not propagate_down[0]:
             return
-        weight = top[0].diff.reshape(-1)[0] / self.num
+        weight = top[0].diff.reshape(-1)[0] / self.divisor
         grad = bottom[0].diff.reshape(self.num, self.dim)
         if self.norm == _Norm.L2:
             np.multiply(self.margin * self.sign, 2 * weight, out=grad)

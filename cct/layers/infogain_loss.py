@@ -14,7 +14,7 @@ import numpy as np
 from cct.io.blobproto import blobproto_to_array
 from cct.layers.base import register
 from cct.layers.logistic_loss import LOG_THRESHOLD, checked_labels
-from cct.layers.loss import LossLayer, normalizer
+from cct.layers.loss import LossLayer, batch_normalizer
 from cct.layers.softmax import softmax_forward
 from cct.proto import caffe_pb2
 
@@ -90,7 +90,8 @@ class InfogainLossLayer(LossLayer):
         log_prob = np.log(np.maximum(prob, self.dtype.type(LOG_THRESHOLD)))
         weights = matrix[safe].transpose(0, 2, 1) * valid[:, None, :]  # (outer, C, inner)
         loss = -np.einsum('ijk,ijk->', weights, log_prob)
-        top[0].data[...] = loss / normalizer(self.mode, self.outer, self.inner, count)
+        self.normalizer = batch_normalizer(self, self.mode, self.outer, self.inner, count)
+        top[0].data[...] = loss / self.normalizer
         if len(top) == 2:
             top[1].data[...] = self.prob
 
@@ -101,11 +102,11 @@ class InfogainLossLayer(LossLayer):
             self.fail('cannot backpropagate to infogain inputs')
         if not propagate_down[0]:
             return
-        matrix, valid, safe, count = self._terms(bottom)
+        matrix, valid, safe, _ = self._terms(bottom)
         row_sums = matrix.sum(axis=1)
         prob = self.prob.reshape(self.outer, self.classes, self.inner)
         grad = bottom[0].diff.reshape(prob.shape)
         np.multiply(prob, row_sums[safe][:, None, :], out=grad)
         grad -= matrix[safe].transpose(0, 2, 1)
         grad *= valid[:, None, :]
-        grad *= top[0].diff.reshape(-1)[0] / normalizer(self.mode, self.outer, self.inner, count)
+        grad *= top[0].diff.reshape(-1)[0] / self.normalizer

@@ -12,7 +12,7 @@ and is -sum(log(max(p[label], 1e-20))) / N.
 import numpy as np
 
 from cct.layers.base import register
-from cct.layers.loss import LossLayer, Norm, normalization_mode, normalizer
+from cct.layers.loss import LossLayer, Norm, batch_normalizer, normalization_mode
 
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
 
@@ -52,7 +52,7 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     def forward(self, bottom, top):
         loss, valid_count = self.device.sigmoid_cross_entropy(
             bottom[0].dev_data, bottom[1].dev_data, self.sigmoid, self.valid, self.ignore_label)
-        self.normalizer = normalizer(self.mode, self.outer, self.inner, valid_count)
+        self.normalizer = batch_normalizer(self, self.mode, self.outer, self.inner, valid_count)
         self.device.fill(top[0].dev_data, loss / self.normalizer)
 
     def backward(self, top, propagate_down, bottom):
@@ -92,7 +92,8 @@ class MultinomialLogisticLossLayer(LossLayer):
 
     def forward(self, bottom, top):
         _, _, picked = self._picked(bottom)
-        top[0].data[...] = -np.log(picked).sum() / self.num
+        self.divisor = self.whole_batch_sum(self.num)
+        top[0].data[...] = -np.log(picked).sum() / self.divisor
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
@@ -102,4 +103,4 @@ class MultinomialLogisticLossLayer(LossLayer):
         rows, labels, picked = self._picked(bottom)
         grad = bottom[0].diff.reshape(self.num, self.dim)
         grad[...] = 0
-        grad[rows, labels] = -top[0].diff.reshape(-1)[0] / self.num / picked
+        grad[rows, labels] = -top[0].diff.reshape(-1)[0] / self.divisor / picked

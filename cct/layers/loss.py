@@ -13,6 +13,7 @@ class LossLayer(Layer):
     num_top = 1
     auto_top_blobs = True
     loss_layer = True
+    whole_batch_tops = (0,)
 
     def check_batch(self, bottom):
         if bottom[0].shape[:1] != bottom[1].shape[:1]:
@@ -47,3 +48,18 @@ def normalizer(mode, outer, inner, valid_count):
     else:
         value = 1
     return max(1.0, float(value))
+
+
+def batch_normalizer(layer, mode, outer, inner, valid_count):
+    """``normalizer`` of the whole batch when cct.parallel splits it across devices (each share's
+    loss is then its own sum over the whole batch's normaliser, and the shares' losses and
+    gradients add up to the whole batch's); ``normalizer`` itself otherwise."""
+    if layer.share_group is None or mode == Norm.NONE:
+        return normalizer(mode, outer, inner, valid_count)
+    if mode == Norm.BATCH_SIZE:
+        value = outer
+    elif mode == Norm.VALID and valid_count != -1:
+        value = valid_count
+    else:
+        value = outer * inner
+    return max(1.0, float(layer.whole_batch_sum(value)))

@@ -9,7 +9,7 @@ the probabilities; with two tops both loss weights must be given.
 import numpy as np
 
 from cct.layers.base import register
-from cct.layers.loss import LossLayer, normalization_mode, normalizer
+from cct.layers.loss import LossLayer, batch_normalizer, normalization_mode
 
 
 
@@ -60,7 +60,8 @@ class SoftmaxWithLossLayer(LossLayer):
         loss, count = device.softmax_loss(self.prob, bottom[1].dev_data, self.outer,
                                           self.classes, self.inner, self.ignore_label)
         count = count if self.ignore_label is not None else -1
-        device.fill(top[0].dev_data, loss / normalizer(self.mode, self.outer, self.inner, count))
+        self.normalizer = batch_normalizer(self, self.mode, self.outer, self.inner, count)
+        device.fill(top[0].dev_data, loss / self.normalizer)
         if len(top) == 2:
             device.copy(self.prob, top[1].dev_data)
 
@@ -71,9 +72,10 @@ class SoftmaxWithLossLayer(LossLayer):
             return
         device = self.device
         diff = bottom[0].dev_diff
-        labels, valid = self._labels(bottom)
+        self._labels(bottom)
         device.softmax_loss_backward(self.prob, bottom[1].dev_data, diff, self.outer,
                                      self.classes, self.inner, self.ignore_label)
-        count = int(valid.sum()) if self.ignore_label is not None else -1
+        # The forward's normaliser: the labels have not changed since (and, with the batch split
+        # across devices, it is the whole batch's, which would cost another synchronisation).
         weight = device.to_host(top[0].dev_diff).reshape(-1)[0]
-        device.scale(diff, weight / normalizer(self.mode, self.outer, self.inner, count), diff)
+        device.scale(diff, weight / self.normalizer, diff)

@@ -18,7 +18,7 @@ def get_solver(param, **kwargs):
 
     Args:
         param: a solver prototxt path or a ``caffe_pb2.SolverParameter``.
-        **kwargs: passed to the solver class (``dtype``, ``net``).
+        **kwargs: passed to the solver class (``dtype``, ``net``, ``devices``, ``split``).
 
     Raises:
         SolverError: an unknown ``type`` (the message lists the known ones).

@@ -27,13 +27,17 @@ def _read_net(path, field, source):
     return cct_io.read_net_text(path)
 
 
-def _make_net(param, net_param, phase, state, dtype):
+def _make_net(param, net_param, phase, state, dtype, device=None, devices=None, split='auto'):
     merged = caffe_pb2.NetState(phase=phase)
     merged.MergeFrom(net_param.state)
     if state is not None:
         merged.MergeFrom(state)
     net_param.state.CopyFrom(merged)
-    net = Net(net_param, dtype=dtype)
+    if devices is not None:
+        from cct.parallel import HybridNet
+        net = HybridNet(net_param, dtype=dtype, devices=devices, split=split)
+    else:
+        net = Net(net_param, dtype=dtype, device=device)
     for model_list in param.weights:
         for name in model_list.split(','):
             name = name.strip()
@@ -42,8 +46,9 @@ def _make_net(param, net_param, phase, state, dtype):
     return net
 
 
-def build_train_net(param, source, dtype):
-    """The train net of SolverParameter ``param`` (read from file ``source``)."""
+def build_train_net(param, source, dtype, devices=None, split='auto'):
+    """The train net of SolverParameter ``param`` (read from file ``source``); a HybridNet
+    splitting each batch across ``devices`` when they are given."""
     given = [f for f in _TRAIN_FIELDS if param.HasField(f)]
     if len(given) != 1:
         raise SolverError('%s: SolverParameter must specify %s train net using one of these '
@@ -59,11 +64,12 @@ def build_train_net(param, source, dtype):
         logger.info('Creating training net from %s file: %s', field, getattr(param, field))
         net_param = _read_net(getattr(param, field), field, source)
     return _make_net(param, net_param, caffe_pb2.TRAIN,
-                     param.train_state if param.HasField('train_state') else None, dtype)
+                     param.train_state if param.HasField('train_state') else None, dtype,
+                     devices=devices, split=split)
 
 
-def build_test_nets(param, source, dtype):
-    """The test nets of ``param``, in Caffe's order."""
+def build_test_nets(param, source, dtype, device=None):
+    """The test nets of ``param``, in Caffe's order (on ``device``, default the process's)."""
     num_test_nets = len(param.test_net_param) + len(param.test_net)
     generic = param.HasField('net') or param.HasField('net_param')
     if len(param.test_iter) < num_test_nets or \
@@ -93,7 +99,8 @@ def build_test_nets(param, source, dtype):
             net_param.CopyFrom(origin)
         logger.info('Creating test net (#%d) specified by %s', i, description)
         nets.append(_make_net(param, net_param, caffe_pb2.TEST,
-                              param.test_state[i] if len(param.test_state) else None, dtype))
+                              param.test_state[i] if len(param.test_state) else None, dtype,
+                              device=device))
     return nets
 
 

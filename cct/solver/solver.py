@@ -78,6 +78,11 @@ class Solver:
         dtype: float type of the nets (float32, as Caffe; float64 for exact checks).
         source: the name error messages give the solver (default: the path, or
             '<SolverParameter>').
+        devices: split each batch of the train net across these devices ('cpu,opencl:0' or a
+            list; cct.parallel.HybridNet): a replica per device, the gradients summed, one update
+            on the first device's weights, which the test nets (built on that device) share.
+        split: with ``devices``, 'auto' (measured throughput, the default) or one fraction per
+            device.
 
     Attributes:
         net: the train Net. test_nets: the test Nets (sharing the train net's weights).
@@ -89,7 +94,8 @@ class Solver:
     type = None
     history_per_param = 1
 
-    def __init__(self, param, *, net=None, dtype=np.float32, source=None):
+    def __init__(self, param, *, net=None, dtype=np.float32, source=None, devices=None,
+                 split='auto'):
         self.dtype = np.dtype(dtype if net is None else net.dtype)
         if isinstance(param, caffe_pb2.SolverParameter):
             self.param = caffe_pb2.SolverParameter()
@@ -118,8 +124,11 @@ class Solver:
         if net is not None:
             self.net, self.test_nets = net, []
         else:
-            self.net = _nets.build_train_net(self.param, self.source, self.dtype)
-            self.test_nets = _nets.build_test_nets(self.param, self.source, self.dtype)
+            self.net = _nets.build_train_net(self.param, self.source, self.dtype,
+                                             devices=devices, split=split)
+            self.test_nets = _nets.build_test_nets(
+                self.param, self.source, self.dtype,
+                device=self.net.device if devices is not None else None)
         self._debug_info = DebugInfo(self.net) if self.param.debug_info else None
         for test_net in self.test_nets if self.param.debug_info else ():
             DebugInfo(test_net, enabled=True)

@@ -22,6 +22,40 @@ def add_gpu_flag(parser):
                          'CCT_DEVICE=cpu|opencl:N|cuda:N overrides it')
 
 
+def add_devices_flags(parser):
+    group = parser.add_argument_group('hybrid execution (Caffe con Troll\'s batch split)')
+    group.add_argument('-devices', '--devices', default='',
+                       help='Split each batch across these devices, e.g. cpu,opencl:0 (a replica '
+                            'of the net on each, gradients summed, one update); the first holds '
+                            'the weights and runs the test nets')
+    group.add_argument('-split', '--split', default='',
+                       help='With --devices: "auto" (default; measured throughput) or one '
+                            'fraction per device adding up to 1, e.g. 0.75,0.25')
+
+
+def hybrid_devices(args):
+    """The Devices --devices names (None without it), the first made the process's device so
+    that every other net (the solver's test nets) runs there; --split without --devices, or
+    with --gpu, is an error."""
+    if not args.devices:
+        if args.split:
+            raise CctError('--split needs --devices (the devices to split each batch across)')
+        return None
+    if args.gpu:
+        raise CctError('give --gpu (one device) or --devices (a batch split across several), '
+                       'not both')
+    from cct.parallel import parse_devices
+    chosen = parse_devices(args.devices)
+    if chosen[0].host:
+        runtime.set_mode_cpu()
+    else:
+        runtime.use_device(chosen[0])
+    logger.info('Splitting each batch across %s (split %s)',
+                ', '.join('%s (%s)' % (d, d.describe()['name']) for d in chosen),
+                args.split or 'auto')
+    return chosen
+
+
 def stages_from_flag(flag):
     """The --stage list. As Caffe's boost::split, an empty flag still gives one empty stage."""
     return flag.split(',')

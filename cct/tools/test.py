@@ -3,6 +3,8 @@
 The net is built in phase TEST (as in Caffe, ``--phase`` is not used here), runs ``--iterations``
 forward passes and logs ``Batch i, <output> = v`` for every element of every output, then
 ``Loss: <mean>`` and each output's mean, with `` (* w = l loss)`` for loss outputs.
+``--devices``/``--split`` split each batch across devices (cct.parallel); the outputs are the
+whole batch's.
 """
 import numpy as np
 
@@ -11,7 +13,8 @@ from cct.log import logger
 from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.solver.solver import cpp_float
-from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_device
+from cct.tools.common import (add_devices_flags, add_gpu_flag, add_net_state_flags,
+                              hybrid_devices, stages_from_flag, use_device)
 
 
 def add_arguments(parser):
@@ -22,6 +25,7 @@ def add_arguments(parser):
     parser.add_flag('phase', default='', help='Not used by test (the net is built in TEST).')
     add_net_state_flags(parser)
     add_gpu_flag(parser)
+    add_devices_flags(parser)
 
 
 def run(args):
@@ -29,8 +33,16 @@ def run(args):
         raise CctError('Need a model definition to score (--model).')
     if not args.weights:
         raise CctError('Need model weights to score (--weights).')
-    use_device(args.gpu)
-    net = Net(args.model, caffe_pb2.TEST, level=args.level, stages=stages_from_flag(args.stage))
+    devices = hybrid_devices(args)
+    if devices is None:
+        use_device(args.gpu)
+        net = Net(args.model, caffe_pb2.TEST, level=args.level,
+                  stages=stages_from_flag(args.stage))
+    else:
+        from cct.parallel import HybridNet
+        net = HybridNet(args.model, caffe_pb2.TEST, level=args.level,
+                        stages=stages_from_flag(args.stage), devices=devices,
+                        split=args.split or 'auto')
     net.copy_from(args.weights)
     logger.info('Running for %d iterations.', args.iterations)
     names, weights, sums = [], [], None

@@ -9,7 +9,8 @@ a pass running on one core stands out. A BatchNorm and the Scale the net fuses i
 Caffe, every layer's backward is called with its bottom_need_backward flags (none is skipped), and
 the net is assumed to take no external input. On an accelerator (``--gpu N``) the device is
 synchronised around each layer and the update, so each time is the device's work for it, as
-Caffe's CUDA timer events measure.
+Caffe's CUDA timer events measure. With ``--devices`` (a batch split across devices,
+cct.parallel) it shows each device's share and its time per layer (cct.tools.time_hybrid).
 """
 import logging
 import time
@@ -22,8 +23,8 @@ from cct.net import Net
 from cct.proto import caffe_pb2
 from cct.solver import SGDSolver
 from cct.solver.solver import cpp_float
-from cct.tools.common import (add_gpu_flag, add_net_state_flags, phase_from_flag,
-                              stages_from_flag, use_device)
+from cct.tools.common import (add_devices_flags, add_gpu_flag, add_net_state_flags,
+                              hybrid_devices, phase_from_flag, stages_from_flag, use_device)
 
 
 def add_arguments(parser):
@@ -33,6 +34,7 @@ def add_arguments(parser):
                                               'TRAIN).')
     add_net_state_flags(parser)
     add_gpu_flag(parser)
+    add_devices_flags(parser)
 
 
 def _update_solver(net):
@@ -52,6 +54,10 @@ def run(args):
     if not args.model:
         raise CctError('Need a model definition to time (--model).')
     phase = phase_from_flag(args.phase, caffe_pb2.TRAIN)
+    devices = hybrid_devices(args)
+    if devices is not None:
+        from cct.tools.time_hybrid import run_hybrid
+        return run_hybrid(args, phase, devices, _update_solver)
     use_device(args.gpu)
     net = Net(args.model, phase, level=args.level, stages=stages_from_flag(args.stage))
     logger.info('Performing Forward')

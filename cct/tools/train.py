@@ -12,6 +12,10 @@ compute groups on Ray (cct.distributed): G groups of K workers, synchronous insi
 asynchronous across groups, against one parameter server that writes this same log.
 ``--momentum-mode auto`` sets the server's momentum to the solver file's minus 1 - 1/G (the
 momentum asynchrony adds; cct.distributed.momentum) and logs the value used.
+
+``--devices cpu,opencl:0 [--split auto|F1,F2]`` splits each batch of the train net across those
+devices (cct.parallel): a replica of the net on each, the gradients summed, one update applied;
+the test nets run on the first device.
 """
 import contextlib
 import sys
@@ -21,7 +25,8 @@ from cct.errors import CctError, install_hint
 from cct.log import init_log, logger
 from cct.solver import solver_class
 from cct.solver.signals import SignalHandler, signal_effect
-from cct.tools.common import add_gpu_flag, add_net_state_flags, stages_from_flag, use_device
+from cct.tools.common import (add_devices_flags, add_gpu_flag, add_net_state_flags,
+                              hybrid_devices, stages_from_flag, use_device)
 
 
 def add_arguments(parser):
@@ -35,6 +40,7 @@ def add_arguments(parser):
                     help='Optional; the snapshot solver state to resume training.')
     add_net_state_flags(parser)
     add_gpu_flag(parser)
+    add_devices_flags(parser)
     parser.add_flag('sigint_effect', default='stop',
                     help='Optional; action to take when a SIGINT signal is received: snapshot, '
                          'stop or none.')
@@ -77,7 +83,12 @@ def run(args):
     param = cct_io.read_solver_text(solver_path)
     param.train_state.level = args.level
     param.train_state.stage.extend(stages_from_flag(args.stage))
-    use_device(args.gpu, param)
+    devices = hybrid_devices(args)
+    if devices is None:
+        use_device(args.gpu, param)
+    elif args.groups:
+        raise CctError('--devices (a batch split across devices in this process) and --groups '
+                       '(compute groups on Ray) cannot be combined')
     if args.snapshot:
         param.ClearField('weights')
     elif args.weights:
@@ -90,8 +101,10 @@ def run(args):
         raise CctError('--group-size, --ray-address, --worker-cpus and --momentum-mode need '
                        '--groups')
     with SignalHandler(args.sigint_effect, args.sighup_effect) as signals:
-        solver = solver_class(param.type, solver_path)(param, source=solver_path)
-        # No script runs between the steps, so no blob's diff is read after backward.
+        solver = solver_class(param.type, solver_path)(
+            param, source=solver_path, devices=devices, split=args.split or 'auto')
+        # No script runs between the steps, so no blob's diff is read after backward (with
+        # --devices: the primary replica's).
         solver.net.share_diffs()
         solver.set_action_function(signals.check)
         if args.snapshot:

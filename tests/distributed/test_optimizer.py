@@ -99,6 +99,73 @@ def test_the_optimizer_picks_the_known_best_configuration(tmp_path, cct_log):
     assert report['optimizer_seconds'] >= 100 - 10
 
 
+def test_trials_start_from_the_latest_checkpoint_and_training_goes_on_from_the_winner(tmp_path):
+    problem = FakeProblem(str(tmp_path))
+    report = optimizer(tmp_path, problem).run()
+    tried = report['tried']
+    assert tried[0]['start'] is None and tried[0]['phase'] == 'cold'
+    # The points run in blocks from one start (a grid's points compare); each block starts
+    # from the state of the last point kept before it (a grid's winner or an epoch).
+    blocks = []
+    for point in tried:
+        if not blocks or blocks[-1][-1]['start'] != point['start']:
+            blocks.append([])
+        blocks[-1].append(point)
+    assert len(blocks) > 5
+    for before, block in zip(blocks, blocks[1:]):
+        kept = [p for p in before if p['kept']]
+        assert len(kept) == 1 and block[0]['start'] == kept[0]['snapshot']
+    winners = [p for p in tried if p['kept'] and p['phase'] != 'epoch']
+    assert [(p['groups'], p['momentum']) for p in winners][:4] == \
+        [(1, 0.9), (2, 0.3), (4, 0.3), (8, 0.0)]
+    assert all(p['kept'] for p in tried if p['phase'] == 'epoch')
+
+
+class HotProblem(FakeProblem):
+    """The fake problem where one group's rate 0.1 scores best in its short trial but leaves a
+    state about to blow up: every point resumed from it scores 10 times worse."""
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        record = super().evaluate(groups, momentum, base_lr, seconds, start)
+        if groups == 1 and base_lr == 0.1:
+            record.update(score=50.0, diverged=False)
+            os.rename(record['snapshot'], record['snapshot'] + '_hot')
+            record['snapshot'] += '_hot'
+        elif start and start.endswith('_hot') and not record['diverged']:
+            record['score'] *= 10
+        return record
+
+
+def test_a_state_whose_loss_blows_up_is_left_for_the_one_before(tmp_path, cct_log):
+    report = optimizer(tmp_path, HotProblem(str(tmp_path))).run()
+    tried = report['tried']
+    two = [p for p in tried if p['groups'] == 2 and p['phase'] == 'cold']
+    assert two and all(p['start'].endswith('_hot') for p in two)
+    assert 'the loss blew up from the checkpoint: go back to the state before it' in cct_log()
+    # Four groups search from the state before the hot one (the initial model).
+    four = [p for p in tried if p['groups'] == 4 and p['phase'] == 'cold']
+    assert four and all(p['start'] is None for p in four)
+    assert not any(p['kept'] for p in two)
+
+
+def test_the_steady_state_prunes_dominated_points(tmp_path):
+    """After an epoch of (rate r, momentum m) the next search skips rate r with momentum above m
+    and rate r/10 with momentum below m; after halving the groups the reference momentum is
+    0.6."""
+    report = optimizer(tmp_path, FakeProblem(str(tmp_path))).run()
+    tried = report['tried']
+    halved = [i for i, p in enumerate(tried) if p['phase'] == 'steady']
+    first_epoch = next(i for i, p in enumerate(tried) if p['phase'] == 'epoch')
+    # The search after halving 8 -> 4 groups (rate 0.01, reference momentum 0.6).
+    after_halving = [(p['momentum'], p['base_lr']) for p in tried[halved[0]:first_epoch]]
+    # (Momentum 0.6 at 4 groups diverges here, which prunes 0.9 and rate 0.01 with 0.6.)
+    assert sorted(after_halving) == [(0.0, 0.01), (0.3, 0.01), (0.6, 0.001)]
+    # Every later search at 4 groups after an epoch of (0.01, 0.3).
+    later = [(p['momentum'], p['base_lr']) for p in tried[first_epoch:]
+             if p['phase'] == 'steady']
+    assert later and set(later) == {(0.0, 0.01), (0.3, 0.01), (0.3, 0.001), (0.6, 0.001)}
+
+
 def test_a_killed_optimizer_resumes_from_its_measurements(tmp_path):
     measurements = str(tmp_path / 'm.jsonl')
     straight = optimizer(tmp_path, FakeProblem(str(tmp_path))).run()
@@ -144,6 +211,3 @@ def test_cct_optimize_simulates_the_digits_and_prints_json(digits, tmp_path, cap
     assert cli.main(arguments) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again['reused_measurements'] == len(again['tried']) == len(report['tried'])
-    assert cli.main(['optimize', '--solver', path, '--cluster',
-                     os.path.join(CLUSTERS, 'laptop.json'), '--budget', '2']) == 1
-    assert 'give --simulate' in capsys.readouterr().err

@@ -145,3 +145,26 @@ def test_a_non_finite_model_is_divergence_not_a_reached_target(digits):
     assert result.diverged
     assert result.iterations_to_target is None and result.time_to_target_s is None
     assert all(np.isfinite(loss) for _, _, _, loss in result.tests)
+
+
+def test_a_trial_runs_past_its_seconds_until_it_has_fresh_gradients(digits):
+    """An optimizer's trial of G groups first applies G gradients of its starting model; with
+    min_fresh it goes on past max_seconds until that many gradients of models it updated were
+    applied, scores only those, and measures HE over whole rounds of G updates."""
+    path = write_solver(digits, 'fresh', batch_size=16, display=0, max_iter=200)
+    param = cct_io.read_solver_text(path)
+    spec = cluster(count=4, jitter='none')
+    with quiet():
+        short = simulate(param, path, spec, 4, max_seconds=1e-6)
+        trial = simulate(param, path, spec, 4, max_seconds=1e-6, min_fresh=5)
+    assert short.iterations == 0 and short.losses == []
+    assert len(trial.start_losses) == 4 and len(trial.fresh_losses) == 5
+    assert trial.iterations == 9 and trial.seconds == trial.losses[-1][1]
+    assert trial.start_loss() == pytest.approx(np.mean(trial.start_losses))
+    assert trial.score() == pytest.approx(np.mean(trial.fresh_losses))
+    # No jitter: every group takes the same time, so the updates come in rounds of 4 and HE
+    # over whole rounds is that time over 4 (the plain average counts the first round's wait).
+    group_seconds = spec.group_seconds(4, 0, 16, sum(
+        b.count for b in get_solver(path).net.learnable_params) * 4)
+    assert trial.steady_seconds_per_iteration() == pytest.approx(group_seconds / 4)
+    assert trial.seconds_per_iteration > trial.steady_seconds_per_iteration()

@@ -341,7 +341,7 @@ def test_time_reports_cores_and_fused_pairs(tmp_path, caplog):
     logger.setLevel(logging.INFO)
     with caplog.at_level(logging.INFO, logger=logger.name):
         cct_time.run(argparse.Namespace(model=str(path), iterations=2, phase='', gpu='',
-                                        level=0, stage=''))
+                                        level=0, stage='', devices='', split=''))
     text = caplog.text
     assert 'scale (Scale)  [forward 0.000, backward 0.000]  fused into bn' in text
     from cct import kernels
