@@ -6,7 +6,6 @@ set layers up, register parameters (shared by ParamSpec name), decide which laye
 and collect outputs (blobs nobody consumes, sorted by name).
 """
 import os
-from collections import OrderedDict
 
 import numpy as np
 
@@ -25,6 +24,28 @@ from cct.log import logger
 from cct.netgraph import diff_sharing_groups, filter_net, insert_splits
 from cct.proto import caffe_pb2
 from cct.net_api import PycaffeNetMixin
+
+
+def read_net_param(model, phase=None, level=None, stages=None):
+    """The NetParameter a Net is built from: ``model`` a prototxt path (parsed and upgraded) or a
+    ``NetParameter`` (copied), with pycaffe's ``phase``, ``level`` and ``stages`` applied."""
+    if isinstance(model, caffe_pb2.NetParameter):
+        param = caffe_pb2.NetParameter()
+        param.CopyFrom(model)
+    else:
+        model = os.fspath(model)
+        if not os.path.isfile(model):
+            raise ParseError('net file not found: %s' % model)
+        param = cct_io.read_net_text(model)
+        if level is None:
+            level = 0   # Caffe's Net(file, phase, level = 0) overrides the file's own level
+    if phase is not None:
+        param.state.phase = phase
+    if level is not None:
+        param.state.level = level
+    if stages:
+        param.state.stage.extend(stages)
+    return param
 
 
 class Net(PycaffeNetMixin):
@@ -46,22 +67,7 @@ class Net(PycaffeNetMixin):
         elif args:
             raise TypeError('Net(model, phase) or Net(model, weights, phase), got %d extra '
                             'positional arguments' % len(args))
-        if isinstance(model, caffe_pb2.NetParameter):
-            param = caffe_pb2.NetParameter()
-            param.CopyFrom(model)
-        else:
-            model = os.fspath(model)
-            if not os.path.isfile(model):
-                raise ParseError('net file not found: %s' % model)
-            param = cct_io.read_net_text(model)
-            if level is None:
-                level = 0   # Caffe's Net(file, phase, level = 0) overrides the file's own level
-        if phase is not None:
-            param.state.phase = phase
-        if level is not None:
-            param.state.level = level
-        if stages:
-            param.state.stage.extend(stages)
+        param = read_net_param(model, phase, level, stages)
         self.dtype = np.dtype(dtype)
         self.device = runtime.current_device() if device is None else get_device(device)
         self._init(param)

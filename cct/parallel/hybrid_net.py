@@ -10,16 +10,14 @@ others' are zeroed, which keeps iter_size's accumulation right. Batch statistics
 batch's (Layer.whole_batch_sum; cct.parallel.share_group): the outputs that are sums of the shares'
 values (losses, accuracies) are added, the others are joined along the batch axis.
 """
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cct import io as cct_io
-from cct.errors import CctError, NetError, ParseError
+from cct.errors import CctError, NetError
 from cct.log import logger
-from cct.net import Net
+from cct.net import Net, read_net_param
 from cct.net_api import PycaffeNetMixin
 from cct.netgraph import filter_net
 from cct.parallel.batch_axis import refuse_batch_mixing
@@ -67,7 +65,7 @@ class HybridNet(PycaffeNetMixin):
         self.devices = parse_devices(devices if devices is not None else 'cpu')
         self.device_names = [str(device) for device in self.devices]
         fractions = parse_split(split, len(self.devices))
-        param = self._read(model, phase, level, stages)
+        param = filter_net(read_net_param(model, phase, level, stages))
         self.dtype = np.dtype(dtype)
         self.splitter = AutoSplit(self.device_names) if fractions == 'auto' else \
             FixedSplit(fractions, self.device_names)
@@ -119,26 +117,6 @@ class HybridNet(PycaffeNetMixin):
             self.copy_from(weights)
 
     # ------------------------------------------------------------------ construction
-    @staticmethod
-    def _read(model, phase, level, stages):
-        if isinstance(model, caffe_pb2.NetParameter):
-            param = caffe_pb2.NetParameter()
-            param.CopyFrom(model)
-        else:
-            model = os.fspath(model)
-            if not os.path.isfile(model):
-                raise ParseError('net file not found: %s' % model)
-            param = cct_io.read_net_text(model)
-            if level is None:
-                level = 0
-        if phase is not None:
-            param.state.phase = phase
-        if level is not None:
-            param.state.level = level
-        if stages:
-            param.state.stage.extend(stages)
-        return filter_net(param)
-
     def _check_batch_axis(self):
         shapes = [self.feeder.blob_by_name(name).shape for name in self.input_names]
         batch = shapes[0][0] if shapes[0] else 0
