@@ -110,8 +110,8 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     wide = vector_bits() > PANEL_BITS
     # Thin K: the rows' GEMMs of K = k_rows lose to one of kh*k_rows on 256-bit vectors (Zen-1),
     # but with 512-bit ones the GEMM is cheap beside the full lowering's kh-fold writes (2-core
-    # Zen-4 EPYC: CIFAR-10's conv1, K = 15, 27 -> 14 ms forward + backward; LeNet's, K = 5,
-    # 2.0 -> 1.1 ms), so there rows take any K.
+    # Zen-4 EPYC, fastest of 3 alternate runs, forward + backward: CIFAR-10's conv1, K = 15,
+    # 13.0 -> 7.3 ms; LeNet's, K = 5, 1.7 -> 1.1 ms), so there rows take any K.
     min_k_rows = 1 if wide else 32
     gemm = 'rows' if k_rows >= min_k_rows and (m_group <= 128 or pixels >= 576 or
                                                (k_rows >= 512 and pixels >= 144)) else 'full'
