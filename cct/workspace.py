@@ -100,19 +100,25 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 20-35%)
     or the outputs fill whole blocks of 4 vectors (CIFAR-10's conv2 20%, conv3 even; LeNet's
     conv2, 50 outputs, loses 8%). The panels' kernels use 256-bit vectors: on a CPU that reports
-    wider ones (AVX-512) the GEMMs, which use them, are taken instead.
+    wider ones (AVX-512) the GEMMs, which use them, are taken instead, and rows for thin K too.
     """
     if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
         return Lowering('full', 'full', 'full')
     if LOWERING in ('rows', 'panels'):
         return Lowering(LOWERING, LOWERING, LOWERING)
     pixels = col_hw[0] * col_hw[1]
-    gemm = 'rows' if k_rows >= 32 and (m_group <= 128 or pixels >= 576 or
-                                       (k_rows >= 512 and pixels >= 144)) else 'full'
+    wide = vector_bits() > PANEL_BITS
+    # Thin K: the rows' GEMMs of K = k_rows lose to one of kh*k_rows on 256-bit vectors (Zen-1),
+    # but with 512-bit ones the GEMM is cheap beside the full lowering's kh-fold writes (2-core
+    # Zen-4 EPYC, fastest of 3 alternate runs, forward + backward: CIFAR-10's conv1, K = 15,
+    # 13.0 -> 7.3 ms; LeNet's, K = 5, 1.7 -> 1.1 ms), so there rows take any K.
+    min_k_rows = 1 if wide else 32
+    gemm = 'rows' if k_rows >= min_k_rows and (m_group <= 128 or pixels >= 576 or
+                                               (k_rows >= 512 and pixels >= 144)) else 'full'
     # Where the CPU's vectors are wider than the panels' (AVX-512), the BLAS's GEMMs use all of
     # them and the panels lose (a 2-core Zen-4 EPYC: CIFAR-10 quick 61 -> 55 ms, LeNet 9.3-12.3 ->
     # 8.7-9.0 ms per iteration without them).
-    if panels is None or vector_bits() > PANEL_BITS:
+    if panels is None or wide:
         return Lowering(gemm, gemm, gemm)
     lanes = panels['lanes']
     itemsize = 32 // lanes

@@ -215,7 +215,7 @@ def test_panel_policy_follows_the_l2_size(monkeypatch):
 @pytest.mark.parametrize('bits, panels', [('128', True), ('256', True), ('512', False)])
 def test_panels_only_where_the_cpus_vectors_are_no_wider(bits, panels, monkeypatch):
     """The panels' kernels use 256-bit vectors: where the CPU reports wider ones (AVX-512), the
-    GEMMs take CIFAR-10's and LeNet's layers (conv1's K = 15 the full lowering, the others rows)."""
+    GEMMs take CIFAR-10's and LeNet's layers, all rows (conv1's K = 15 too)."""
     from cct import workspace as ws
     monkeypatch.setenv('CCT_VECTOR_BITS', bits)
     assert ws.vector_bits() == int(bits)
@@ -224,7 +224,7 @@ def test_panels_only_where_the_cpus_vectors_are_no_wider(bits, panels, monkeypat
     assert tuple(layer.lowering) == (('panels',) * 3 if panels else ('rows',) * 3)
     layer, _, _ = conv_layer('num_output: 32 kernel_size: 5 pad: 2', [(8, 3, 32, 32)],
                              dtype=np.float32)
-    assert tuple(layer.lowering) == (('panels',) * 3 if panels else ('full',) * 3)
+    assert tuple(layer.lowering) == (('panels',) * 3 if panels else ('rows',) * 3)
     monkeypatch.delenv('CCT_VECTOR_BITS')
     flags = []
     if os.path.exists('/proc/cpuinfo'):   # elsewhere the CPU reports nothing: 128 bits
@@ -233,11 +233,14 @@ def test_panels_only_where_the_cpus_vectors_are_no_wider(bits, panels, monkeypat
     assert ws.vector_bits() == (512 if 'avx512f' in flags else 256 if 'avx' in flags else 128)
 
 
-def test_gemm_lowering_policy():
+def test_gemm_lowering_policy(monkeypatch):
     """Without panels: rows for stride-1 layers with enough horizontal taps per GEMM and few
     outputs, large images, or a long K over 12x12 or more (CIFAR-10's conv2/conv3, CaffeNet's
     conv2-conv5); the full lowering for CIFAR-10's conv1 (K = 15), strided, 1-row and
-    many-output small-image layers (GoogLeNet's 14x14 and 7x7 3x3s)."""
+    many-output small-image layers (GoogLeNet's 14x14 and 7x7 3x3s), on a CPU whose vectors are
+    as wide as the panels' (AVX2); with wider ones (AVX-512) rows take thin K too."""
+    monkeypatch.setenv('CCT_VECTOR_BITS', '256')
+
     def gemm(kernel_h, stride_h, k_rows, m_group, col_hw):
         return workspace.choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, None)
     assert gemm(5, 1, 32 * 5, 32, (16, 16)) == ('rows',) * 3
@@ -250,6 +253,10 @@ def test_gemm_lowering_policy():
     assert gemm(3, 1, 192 * 3, 192, (13, 13)) == ('rows',) * 3   # CaffeNet conv4
     assert gemm(3, 1, 160 * 3, 320, (14, 14)) == ('full',) * 3   # GoogLeNet 4e
     assert gemm(3, 1, 192 * 3, 384, (7, 7)) == ('full',) * 3     # GoogLeNet 5b
+    monkeypatch.setenv('CCT_VECTOR_BITS', '512')
+    assert gemm(5, 1, 3 * 5, 32, (32, 32)) == ('rows',) * 3      # CIFAR-10 conv1
+    assert gemm(5, 1, 1 * 5, 20, (24, 24)) == ('rows',) * 3      # LeNet conv1
+    assert gemm(3, 1, 160 * 3, 320, (14, 14)) == ('full',) * 3   # GoogLeNet 4e, unchanged
 
 
 def test_batch_partitions_give_the_same_result(monkeypatch):
