@@ -135,6 +135,12 @@ class CPUDevice(cpu_norm.NormMixin, Device):
             return
         np.multiply(_like(x, out), out.dtype.type(alpha), out=out)
 
+    def add(self, a, b, out):
+        if _parallel(out, a, b):
+            elementwise.add(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+        else:
+            np.add(_like(a, out), _like(b, out), out=out)
+
     def mul(self, a, b, out):
         if a.size == b.size == out.size and _kernel_ready(out, a, b):
             channel.multiply(a.reshape(-1), b.reshape(-1), out.reshape(-1))

@@ -82,6 +82,15 @@ def copy(const real[::1] source, real[::1] out):
         memmove(&out[first], &source[first], (last - first) * sizeof(real))
 
 
+def add(const real[::1] a, const real[::1] b, real[::1] out):
+    """``out = a + b`` (in place allowed): Eltwise SUM's and Split's backward's one pass."""
+    cdef Py_ssize_t i, count = a.shape[0]
+    _check(count, b.shape[0])
+    _check(count, out.shape[0])
+    for i in prange(count, nogil=True, schedule='static'):
+        out[i] = a[i] + b[i]
+
+
 def scale(const real[::1] x, double alpha, real[::1] out):
     """``out = x * alpha`` (numpy's ``np.multiply(x, alpha, out=out)``; in place allowed)."""
     cdef Py_ssize_t i, count = x.shape[0]

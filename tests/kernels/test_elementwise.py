@@ -73,3 +73,34 @@ def test_device_primitives_take_the_kernels_on_large_contiguous_arrays():
 def test_lengths_must_match():
     with pytest.raises(ValueError, match='differ in length'):
         elementwise.axpby(1.0, np.zeros(10, np.float32), 1.0, np.zeros(11, np.float32))
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_add_matches_numpy(dtype):
+    rng = np.random.default_rng(6)
+    a, b = (rng.standard_normal(COUNT).astype(dtype) for _ in range(2))
+    out = np.empty_like(a)
+    elementwise.add(a, b, out)
+    np.testing.assert_array_equal(out, a + b)
+    cpu.open_device(0).add(a[:10], b[:10], out[:10])   # numpy's path below the threshold
+    np.testing.assert_array_equal(out[:10], a[:10] + b[:10])
+
+
+LARGE = [(2, 4, 64, 65)]   # over PARALLEL_MIN: the one-pass kernels
+
+
+def test_eltwise_sum_and_split_in_one_pass_give_the_sequential_sums():
+    from cct.testing import make_layer
+    layer, bottom, top = make_layer('type: "Eltwise" eltwise_param { operation: SUM }',
+                                    LARGE * 3, seed=9)
+    layer.forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, (bottom[0].data + bottom[1].data) + bottom[2].data)
+    top[0].diff[...] = np.random.default_rng(1).standard_normal(top[0].shape)
+    layer.backward(top, [True] * 3, bottom)
+    for blob in bottom:
+        np.testing.assert_array_equal(blob.diff, top[0].diff)
+    layer, bottom, top = make_layer('type: "Split"', LARGE, num_top=3, seed=10)
+    for k, t in enumerate(top):
+        t.diff[...] = np.random.default_rng(k).standard_normal(t.shape)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, (top[0].diff + top[1].diff) + top[2].diff)
