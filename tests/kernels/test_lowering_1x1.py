@@ -52,3 +52,17 @@ def test_1x1_products_match_numpy(partition, group):
                                                                pixels), flat).reshape(weights.shape)
     np.testing.assert_allclose(weight_diff, expected_wd, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(bias_diff, 1 + rows.sum(axis=(0, 2)), rtol=1e-12, atol=1e-12)
+
+
+def test_partitions_of_narrow_large_layers_take_enough_images_for_wide_gemms():
+    from cct import workspace
+    big = workspace.GEMM_MIN_MACS * 10
+    # ResNet-50's res5 (7x7 outputs): 4 images give GEMMs of 196 columns; 14x14 keeps one image.
+    assert workspace.partition_size(16, 1000, big, 2, pixels=49) == \
+        -(-workspace.GEMM_MIN_COLUMNS // 49)
+    assert workspace.partition_size(16, 1000, big, 2, pixels=196) == 1
+    # Capped by the threads' share of the batch, and small layers keep their MAC-based size.
+    assert workspace.partition_size(4, 1000, big, 2, pixels=49) == 2
+    small = workspace.GEMM_MIN_MACS // 3
+    assert workspace.partition_size(64, 1000, small, 2, pixels=64) == 3
+    assert workspace.partition_size(64, 1000, small, 2, pixels=4) == 3
