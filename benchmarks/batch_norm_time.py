@@ -79,7 +79,7 @@ def main(argv=None):
     lines = _Lines()
     logger.addHandler(lines)
     parser_args = argparse.Namespace(model=path, iterations=args.iterations, phase='', gpu='',
-                                     level=0, stage='')
+                                     level=0, stage='', devices='', split='')
     cct_time.run(parser_args)
     spent = {}
     for line in lines.lines:

@@ -142,6 +142,11 @@ class Device:
         """``out = alpha * x`` (flat)."""
         raise NotImplementedError(self._missing('scale'))
 
+    def add(self, a, b, out):
+        """``out = a + b`` elementwise (flat): one pass where ``scale`` + ``axpby`` take two.
+        Optional: Eltwise SUM and Split fall back to those where a device lacks it."""
+        raise NotImplementedError(self._missing('add'))
+
     def mul(self, a, b, out):
         """``out = a * b`` elementwise (flat)."""
         raise NotImplementedError(self._missing('mul'))

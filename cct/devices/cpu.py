@@ -93,7 +93,10 @@ class CPUDevice(cpu_norm.NormMixin, Device):
         return out
 
     def copy(self, source, out):
-        out.reshape(-1)[...] = source.reshape(-1)
+        if _parallel(out, source):
+            elementwise.copy(source.reshape(-1), out.reshape(-1))
+        else:
+            out.reshape(-1)[...] = source.reshape(-1)
 
     def fill(self, out, value):
         if value == 0 and out.flags.c_contiguous:
@@ -109,6 +112,9 @@ class CPUDevice(cpu_norm.NormMixin, Device):
         kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
 
     def axpby(self, alpha, x, beta, y):
+        if _parallel(y, x):
+            elementwise.axpby(float(alpha), x.reshape(-1), float(beta), y.reshape(-1))
+            return
         x = _like(x, y)
         dtype = y.dtype.type
         if beta == 0:
@@ -124,7 +130,16 @@ class CPUDevice(cpu_norm.NormMixin, Device):
             y += x * dtype(alpha)
 
     def scale(self, x, alpha, out):
+        if _parallel(out, x):
+            elementwise.scale(x.reshape(-1), float(alpha), out.reshape(-1))
+            return
         np.multiply(_like(x, out), out.dtype.type(alpha), out=out)
+
+    def add(self, a, b, out):
+        if _parallel(out, a, b):
+            elementwise.add(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+        else:
+            np.add(_like(a, out), _like(b, out), out=out)
 
     def mul(self, a, b, out):
         if a.size == b.size == out.size and _kernel_ready(out, a, b):
@@ -362,6 +377,18 @@ def _kernel_ready(out, *inputs):
         return False
     return out.flags.c_contiguous and out.flags.writeable and all(
         a.dtype == dtype and a.flags.c_contiguous for a in inputs)
+
+
+# Below this many values a pass stays in numpy: waking the threads costs more than it saves.
+PARALLEL_MIN = 32768
+
+
+def _parallel(out, *inputs):
+    """Whether a flat pass over these arrays runs as a multi-core kernel (cct/kernels/
+    elementwise.pyx; the same bits as the numpy it replaces): one count, contiguous, one float
+    type, large enough to be worth the threads (ResNet-50's Eltwise and Split passes)."""
+    return out.size >= PARALLEL_MIN and _kernel_ready(out, *inputs) and all(
+        a.size == out.size for a in inputs)
 
 
 def _like(array, out):

@@ -29,7 +29,7 @@ def plan(num, image_channels, image_hw, col_channels, col_hw, group, kernel, pad
                     dilation, dtype)
     p.partition = workspace.partition_size(
         num, p.col_rows // group * p.col_pixels * p.dtype.itemsize,
-        col_channels * p.col_rows // group * p.col_pixels, kernels.max_threads())
+        col_channels * p.col_rows // group * p.col_pixels, kernels.max_threads(), p.col_pixels)
     p.panel_sizes = None
     if p.stride[0] == 1 and p.kernel[0] > 1:
         p.panel_sizes = kernels.panel_sizes(p.geometry(), p.image_hw[0], p.image_hw[1],

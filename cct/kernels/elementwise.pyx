@@ -1,12 +1,12 @@
-"""Element-wise passes of the cheap layers (ReLU, Dropout) and of the net (zeroing the parameter
-gradients) as one multi-core loop each, with Caffe's arithmetic (relu_layer.cpp,
+"""Element-wise passes of the cheap layers (ReLU, Dropout, Eltwise, Split) and of the net (zeroing
+the parameter gradients; the CPU device's copy, scale and axpby) as one multi-core loop each, with Caffe's arithmetic (relu_layer.cpp,
 dropout_layer.cpp).
 
 numpy would make temporaries (a boolean mask, a product) and run on one core; these read their
 inputs and write their output once, and give the same bits as the numpy expressions they replace.
 """
 from cython.parallel cimport prange
-from libc.string cimport memset
+from libc.string cimport memmove, memset
 from openmp cimport omp_get_max_threads
 
 ctypedef fused real:
@@ -67,6 +67,71 @@ def zero(real[::1] array):
         first = count * block // blocks
         last = count * (block + 1) // blocks
         memset(&array[first], 0, (last - first) * sizeof(real))
+
+
+def copy(const real[::1] source, real[::1] out):
+    """``out[...] = source``, a block per core."""
+    cdef Py_ssize_t count = source.shape[0], blocks, block, first, last
+    _check(count, out.shape[0])
+    if count == 0:
+        return
+    blocks = max(1, min(omp_get_max_threads(), count // 65536))
+    for block in prange(blocks, nogil=True, schedule='static'):
+        first = count * block // blocks
+        last = count * (block + 1) // blocks
+        memmove(&out[first], &source[first], (last - first) * sizeof(real))
+
+
+def add(const real[::1] a, const real[::1] b, real[::1] out):
+    """``out = a + b`` (in place allowed): Eltwise SUM's and Split's backward's one pass."""
+    cdef Py_ssize_t i, count = a.shape[0]
+    _check(count, b.shape[0])
+    _check(count, out.shape[0])
+    for i in prange(count, nogil=True, schedule='static'):
+        out[i] = a[i] + b[i]
+
+
+def scale(const real[::1] x, double alpha, real[::1] out):
+    """``out = x * alpha`` (numpy's ``np.multiply(x, alpha, out=out)``; in place allowed)."""
+    cdef Py_ssize_t i, count = x.shape[0]
+    cdef real a = <real>alpha
+    _check(count, out.shape[0])
+    for i in prange(count, nogil=True, schedule='static'):
+        out[i] = x[i] * a
+
+
+def axpby(double alpha, const real[::1] x, double beta, real[::1] y):
+    """``y = alpha * x + beta * y`` with the CPU device's numpy steps per element: ``y *= beta``
+    unless beta is 1 (``y = x * alpha`` when it is 0), then ``y += x``, ``y -= x`` or
+    ``y += x * alpha`` for alpha 1, -1 or other."""
+    cdef Py_ssize_t i, count = x.shape[0]
+    cdef real a = <real>alpha, b = <real>beta, t
+    _check(count, y.shape[0])
+    if beta == 0:
+        for i in prange(count, nogil=True, schedule='static'):
+            y[i] = x[i] * a
+    elif beta == 1 and alpha == 1:
+        for i in prange(count, nogil=True, schedule='static'):
+            y[i] = y[i] + x[i]
+    elif beta == 1 and alpha == -1:
+        for i in prange(count, nogil=True, schedule='static'):
+            y[i] = y[i] - x[i]
+    elif beta == 1:
+        for i in prange(count, nogil=True, schedule='static'):
+            t = x[i] * a
+            y[i] = y[i] + t
+    elif alpha == 1:
+        for i in prange(count, nogil=True, schedule='static'):
+            t = y[i] * b
+            y[i] = t + x[i]
+    elif alpha == -1:
+        for i in prange(count, nogil=True, schedule='static'):
+            t = y[i] * b
+            y[i] = t - x[i]
+    else:
+        for i in prange(count, nogil=True, schedule='static'):
+            t = y[i] * b
+            y[i] = t + x[i] * a
 
 
 cdef inline int _check(Py_ssize_t expected, Py_ssize_t got) except -1:

@@ -181,6 +181,14 @@ cdef void _lower_images(const real *images, Py_ssize_t count, Py_ssize_t channel
                          col + (ch - first) * taps * ld + n * pixels, ld, g)
 
 
+cdef inline bint _identity(const Lowering *g) noexcept nogil:
+    """Whether lowering copies each plane unchanged (a 1x1 kernel, stride 1, no padding: the
+    1x1 convolutions of ResNet's bottlenecks), so that one image's column buffer IS its channels
+    and the GEMMs read (or, for the data gradient, write) the images in place."""
+    return (g.kernel_h == 1 and g.kernel_w == 1 and g.stride_h == 1 and g.stride_w == 1 and
+            g.pad_h == 0 and g.pad_w == 0)
+
+
 cdef void _gather(const real *by_image, Py_ssize_t count, Py_ssize_t rows, Py_ssize_t pixels,
                   real *out) noexcept nogil:
     """(count, rows, P) -> (rows, count*P): the layout the GEMMs of a partition use."""
@@ -239,7 +247,9 @@ def lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
     cdef Py_ssize_t parts, part, start, count, ld, gi, n, m, p
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *col
+    cdef const real *lowered
     cdef real *dst
+    cdef bint identity = _identity(&g)
     _check_lowered(num, channels, outputs, k_group, group, partition, &g, out.shape[0],
                    out.shape[1], out.shape[2], col_scratch, row_scratch, True)
     if has_bias and bias.shape[0] != outputs:
@@ -256,11 +266,15 @@ def lowered_forward(const real[:, :, :, ::1] images, const real[:, ::1] weights,
         else:
             dst = &row_scratch[omp_get_thread_num(), 0]
         for gi in range(group):
-            # One group's channels at a time: a smaller column buffer, still in cache for its GEMM.
-            _lower_images(&images[start, 0, 0, 0], count, channels, gi * (channels // group),
-                          (gi + 1) * (channels // group), col, &g)
+            if identity and count == 1:
+                lowered = &images[start, gi * (channels // group), 0, 0]
+            else:
+                # One group's channels at a time: a smaller column buffer, still in cache.
+                _lower_images(&images[start, 0, 0, 0], count, channels, gi * (channels // group),
+                              (gi + 1) * (channels // group), col, &g)
+                lowered = col
             gemm_rm(False, False, m_group, ld, k_group, 1, &weights[gi * m_group, 0], k_group,
-                    col, ld, 0, dst + gi * m_group * ld, ld)
+                    lowered, ld, 0, dst + gi * m_group * ld, ld)
         if count == 1:
             if has_bias:
                 for m in range(outputs):
@@ -294,6 +308,7 @@ def lowered_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights
     cdef real *col
     cdef const real *source
     cdef real *dst
+    cdef bint identity = _identity(&g)
     _check_lowered(num, channels, outputs, k_group, group, partition, &g, rows.shape[0],
                    rows.shape[1], rows.shape[2], col_scratch, row_scratch, True)
     if has_bias and bias.shape[0] != channels:
@@ -311,6 +326,17 @@ def lowered_backward_data(const real[:, :, ::1] rows, const real[:, ::1] weights
             _gather(&rows[start, 0, 0], count, outputs, pixels, &row_scratch[omp_get_thread_num(), 0])
             source = &row_scratch[omp_get_thread_num(), 0]
         for gi in range(group):
+            if identity and count == 1:
+                # col2im of a 1x1 kernel is a copy: the GEMM writes the image's channels.
+                dst = &images[start, gi * (channels // group), 0, 0]
+                gemm_rm(True, False, k_group, ld, m_group, 1, &weights[gi * m_group, 0], k_group,
+                        source + gi * m_group * ld, ld, 0, dst, ld)
+                if has_bias:
+                    for ch in range(channels // group):
+                        for q in range(plane):
+                            dst[ch * plane + q] = dst[ch * plane + q] + \
+                                bias[gi * (channels // group) + ch]
+                continue
             gemm_rm(True, False, k_group, ld, m_group, 1, &weights[gi * m_group, 0], k_group,
                     source + gi * m_group * ld, ld, 0, col, ld)
             for n in range(count):
@@ -344,6 +370,8 @@ def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] r
     cdef bint want_bias = bias_diff.shape[0] > 0
     cdef real *col
     cdef const real *source
+    cdef const real *lowered
+    cdef bint identity = _identity(&g)
     _check_lowered(num, channels, outputs, k_group, group, partition, &g, rows.shape[0],
                    rows.shape[1], rows.shape[2], col_scratch, row_scratch, want_weights)
     _start_partials('lowered_weight_grad', want_weights, want_bias, size, outputs, bias_diff,
@@ -361,10 +389,15 @@ def lowered_weight_grad(const real[:, :, :, ::1] images, const real[:, :, ::1] r
         if want_weights:
             col = &col_scratch[omp_get_thread_num(), 0]
             for gi in range(group):
-                _lower_images(&images[start, 0, 0, 0], count, channels, gi * (channels // group),
-                              (gi + 1) * (channels // group), col, &g)
+                if identity and count == 1:
+                    lowered = &images[start, gi * (channels // group), 0, 0]
+                else:
+                    _lower_images(&images[start, 0, 0, 0], count, channels,
+                                  gi * (channels // group), (gi + 1) * (channels // group), col,
+                                  &g)
+                    lowered = col
                 gemm_rm(False, True, m_group, k_group, ld, 1, source + gi * m_group * ld, ld,
-                        col, ld, 1,
+                        lowered, ld, 1,
                         &partial_weights[omp_get_thread_num(), gi * m_group * k_group], k_group)
         if want_bias:
             _add_row_sums(source, outputs, ld, ld, &partial_bias[omp_get_thread_num(), 0])

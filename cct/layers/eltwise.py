@@ -60,8 +60,14 @@ class EltwiseLayer(Layer):
         acc = device.scratch('eltwise', out.shape, self.dtype) \
             if any(blob is top[0] for blob in bottom) else out
         if self.op == _Op.SUM:
-            device.scale(bottom[0].dev_data, self.coeffs[0], acc)
-            for blob, coeff in zip(bottom[1:], self.coeffs[1:]):
+            first = 1
+            if self.coeffs[0] == 1 and self.coeffs[1] == 1 and device.supports('add'):
+                # Caffe's 0 + b0 + b1 in one pass (the same sum: b0 * 1 is b0).
+                device.add(bottom[0].dev_data, bottom[1].dev_data, acc)
+                first = 2
+            else:
+                device.scale(bottom[0].dev_data, self.coeffs[0], acc)
+            for blob, coeff in zip(bottom[first:], self.coeffs[first:]):
                 device.axpby(coeff, blob.dev_data, 1.0, acc)
         elif self.op == _Op.MAX:
             for i, blob in enumerate(bottom):

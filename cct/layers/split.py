@@ -22,6 +22,12 @@ class SplitLayer(Layer):
         if not propagate_down[0]:
             return
         out = bottom[0].dev_diff
-        self.device.copy(top[0].dev_diff, out)
-        for blob in top[1:]:
+        rest = top[1:]
+        if len(top) > 1 and self.device.supports('add'):
+            # top 0 + top 1 in one pass where copy + axpby take two (the same sum).
+            self.device.add(top[0].dev_diff, top[1].dev_diff, out)
+            rest = top[2:]
+        else:
+            self.device.copy(top[0].dev_diff, out)
+        for blob in rest:
             self.device.axpby(1.0, blob.dev_diff, 1.0, out)
