@@ -14,14 +14,7 @@ from cct.kernels import channel, elementwise
 from cct.kernels.update import sgd_step
 
 FLT_MIN = np.finfo(np.float32).tiny
-_NONE = {}
-
-
-def _none(dtype):
-    none = _NONE.get(dtype)
-    if none is None:
-        none = _NONE[dtype] = np.empty(0, dtype)
-    return none
+_none = cpu_norm.none_array
 
 
 def cpu_model():
@@ -59,6 +52,22 @@ def kernel_blas():
     return 'scipy-openblas32 %s (%s)' % (getattr(scipy_openblas32, '__version__', '?'),
                                          scipy_openblas32.get_library())
 
+
+def numpy_axpby(alpha, x, beta, y):
+    """``y = alpha * x + beta * y`` in numpy, special-casing alpha of +-1 and beta of 0 or 1: the
+    path under the multi-core kernel's size threshold, which the kernel matches bit for bit."""
+    dtype = y.dtype.type
+    if beta == 0:
+        np.multiply(x, dtype(alpha), out=y)
+        return
+    if beta != 1:
+        y *= dtype(beta)
+    if alpha == 1:
+        y += x
+    elif alpha == -1:
+        np.subtract(y, x, out=y)
+    else:
+        y += x * dtype(alpha)
 
 class CPUDevice(cpu_norm.NormMixin, Device):
     """numpy + Cython; arrays are host arrays, so Blob views need no syncing."""
@@ -115,19 +124,7 @@ class CPUDevice(cpu_norm.NormMixin, Device):
         if _parallel(y, x):
             elementwise.axpby(float(alpha), x.reshape(-1), float(beta), y.reshape(-1))
             return
-        x = _like(x, y)
-        dtype = y.dtype.type
-        if beta == 0:
-            np.multiply(x, dtype(alpha), out=y)
-            return
-        if beta != 1:
-            y *= dtype(beta)
-        if alpha == 1:
-            y += x
-        elif alpha == -1:
-            np.subtract(y, x, out=y)
-        else:
-            y += x * dtype(alpha)
+        numpy_axpby(alpha, _like(x, y), beta, y)
 
     def scale(self, x, alpha, out):
         if _parallel(out, x):

@@ -8,7 +8,8 @@ from cct.kernels import channel
 _NONE = {}
 
 
-def _none(dtype):
+def none_array(dtype):
+    """The empty array of ``dtype`` the kernels take for an absent optional argument."""
     none = _NONE.get(dtype)
     if none is None:
         none = _NONE[dtype] = np.empty(0, dtype)
@@ -24,7 +25,7 @@ class NormMixin:
 
     def batch_norm_forward(self, x, mean, std, out, inner, scale=None, bias=None,
                            normalised=None):
-        none = _none(out.dtype)
+        none = none_array(out.dtype)
         channel.batch_norm_forward(x.reshape(-1), mean.reshape(-1), std.reshape(-1),
                                    none if scale is None else scale.reshape(-1),
                                    none if bias is None else bias.reshape(-1), out.reshape(-1),
@@ -32,7 +33,7 @@ class NormMixin:
 
     def batch_norm_backward(self, top_diff, source, mean, std, sums, inner, recompute=False,
                             scale=None, scaled_diff=None, bottom_diff=None, global_stats=False):
-        none = _none(top_diff.dtype)
+        none = none_array(top_diff.dtype)
         channel.batch_norm_backward(
             top_diff.reshape(-1), source.reshape(-1), mean.reshape(-1), std.reshape(-1),
             none if scale is None else scale.reshape(-1),

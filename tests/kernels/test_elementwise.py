@@ -9,21 +9,6 @@ from cct.kernels import elementwise
 COUNT = cpu.PARALLEL_MIN + 1001   # over the threshold, not a multiple of the blocks
 
 
-def _numpy_axpby(alpha, x, beta, y):
-    dtype = y.dtype.type
-    if beta == 0:
-        np.multiply(x, dtype(alpha), out=y)
-        return
-    if beta != 1:
-        y *= dtype(beta)
-    if alpha == 1:
-        y += x
-    elif alpha == -1:
-        np.subtract(y, x, out=y)
-    else:
-        y += x * dtype(alpha)
-
-
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('alpha,beta', [(1, 1), (-1, 1), (0.3, 1), (1, 0), (0.7, 0), (1, 0.9),
                                         (-1, 2.5), (0.3, -0.1), (0, 0.5)])
@@ -32,7 +17,7 @@ def test_axpby_matches_numpy_bit_for_bit(dtype, alpha, beta):
     x = rng.standard_normal(COUNT).astype(dtype)
     y = rng.standard_normal(COUNT).astype(dtype)
     expected = y.copy()
-    _numpy_axpby(alpha, x, beta, expected)
+    cpu.numpy_axpby(alpha, x, beta, expected)
     elementwise.axpby(alpha, x, beta, y)
     np.testing.assert_array_equal(y.view(np.uint8), expected.view(np.uint8))
 
@@ -57,7 +42,7 @@ def test_device_primitives_take_the_kernels_on_large_contiguous_arrays():
     x = rng.standard_normal((4, COUNT // 4)).astype(np.float32)
     y = rng.standard_normal(x.size).astype(np.float32)   # another shape, one count
     expected = y.copy()
-    _numpy_axpby(0.25, x.reshape(-1), 0.5, expected)
+    cpu.numpy_axpby(0.25, x.reshape(-1), 0.5, expected)
     device.axpby(0.25, x, 0.5, y)
     np.testing.assert_array_equal(y, expected)
     out = np.empty_like(x)
