@@ -1,8 +1,9 @@
 """Test helpers shared by cct's own tests and users' layer tests: building one layer from a prototxt
-fragment, capturing cct's log, old-format files, and the numerical gradient checker
-(``cct.testing.gradcheck``)."""
+fragment, capturing cct's log, old-format files, Caffe's LeNet fed by an Input, and the numerical
+gradient checker (``cct.testing.gradcheck``)."""
 import contextlib
 import logging
+import os
 
 import numpy as np
 
@@ -97,3 +98,23 @@ def to_v1_layout(model):
             v1.blobs.add().MergeFromString(
                 array_to_blobproto_bytes(blobproto_to_array(blob), legacy=True))
     return old
+
+
+def lenet_train_input(shared, batch):
+    """Caffe's LeNet TRAIN net (``shared``/nets/lenet_train_test.prototxt) with an Input of
+    ``batch`` images and labels in place of its Data layer."""
+    from cct.io import read_net_text
+    from cct.netgraph import filter_net
+    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
+    param.state.phase = caffe_pb2.TRAIN
+    param = filter_net(param)
+    layers = list(param.layer)
+    del param.layer[:]
+    for layer in layers:
+        if layer.type == 'Data':
+            data = param.layer.add(name='mnist', type='Input', top=['data', 'label'])
+            data.input_param.shape.add().dim.extend((batch, 1, 28, 28))
+            data.input_param.shape.add().dim.append(batch)
+        else:
+            param.layer.add().CopyFrom(layer)
+    return param

@@ -12,8 +12,8 @@ from cct import cli, devices, runtime
 from cct.errors import DeviceError
 from cct.io import parse_text, read_net_text, write_text
 from cct.net import Net
-from cct.netgraph import filter_net
 from cct.proto import caffe_pb2
+from cct.testing import lenet_train_input
 from cct.solver import solver_class
 from opencl_support import assert_close
 from test_lenet_golden import lenet_score, read_idx
@@ -52,24 +52,6 @@ def test_lenet_caffemodel_scores_like_caffe_on_opencl(shared, mnist, accel):
     assert loss == pytest.approx(0.02727, abs=1e-4)
 
 
-def lenet_train_param(shared):
-    """Caffe's LeNet TRAIN net with an Input of BATCH images in place of its Data layer."""
-    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
-    param.state.phase = caffe_pb2.TRAIN
-    param = filter_net(param)
-    layers = list(param.layer)
-    del param.layer[:]
-    for layer in layers:
-        if layer.type == 'Data':
-            data = param.layer.add(name='mnist', type='Input')
-            data.top.extend(['data', 'label'])
-            data.input_param.shape.add().dim.extend((BATCH, 1, 28, 28))
-            data.input_param.shape.add().dim.append(BATCH)
-        else:
-            param.layer.add().CopyFrom(layer)
-    return param
-
-
 def train(param, solver_type, device, mnist, steps):
     solver_param = caffe_pb2.SolverParameter(type=solver_type, lr_policy='inv', gamma=1e-4,
                                              power=0.75, weight_decay=5e-4, display=0,
@@ -96,7 +78,7 @@ def train(param, solver_type, device, mnist, steps):
 def test_lenet_training_tracks_the_cpu_on_opencl(shared, mnist, accel, solver_type):
     """40 steps: the loss within 1e-4 (relative) of the CPU's for 10 steps and 1e-3 after (float32
     sums in another order drift apart slowly, as Caffe's GPU and CPU runs do)."""
-    param = lenet_train_param(shared)
+    param = lenet_train_input(shared, BATCH)
     cpu_losses = train(param, solver_type, 'cpu', mnist, 40)
     device_losses = train(param, solver_type, accel, mnist, 40)
     assert cpu_losses[-1] < cpu_losses[0]

@@ -3,38 +3,20 @@ with the auto split, tracks the single-device run; the whole batch's statistics 
 training, a VALID-normalised loss with ignored labels, Accuracy) come out of uneven shares as
 from one device; a run is repeatable; layers that mix the batch and batches too small to split
 are refused by name."""
-import os
 
 import numpy as np
 import pytest
 
 from cct import runtime
 from cct.errors import CctError, NetError
-from cct.io import parse_text, read_net_text
+from cct.io import parse_text
 from cct.net import Net
-from cct.netgraph import filter_net
 from cct.parallel import HybridNet
 from cct.proto import caffe_pb2
+from cct.testing import lenet_train_input
 from cct.solver import solver_class
 
 BATCH = 16
-
-
-def lenet_param(shared):
-    """Caffe's LeNet TRAIN net with an Input of BATCH images in place of its Data layer."""
-    param = read_net_text(os.path.join(shared, 'nets', 'lenet_train_test.prototxt'))
-    param.state.phase = caffe_pb2.TRAIN
-    param = filter_net(param)
-    layers = list(param.layer)
-    del param.layer[:]
-    for layer in layers:
-        if layer.type == 'Data':
-            data = param.layer.add(name='mnist', type='Input', top=['data', 'label'])
-            data.input_param.shape.add().dim.extend((BATCH, 1, 28, 28))
-            data.input_param.shape.add().dim.append(BATCH)
-        else:
-            param.layer.add().CopyFrom(layer)
-    return param
 
 
 def train(param, mnist, steps, devices=None, split='auto'):
@@ -60,7 +42,7 @@ def train(param, mnist, steps, devices=None, split='auto'):
 def test_lenet_split_across_cpu_and_opencl_tracks_one_device(shared, mnist, ocl, split):
     """40 SGD steps: the loss within 1e-4 (relative) of the CPU's for 10 steps and 1e-3 after
     (the shares' float32 sums are added in another order than one device adds them)."""
-    param = lenet_param(shared)
+    param = lenet_train_input(shared, BATCH)
     single, _ = train(param, mnist, 40)
     hybrid, solver = train(param, mnist, 40, devices=['cpu', ocl], split=split)
     assert single[-1] < single[0]
