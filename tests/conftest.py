@@ -86,3 +86,14 @@ def digits_lmdbs(tmp_path_factory, _pristine_cct_logger):
         assert module.main(['--output', str(folder)]) == 0
     _reset_cct_logger(_pristine_cct_logger)
     return folder
+
+
+@pytest.fixture(scope='session')
+def digits_example(digits_lmdbs):
+    """The root of a copy of examples/digits: its prototxts beside the session's LMDBs (run from
+    there, the example's relative paths resolve)."""
+    import shutil
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'examples', 'digits')
+    for name in ('lenet_train_test.prototxt', 'lenet_solver.prototxt'):
+        shutil.copy(os.path.join(example, name), digits_lmdbs / name)
+    return digits_lmdbs.parent.parent

@@ -4,7 +4,6 @@ under one device, a hybrid run resumed from its snapshot gives the straight run'
 bit, ``cct time`` shows each device's share and layers, and bad flags are one-line errors."""
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -12,15 +11,6 @@ import pytest
 from cct import cli, runtime
 from cct.io import read_net_binary
 from cct.testing import captured_log
-
-EXAMPLE = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'digits')
-
-
-@pytest.fixture(scope='module')
-def digits(digits_lmdbs):
-    for name in ('lenet_train_test.prototxt', 'lenet_solver.prototxt'):
-        shutil.copy(os.path.join(EXAMPLE, name), digits_lmdbs / name)
-    return digits_lmdbs.parent.parent
 
 
 def write_solver(root, name, max_iter, snapshot):
@@ -54,12 +44,12 @@ def weights(path):
     return [np.array(blob.data) for layer in read_net_binary(path).layer for blob in layer.blobs]
 
 
-def test_train_test_and_resume_split_across_devices(digits, monkeypatch, ocl):
-    monkeypatch.chdir(digits)
-    solver = write_solver(digits, 'one', 20, 20)
+def test_train_test_and_resume_split_across_devices(digits_example, monkeypatch, ocl):
+    monkeypatch.chdir(digits_example)
+    solver = write_solver(digits_example, 'one', 20, 20)
     status, single = cct('train', '--solver', solver)
     assert status == 0
-    solver = write_solver(digits, 'split', 20, 10)
+    solver = write_solver(digits_example, 'split', 20, 10)
     status, split = cct('train', '--solver', solver, '--devices', 'cpu,opencl:0',
                         '--split', '0.5,0.5')
     assert status == 0
@@ -96,8 +86,8 @@ def test_train_test_and_resume_split_across_devices(digits, monkeypatch, ocl):
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_time_shows_each_devices_share_and_layers(digits, monkeypatch, ocl):
-    monkeypatch.chdir(digits)
+def test_time_shows_each_devices_share_and_layers(digits_example, monkeypatch, ocl):
+    monkeypatch.chdir(digits_example)
     status, log = cct('time', '--model', 'examples/digits/lenet_train_test.prototxt',
                       '--devices', 'cpu,opencl:0', '--iterations', '2')
     assert status == 0
@@ -121,8 +111,9 @@ def test_time_shows_each_devices_share_and_layers(digits, monkeypatch, ocl):
     (['--devices', 'cpu,nosuch:0'], 'nosuch:0'),
     (['--devices', 'cpu,opencl:0', '--gpu', '0'], 'not both'),
 ])
-def test_bad_flags_are_one_line_errors(digits, monkeypatch, capsys, ocl, flags, message):
-    monkeypatch.chdir(digits)
+def test_bad_flags_are_one_line_errors(digits_example, monkeypatch, capsys, ocl, flags,
+                                       message):
+    monkeypatch.chdir(digits_example)
     status, _ = cct('time', '--model', 'examples/digits/lenet_train_test.prototxt',
                     '--iterations', '1', *flags)
     assert status != 0

@@ -4,23 +4,11 @@ Data layers go on from the record after the last batch used (not from the first,
 the generators of transforms and dropout go on too; a solverstate without cct's resume file (one
 real Caffe wrote) resumes as Caffe does, and says so."""
 import os
-import shutil
 
 import numpy as np
-import pytest
 
 from cct.solver import get_solver
 from cct.testing import captured_log
-
-EXAMPLE = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'digits')
-
-
-@pytest.fixture(scope='module')
-def digits(digits_lmdbs):
-    """The root of a copy of examples/digits: its prototxts beside the session's LMDBs."""
-    for name in ('lenet_train_test.prototxt', 'lenet_solver.prototxt'):
-        shutil.copy(os.path.join(EXAMPLE, name), digits_lmdbs / name)
-    return digits_lmdbs.parent.parent
 
 
 def write_solver(root, name, max_iter, snapshot, net_edit=None):
@@ -51,14 +39,14 @@ def assert_same(a, b):
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_digits_resumed_at_150_equals_300_straight(digits, monkeypatch):
-    monkeypatch.chdir(digits)
-    straight = train(write_solver(digits, 'straight', 300, 150))
+def test_digits_resumed_at_150_equals_300_straight(digits_example, monkeypatch):
+    monkeypatch.chdir(digits_example)
+    straight = train(write_solver(digits_example, 'straight', 300, 150))
     state = 'examples/digits/straight_iter_150.solverstate'
-    resume_file = digits / 'examples/digits/straight_iter_150.cctstate.json'
+    resume_file = digits_example / 'examples/digits/straight_iter_150.cctstate.json'
     assert resume_file.is_file()
     with captured_log() as log:
-        resumed = train(write_solver(digits, 'resumed', 300, 1000), state)
+        resumed = train(write_solver(digits_example, 'resumed', 300, 1000), state)
     assert any(line.startswith('Resuming the data sources and random generators from')
                for line in log)
     assert_same(resumed, straight)
@@ -67,7 +55,7 @@ def test_digits_resumed_at_150_equals_300_straight(digits, monkeypatch):
     # again from the first record, the log says so, and the weights differ.
     resume_file.unlink()
     with captured_log() as log:
-        as_caffe = train(write_solver(digits, 'as_caffe', 300, 1000), state)
+        as_caffe = train(write_solver(digits_example, 'as_caffe', 300, 1000), state)
     assert ('No cct resume state (straight_iter_150.cctstate.json) beside %s: the data layers '
             'start from their first record, as Caffe resumes' % state) in log
     assert max(np.abs(a - b).max() for a, b in zip(as_caffe, straight)) > 1e-6
@@ -92,15 +80,17 @@ layer {
 }''', 1)
 
 
-def test_random_crops_mirrors_and_dropout_resume_exactly(digits, monkeypatch):
-    monkeypatch.chdir(digits)
+def test_random_crops_mirrors_and_dropout_resume_exactly(digits_example, monkeypatch):
+    monkeypatch.chdir(digits_example)
     edited = with_crop_mirror_and_dropout(
-        (digits / 'examples/digits/lenet_train_test.prototxt').read_text())
+        (digits_example / 'examples/digits/lenet_train_test.prototxt').read_text())
     assert 'crop_size: 24' in edited and 'type: "Dropout"' in edited
-    straight = train(write_solver(digits, 'rs', 60, 30, with_crop_mirror_and_dropout))
+    straight = train(write_solver(digits_example, 'rs', 60, 30, with_crop_mirror_and_dropout))
     state = 'examples/digits/rs_iter_30.solverstate'
-    resumed = train(write_solver(digits, 'rr', 60, 1000, with_crop_mirror_and_dropout), state)
+    resumed = train(write_solver(digits_example, 'rr', 60, 1000, with_crop_mirror_and_dropout),
+                    state)
     assert_same(resumed, straight)
     os.unlink('examples/digits/rs_iter_30.cctstate.json')
-    as_caffe = train(write_solver(digits, 'rc', 60, 1000, with_crop_mirror_and_dropout), state)
+    as_caffe = train(write_solver(digits_example, 'rc', 60, 1000, with_crop_mirror_and_dropout),
+                     state)
     assert max(np.abs(a - b).max() for a, b in zip(as_caffe, straight)) > 1e-6
