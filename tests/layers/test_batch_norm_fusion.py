@@ -17,9 +17,17 @@ SCALE = ('type: "Scale" scale_param { bias_term: true filler { type: "uniform" m
          'bias_filler { type: "gaussian" } }')
 
 
+@pytest.fixture(params=['planes', 'channels'])
+def reduction(request):
+    """Both ways the kernels reduce: plane by plane, and channel by channel (short planes)."""
+    previous = channel.set_short_plane(0 if request.param == 'planes' else 1 << 30)
+    yield request.param
+    channel.set_short_plane(previous)
+
+
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
-@pytest.mark.parametrize('inner', [1, 7, 33])
-def test_channel_kernels_match_numpy(dtype, inner):
+@pytest.mark.parametrize('inner', [1, 7, 33, 77])   # 77: a block of 64, one of 8, a tail of 5
+def test_channel_kernels_match_numpy(dtype, inner, reduction):
     gen = np.random.default_rng(inner)
     x = (gen.standard_normal((3, 5, inner)) * 3 + 1).astype(dtype)
     values = gen.uniform(0.5, 2, 5).astype(dtype)
@@ -54,7 +62,7 @@ def test_channel_kernels_refuse_mismatched_arrays():
         channel.channel_op('add', x, np.zeros(3), np.zeros(11), 4)
 
 
-def test_statistics_of_a_large_offset_stay_accurate():
+def test_statistics_of_a_large_offset_stay_accurate(reduction):
     """One pass, yet no E[x^2] - E[x]^2 cancellation: a mean of 1e4 and a spread of 1e-2."""
     gen = np.random.default_rng(0)
     x = (1e4 + 1e-2 * gen.standard_normal((4, 2, 500))).astype(np.float64)
@@ -70,12 +78,13 @@ class _Composed(ComposedNormMixin, CPUDevice):
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('recompute', [False, True])
 @pytest.mark.parametrize('global_stats', [False, True])
-def test_kernels_equal_the_composition(dtype, recompute, global_stats):
+@pytest.mark.parametrize('spatial', [(5, 6), (7, 11)])   # 30: one block of 16 and a tail; 77
+def test_kernels_equal_the_composition(dtype, recompute, global_stats, spatial, reduction):
     """The CPU kernels against the OpenCL twin's composition run on the CPU: the forward bit for
     bit; the backward to the reordering of its sums."""
     cpu, composed = get_device('cpu'), _Composed()
     gen = np.random.default_rng(5)
-    shape, inner = (3, 4, 5, 6), 30
+    shape, inner = (3, 4) + spatial, spatial[0] * spatial[1]
     x = gen.standard_normal(shape).astype(dtype)
     scale, bias = gen.uniform(0.5, 2, 4).astype(dtype), gen.standard_normal(4).astype(dtype)
     results = []
