@@ -35,9 +35,17 @@ def compile_schema():
     os.replace(tmp, out)  # a concurrent import never sees a half-written descriptor
 
 
+# The panel kernels (conv_panels.h, built into lowering) are register-blocked for the generic
+# schedule: GCC 12's -march=native on a Zen 4 EPYC tunes for znver3, which took CIFAR-10 quick's
+# panel convolutions from 6.3 to 12 ms forward (conv2, b100), so they keep the generic tuning.
+TUNING = {'lowering': ['-mtune=generic']}
+
+
 def kernel_extensions():
-    # CCT_PORTABLE=1 builds for any x86-64 instead of this machine's vector units.
-    arch = [] if os.environ.get('CCT_PORTABLE') else ['-march=native']
+    # CCT_PORTABLE=1 builds for any x86-64 instead of this machine's vector units; CCT_MARCH=ARCH
+    # for another machine's (e.g. x86-64-v3, an AVX2 host).
+    arch = [] if os.environ.get('CCT_PORTABLE') else ['-march=' + os.environ.get('CCT_MARCH',
+                                                                                 'native')]
     # No FMA contraction: fused kernels must round each step as Caffe's separate BLAS calls do.
     # No loops turned into memset/memcpy calls: the lowering's many short runs cost more as calls.
     # -g0: Python's own flags ask for debug information, which was a fifth of the compile time.
@@ -54,7 +62,8 @@ def kernel_extensions():
                                        os.path.join('cct', 'kernels')],
                          depends=glob.glob(os.path.join('cct', 'kernels', '*.h')),
                          library_dirs=[scipy_openblas32.get_lib_dir()],
-                         libraries=[scipy_openblas32.get_library()], extra_compile_args=args,
+                         libraries=[scipy_openblas32.get_library()],
+                         extra_compile_args=args + TUNING.get(name, []),
                          extra_link_args=['-fopenmp'],
                          define_macros=[('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')])
                for name in names]

@@ -107,8 +107,10 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     blocks of panels run no more kernel rows than the GEMMs (padded layers: CIFAR-10's; LeNet's
     unpadded conv2 loses 10%); the weight gradient where K is too thin for rows (conv1s: 20-35%)
     or the outputs fill whole blocks of 4 vectors (CIFAR-10's conv2 20%, conv3 even; LeNet's
-    conv2, 50 outputs, loses 8%). The panels' kernels use 256-bit vectors: on a CPU that reports
-    wider ones (AVX-512) the GEMMs, which use them, are taken instead, and rows for thin K too.
+    conv2, 50 outputs, loses 8%). The panels' kernels use 256-bit vectors, which a CPU reporting
+    wider ones (AVX-512) runs as well: on a 2-core Zen-4 EPYC they beat the GEMMs there too
+    (CIFAR-10 quick 51 -> 45 ms per iteration), once built with the generic tuning (setup.py);
+    there rows take thin K too.
     """
     if stride_h != 1 or kernel_h == 1 or LOWERING == 'full':
         return Lowering('full', 'full', 'full')
@@ -123,10 +125,7 @@ def choose_lowering(kernel_h, stride_h, k_rows, m_group, col_hw, panels):
     min_k_rows = 1 if wide else 32
     gemm = 'rows' if k_rows >= min_k_rows and (m_group <= 128 or pixels >= 576 or
                                                (k_rows >= 512 and pixels >= 144)) else 'full'
-    # Where the CPU's vectors are wider than the panels' (AVX-512), the BLAS's GEMMs use all of
-    # them and the panels lose (a 2-core Zen-4 EPYC: CIFAR-10 quick 61 -> 55 ms, LeNet 9.3-12.3 ->
-    # 8.7-9.0 ms per iteration without them).
-    if panels is None or wide:
+    if panels is None:
         return Lowering(gemm, gemm, gemm)
     lanes = panels['lanes']
     itemsize = 32 // lanes
