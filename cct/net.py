@@ -384,14 +384,6 @@ class Net(NetWeightsMixin, PycaffeNetMixin):
                 callback(i)
             i -= 1
 
-    _forward = forward_from_to
-    _backward = backward_from_to
-
-    def forward_backward(self):
-        loss = self.forward_from_to()
-        self.backward_from_to()
-        return loss
-
     def reshape(self):
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
             layer.reshape(bottom, top)

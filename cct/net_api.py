@@ -24,6 +24,20 @@ class PycaffeNetMixin:
     # Per-layer callbacks (pycaffe's before_forward & co.); instances replace these tuples.
     _before_forward = _after_forward = _before_backward = _after_backward = ()
 
+    def _forward(self, start, end):
+        """pycaffe's bound C++ Net::ForwardFromTo."""
+        return self.forward_from_to(start, end)
+
+    def _backward(self, start, end):
+        """pycaffe's bound C++ Net::BackwardFromTo."""
+        return self.backward_from_to(start, end)
+
+    def forward_backward(self):
+        """Caffe's Net::ForwardBackward: the loss of a whole forward, then a whole backward."""
+        loss = self.forward_from_to()
+        self.backward_from_to()
+        return loss
+
     @cached_property
     def blobs(self):
         """OrderedDict blob name -> Blob, in creation order (split blobs included)."""

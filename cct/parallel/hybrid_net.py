@@ -218,14 +218,6 @@ class HybridNet(PycaffeNetMixin):
         self.step_times[step] += now - started
         return now
 
-    _forward = forward_from_to
-    _backward = backward_from_to
-
-    def forward_backward(self):
-        loss = self.forward_from_to()
-        self.backward_from_to()
-        return loss
-
     def reshape(self):
         """Shapes follow the sources' blobs at every forward; nothing to do ahead of it."""
 
