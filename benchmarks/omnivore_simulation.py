@@ -88,6 +88,8 @@ def main(argv=None):
                         help='simulated seconds per epoch (default: the budget / 15)')
     parser.add_argument('--trial-updates', type=int, default=5,
                         help='updates on a model it updated that a trial runs at least')
+    parser.add_argument('--trial-rounds', type=int, default=2,
+                        help='...and at least this many per group')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     parser.add_argument('--reuse-grid', default='',
@@ -106,7 +108,8 @@ def main(argv=None):
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target, trial_updates=args.trial_updates)
+                                       args.target, trial_updates=args.trial_updates,
+                                       trial_rounds=args.trial_rounds)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
                               phase_seconds=args.phase_seconds or budget / 750,

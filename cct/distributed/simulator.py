@@ -35,8 +35,17 @@ from cct.distributed.server import ParameterServer
 from cct.distributed.stats import GroupStats
 from cct.distributed.worker import GroupWorker
 
-#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
+#: Updates on a model a trial updated itself that an optimizer's trial runs at least...
 TRIAL_UPDATES = 5
+#: ...and at least this many per group (rounds of G updates), so that every group has pushed
+#: gradients of models the trial updated and staleness has reached its steady state.
+TRIAL_ROUNDS = 2
+
+
+def trial_length(groups, trial_updates=TRIAL_UPDATES, rounds=TRIAL_ROUNDS):
+    """The updates on a model it updated itself that a trial of ``groups`` groups runs at least:
+    ``max(trial_updates, rounds * groups)``."""
+    return max(trial_updates, rounds * groups)
 
 
 class SimulationResult:
@@ -332,10 +341,10 @@ class SimulatedEvaluator:
     """
 
     def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
-                 trial_updates=TRIAL_UPDATES):
+                 trial_updates=TRIAL_UPDATES, trial_rounds=TRIAL_ROUNDS):
         self.param, self.source, self.cluster = param, source, cluster
         self.workdir, self.target, self.seed = workdir, target_accuracy, seed
-        self.trial_updates = trial_updates
+        self.trial_updates, self.trial_rounds = trial_updates, trial_rounds
         os.makedirs(workdir, exist_ok=True)
         self.count = 0
 
@@ -350,7 +359,8 @@ class SimulatedEvaluator:
                                     restore=start)
             result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
                                     snapshot_prefix=os.path.join(self.workdir, name),
-                                    min_fresh=self.trial_updates)
+                                    min_fresh=trial_length(groups, self.trial_updates,
+                                                           self.trial_rounds))
         logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
                     'score %.4g%s', groups, momentum, base_lr,
                     ' from ' + os.path.basename(start) if start else '',

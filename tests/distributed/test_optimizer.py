@@ -148,6 +148,32 @@ def test_a_state_whose_loss_blows_up_is_left_for_the_one_before(tmp_path, cct_lo
     assert not any(p['kept'] for p in two)
 
 
+class RateDropProblem(FakeProblem):
+    """The fake problem where 16 groups are twice as fast per update as 8 but diverge at rate
+    0.01, so their best rate is 0.001: a tenfold smaller step for twice the updates."""
+
+    @staticmethod
+    def seconds_per_update(groups):
+        return 1.0 / groups
+
+    @classmethod
+    def score(cls, groups, momentum, rate):
+        if groups == 16 and rate >= 0.01:
+            return None
+        return super().score(groups, momentum, rate)
+
+
+def test_the_steady_state_steps_down_from_a_count_that_needed_a_smaller_rate(tmp_path):
+    report = optimizer(tmp_path, RateDropProblem(str(tmp_path))).run()
+    steps = [d for d in report['decisions'] if d['decision'].startswith('16 groups needed a smaller rate')]
+    assert steps and steps[0]['evidence']['to'] == 8 and steps[0]['evidence']['base_lr'] == 0.001
+    # The steady state trains at 8 groups or fewer (halving on from 8 as the 0-momentum rule
+    # says) and finds the known best.
+    epochs = [p for p in report['tried'] if p['phase'] == 'epoch']
+    assert epochs and all(p['groups'] <= 8 for p in epochs)
+    assert (report['groups'], report['momentum'], report['base_lr']) == (4, 0.3, 0.01)
+
+
 def test_the_steady_state_prunes_dominated_points(tmp_path):
     """After an epoch of (rate r, momentum m) the next search skips rate r with momentum above m
     and rate r/10 with momentum below m; after halving the groups the reference momentum is
