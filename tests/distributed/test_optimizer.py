@@ -174,6 +174,22 @@ def test_the_steady_state_steps_down_from_a_count_that_needed_a_smaller_rate(tmp
     assert (report['groups'], report['momentum'], report['base_lr']) == (4, 0.3, 0.01)
 
 
+def test_a_step_down_weighs_the_larger_rate_against_the_slower_updates(tmp_path):
+    opt = optimizer(tmp_path, FakeProblem(str(tmp_path)))
+    opt.hardware = {1: 1.0, 2: 0.4, 4: 0.25, 8: 0.05}
+
+    def winners(*rates):
+        return {g: {'base_lr': r} for g, r in zip((1, 2, 4, 8), rates)}
+    # 4 groups: 5 times slower per update than 8, a 10 times larger rate.
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.001), 8) == 4
+    # The largest smaller count with a larger rate is the one weighed (2: 8 times slower).
+    assert opt._step_down(winners(0.1, 0.01, 0.001, 0.001), 8) == 2
+    # One group alone kept rate 0.1, but it is 20 times slower per update: keep 8.
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 8) == 8
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 1) == 1
+    assert 'too slow per update to make up for it: keep 8' in opt.decisions[-1]['decision']
+
+
 def test_the_steady_state_prunes_dominated_points(tmp_path):
     """After an epoch of (rate r, momentum m) the next search skips rate r with momentum above m
     and rate r/10 with momentum below m; after halving the groups the reference momentum is
