@@ -26,6 +26,7 @@ from cct.log import init_log  # noqa: E402
 from cct.distributed.cluster_spec import load_cluster  # noqa: E402
 from cct.distributed.optimizer import Optimizer  # noqa: E402
 from cct.distributed.simulator import SimulatedEvaluator  # noqa: E402
+from cct.distributed.simulator import TRIAL_ROUNDS, TRIAL_UPDATES  # noqa: E402
 from cct.distributed.simulator import quiet, simulate  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
@@ -86,9 +87,9 @@ def main(argv=None):
                         help='simulated seconds per trial (default: the budget / 750)')
     parser.add_argument('--epoch-seconds', type=float, default=None,
                         help='simulated seconds per epoch (default: the budget / 15)')
-    parser.add_argument('--trial-updates', type=int, default=5,
+    parser.add_argument('--trial-updates', type=int, default=TRIAL_UPDATES,
                         help='updates on a model it updated that a trial runs at least')
-    parser.add_argument('--trial-rounds', type=int, default=2,
+    parser.add_argument('--trial-rounds', type=int, default=TRIAL_ROUNDS,
                         help='...and at least this many per group')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')

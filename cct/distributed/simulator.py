@@ -36,10 +36,11 @@ from cct.distributed.stats import GroupStats
 from cct.distributed.worker import GroupWorker
 
 #: Updates on a model a trial updated itself that an optimizer's trial runs at least...
-TRIAL_UPDATES = 5
-#: ...and at least this many per group (rounds of G updates), so that every group has pushed
-#: gradients of models the trial updated and staleness has reached its steady state.
-TRIAL_ROUNDS = 2
+TRIAL_UPDATES = 3
+#: ...and at least this many per group, so that every group has pushed a gradient of a model
+#: the trial updated (staleness near its steady state) before the trial is scored. Measured on
+#: the digits (README, Omnivore section): 2 rounds cost more than they improved the choice.
+TRIAL_ROUNDS = 1
 
 
 def trial_length(groups, trial_updates=TRIAL_UPDATES, rounds=TRIAL_ROUNDS):

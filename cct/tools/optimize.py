@@ -27,7 +27,7 @@ import os
 from cct import io as cct_io
 from cct.errors import CctError
 from cct.distributed.optimizer import Optimizer
-from cct.distributed.simulator import SimulatedEvaluator, TRIAL_UPDATES
+from cct.distributed.simulator import SimulatedEvaluator, TRIAL_ROUNDS, TRIAL_UPDATES
 from cct.distributed import reports
 from cct.tools.simulate import add_simulation_flags, read_inputs
 
@@ -54,7 +54,8 @@ def add_arguments(parser):
     parser.add_argument('--trial-updates', '--trial_updates', dest='trial_updates', type=int,
                         default=TRIAL_UPDATES,
                         help='Updates on a model it updated itself that a trial runs at least '
-                             '(default %d).' % TRIAL_UPDATES)
+                             '(default %d; and at least %d per group).'
+                             % (TRIAL_UPDATES, TRIAL_ROUNDS))
     parser.add_argument('--negative-momentum', '--negative_momentum', dest='negative_momentum',
                         action='store_true', help='Also try momentum -0.3 in the steady state.')
     parser.add_flag('workdir', default='',

@@ -165,7 +165,8 @@ class RateDropProblem(FakeProblem):
 
 def test_the_steady_state_steps_down_from_a_count_that_needed_a_smaller_rate(tmp_path):
     report = optimizer(tmp_path, RateDropProblem(str(tmp_path))).run()
-    steps = [d for d in report['decisions'] if d['decision'].startswith('16 groups needed a smaller rate')]
+    steps = [d for d in report['decisions']
+             if d['decision'].startswith('16 groups needed a smaller rate')]
     assert steps and steps[0]['evidence']['to'] == 8 and steps[0]['evidence']['base_lr'] == 0.001
     # The steady state trains at 8 groups or fewer (halving on from 8 as the 0-momentum rule
     # says) and finds the known best.
@@ -188,6 +189,30 @@ def test_a_step_down_weighs_the_larger_rate_against_the_slower_updates(tmp_path)
     assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 8) == 8
     assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 1) == 1
     assert 'too slow per update to make up for it: keep 8' in opt.decisions[-1]['decision']
+
+
+class HotEpochProblem(FakeProblem):
+    """One group's rate 0.1 wins its short trial, but an epoch at 0.1 diverges."""
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        record = super().evaluate(groups, momentum, base_lr, seconds, start)
+        if base_lr == 0.1:
+            if seconds < 10:
+                record.update(score=1.0)
+            else:
+                record.update(score=float('inf'), diverged=True, snapshot=None)
+        return record
+
+
+def test_an_epoch_that_diverges_leaves_a_state_its_rate_made(tmp_path, cct_log):
+    report = Optimizer(HotEpochProblem(str(tmp_path)), [1], budget_seconds=30, phase_seconds=1,
+                       epoch_seconds=10).run()
+    epochs = [p for p in report['tried'] if p['phase'] == 'epoch']
+    hot = next(p for p in report['tried'] if p['phase'] == 'cold' and p['base_lr'] == 0.1)
+    assert hot['kept'] and epochs[0]['start'] == hot['snapshot'] and epochs[0]['diverged']
+    # Retried at a tenth of the rate from the state before the trial at 0.1 (the initial one).
+    assert epochs[1]['base_lr'] == 0.01 and epochs[1]['start'] is None
+    assert 'from the state before the checkpoint (made at this rate)' in cct_log()
 
 
 def test_the_steady_state_prunes_dominated_points(tmp_path):

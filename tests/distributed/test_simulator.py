@@ -160,8 +160,9 @@ def test_points_of_one_grid_see_the_same_batches_and_compute_times(digits):
     assert [s for _, s, _ in runs[0].losses] == [s for _, s, _ in runs[1].losses]
     assert runs[0].start_losses == runs[1].start_losses and len(runs[0].start_losses) == 4
     assert runs[0].fresh_losses != runs[1].fresh_losses
-    # A trial lasts at least TRIAL_ROUNDS updates per group on models it updated.
-    assert trial_length(1) == 5 and trial_length(32) == 64 and trial_length(4, 3, 1) == 4
+    # A trial lasts at least TRIAL_UPDATES, and TRIAL_ROUNDS per group, updates on models it
+    # updated.
+    assert trial_length(1) == 3 and trial_length(32) == 32 and trial_length(4, 5, 2) == 8
 
 
 def test_a_trial_runs_past_its_seconds_until_it_has_fresh_gradients(digits):
