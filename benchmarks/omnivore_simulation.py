@@ -91,6 +91,8 @@ def main(argv=None):
                         help='updates on a model it updated that a trial runs at least')
     parser.add_argument('--trial-rounds', type=int, default=TRIAL_ROUNDS,
                         help='...and at least this many per group')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="the jitter seed of the optimizer's runs (the fixed runs use 0)")
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     parser.add_argument('--reuse-grid', default='',
@@ -109,7 +111,8 @@ def main(argv=None):
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target, trial_updates=args.trial_updates,
+                                       args.target, seed=args.seed,
+                                       trial_updates=args.trial_updates,
                                        trial_rounds=args.trial_rounds)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,

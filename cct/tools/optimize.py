@@ -54,8 +54,10 @@ def add_arguments(parser):
     parser.add_argument('--trial-updates', '--trial_updates', dest='trial_updates', type=int,
                         default=TRIAL_UPDATES,
                         help='Updates on a model it updated itself that a trial runs at least '
-                             '(default %d; and at least %d per group).'
-                             % (TRIAL_UPDATES, TRIAL_ROUNDS))
+                             '(default %d).' % TRIAL_UPDATES)
+    parser.add_argument('--trial-rounds', '--trial_rounds', dest='trial_rounds', type=int,
+                        default=TRIAL_ROUNDS,
+                        help='...and at least this many per group (default %d).' % TRIAL_ROUNDS)
     parser.add_argument('--negative-momentum', '--negative_momentum', dest='negative_momentum',
                         action='store_true', help='Also try momentum -0.3 in the steady state.')
     parser.add_flag('workdir', default='',
@@ -73,7 +75,8 @@ def run(args):
         param, cluster = read_inputs(args)
         workdir = args.workdir or 'cct_optimize_%s' % cluster.name
         evaluator = SimulatedEvaluator(param, args.solver, cluster, workdir,
-                                       args.target_accuracy, args.seed, args.trial_updates)
+                                       args.target_accuracy, args.seed, args.trial_updates,
+                                       args.trial_rounds)
         return _optimize(args, evaluator, cluster.group_counts(), workdir)
     if not args.solver:
         raise CctError('give --solver')
@@ -89,7 +92,8 @@ def run(args):
         workers = args.workers or int(ray.cluster_resources().get('CPU', 0) //
                                       (args.worker_cpus or 1))
         evaluator = RayEvaluator(param, args.solver, workers, workdir, args.target_accuracy,
-                                 args.trial_updates, args.worker_cpus)
+                                 args.trial_updates, args.worker_cpus,
+                                 trial_rounds=args.trial_rounds)
         return _optimize(args, evaluator, evaluator.group_counts(), workdir)
 
 
