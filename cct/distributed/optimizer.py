@@ -17,18 +17,11 @@ one grid start from the same checkpoint and, on the simulator, see the same batc
 compute-time draws (common random numbers), so their scores compare. Each count's winner becomes
 the checkpoint the next count searches from. Then the fastest count per update (a larger count
 replaces the current choice only if 10 % faster) trains its winner for an epoch
-(``epoch_seconds``) from the latest checkpoint - unless its winner needed a smaller rate than a
-smaller count's (``_step_down``): Omnivore picks that count by hardware efficiency alone, but a
-tenfold smaller rate is a tenfold smaller step, which 10 % (on the digits, 1.5 times) faster
-updates do not buy back, so the largest smaller count that kept a larger rate is trained instead
-when the rate's gain beats its slowdown per update.
-
-A trial's length (cct.distributed.simulator.trial_length) grows with the number of groups: at
-least one update per group on a model the trial updated, so that every group has pushed a
-gradient of the trial's own (staleness near its steady state) before it is scored. Short trials
-still favour cautious points (a small rate, no momentum: the "short-horizon bias" of greedy
-tuning), which is why the choice depends on how long the trials are; README's Omnivore section
-reports it measured.
+(``epoch_seconds``) from the latest checkpoint, unless its winner needed a smaller rate than a
+smaller count's (``_step_down``: Omnivore's choice by hardware efficiency alone ignores that).
+A trial lasts at least one update per group on a model it updated (simulator.trial_length);
+short trials still favour cautious points (greedy tuning's short-horizon bias), so the choice
+depends on their length (README's Omnivore section).
 
 Steady state, epoch by epoch from the latest checkpoint: grid momentum {0, 0.3, 0.6, 0.9} (and
 -0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, pruned
@@ -362,7 +355,8 @@ class Optimizer:
         rate, seconds = winners[groups]['base_lr'], self.hardware.get(groups)
         index = self.group_counts.index(groups)
         for smaller in reversed(self.group_counts[:index]):
-            if smaller not in winners or winners[smaller]['base_lr'] <= rate:
+            if smaller not in winners or winners[smaller]['base_lr'] <= rate or \
+                    not seconds or not self.hardware.get(smaller):
                 continue
             gain = winners[smaller]['base_lr'] / rate
             slowdown = self.hardware[smaller] / seconds

@@ -336,9 +336,10 @@ class SimulatedEvaluator:
         workdir: where checkpoints are written.
         target_accuracy: the accuracy whose first test marks the target (or None).
         seed: the jitter seed of every run.
-        trial_updates: a run goes past its seconds until this many gradients computed on a
-            model it updated were applied, so that its score compares momenta and rates (a
-            trial of G groups first applies G gradients of its starting model).
+        trial_updates, trial_rounds: a run goes past its seconds until
+            ``trial_length(G, trial_updates, trial_rounds)`` gradients computed on a model it
+            updated were applied, so that its score compares momenta and rates (a trial of G
+            groups first applies G gradients of its starting model).
     """
 
     def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
