@@ -114,8 +114,11 @@ class Optimizer:
 
     def measure(self, phase, groups, momentum, base_lr, seconds, start):
         """One run, from the cache when this exact run was measured before."""
+        # An evaluator's ``settings`` (seed, trial length) are part of a measurement's identity.
         key = json.dumps([phase, groups, round(momentum, 6), base_lr, seconds,
-                          start and os.path.basename(start)])
+                          start and os.path.basename(start)] +
+                         ([self.evaluator.settings] if getattr(self.evaluator, 'settings', None)
+                          else []))
         record = self.cache.get(key)
         if record is not None and (record.get('snapshot') is None or
                                    os.path.exists(record['snapshot'])):

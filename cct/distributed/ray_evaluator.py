@@ -113,6 +113,8 @@ class RayEvaluator:
         self.param, self.source, self.workers = param, source, workers
         self.workdir, self.target, self.trial_updates = workdir, target_accuracy, trial_updates
         self.worker_cpus, self.timeout, self.trial_rounds = worker_cpus, timeout, trial_rounds
+        #: What, besides the point, a measurement depends on (the optimizer's cache key).
+        self.settings = [workers, trial_updates, trial_rounds]
         os.makedirs(workdir, exist_ok=True)
         self.startup_seconds = []
 
@@ -127,7 +129,8 @@ class RayEvaluator:
     def evaluate(self, groups, momentum, base_lr, seconds, start):
         from cct.distributed.groups import GroupedTrainer
         name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
+             self.settings]).encode()
         ).hexdigest()[:12]
         param = caffe_pb2.SolverParameter()
         param.CopyFrom(self.param)

@@ -347,13 +347,16 @@ class SimulatedEvaluator:
         self.param, self.source, self.cluster = param, source, cluster
         self.workdir, self.target, self.seed = workdir, target_accuracy, seed
         self.trial_updates, self.trial_rounds = trial_updates, trial_rounds
+        #: What, besides the point, a measurement depends on (the optimizer's cache key).
+        self.settings = [seed, trial_updates, trial_rounds]
         os.makedirs(workdir, exist_ok=True)
         self.count = 0
 
     def evaluate(self, groups, momentum, base_lr, seconds, start):
         # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
         name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
+             self.settings]).encode()
         ).hexdigest()[:12]
         with quiet():
             simulation = Simulation(self.param, self.source, self.cluster, groups,

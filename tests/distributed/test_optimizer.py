@@ -247,6 +247,11 @@ def test_a_killed_optimizer_resumes_from_its_measurements(tmp_path):
     assert [[p[k] for k in keys] for p in resumed['tried']] == \
         [[p[k] for k in keys] for p in straight['tried']]
     assert (resumed['groups'], resumed['momentum']) == (straight['groups'], straight['momentum'])
+    # Measurements of an evaluator with other settings (seed, trial length) are not reused.
+    other = FakeProblem(str(tmp_path))
+    other.settings = [1, 3, 1]
+    again = optimizer(tmp_path, other, measurements).run()
+    assert again['reused_measurements'] == 0 and len(other.calls) == len(straight['tried'])
     with open(measurements, 'a') as f:
         f.write('not json\n')
     with pytest.raises(CctError, match=r'm.jsonl:\d+: not a measurement line'):
