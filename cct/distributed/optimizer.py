@@ -332,10 +332,9 @@ class Optimizer:
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
-            # The rate was too large for an epoch. A state left by a trial at that rate (or a
-            # larger one) may be about to blow up (the laptop's 2 groups, momentum 0.9, rate
-            # 0.1: at 0.01 the epoch from it never reached the target): go back to the one
-            # before it. Other states are judged by the next search (_advance).
+            # Too large a rate for an epoch. A state a trial left at that rate (or more) may be
+            # about to blow up (the laptop's 2 groups, momentum 0.9, rate 0.1): go back to the
+            # one before it. Other states are judged by the next search (_advance).
             back = self._made_at_rate.get(self.checkpoint, 0) >= rate and bool(self._history)
             self.decide('the epoch diverged; train it again at a tenth of the rate' +
                         (', from the state before the checkpoint (made at this rate)'
@@ -350,11 +349,9 @@ class Optimizer:
 
     def _step_down(self, winners, groups):
         """The steady state's first count: ``groups`` (the fastest per update), or the largest
-        smaller count whose cold-start winner kept a larger rate when that rate's gain is larger
-        than the count's slowdown per update. A count that needs a tenfold smaller rate pays
-        its speed with tenfold smaller steps, which 10 % faster updates do not buy back (on the
-        digits, 32 groups are 1.5 times faster per update than 16 but only rate 0.001 stays
-        stable there; at 0.01 they blow up from a half-trained state)."""
+        smaller count whose cold-start winner kept a larger rate, if the rate's gain beats its
+        slowdown per update: a tenfold smaller rate is a tenfold smaller step (on the digits,
+        32 groups are 1.5 times faster per update than 16 but stable only at rate 0.001)."""
         rate, seconds = winners[groups]['base_lr'], self.hardware.get(groups)
         index = self.group_counts.index(groups)
         for smaller in reversed(self.group_counts[:index]):
