@@ -26,6 +26,7 @@ from cct.log import init_log  # noqa: E402
 from cct.distributed.cluster_spec import load_cluster  # noqa: E402
 from cct.distributed.optimizer import Optimizer  # noqa: E402
 from cct.distributed.simulator import SimulatedEvaluator  # noqa: E402
+from cct.distributed.simulator import TRIAL_ROUNDS, TRIAL_UPDATES  # noqa: E402
 from cct.distributed.simulator import quiet, simulate  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.6, 0.9)
@@ -86,8 +87,12 @@ def main(argv=None):
                         help='simulated seconds per trial (default: the budget / 750)')
     parser.add_argument('--epoch-seconds', type=float, default=None,
                         help='simulated seconds per epoch (default: the budget / 15)')
-    parser.add_argument('--trial-updates', type=int, default=5,
+    parser.add_argument('--trial-updates', type=int, default=TRIAL_UPDATES,
                         help='updates on a model it updated that a trial runs at least')
+    parser.add_argument('--trial-rounds', type=int, default=TRIAL_ROUNDS,
+                        help='...and at least this many per group')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="the jitter seed of the optimizer's runs (the fixed runs use 0)")
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     parser.add_argument('--reuse-grid', default='',
@@ -106,7 +111,9 @@ def main(argv=None):
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
         evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target, trial_updates=args.trial_updates)
+                                       args.target, seed=args.seed,
+                                       trial_updates=args.trial_updates,
+                                       trial_rounds=args.trial_rounds)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
         optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
                               phase_seconds=args.phase_seconds or budget / 750,

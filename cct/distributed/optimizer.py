@@ -13,10 +13,15 @@ momentum 0.9 with the rates {0.1, 0.01, 0.001, 0.0001}; every further group coun
 never needs a larger rate, nor the same rate with more momentum, nor less of both: dominated
 points) and an early exit when a count is not at least 10 % faster per update than the previous
 one. Score = a trial's mean loss over its last updates (see SimulationResult.score); the points of
-one grid start from the same checkpoint, so their scores compare. Each count's winner becomes the
-checkpoint the next count searches from. Then the fastest count per update (a larger count
+one grid start from the same checkpoint and, on the simulator, see the same batches and the same
+compute-time draws (common random numbers), so their scores compare. Each count's winner becomes
+the checkpoint the next count searches from. Then the fastest count per update (a larger count
 replaces the current choice only if 10 % faster) trains its winner for an epoch
-(``epoch_seconds``) from the latest checkpoint.
+(``epoch_seconds``) from the latest checkpoint, unless its winner needed a smaller rate than a
+smaller count's (``_step_down``: Omnivore's choice by hardware efficiency alone ignores that).
+A trial lasts at least one update per group on a model it updated (simulator.trial_length);
+short trials still favour cautious points (greedy tuning's short-horizon bias), so the choice
+depends on their length (README's Omnivore section).
 
 Steady state, epoch by epoch from the latest checkpoint: grid momentum {0, 0.3, 0.6, 0.9} (and
 -0.3 with ``negative_momentum``, which the paper proposes) times the rates {last, last/10}, pruned
@@ -96,6 +101,7 @@ class Optimizer:
         self.checkpoint = None
         self._history = []
         self._made = {}
+        self._made_at_rate = {}
         self.hardware = {}
         self._hardware_sums = {}
 
@@ -108,8 +114,11 @@ class Optimizer:
 
     def measure(self, phase, groups, momentum, base_lr, seconds, start):
         """One run, from the cache when this exact run was measured before."""
+        # An evaluator's ``settings`` (seed, trial length) are part of a measurement's identity.
         key = json.dumps([phase, groups, round(momentum, 6), base_lr, seconds,
-                          start and os.path.basename(start)])
+                          start and os.path.basename(start)] +
+                         ([self.evaluator.settings] if getattr(self.evaluator, 'settings', None)
+                          else []))
         record = self.cache.get(key)
         if record is not None and (record.get('snapshot') is None or
                                    os.path.exists(record['snapshot'])):
@@ -254,6 +263,7 @@ class Optimizer:
         self._history.append(self.checkpoint)
         self.checkpoint = record['snapshot']
         self._made[self.checkpoint] = record['score']
+        self._made_at_rate[self.checkpoint] = record['base_lr']
         record['kept'] = True
         self.chosen = record
         return True
@@ -277,6 +287,8 @@ class Optimizer:
         self.decide('steady state starts with the fastest group count per update', groups=groups,
                     seconds_per_iteration=self.hardware.get(groups), momentum=top['momentum'],
                     base_lr=top['base_lr'])
+        groups = self._step_down(winners, groups)
+        top = winners[groups]
         rate, reference = top['base_lr'], None
         momenta = ((-0.3,) if self.negative_momentum else ()) + MOMENTA
         while not self.out_of_time():
@@ -320,14 +332,45 @@ class Optimizer:
             self.chosen = run
             if not run['diverged'] or self.out_of_time():
                 break
-            # The rate was too large for an epoch; the state it started from is judged by the
-            # next search (a blow-up sends training back, _advance).
-            self.decide('the epoch diverged; train it again at a tenth of the rate',
+            # Too large a rate for an epoch. A state a trial left at that rate (or more) may be
+            # about to blow up (the laptop's 2 groups, momentum 0.9, rate 0.1): go back to the
+            # one before it. Other states are judged by the next search (_advance).
+            back = self._made_at_rate.get(self.checkpoint, 0) >= rate and bool(self._history)
+            self.decide('the epoch diverged; train it again at a tenth of the rate' +
+                        (', from the state before the checkpoint (made at this rate)'
+                         if back else ''),
                         groups=groups, momentum=momentum, base_lr=rate, to=rate / 10)
+            if back:
+                self._revert()
             rate /= 10
         if not run['diverged']:
             self._advance(run)
         return run, rate
+
+    def _step_down(self, winners, groups):
+        """The steady state's first count: ``groups`` (the fastest per update), or the largest
+        smaller count whose cold-start winner kept a larger rate, if the rate's gain beats its
+        slowdown per update: a tenfold smaller rate is a tenfold smaller step (on the digits,
+        32 groups are 1.5 times faster per update than 16 but stable only at rate 0.001)."""
+        rate, seconds = winners[groups]['base_lr'], self.hardware.get(groups)
+        index = self.group_counts.index(groups)
+        for smaller in reversed(self.group_counts[:index]):
+            if smaller not in winners or winners[smaller]['base_lr'] <= rate or \
+                    not seconds or not self.hardware.get(smaller):
+                continue
+            gain = winners[smaller]['base_lr'] / rate
+            slowdown = self.hardware[smaller] / seconds
+            evidence = dict(groups=groups, base_lr=rate, to=smaller,
+                            to_base_lr=winners[smaller]['base_lr'], seconds_per_iteration=seconds,
+                            to_seconds_per_iteration=self.hardware[smaller])
+            if slowdown < gain:
+                self.decide('%d groups needed a smaller rate than %d: step down'
+                            % (groups, smaller), **evidence)
+                return smaller
+            self.decide('%d groups needed a smaller rate than %d, which is too slow per update '
+                        'to make up for it: keep %d' % (groups, smaller, groups), **evidence)
+            return groups
+        return groups
 
     def _fastest(self, among=None):
         """The group count fastest per update (of ``among``, default all measured); a larger

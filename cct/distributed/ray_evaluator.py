@@ -25,7 +25,7 @@ from cct.errors import CctError
 from cct.log import logger
 from cct.proto import caffe_pb2
 from cct.solver.solver import SolverAction
-from cct.distributed.simulator import trial_score
+from cct.distributed.simulator import TRIAL_ROUNDS, trial_length, trial_score
 
 _TESTING = re.compile(r'Iteration (\d+), Testing net \(#(\d+)\)')
 _OUTPUT = re.compile(r'Test net output #\d+: (\S+) = (\S+)')
@@ -100,18 +100,21 @@ class RayEvaluator:
         workdir: where the points' states are written.
         target_accuracy: the accuracy whose first test marks the target (or None).
         trial_updates: a point runs past its seconds until this many gradients computed on a
-            model it updated were applied.
+            model it updated were applied, and ``trial_rounds`` per group
+            (simulator.trial_length).
         worker_cpus: CPUs each worker reserves (None: GroupedTrainer's default).
         timeout: seconds any single wait may take.
     """
 
     def __init__(self, param, source, workers, workdir, target_accuracy=None, trial_updates=5,
-                 worker_cpus=None, timeout=300.0):
+                 worker_cpus=None, timeout=300.0, trial_rounds=TRIAL_ROUNDS):
         if workers < 1:
             raise CctError('--workers must be at least 1 (got %d)' % workers)
         self.param, self.source, self.workers = param, source, workers
         self.workdir, self.target, self.trial_updates = workdir, target_accuracy, trial_updates
-        self.worker_cpus, self.timeout = worker_cpus, timeout
+        self.worker_cpus, self.timeout, self.trial_rounds = worker_cpus, timeout, trial_rounds
+        #: What, besides the point, a measurement depends on (the optimizer's cache key).
+        self.settings = [workers, trial_updates, trial_rounds]
         os.makedirs(workdir, exist_ok=True)
         self.startup_seconds = []
 
@@ -126,7 +129,8 @@ class RayEvaluator:
     def evaluate(self, groups, momentum, base_lr, seconds, start):
         from cct.distributed.groups import GroupedTrainer
         name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
+             self.settings]).encode()
         ).hexdigest()[:12]
         param = caffe_pb2.SolverParameter()
         param.CopyFrom(self.param)
@@ -134,7 +138,8 @@ class RayEvaluator:
         param.snapshot, param.snapshot_after_train = 0, True
         param.snapshot_prefix = os.path.join(self.workdir, name)
         param.display = 0
-        point = _Point(seconds, self.trial_updates, self.target)
+        point = _Point(seconds, trial_length(groups, self.trial_updates, self.trial_rounds),
+                       self.target)
         trainer = GroupedTrainer(param, groups, self.workers // groups, snapshot=start,
                                  worker_cpus=self.worker_cpus, signals=point,
                                  on_update=point.on_update, timeout=self.timeout,

@@ -35,8 +35,18 @@ from cct.distributed.server import ParameterServer
 from cct.distributed.stats import GroupStats
 from cct.distributed.worker import GroupWorker
 
-#: Updates on a model a trial updated itself that the simulated evaluator runs at least.
-TRIAL_UPDATES = 5
+#: Updates on a model a trial updated itself that an optimizer's trial runs at least...
+TRIAL_UPDATES = 3
+#: ...and at least this many per group, so that every group has pushed a gradient of a model
+#: the trial updated (staleness near its steady state) before the trial is scored. Measured on
+#: the digits (README, Omnivore section): 2 rounds cost more than they improved the choice.
+TRIAL_ROUNDS = 1
+
+
+def trial_length(groups, trial_updates=TRIAL_UPDATES, rounds=TRIAL_ROUNDS):
+    """The updates on a model it updated itself that a trial of ``groups`` groups runs at least:
+    ``max(trial_updates, rounds * groups)``."""
+    return max(trial_updates, rounds * groups)
 
 
 class SimulationResult:
@@ -326,23 +336,27 @@ class SimulatedEvaluator:
         workdir: where checkpoints are written.
         target_accuracy: the accuracy whose first test marks the target (or None).
         seed: the jitter seed of every run.
-        trial_updates: a run goes past its seconds until this many gradients computed on a
-            model it updated were applied, so that its score compares momenta and rates (a
-            trial of G groups first applies G gradients of its starting model).
+        trial_updates, trial_rounds: a run goes past its seconds until
+            ``trial_length(G, trial_updates, trial_rounds)`` gradients computed on a model it
+            updated were applied, so that its score compares momenta and rates (a trial of G
+            groups first applies G gradients of its starting model).
     """
 
     def __init__(self, param, source, cluster, workdir, target_accuracy=None, seed=0,
-                 trial_updates=TRIAL_UPDATES):
+                 trial_updates=TRIAL_UPDATES, trial_rounds=TRIAL_ROUNDS):
         self.param, self.source, self.cluster = param, source, cluster
         self.workdir, self.target, self.seed = workdir, target_accuracy, seed
-        self.trial_updates = trial_updates
+        self.trial_updates, self.trial_rounds = trial_updates, trial_rounds
+        #: What, besides the point, a measurement depends on (the optimizer's cache key).
+        self.settings = [seed, trial_updates, trial_rounds]
         os.makedirs(workdir, exist_ok=True)
         self.count = 0
 
     def evaluate(self, groups, momentum, base_lr, seconds, start):
         # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
         name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start)]).encode()
+            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
+             self.settings]).encode()
         ).hexdigest()[:12]
         with quiet():
             simulation = Simulation(self.param, self.source, self.cluster, groups,
@@ -350,7 +364,8 @@ class SimulatedEvaluator:
                                     restore=start)
             result = simulation.run(max_seconds=seconds, target_accuracy=self.target,
                                     snapshot_prefix=os.path.join(self.workdir, name),
-                                    min_fresh=self.trial_updates)
+                                    min_fresh=trial_length(groups, self.trial_updates,
+                                                           self.trial_rounds))
         logger.info('Optimizer measured %d groups, momentum %g, rate %g%s: %.4g s per update, '
                     'score %.4g%s', groups, momentum, base_lr,
                     ' from ' + os.path.basename(start) if start else '',

@@ -27,7 +27,7 @@ import os
 from cct import io as cct_io
 from cct.errors import CctError
 from cct.distributed.optimizer import Optimizer
-from cct.distributed.simulator import SimulatedEvaluator, TRIAL_UPDATES
+from cct.distributed.simulator import SimulatedEvaluator, TRIAL_ROUNDS, TRIAL_UPDATES
 from cct.distributed import reports
 from cct.tools.simulate import add_simulation_flags, read_inputs
 
@@ -55,6 +55,9 @@ def add_arguments(parser):
                         default=TRIAL_UPDATES,
                         help='Updates on a model it updated itself that a trial runs at least '
                              '(default %d).' % TRIAL_UPDATES)
+    parser.add_argument('--trial-rounds', '--trial_rounds', dest='trial_rounds', type=int,
+                        default=TRIAL_ROUNDS,
+                        help='...and at least this many per group (default %d).' % TRIAL_ROUNDS)
     parser.add_argument('--negative-momentum', '--negative_momentum', dest='negative_momentum',
                         action='store_true', help='Also try momentum -0.3 in the steady state.')
     parser.add_flag('workdir', default='',
@@ -72,7 +75,8 @@ def run(args):
         param, cluster = read_inputs(args)
         workdir = args.workdir or 'cct_optimize_%s' % cluster.name
         evaluator = SimulatedEvaluator(param, args.solver, cluster, workdir,
-                                       args.target_accuracy, args.seed, args.trial_updates)
+                                       args.target_accuracy, args.seed, args.trial_updates,
+                                       args.trial_rounds)
         return _optimize(args, evaluator, cluster.group_counts(), workdir)
     if not args.solver:
         raise CctError('give --solver')
@@ -88,7 +92,8 @@ def run(args):
         workers = args.workers or int(ray.cluster_resources().get('CPU', 0) //
                                       (args.worker_cpus or 1))
         evaluator = RayEvaluator(param, args.solver, workers, workdir, args.target_accuracy,
-                                 args.trial_updates, args.worker_cpus)
+                                 args.trial_updates, args.worker_cpus,
+                                 trial_rounds=args.trial_rounds)
         return _optimize(args, evaluator, evaluator.group_counts(), workdir)
 
 

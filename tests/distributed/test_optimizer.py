@@ -148,6 +148,73 @@ def test_a_state_whose_loss_blows_up_is_left_for_the_one_before(tmp_path, cct_lo
     assert not any(p['kept'] for p in two)
 
 
+class RateDropProblem(FakeProblem):
+    """The fake problem where 16 groups are twice as fast per update as 8 but diverge at rate
+    0.01, so their best rate is 0.001: a tenfold smaller step for twice the updates."""
+
+    @staticmethod
+    def seconds_per_update(groups):
+        return 1.0 / groups
+
+    @classmethod
+    def score(cls, groups, momentum, rate):
+        if groups == 16 and rate >= 0.01:
+            return None
+        return super().score(groups, momentum, rate)
+
+
+def test_the_steady_state_steps_down_from_a_count_that_needed_a_smaller_rate(tmp_path):
+    report = optimizer(tmp_path, RateDropProblem(str(tmp_path))).run()
+    steps = [d for d in report['decisions']
+             if d['decision'].startswith('16 groups needed a smaller rate')]
+    assert steps and steps[0]['evidence']['to'] == 8 and steps[0]['evidence']['base_lr'] == 0.001
+    # The steady state trains at 8 groups or fewer (halving on from 8 as the 0-momentum rule
+    # says) and finds the known best.
+    epochs = [p for p in report['tried'] if p['phase'] == 'epoch']
+    assert epochs and all(p['groups'] <= 8 for p in epochs)
+    assert (report['groups'], report['momentum'], report['base_lr']) == (4, 0.3, 0.01)
+
+
+def test_a_step_down_weighs_the_larger_rate_against_the_slower_updates(tmp_path):
+    opt = optimizer(tmp_path, FakeProblem(str(tmp_path)))
+    opt.hardware = {1: 1.0, 2: 0.4, 4: 0.25, 8: 0.05}
+
+    def winners(*rates):
+        return {g: {'base_lr': r} for g, r in zip((1, 2, 4, 8), rates)}
+    # 4 groups: 5 times slower per update than 8, a 10 times larger rate.
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.001), 8) == 4
+    # The largest smaller count with a larger rate is the one weighed (2: 8 times slower).
+    assert opt._step_down(winners(0.1, 0.01, 0.001, 0.001), 8) == 2
+    # One group alone kept rate 0.1, but it is 20 times slower per update: keep 8.
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 8) == 8
+    assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 1) == 1
+    assert 'too slow per update to make up for it: keep 8' in opt.decisions[-1]['decision']
+
+
+class HotEpochProblem(FakeProblem):
+    """One group's rate 0.1 wins its short trial, but an epoch at 0.1 diverges."""
+
+    def evaluate(self, groups, momentum, base_lr, seconds, start):
+        record = super().evaluate(groups, momentum, base_lr, seconds, start)
+        if base_lr == 0.1:
+            if seconds < 10:
+                record.update(score=1.0)
+            else:
+                record.update(score=float('inf'), diverged=True, snapshot=None)
+        return record
+
+
+def test_an_epoch_that_diverges_leaves_a_state_its_rate_made(tmp_path, cct_log):
+    report = Optimizer(HotEpochProblem(str(tmp_path)), [1], budget_seconds=30, phase_seconds=1,
+                       epoch_seconds=10).run()
+    epochs = [p for p in report['tried'] if p['phase'] == 'epoch']
+    hot = next(p for p in report['tried'] if p['phase'] == 'cold' and p['base_lr'] == 0.1)
+    assert hot['kept'] and epochs[0]['start'] == hot['snapshot'] and epochs[0]['diverged']
+    # Retried at a tenth of the rate from the state before the trial at 0.1 (the initial one).
+    assert epochs[1]['base_lr'] == 0.01 and epochs[1]['start'] is None
+    assert 'from the state before the checkpoint (made at this rate)' in cct_log()
+
+
 def test_the_steady_state_prunes_dominated_points(tmp_path):
     """After an epoch of (rate r, momentum m) the next search skips rate r with momentum above m
     and rate r/10 with momentum below m; after halving the groups the reference momentum is
@@ -180,6 +247,11 @@ def test_a_killed_optimizer_resumes_from_its_measurements(tmp_path):
     assert [[p[k] for k in keys] for p in resumed['tried']] == \
         [[p[k] for k in keys] for p in straight['tried']]
     assert (resumed['groups'], resumed['momentum']) == (straight['groups'], straight['momentum'])
+    # Measurements of an evaluator with other settings (seed, trial length) are not reused.
+    other = FakeProblem(str(tmp_path))
+    other.settings = [1, 3, 1]
+    again = optimizer(tmp_path, other, measurements).run()
+    assert again['reused_measurements'] == 0 and len(other.calls) == len(straight['tried'])
     with open(measurements, 'a') as f:
         f.write('not json\n')
     with pytest.raises(CctError, match=r'm.jsonl:\d+: not a measurement line'):

@@ -12,7 +12,7 @@ from cct import runtime
 from cct.errors import CctError
 from cct.solver import get_solver
 from cct.distributed.cluster_spec import ClusterSpec, load_cluster
-from cct.distributed.simulator import Simulation, quiet, simulate
+from cct.distributed.simulator import Simulation, quiet, simulate, trial_length
 
 from grouped_helpers import write_solver
 
@@ -145,6 +145,24 @@ def test_a_non_finite_model_is_divergence_not_a_reached_target(digits):
     assert result.diverged
     assert result.iterations_to_target is None and result.time_to_target_s is None
     assert all(np.isfinite(loss) for _, _, _, loss in result.tests)
+
+
+def test_points_of_one_grid_see_the_same_batches_and_compute_times(digits):
+    """Common random numbers: two trials of one grid (one start, one seed, any momentum and
+    rate) apply their gradients at the same simulated times, and their first G gradients, on
+    the common start, have the same losses (the same batches), so their scores compare."""
+    path = write_solver(digits, 'crn', batch_size=16, display=0, max_iter=200)
+    param = cct_io.read_solver_text(path)
+    spec = cluster(count=4, jitter='exponential')
+    with quiet():
+        runs = [simulate(param, path, spec, 4, momentum=m, base_lr=r, seed=3, max_iter=12,
+                         min_fresh=8) for m, r in ((0.0, 0.01), (0.9, 0.001))]
+    assert [s for _, s, _ in runs[0].losses] == [s for _, s, _ in runs[1].losses]
+    assert runs[0].start_losses == runs[1].start_losses and len(runs[0].start_losses) == 4
+    assert runs[0].fresh_losses != runs[1].fresh_losses
+    # A trial lasts at least TRIAL_UPDATES, and TRIAL_ROUNDS per group, updates on models it
+    # updated.
+    assert trial_length(1) == 3 and trial_length(32) == 32 and trial_length(4, 5, 2) == 8
 
 
 def test_a_trial_runs_past_its_seconds_until_it_has_fresh_gradients(digits):
