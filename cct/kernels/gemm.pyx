@@ -14,9 +14,11 @@ from cct.kernels.blas cimport gemm_rm, real, scipy_openblas_set_num_threads
 
 scipy_openblas_set_num_threads(1)  # cct's own BLAS copy; threads come from OpenMP (cct.kernels)
 
-# Below this many multiply-adds one thread does the product (a parallel region costs more).
+# Below this many multiply-adds one thread does the product (a parallel region costs more: on a
+# 2-core Zen-4 EPYC, 320k multiply-adds took 8-11 us on one thread against 18-22 us on two, 1M
+# 23-24 against 30; LeNet's ip2 products are 320k).
 cdef enum:
-    SERIAL_MACS = 1 << 17
+    SERIAL_MACS = 1 << 21
 
 
 cdef inline Py_ssize_t _row_major(object array, bint *transposed, Py_ssize_t *ld):
