@@ -34,6 +34,7 @@ OpenCL on PoCL (a CPU OpenCL) is a correctness path: its figures are not a speed
 """
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -80,6 +81,10 @@ SETTLE_SECONDS = 0.5   # after the driver's own BLAS call, until its threads sto
 # threads and its evicted caches (LeNet's 20 ms iteration took 27 ms that way).
 SHORT_SECONDS = 1.0
 BURST = 3
+# ... and at least this long: LeNet's 7 ms iterations, three to a turn after the other's turn and
+# the BLAS measurement, ran 20-50% slower than back to back (their threads were asleep, their
+# cores idle), where a turn of 0.2 s reaches the training loop's pace.
+TURN_SECONDS = 0.2
 DATA_TYPES = ('Data', 'ImageData', 'HDF5Data', 'MemoryData', 'WindowData')
 
 
@@ -378,10 +383,12 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
         if has_batch_norm(name):
             contenders['torch_folded'] = Worker('torch_folded', name, batch, device)
     times = {k: [] for k in contenders}
+    first = {}
     for _ in range(max(warmup, 1)):   # the warm-up also times the iteration for the burst size
-        for worker in contenders.values():
-            first = worker.run()
-    burst = BURST if first < SHORT_SECONDS else 1
+        for kind, worker in contenders.items():
+            first[kind] = worker.run()
+    burst = {kind: 1 if seconds >= SHORT_SECONDS else max(BURST, math.ceil(TURN_SECONDS / seconds))
+             for kind, seconds in first.items()}
     # The BLAS rate is measured between rounds too, so the GEMM bound is taken at the machine's
     # best speed during this net's run, as the contenders' times are. Its BLAS threads busy-wait
     # for a while after the product (OpenBLAS spins ~2^28 cycles), so the next iteration waits
@@ -392,7 +399,7 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
         order = list(contenders.items())
         order = order[r % len(order):] + order[:r % len(order)]
         for kind, worker in (order if r % 2 == 0 else order[::-1]):
-            times[kind].extend(worker.run() for _ in range(burst))
+            times[kind].extend(worker.run() for _ in range(burst[kind]))
         rates.append(blas_rate(repeats=1, device=device))
         time.sleep(SETTLE_SECONDS)
     memory = {k: w.finish() for k, w in contenders.items()}
