@@ -398,7 +398,9 @@ def compare(name, batch, rounds, warmup, with_torch, device='cpu'):
     for r in range(rounds):
         order = list(contenders.items())
         order = order[r % len(order):] + order[:r % len(order)]
-        for kind, worker in (order if r % 2 == 0 else order[::-1]):
+        # (Rotation alone: reversing every other round too undid it for two contenders, so cct
+        # always went first.)
+        for kind, worker in order:
             times[kind].extend(worker.run() for _ in range(burst[kind]))
         rates.append(blas_rate(repeats=1, device=device))
         time.sleep(SETTLE_SECONDS)
