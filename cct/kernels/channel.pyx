@@ -109,30 +109,10 @@ cdef inline void _add_centred(real *acc, const real *x, Py_ssize_t n, real mean)
         i = i + 1
 
 
-cdef inline real _sum(const real *x, Py_ssize_t n) noexcept nogil:
-    """``sum(x[:n])`` in LANES running sums (_add_lanes)."""
-    cdef real acc[LANES]
-    cdef Py_ssize_t j
-    for j in range(LANES):
-        acc[j] = 0
-    _add_lanes(acc, x, n)
-    return _lanes_total(acc, LANES)
-
-
-cdef inline real _centred_squares(const real *x, Py_ssize_t n, real mean) noexcept nogil:
-    """``sum((x[:n] - mean)**2)`` in LANES running sums (_add_centred)."""
-    cdef real acc[LANES]
-    cdef Py_ssize_t j
-    for j in range(LANES):
-        acc[j] = 0
-    _add_centred(acc, x, n, mean)
-    return _lanes_total(acc, LANES)
-
-
-cdef inline real _strided_sum(const real *x, Py_ssize_t outer, Py_ssize_t stride,
-                              Py_ssize_t n) noexcept nogil:
-    """The sum of ``outer`` runs of ``n`` values, ``stride`` apart (one channel's planes), in one
-    set of LANES running sums."""
+cdef inline real _sum(const real *x, Py_ssize_t outer, Py_ssize_t stride,
+                      Py_ssize_t n) noexcept nogil:
+    """The sum of ``outer`` runs of ``n`` values, ``stride`` apart (one plane, or one channel's
+    planes), in one set of LANES running sums (_add_lanes)."""
     cdef real acc[LANES]
     cdef Py_ssize_t j, o
     for j in range(LANES):
@@ -142,9 +122,9 @@ cdef inline real _strided_sum(const real *x, Py_ssize_t outer, Py_ssize_t stride
     return _lanes_total(acc, LANES)
 
 
-cdef inline real _strided_centred(const real *x, Py_ssize_t outer, Py_ssize_t stride,
+cdef inline real _centred_squares(const real *x, Py_ssize_t outer, Py_ssize_t stride,
                                   Py_ssize_t n, real mean) noexcept nogil:
-    """``sum((x - mean)**2)`` over one channel's planes, as _strided_sum."""
+    """``sum((x - mean)**2)`` over ``outer`` runs of ``n`` values, as _sum (_add_centred)."""
     cdef real acc[LANES]
     cdef Py_ssize_t j, o
     for j in range(LANES):
@@ -268,12 +248,12 @@ def channel_sum(const real[::1] x, real[::1] out, Py_ssize_t inner, bint accumul
     planes = count // inner if inner else 0
     if planes and inner < short_plane:
         for c in prange(channels, nogil=True, schedule='static'):
-            total = _strided_sum(&x[c * inner], planes // channels, channels * inner, inner)
+            total = _sum(&x[c * inner], planes // channels, channels * inner, inner)
             out[c] = out[c] + total if accumulate else total
         return
     cdef real[::1] partial = np.empty(planes, np.float32 if real is float else np.float64)
     for p in prange(planes, nogil=True, schedule='static'):
-        partial[p] = _sum(&x[p * inner], inner)
+        partial[p] = _sum(&x[p * inner], 1, inner, inner)
     for c in range(channels):
         total = 0
         for o in range(c, planes, channels):
@@ -306,21 +286,21 @@ def batch_norm_statistics(const real[::1] x, real[::1] mean, real[::1] variance,
     if planes and inner < short_plane:
         values = <double>(planes // channels) * inner
         for c in prange(channels, nogil=True, schedule='static'):
-            centre = <real>(_strided_sum(&x[c * inner], planes // channels, channels * inner,
-                                         inner) / values)
+            centre = <real>(_sum(&x[c * inner], planes // channels, channels * inner, inner) /
+                            values)
             mean[c] = centre
-            variance[c] = <real>(_strided_centred(&x[c * inner], planes // channels,
+            variance[c] = <real>(_centred_squares(&x[c * inner], planes // channels,
                                                   channels * inner, inner, centre) / values)
         return
     cdef double[::1] sums = np.empty(planes)
     cdef double[::1] squares = np.empty(planes)
     cdef double[::1] centres = np.empty(planes)
     for p in prange(planes, nogil=True, schedule='static'):
-        centre = _sum(&x[p * inner], inner)
+        centre = _sum(&x[p * inner], 1, inner, inner)
         sums[p] = centre
         centre = centre / <real>inner
         centres[p] = centre
-        squares[p] = _centred_squares(&x[p * inner], inner, centre)
+        squares[p] = _centred_squares(&x[p * inner], 1, inner, inner, centre)
     values = <double>(planes // channels) * inner
     for c in range(channels):
         total = 0
