@@ -61,12 +61,18 @@ def masked_scale(const real[::1] source, const unsigned char[::1] mask, real[::1
         out[i] = (source[i] * <real>mask[i]) * factor
 
 
+cdef inline Py_ssize_t _blocks(Py_ssize_t count) noexcept:
+    """How many blocks zero and copy split ``count`` values into: one per core, each of at least
+    65536 values (at least one block)."""
+    return max(1, min(omp_get_max_threads(), count // 65536))
+
+
 def zero(real[::1] array):
     """``array[...] = 0``, a block per core."""
     cdef Py_ssize_t count = array.shape[0], blocks, block, first, last
     if count == 0:
         return
-    blocks = max(1, min(omp_get_max_threads(), count // 65536))
+    blocks = _blocks(count)
     for block in prange(blocks, nogil=True, schedule='static', use_threads_if=blocks > 1):
         first = count * block // blocks
         last = count * (block + 1) // blocks
@@ -79,7 +85,7 @@ def copy(const real[::1] source, real[::1] out):
     _check(count, out.shape[0])
     if count == 0:
         return
-    blocks = max(1, min(omp_get_max_threads(), count // 65536))
+    blocks = _blocks(count)
     for block in prange(blocks, nogil=True, schedule='static', use_threads_if=blocks > 1):
         first = count * block // blocks
         last = count * (block + 1) // blocks
