@@ -118,3 +118,18 @@ def lenet_train_input(shared, batch):
         else:
             param.layer.add().CopyFrom(layer)
     return param
+
+
+def step_on_mnist(solver, mnist, steps, batch):
+    """Run ``steps`` SGD steps of ``solver`` (a net from lenet_train_input) on consecutive
+    ``batch``-image slices of ``mnist`` ((images, labels)), scaled by Caffe's LeNet 1/256; returns
+    the losses."""
+    images, labels = mnist
+    losses = []
+    for step in range(steps):
+        window = slice(step * batch, (step + 1) * batch)
+        solver.net.blobs['data'].data[...] = images[window, None] * np.float32(0.00390625)
+        solver.net.blobs['label'].data[...] = labels[window]
+        solver.step(1)
+        losses.append(float(solver.net.blobs['loss'].data))
+    return losses

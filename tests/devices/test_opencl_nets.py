@@ -13,7 +13,7 @@ from cct.errors import DeviceError
 from cct.io import parse_text, read_net_text, write_text
 from cct.net import Net
 from cct.proto import caffe_pb2
-from cct.testing import lenet_train_input
+from cct.testing import lenet_train_input, step_on_mnist
 from cct.solver import solver_class
 from opencl_support import assert_close
 from test_lenet_golden import lenet_score, read_idx
@@ -63,15 +63,7 @@ def train(param, solver_type, device, mnist, steps):
         solver = solver_class(solver_type)(solver_param)
     finally:
         runtime.set_mode_cpu()
-    images, labels = mnist
-    losses = []
-    for step in range(steps):
-        batch = slice(step * BATCH, (step + 1) * BATCH)
-        solver.net.blobs['data'].data[...] = images[batch, None] * np.float32(0.00390625)
-        solver.net.blobs['label'].data[...] = labels[batch]
-        solver.step(1)
-        losses.append(float(solver.net.blobs['loss'].data))
-    return losses
+    return step_on_mnist(solver, mnist, steps, BATCH)
 
 
 @pytest.mark.parametrize('solver_type', sorted(SOLVERS))

@@ -13,7 +13,7 @@ from cct.io import parse_text
 from cct.net import Net
 from cct.parallel import HybridNet
 from cct.proto import caffe_pb2
-from cct.testing import lenet_train_input
+from cct.testing import lenet_train_input, step_on_mnist
 from cct.solver import solver_class
 
 BATCH = 16
@@ -27,14 +27,7 @@ def train(param, mnist, steps, devices=None, split='auto'):
     solver_param.train_net_param.CopyFrom(param)
     runtime.set_mode_cpu()
     solver = solver_class('SGD')(solver_param, devices=devices, split=split)
-    images, labels = mnist
-    losses = []
-    for step in range(steps):
-        batch = slice(step * BATCH, (step + 1) * BATCH)
-        solver.net.blobs['data'].data[...] = images[batch, None] * np.float32(0.00390625)
-        solver.net.blobs['label'].data[...] = labels[batch]
-        solver.step(1)
-        losses.append(float(solver.net.blobs['loss'].data))
+    losses = step_on_mnist(solver, mnist, steps, BATCH)
     return losses, solver
 
 
