@@ -86,6 +86,15 @@ def conv_backward_weights(x, dy, w_shape, stride, pad, dilation, group):
 # ------------------------------------------------------------------ random geometries
 Case = collections.namedtuple('Case', 'kind params shape kernel stride pad dilation group dtype')
 
+
+def _params(outputs, kernel, stride, pad, dilation, group, bias):
+    """The convolution_param text of one drawn geometry."""
+    return ('num_output: %d kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d '
+            'pad_w: %d dilation: %d dilation: %d group: %d %s'
+            % (outputs, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
+               dilation[0], dilation[1], group, bias))
+
+
 def random_case(seed):
     """One random layer: (layer type, prototxt params, bottom shape, stride, pad, dilation, group,
     dtype). A third of the cases pad and dilate wider than the input; every case has a
@@ -124,10 +133,7 @@ def random_case(seed):
         num = int(rng.integers(1, 5))
         dtype = np.float32 if rng.random() < 0.4 else np.float64
         bias = 'bias_term: false' if rng.random() < 0.2 else ''
-        params = ('num_output: %d kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d '
-                  'pad_w: %d dilation: %d dilation: %d group: %d %s'
-                  % (outputs, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
-                     dilation[0], dilation[1], group, bias))
+        params = _params(outputs, kernel, stride, pad, dilation, group, bias)
         return Case(kind, params, (num, channels) + size, kernel, stride, pad, dilation, group,
                     dtype)
 
@@ -164,10 +170,7 @@ def random_depthwise_case(seed):
                              else (group * multiplier, group))
         dtype = np.float32 if rng.random() < 0.4 else np.float64
         bias = 'bias_term: false' if rng.random() < 0.2 else ''
-        params = ('num_output: %d kernel_h: %d kernel_w: %d stride_h: %d stride_w: %d pad_h: %d '
-                  'pad_w: %d dilation: %d dilation: %d group: %d %s'
-                  % (outputs, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
-                     dilation[0], dilation[1], group, bias))
+        params = _params(outputs, kernel, stride, pad, dilation, group, bias)
         num = int(rng.integers(1, 5))
         return Case(kind, params, (num, channels) + size, kernel, stride, pad, dilation, group,
                     dtype)
