@@ -376,8 +376,9 @@ def _kernel_ready(out, *inputs):
         a.dtype == dtype and a.flags.c_contiguous for a in inputs)
 
 
-# Below this many values a pass stays in numpy: waking the threads costs more than it saves.
-PARALLEL_MIN = 32768
+# Below this many values a pass stays in numpy: waking the threads costs more than it saves (the
+# kernels' own threshold, cct/kernels/parallel.pxd).
+PARALLEL_MIN = elementwise.parallel_min
 
 
 def _parallel(out, *inputs):

@@ -1,6 +1,6 @@
 """Element-wise passes of the cheap layers (ReLU, Dropout, Eltwise, Split) and of the net (zeroing
-the parameter gradients; the CPU device's copy, scale and axpby) as one multi-core loop each, with Caffe's arithmetic (relu_layer.cpp,
-dropout_layer.cpp).
+the parameter gradients; the CPU device's copy, scale and axpby) as one multi-core loop each, with
+Caffe's arithmetic (relu_layer.cpp, dropout_layer.cpp).
 
 numpy would make temporaries (a boolean mask, a product) and run on one core; these read their
 inputs and write their output once, and give the same bits as the numpy expressions they replace.
@@ -9,9 +9,10 @@ from cython.parallel cimport prange
 from libc.string cimport memmove, memset
 from openmp cimport omp_get_max_threads
 
-# Below this many values a pass runs on the calling thread: waking the others costs more (LeNet's
-# ReLU, 32000 values, took 70 us a pass across the cores).
-DEF PARALLEL_MIN = 32768
+from cct.kernels.parallel cimport PARALLEL_MIN
+
+#: Below this many values a pass runs on one thread (cct/kernels/parallel.pxd).
+parallel_min = PARALLEL_MIN
 
 ctypedef fused real:
     float

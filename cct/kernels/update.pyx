@@ -8,9 +8,7 @@ so the result is bit-identical to the unfused sequence.
 """
 from cython.parallel cimport prange
 
-# Below this many values a step runs on the calling thread: waking the others costs more (LeNet's
-# and CIFAR-10 quick's small blobs took 0.65 ms per update across 8-10 parallel regions).
-DEF PARALLEL_MIN = 32768
+from cct.kernels.parallel cimport PARALLEL_MIN
 
 ctypedef fused real:
     float
