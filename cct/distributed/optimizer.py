@@ -100,8 +100,8 @@ class Optimizer:
         #: ones before it.
         self.checkpoint = None
         self._history = []
+        #: checkpoint -> the run that made it (its score and rate judge what comes after).
         self._made = {}
-        self._made_at_rate = {}
         self.hardware = {}
         self._hardware_sums = {}
 
@@ -253,17 +253,16 @@ class Optimizer:
         if not record.get('snapshot'):
             return False
         made = self._made.get(self.checkpoint)
-        if made is not None and record['score'] > REGRESSION * made:
+        if made is not None and record['score'] > REGRESSION * made['score']:
             self.decide('the loss blew up from the checkpoint: go back to the state before it',
                         groups=record['groups'], momentum=record['momentum'],
                         base_lr=record['base_lr'], score=record['score'],
-                        checkpoint_score=made)
+                        checkpoint_score=made['score'])
             self._revert()
             return False
         self._history.append(self.checkpoint)
         self.checkpoint = record['snapshot']
-        self._made[self.checkpoint] = record['score']
-        self._made_at_rate[self.checkpoint] = record['base_lr']
+        self._made[self.checkpoint] = record
         record['kept'] = True
         self.chosen = record
         return True
@@ -335,7 +334,8 @@ class Optimizer:
             # Too large a rate for an epoch. A state a trial left at that rate (or more) may be
             # about to blow up (the laptop's 2 groups, momentum 0.9, rate 0.1): go back to the
             # one before it. Other states are judged by the next search (_advance).
-            back = self._made_at_rate.get(self.checkpoint, 0) >= rate and bool(self._history)
+            made = self._made.get(self.checkpoint)
+            back = made is not None and made['base_lr'] >= rate and bool(self._history)
             self.decide('the epoch diverged; train it again at a tenth of the rate' +
                         (', from the state before the checkpoint (made at this rate)'
                          if back else ''),
