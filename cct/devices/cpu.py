@@ -254,9 +254,12 @@ class CPUDevice(cpu_norm.NormMixin, Device):
     def softmax(self, x, out, outer, channels, inner):
         shape = (outer, channels) if inner == 1 else (outer, channels, inner)
         x3, out3 = x.reshape(shape), out.reshape(shape)
-        np.subtract(x3, x3.max(axis=1, keepdims=True), out=out3)
-        np.exp(out3, out=out3)
-        out3 /= out3.sum(axis=1, keepdims=True)
+        # A diverged net's infinite inputs give NaN, as in Caffe, which the loss check names;
+        # numpy's warning would only repeat it without the layer.
+        with np.errstate(invalid='ignore'):
+            np.subtract(x3, x3.max(axis=1, keepdims=True), out=out3)
+            np.exp(out3, out=out3)
+            out3 /= out3.sum(axis=1, keepdims=True)
 
     def softmax_backward(self, y, dy, dx, outer, channels, inner):
         shape = (outer, channels) if inner == 1 else (outer, channels, inner)

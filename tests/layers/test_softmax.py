@@ -34,3 +34,16 @@ def test_large_inputs_do_not_overflow():
                                     dtype=np.float32)
     layer.forward(bottom, top)
     np.testing.assert_allclose(top[0].data, softmax_reference(x.astype(np.float64), 1), rtol=1e-6)
+
+
+def test_infinite_inputs_give_nan_without_a_numpy_warning(recwarn):
+    """A diverged net's inf reaches Softmax: NaN out, as in Caffe (the solver's loss check then
+    names the layer), and no RuntimeWarning from numpy on the way."""
+    x = np.array([[np.inf, 1.0, 0.0], [0.0, 1.0, 2.0]], dtype=np.float32)
+    layer, bottom, top = make_layer('type: "Softmax"', [x.shape], bottom_data=[x],
+                                    dtype=np.float32)
+    layer.forward(bottom, top)
+    assert np.isnan(top[0].data[0]).all()
+    np.testing.assert_allclose(top[0].data[1], softmax_reference(x[1:].astype(np.float64), 1)[0],
+                               rtol=1e-6)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
