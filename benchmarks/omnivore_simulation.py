@@ -7,6 +7,11 @@ exhaustive grid of fixed configurations the optimizer is judged against.
     python examples/digits/create_digits.py --output /tmp/digits
     python benchmarks/omnivore_simulation.py --digits /tmp/digits [--clusters laptop,gpu8]
         [--grid omnivore_cpu | --reuse-grid old.json] [--budget-factor 10] [--json results.json]
+        [--seeds 0-11]
+
+With several --seeds the optimizer runs once per jitter seed and a table says, seed by seed,
+whether (a) its chosen configuration from scratch is within 10 % of the grid's best and (b) its
+time with the search beats the synchronous and asynchronous baselines.
 
 Every run uses the example's solver (base_lr 0.01, inv policy, batch 64) with a test every 25
 updates, stops at the target or at --max-seconds simulated seconds, and seeds the jitter with 0.
@@ -67,6 +72,72 @@ def fixed(param, path, spec, groups, momentum, rate, args):
     return row
 
 
+def optimize(param, path, spec, name, seed, budget, args):
+    """One optimizer run on ``spec`` with the jitter ``seed``; its report."""
+    folder = os.path.join(args.workdir, name, 'seed%d' % seed)
+    evaluator = SimulatedEvaluator(param, path, spec, folder, args.target, seed=seed,
+                                   trial_updates=args.trial_updates,
+                                   trial_rounds=args.trial_rounds)
+    optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
+                          phase_seconds=args.phase_seconds or budget / 750,
+                          epoch_seconds=args.epoch_seconds or budget / 15,
+                          measurements=os.path.join(folder, 'measurements.jsonl'))
+    started = time.perf_counter()
+    chosen = optimizer.run()
+    chosen['seed'] = seed
+    chosen['real_seconds'] = time.perf_counter() - started
+    print('  optimizer (seed %d, budget %.3g s): %s groups, momentum %s, rate %s; %s s to target '
+          'with its search, %s s of it in trials, %s s of those thrown away (%d runs)'
+          % (seed, budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
+             _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
+             _g(chosen['discarded_seconds_to_target']), len(chosen['tried'])), flush=True)
+    return chosen
+
+
+def seed_table(runs, entry, param, path, spec, args):
+    """One row per seed: the configuration chosen, its time from scratch (the grid's, else a
+    fixed run), the optimizer's time with its search, and whether (a) the first is within 10 %
+    of the grid's best and (b) the second beats both baselines."""
+    scratch = {(row['groups'], row['momentum'], row['base_lr']): row['time_to_target_s']
+               for row in entry.get('grid', [])}
+    best = entry.get('grid_best', {}).get('time_to_target_s')
+    baselines = [entry[k]['time_to_target_s'] for k in ('sync', 'async')
+                 if entry[k]['time_to_target_s'] is not None]
+    rows = []
+    print('  seed  chosen (groups, momentum, rate)  from scratch  with its search  (a)  (b)')
+    for run in runs:
+        key = (run['groups'], run['momentum'], run['base_lr'])
+        if run['groups'] is not None and key not in scratch:
+            scratch[key] = fixed(param, path, spec, *key, args)['time_to_target_s']
+        alone, total = scratch.get(key), run['time_to_target_s']
+        row = {'seed': run['seed'], 'groups': key[0], 'momentum': key[1], 'base_lr': key[2],
+               'from_scratch_s': alone, 'time_to_target_s': total,
+               'within_10_percent': None if best is None else
+               alone is not None and alone <= 1.1 * best,
+               'beats_baselines': total is not None and all(total < b for b in baselines)}
+        rows.append(row)
+        print('  %4d  %-31s  %-12s  %-15s  %-3s  %s' % (
+            row['seed'], '%s, %s, %s' % key, _g(alone), _g(total),
+            {None: '?', True: 'yes', False: 'no'}[row['within_10_percent']],
+            'yes' if row['beats_baselines'] else 'no'))
+    met = [sum(bool(r[k]) for r in rows) for k in ('within_10_percent', 'beats_baselines')]
+    both = sum(bool(r['within_10_percent'] and r['beats_baselines']) for r in rows)
+    print('  over %d seeds: (a) %d, (b) %d, both %d' % (len(rows), met[0], met[1], both))
+    return rows
+
+
+def _seeds(text):
+    """'0-11' or '0,3,5' (or one number) as a list of seeds."""
+    seeds = []
+    for part in text.split(','):
+        first, _, last = part.partition('-')
+        try:
+            seeds.extend(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError('not a seed list: %r' % text) from None
+    return seeds
+
+
 def _g(value):
     return '-' if value is None else '%.4g' % value
 
@@ -91,8 +162,10 @@ def main(argv=None):
                         help='updates on a model it updated that a trial runs at least')
     parser.add_argument('--trial-rounds', type=int, default=TRIAL_ROUNDS,
                         help='...and at least this many per group')
-    parser.add_argument('--seed', type=int, default=0,
-                        help="the jitter seed of the optimizer's runs (the fixed runs use 0)")
+    parser.add_argument('--seeds', type=_seeds, default=[0],
+                        help="the jitter seeds of the optimizer's runs, e.g. 0 or 0-11 or 0,3 "
+                             '(the fixed runs use 0); with several, one optimizer run per seed '
+                             'and a table of how often it met its goals')
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_simulation')
     parser.add_argument('--json', default='')
     parser.add_argument('--reuse-grid', default='',
@@ -110,24 +183,9 @@ def main(argv=None):
         print('%s (%d machines)' % (name, spec.machine_count), flush=True)
         entry = {'sync': fixed(param, path, spec, 1, 0.9, 0.01, args),
                  'async': fixed(param, path, spec, spec.machine_count, 0.9, 0.01, args)}
-        evaluator = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, name),
-                                       args.target, seed=args.seed,
-                                       trial_updates=args.trial_updates,
-                                       trial_rounds=args.trial_rounds)
         budget = args.budget_factor * (entry['sync']['time_to_target_s'] or args.max_seconds)
-        optimizer = Optimizer(evaluator, spec.group_counts(), budget_seconds=budget,
-                              phase_seconds=args.phase_seconds or budget / 750,
-                              epoch_seconds=args.epoch_seconds or budget / 15,
-                              measurements=os.path.join(args.workdir, name, 'measurements.jsonl'))
-        started = time.perf_counter()
-        chosen = optimizer.run()
-        chosen['real_seconds'] = time.perf_counter() - started
-        print('  optimizer (budget %.3g s): %s groups, momentum %s, rate %s; %s s to target with '
-              'its search, %s s of it in trials, %s s of those thrown away (%d runs)'
-              % (budget, chosen['groups'], chosen['momentum'], chosen['base_lr'],
-                 _g(chosen['time_to_target_s']), _g(chosen['search_seconds_to_target']),
-                 _g(chosen['discarded_seconds_to_target']), len(chosen['tried'])), flush=True)
-        entry['optimizer'] = chosen
+        runs = [optimize(param, path, spec, name, seed, budget, args) for seed in args.seeds]
+        entry['optimizer'] = chosen = runs[0]
         if chosen['groups'] is not None:
             entry['chosen_fixed'] = fixed(param, path, spec, chosen['groups'],
                                           chosen['momentum'], chosen['base_lr'], args)
@@ -152,6 +210,8 @@ def main(argv=None):
                 print('  grid best (from %s): %d groups, momentum %.1f, rate %g: %.4g s'
                       % (args.reuse_grid, best['groups'], best['momentum'], best['base_lr'],
                          best['time_to_target_s']), flush=True)
+        if len(runs) > 1:
+            entry['seeds'] = seed_table(runs, entry, param, path, spec, args)
         report['clusters'][name] = entry
     if args.json:
         with open(args.json, 'w') as f:
