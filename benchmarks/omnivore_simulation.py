@@ -132,9 +132,12 @@ def _seeds(text):
     for part in text.split(','):
         first, _, last = part.partition('-')
         try:
-            seeds.extend(range(int(first), int(last or first) + 1))
+            span = range(int(first), int(last or first) + 1)
         except ValueError:
-            raise argparse.ArgumentTypeError('not a seed list: %r' % text) from None
+            span = None
+        if not span:
+            raise argparse.ArgumentTypeError('not a seed list: %r' % text)
+        seeds.extend(span)
     return seeds
 
 

@@ -27,8 +27,9 @@ def test_seed_lists():
     assert seeds('3') == [3]
     assert seeds('0-3') == [0, 1, 2, 3]
     assert seeds('0-1,5,7-8') == [0, 1, 5, 7, 8]
-    with pytest.raises(argparse.ArgumentTypeError, match="not a seed list: '0-x'"):
-        seeds('0-x')
+    for text in ('0-x', '5-3', ''):
+        with pytest.raises(argparse.ArgumentTypeError, match='not a seed list: %r' % text):
+            seeds(text)
 
 
 def _run(seed, groups, momentum, rate, total):
