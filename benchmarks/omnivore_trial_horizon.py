@@ -4,6 +4,8 @@ From one checkpoint (a state an optimizer run trained to, e.g. the one its stead
 from: its decision log names it), each configuration runs as a trial of each length and is scored
 as the optimizer scores it (cct.distributed.simulator.trial_score), then runs on to the target
 accuracy; simulated clock, real gradients, one jitter seed for all (common random numbers).
+With --test, each trial's end state is also scored on the test net (accuracy and loss over its
+test_iter batches), the target's own measure.
 
     python benchmarks/omnivore_simulation.py --digits /tmp/digits --clusters omnivore_cpu \\
         --reuse-grid benchmarks/results/omnivore_simulation.json --seeds 2 --workdir /tmp/omni
@@ -14,9 +16,12 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 sys.path.insert(0, ROOT)
 
+import cct  # noqa: E402
 from cct import io as cct_io  # noqa: E402
 from cct.errors import CctError  # noqa: E402
 from cct.log import init_log  # noqa: E402
@@ -36,6 +41,19 @@ def _configs(text):
             from None
 
 
+def test_scores(param, snapshot):
+    """The test net's mean accuracy and loss over test_iter batches with a trial's weights."""
+    net = cct.Net(param.net, snapshot[:-len('.solverstate')] + '.caffemodel', cct.TEST)
+    runs = [net.forward() for _ in range(param.test_iter[0])]
+    return tuple(float(np.mean([float(r[k]) for r in runs])) for k in ('accuracy', 'loss'))
+
+
+def _cell(record, test):
+    if record['diverged']:
+        return '%-11s' % 'diverged'
+    return '%-11.3f' % record['score'] + ('  %.3f/%.3f' % test if test else '')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--digits', required=True, help='create_digits.py --output folder')
@@ -48,6 +66,8 @@ def main(argv=None):
     parser.add_argument('--target', type=float, default=0.97)
     parser.add_argument('--max-seconds', type=float, default=3.0)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--test', action='store_true',
+                        help="also the test net's accuracy and loss at each trial's end")
     parser.add_argument('--workdir', default='/tmp/cct_omnivore_trial_horizon')
     args = parser.parse_args(argv)
     if not os.path.exists(args.checkpoint):
@@ -64,19 +84,22 @@ def main(argv=None):
     running = SimulatedEvaluator(param, path, spec, os.path.join(args.workdir, 'runs'),
                                  args.target, seed=args.seed)
     print('from %s, seed %d' % (os.path.basename(args.checkpoint), args.seed))
-    print('%-18s %s  %s' % ('configuration', '  '.join('score %-5g s' % t for t in trials),
-                            'to %g (s, updates)' % args.target))
+    print('%-18s %s  %s' % ('configuration', '  '.join(
+        'score %-5g s' % t + ('  test acc/loss' if args.test else '') for t in trials),
+        'to %g (s, updates)' % args.target))
     for groups, momentum, rate in args.configs:
         try:
             scores = [scoring.evaluate(groups, momentum, rate, t, args.checkpoint)
                       for t in trials]
+            tests = [test_scores(param, s['snapshot']) if args.test and s['snapshot']
+                     else None for s in scores]
             run = running.evaluate(groups, momentum, rate, args.max_seconds, args.checkpoint)
         except CctError as e:
             raise SystemExit('%s: %s' % (args.checkpoint, e))
         reached = 'not in %g s' % args.max_seconds if run['time_to_target_s'] is None else \
             '%.3f, %d' % (run['time_to_target_s'], run['iterations_to_target'])
         print('%-18s %s  %s%s' % ('%d/%g/%g' % (groups, momentum, rate), '  '.join(
-            '%-11s' % ('diverged' if s['diverged'] else '%.3f' % s['score']) for s in scores),
+            _cell(s, t) for s, t in zip(scores, tests)),
             reached, ' (diverged)' if run['diverged'] else ''), flush=True)
 
 
