@@ -41,7 +41,7 @@ def _configs(text):
             from None
 
 
-def test_scores(param, snapshot):
+def scored_on_test_net(param, snapshot):
     """The test net's mean accuracy and loss over test_iter batches with a trial's weights."""
     net = cct.Net(param.net, snapshot[:-len('.solverstate')] + '.caffemodel', cct.TEST)
     runs = [net.forward() for _ in range(param.test_iter[0])]
@@ -91,7 +91,7 @@ def main(argv=None):
         try:
             scores = [scoring.evaluate(groups, momentum, rate, t, args.checkpoint)
                       for t in trials]
-            tests = [test_scores(param, s['snapshot']) if args.test and s['snapshot']
+            tests = [scored_on_test_net(param, s['snapshot']) if args.test and s['snapshot']
                      else None for s in scores]
             run = running.evaluate(groups, momentum, rate, args.max_seconds, args.checkpoint)
         except CctError as e:
