@@ -245,7 +245,6 @@ class CupyPeak:
 def cct_worker(name, batch, device='cpu', share_diffs=True):
     from cct import runtime
     from cct import solver as cct_solver
-    from cct.net import Net
     from cct.proto import caffe_pb2
     param, shape = training_net_param(name, batch)
     solver_param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, weight_decay=0.0005,

@@ -69,6 +69,7 @@ def numpy_axpby(alpha, x, beta, y):
     else:
         y += x * dtype(alpha)
 
+
 class CPUDevice(cpu_norm.NormMixin, Device):
     """numpy + Cython; arrays are host arrays, so Blob views need no syncing."""
 

@@ -13,8 +13,6 @@ first iteration. Losses come with the server's
 answers (ApplyResult.loss); test accuracies from the server's Caffe log lines, which the trainer
 replays on this process's cct logger (the console shows none of them while a point runs).
 """
-import hashlib
-import json
 import logging
 import os
 import re
@@ -25,7 +23,8 @@ from cct.errors import CctError
 from cct.log import logger
 from cct.proto import caffe_pb2
 from cct.solver.solver import SolverAction
-from cct.distributed.simulator import TRIAL_ROUNDS, trial_length, trial_score
+from cct.distributed.simulator import (TRIAL_ROUNDS, TRIAL_UPDATES, run_name, trial_length,
+                                       trial_score)
 
 _TESTING = re.compile(r'Iteration (\d+), Testing net \(#(\d+)\)')
 _OUTPUT = re.compile(r'Test net output #\d+: (\S+) = (\S+)')
@@ -106,8 +105,9 @@ class RayEvaluator:
         timeout: seconds any single wait may take.
     """
 
-    def __init__(self, param, source, workers, workdir, target_accuracy=None, trial_updates=5,
-                 worker_cpus=None, timeout=300.0, trial_rounds=TRIAL_ROUNDS):
+    def __init__(self, param, source, workers, workdir, target_accuracy=None,
+                 trial_updates=TRIAL_UPDATES, worker_cpus=None, timeout=300.0,
+                 trial_rounds=TRIAL_ROUNDS):
         if workers < 1:
             raise CctError('--workers must be at least 1 (got %d)' % workers)
         self.param, self.source, self.workers = param, source, workers
@@ -128,10 +128,7 @@ class RayEvaluator:
 
     def evaluate(self, groups, momentum, base_lr, seconds, start):
         from cct.distributed.groups import GroupedTrainer
-        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
-             self.settings]).encode()
-        ).hexdigest()[:12]
+        name = run_name(groups, momentum, base_lr, seconds, start, self.settings)
         param = caffe_pb2.SolverParameter()
         param.CopyFrom(self.param)
         param.base_lr, param.momentum = base_lr, momentum

@@ -49,6 +49,14 @@ def trial_length(groups, trial_updates=TRIAL_UPDATES, rounds=TRIAL_ROUNDS):
     return max(trial_updates, rounds * groups)
 
 
+def run_name(groups, momentum, base_lr, seconds, start, settings):
+    """An optimizer run's checkpoint name, ``g<G>_`` and a hash of the point, its start and the
+    evaluator's settings: deterministic, so a restarted optimizer finds its checkpoints."""
+    return 'g%d_' % groups + hashlib.sha1(json.dumps(
+        [groups, momentum, base_lr, seconds, start and os.path.basename(start), settings]).encode()
+    ).hexdigest()[:12]
+
+
 class SimulationResult:
     """What a simulated run measured.
 
@@ -353,11 +361,7 @@ class SimulatedEvaluator:
         self.count = 0
 
     def evaluate(self, groups, momentum, base_lr, seconds, start):
-        # One name per run (deterministic, so a restarted optimizer finds its checkpoints).
-        name = 'g%d_' % groups + hashlib.sha1(json.dumps(
-            [groups, momentum, base_lr, seconds, start and os.path.basename(start),
-             self.settings]).encode()
-        ).hexdigest()[:12]
+        name = run_name(groups, momentum, base_lr, seconds, start, self.settings)
         with quiet():
             simulation = Simulation(self.param, self.source, self.cluster, groups,
                                     momentum=momentum, base_lr=base_lr, seed=self.seed,
