@@ -14,11 +14,15 @@ never needs a larger rate, nor the same rate with more momentum, nor less of bot
 points) and an early exit when a count is not at least 10 % faster per update than the previous
 one. Score = a trial's mean loss over its last updates (see SimulationResult.score); the points of
 one grid start from the same checkpoint and, on the simulator, see the same batches and the same
-compute-time draws (common random numbers), so their scores compare. Each count's winner becomes
-the checkpoint the next count searches from. Then the fastest count per update (a larger count
-replaces the current choice only if 10 % faster) trains its winner for an epoch
-(``epoch_seconds``) from the latest checkpoint, unless its winner needed a smaller rate than a
-smaller count's (``_step_down``: Omnivore's choice by hardware efficiency alone ignores that).
+compute-time draws (common random numbers), so their scores compare. The winner is the lowest
+score or, as Omnivore prefers, a more aggressive point that ties with it: here also one whose
+losses a sign test does not find worse (Omnivore's tie is a fixed 1 % in the steady state; short
+trials decide by differences of 1-2 %, within their noise, in favour of cautious points). Each
+count's winner becomes the checkpoint the next count searches from. Then the fastest count
+per update (a larger count replaces the current choice only if 10 % faster) trains its winner
+for an epoch (``epoch_seconds``) from the latest checkpoint, unless its winner needed a smaller
+rate than a smaller count's (``_step_down``: Omnivore's choice by hardware efficiency alone
+ignores that).
 A trial lasts at least one update per group on a model it updated (simulator.trial_length);
 short trials still favour cautious points (greedy tuning's short-horizon bias), so the choice
 depends on their length (README's Omnivore section).
@@ -49,6 +53,10 @@ TIME_THRESHOLD = 0.10
 #: A best trial scoring this many times the run that made its checkpoint (the loss blew up,
 #: not the noise of a few batches nor more staleness) sends training back.
 REGRESSION = 2.0
+#: A more aggressive point ties with the lowest score unless a sign test over at least
+#: TIE_PAIRS paired losses finds it worse at this level (Optimizer.best).
+TIE_PAIRS = 10
+TIE_LEVEL = 0.05
 
 
 class Optimizer:
@@ -57,8 +65,9 @@ class Optimizer:
     Args:
         evaluator: ``evaluate(groups, momentum, base_lr, seconds, start)`` returning a dict with
             ``seconds_per_iteration``, ``score``, ``diverged``, ``seconds`` (simulated time used),
-            ``start_iteration``, ``iterations``, ``iterations_to_target``, ``time_to_target_s``
-            and ``snapshot`` (a checkpoint to resume from, or None).
+            ``start_iteration``, ``iterations``, ``iterations_to_target``, ``time_to_target_s``,
+            ``snapshot`` (a checkpoint to resume from, or None) and optionally ``losses`` (the
+            scored losses in the order applied, for the tie test).
         group_counts: the numbers of groups to consider, ascending (e.g. 1, 2, 4, ... N).
         budget_seconds: the optimizer's total time (search and training).
         phase_seconds: time per grid point.
@@ -197,15 +206,17 @@ class Optimizer:
 
     @staticmethod
     def best(points, buffer=1.0):
-        """The lowest score; then a larger rate, or the same rate with more momentum, whose
-        score is within ``buffer`` times it (Omnivore prefers the more aggressive point)."""
+        """The lowest score; then the most aggressive point (a larger rate, or the same rate
+        with more momentum) whose score is within ``buffer`` times it, or whose losses are not
+        significantly worse than its (``tie``): Omnivore prefers the more aggressive point, and
+        short trials' scores favour cautious ones by differences within their noise."""
         alive = [p for p in points if not p['diverged'] and math.isfinite(p['score'])]
         if not alive:
             return None
-        top = min(alive, key=lambda p: p['score'])
+        lowest = top = min(alive, key=lambda p: p['score'])
         for p in alive:
-            if p['score'] <= buffer * top['score'] and \
-                    (p['base_lr'], p['momentum']) > (top['base_lr'], top['momentum']):
+            if (p['base_lr'], p['momentum']) > (top['base_lr'], top['momentum']) and \
+                    (p['score'] <= buffer * lowest['score'] or tie(p, lowest)):
                 top = p
         return top
 
@@ -408,6 +419,21 @@ class Optimizer:
             for p in self.tried]
         result['decisions'] = self.decisions
         return result
+
+
+def tie(point, lowest):
+    """Whether ``point``'s scored losses are not significantly worse than ``lowest``'s: a
+    one-sided sign test at TIE_LEVEL over the losses paired in the order they were applied (on
+    the simulator the points of one grid see the same batches and compute-time draws, so the
+    pairs share a batch), equal pairs dropped, with at least TIE_PAIRS pairs (fewer: no tie)."""
+    mine, theirs = point.get('losses') or [], lowest.get('losses') or []
+    count = min(len(mine), len(theirs))
+    pairs = [(a, b) for a, b in zip(mine[-count:], theirs[-count:]) if a != b] if count else []
+    if len(pairs) < TIE_PAIRS:
+        return False
+    worse = sum(a > b for a, b in pairs)
+    tail = sum(math.comb(len(pairs), k) for k in range(worse, len(pairs) + 1))
+    return tail / 2 ** len(pairs) >= TIE_LEVEL
 
 
 def _short(value):

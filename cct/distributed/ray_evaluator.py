@@ -24,7 +24,7 @@ from cct.log import logger
 from cct.proto import caffe_pb2
 from cct.solver.solver import SolverAction
 from cct.distributed.simulator import (TRIAL_ROUNDS, TRIAL_UPDATES, run_name, trial_length,
-                                       trial_score)
+                                       trial_losses, trial_score)
 
 _TESTING = re.compile(r'Iteration (\d+), Testing net \(#(\d+)\)')
 _OUTPUT = re.compile(r'Test net output #\d+: (\S+) = (\S+)')
@@ -159,9 +159,10 @@ class RayEvaluator:
         start_iteration = point.start_iteration if point.start_iteration is not None else \
             trainer.iteration
         reached = point.reached
+        scored = point.fresh or [v for _, _, v in point.losses]
         record = {'seconds_per_iteration': last / updates if updates else None,
-                  'score': trial_score(point.fresh or [v for _, _, v in point.losses],
-                                       diverged),
+                  'score': trial_score(scored, diverged),
+                  'losses': trial_losses(scored, diverged),
                   'diverged': diverged, 'seconds': used, 'start_iteration': start_iteration,
                   'iterations': start_iteration + updates,
                   'iterations_to_target': reached and reached[0] - start_iteration,

@@ -95,8 +95,15 @@ class SimulationResult:
         losses say nothing of its momentum and rate). Omnivore averages its last 10 display
         lines, each already an average over ``display`` iterations; one batch's loss alone is
         too noisy to rank by."""
-        return trial_score(self.fresh_losses or [loss for _, _, loss in self.losses],
-                           self.diverged)
+        return trial_score(self._scored_source(), self.diverged)
+
+    def scored_losses(self):
+        """The losses score() averages, in the order they were applied (the optimizer's tie
+        test pairs them with another trial's)."""
+        return trial_losses(self._scored_source(), self.diverged)
+
+    def _scored_source(self):
+        return self.fresh_losses or [loss for _, _, loss in self.losses]
 
     def start_loss(self):
         """The mean loss of the gradients computed on the starting model (None if none)."""
@@ -128,12 +135,18 @@ class SimulationResult:
                 'train_losses': [[i, s, l] for i, s, l in self.losses]}
 
 
-def trial_score(losses, diverged):
-    """The mean of the second half of ``losses`` (at least the last 10); inf if diverged."""
+def trial_losses(losses, diverged):
+    """The losses a trial is scored by: the second half of ``losses`` (at least the last 10);
+    none if diverged."""
     if diverged or not losses:
-        return math.inf
-    count = max(10, len(losses) // 2)
-    return float(np.mean(losses[-count:]))
+        return []
+    return [float(loss) for loss in losses[-max(10, len(losses) // 2):]]
+
+
+def trial_score(losses, diverged):
+    """The mean of trial_losses; inf if diverged."""
+    scored = trial_losses(losses, diverged)
+    return float(np.mean(scored)) if scored else math.inf
 
 
 @contextlib.contextmanager
@@ -382,4 +395,5 @@ class SimulatedEvaluator:
                 'start_iteration': result.start_iteration, 'iterations': result.iterations,
                 'iterations_to_target': result.iterations_to_target,
                 'time_to_target_s': result.time_to_target_s, 'snapshot': result.snapshot,
-                'accuracy': accuracy, 'start_loss': result.start_loss()}
+                'accuracy': accuracy, 'start_loss': result.start_loss(),
+                'losses': result.scored_losses()}

@@ -9,7 +9,7 @@ import pytest
 from cct import cli
 from cct import runtime
 from cct.errors import CctError
-from cct.distributed.optimizer import Optimizer
+from cct.distributed.optimizer import Optimizer, tie
 
 from grouped_helpers import write_solver
 
@@ -189,6 +189,44 @@ def test_a_step_down_weighs_the_larger_rate_against_the_slower_updates(tmp_path)
     assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 8) == 8
     assert opt._step_down(winners(0.1, 0.01, 0.01, 0.01), 1) == 1
     assert 'too slow per update to make up for it: keep 8' in opt.decisions[-1]['decision']
+
+
+def _point(rate, momentum, losses):
+    return {'base_lr': rate, 'momentum': momentum, 'diverged': False,
+            'score': sum(losses) / len(losses), 'losses': losses}
+
+
+def test_a_more_aggressive_point_whose_losses_are_not_significantly_worse_wins():
+    # The cautious point's 12 paired losses are lower in 8 pairs: a 1-sided sign test gives
+    # P(X >= 8 | 12, 1/2) = 0.19, no evidence the aggressive point is worse; its mean is 2 %
+    # higher (Omnivore's 1 % buffer would keep the cautious point).
+    cautious = [0.50 + 0.01 * (i % 3) for i in range(12)]
+    bolder = [c + (0.02 if i < 8 else -0.01) for i, c in enumerate(cautious)]
+    points = [_point(0.01, 0.3, cautious), _point(0.01, 0.6, bolder)]
+    assert tie(points[1], points[0])
+    assert Optimizer.best(points, buffer=1.01)['momentum'] == 0.6
+    # Worse in 10 of 12 pairs: P = 0.019, significantly worse, and the lowest score stays.
+    worse = [c + (0.02 if i < 10 else -0.01) for i, c in enumerate(cautious)]
+    points[1] = _point(0.01, 0.6, worse)
+    assert not tie(points[1], points[0])
+    assert Optimizer.best(points, buffer=1.01)['momentum'] == 0.3
+    # A less aggressive point never displaces the lowest score, tie or not.
+    points = [_point(0.01, 0.3, cautious), _point(0.001, 0.6, bolder)]
+    assert Optimizer.best(points)['base_lr'] == 0.01
+
+
+def test_a_tie_needs_ten_pairs_that_differ():
+    # Worse in 5 pairs of 10, better in 5: a tie; in 5 of 9 (or with an equal tenth pair,
+    # dropped): too few pairs to call it one.
+    mixed = [0.6, 0.4] * 5
+    assert tie(_point(0.01, 0.6, mixed), _point(0.01, 0.3, [0.5] * 10))
+    assert not tie(_point(0.01, 0.6, mixed[:9]), _point(0.01, 0.3, [0.5] * 9))
+    assert not tie(_point(0.01, 0.6, mixed[:9] + [0.5]), _point(0.01, 0.3, [0.5] * 10))
+    # Without losses (an evaluator that reports none), the buffer alone.
+    plain = [{'base_lr': 0.01, 'momentum': 0.3, 'diverged': False, 'score': 1.0},
+             {'base_lr': 0.01, 'momentum': 0.6, 'diverged': False, 'score': 1.005}]
+    assert Optimizer.best(plain, buffer=1.01)['momentum'] == 0.6
+    assert Optimizer.best(plain)['momentum'] == 0.3
 
 
 class HotEpochProblem(FakeProblem):

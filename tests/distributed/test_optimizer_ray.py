@@ -41,6 +41,9 @@ def test_cct_optimize_runs_its_points_on_ray(digits, tmp_path, capsys):
     assert all(r['seconds'] >= 0.2 and r['iterations'] - r['start_iteration'] >= 4
                for r in runs if not r['diverged'])
     assert all(os.path.exists(r['snapshot']) for r in runs if not r['diverged'])
+    # Each measurement keeps the losses its score averages (the tie test pairs them).
+    assert all(r['score'] == pytest.approx(sum(r['losses']) / len(r['losses']))
+               for r in runs if not r['diverged'])
     assert report['optimizer_seconds'] >= 1.5
     for key in ('groups', 'momentum', 'base_lr', 'seconds_per_iteration',
                 'iterations_to_target', 'time_to_target_s'):

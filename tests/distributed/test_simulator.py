@@ -180,6 +180,8 @@ def test_a_trial_runs_past_its_seconds_until_it_has_fresh_gradients(digits):
     assert trial.iterations == 9 and trial.seconds == trial.losses[-1][1]
     assert trial.start_loss() == pytest.approx(np.mean(trial.start_losses))
     assert trial.score() == pytest.approx(np.mean(trial.fresh_losses))
+    # The optimizer's tie test pairs the scored losses, in the order they were applied.
+    assert trial.scored_losses() == pytest.approx(trial.fresh_losses)
     # No jitter: every group takes the same time, so the updates come in rounds of 4 and HE
     # over whole rounds is that time over 4 (the plain average counts the first round's wait).
     group_seconds = spec.group_seconds(4, 0, 16, sum(
