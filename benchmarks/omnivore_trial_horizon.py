@@ -7,8 +7,10 @@ accuracy; simulated clock, real gradients, one jitter seed for all (common rando
 With --test, each trial's end state is also scored on the test net (accuracy and loss over its
 test_iter batches), the target's own measure.
 
+    git checkout 9ba34db     # the optimizer before the sign-test tie made the README's state
     python benchmarks/omnivore_simulation.py --digits /tmp/digits --clusters omnivore_cpu \\
         --reuse-grid benchmarks/results/omnivore_simulation.json --seeds 2 --workdir /tmp/omni
+    git checkout main
     python benchmarks/omnivore_trial_horizon.py --digits /tmp/digits \\
         --checkpoint /tmp/omni/omnivore_cpu/seed2/g32_..._iter_129.solverstate
 """
