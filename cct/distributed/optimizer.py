@@ -16,13 +16,13 @@ one. Score = a trial's mean loss over its last updates (see SimulationResult.sco
 one grid start from the same checkpoint and, on the simulator, see the same batches and the same
 compute-time draws (common random numbers), so their scores compare. The winner is the lowest
 score or, as Omnivore prefers, a more aggressive point that ties with it: here also one whose
-losses a sign test does not find worse (Omnivore's tie is a fixed 1 % in the steady state; short
-trials decide by differences of 1-2 %, within their noise, in favour of cautious points). Each
-count's winner becomes the checkpoint the next count searches from. Then the fastest count
-per update (a larger count replaces the current choice only if 10 % faster) trains its winner
-for an epoch (``epoch_seconds``) from the latest checkpoint, unless its winner needed a smaller
-rate than a smaller count's (``_step_down``: Omnivore's choice by hardware efficiency alone
-ignores that).
+losses a signed-rank test does not find worse (Omnivore's tie is a fixed 1 % in the steady
+state; short trials decide by differences of 1-2 %, within their noise, in favour of cautious
+points). Each count's winner becomes the checkpoint the next count searches from. Then the
+fastest count per update (a larger count replaces the current choice only if 10 % faster) trains
+its winner for an epoch (``epoch_seconds``) from the latest checkpoint, unless its winner needed
+a smaller rate than a smaller count's (``_step_down``: Omnivore's choice by hardware efficiency
+alone ignores that).
 A trial lasts at least one update per group on a model it updated (simulator.trial_length);
 short trials still favour cautious points (greedy tuning's short-horizon bias), so the choice
 depends on their length (README's Omnivore section).
@@ -53,9 +53,10 @@ TIME_THRESHOLD = 0.10
 #: A best trial scoring this many times the run that made its checkpoint (the loss blew up,
 #: not the noise of a few batches nor more staleness) sends training back.
 REGRESSION = 2.0
-#: A more aggressive point ties with the lowest score unless a sign test over at least
-#: TIE_PAIRS paired losses finds it worse at this level (Optimizer.best).
-TIE_PAIRS = 10
+#: A more aggressive point ties with the lowest score unless a signed-rank test over at least
+#: TIE_PAIRS paired losses finds it worse at this level (Optimizer.best); 5 pairs are the fewest
+#: with which the test can reject at 5 % (all worse: 1/32).
+TIE_PAIRS = 5
 TIE_LEVEL = 0.05
 
 
@@ -423,17 +424,31 @@ class Optimizer:
 
 def tie(point, lowest):
     """Whether ``point``'s scored losses are not significantly worse than ``lowest``'s: a
-    one-sided sign test at TIE_LEVEL over the losses paired in the order they were applied (on
-    the simulator the points of one grid see the same batches and compute-time draws, so the
-    pairs share a batch), equal pairs dropped, with at least TIE_PAIRS pairs (fewer: no tie)."""
+    one-sided Wilcoxon signed-rank test at TIE_LEVEL over the losses paired in the order they
+    were applied (on the simulator the points of one grid see the same batches and compute-time
+    draws, so the pairs share a batch), equal pairs dropped, with at least TIE_PAIRS pairs
+    (fewer: no tie). The ranks weigh how much worse, which a sign test ignores (8 pairs of 10
+    worse is no evidence to it, even when the loss blew up), and they keep a few huge
+    differences from deciding, which a t-test's variance does not."""
     mine, theirs = point.get('losses') or [], lowest.get('losses') or []
     count = min(len(mine), len(theirs))
-    pairs = [(a, b) for a, b in zip(mine[-count:], theirs[-count:]) if a != b] if count else []
-    if len(pairs) < TIE_PAIRS:
+    pairs = zip(mine[-count:], theirs[-count:]) if count else ()
+    differences = [a - b for a, b in pairs if a != b]
+    if len(differences) < TIE_PAIRS:
         return False
-    worse = sum(a > b for a, b in pairs)
-    tail = sum(math.comb(len(pairs), k) for k in range(worse, len(pairs) + 1))
-    return tail / 2 ** len(pairs) >= TIE_LEVEL
+    ranked = sorted(differences, key=abs)
+    better = sum(rank for rank, d in enumerate(ranked, 1) if d < 0)
+    return signed_rank_tail(len(ranked), better) >= TIE_LEVEL
+
+
+def signed_rank_tail(n, statistic):
+    """P(W <= statistic) for the Wilcoxon signed-rank sum W of n pairs under the null (each
+    rank's sign a fair coin), exactly: the number of subsets of 1..n with each sum, over 2^n."""
+    ways = [1] + [0] * (n * (n + 1) // 2)
+    for rank in range(1, n + 1):
+        for total in range(len(ways) - 1, rank - 1, -1):
+            ways[total] += ways[total - rank]
+    return sum(ways[:statistic + 1]) / 2 ** n
 
 
 def _short(value):
