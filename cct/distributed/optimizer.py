@@ -209,15 +209,18 @@ class Optimizer:
     def best(points, buffer=1.0):
         """The lowest score; then the most aggressive point (a larger rate, or the same rate
         with more momentum) whose score is within ``buffer`` times it, or whose losses are not
-        significantly worse than its (``tie``): Omnivore prefers the more aggressive point, and
-        short trials' scores favour cautious ones by differences within their noise."""
+        significantly worse than its (``tie``) unless its score is more than REGRESSION times it
+        (the loss blew up; a test over a few pairs cannot tell): Omnivore prefers the more
+        aggressive point, and short trials' scores favour cautious ones by differences within
+        their noise."""
         alive = [p for p in points if not p['diverged'] and math.isfinite(p['score'])]
         if not alive:
             return None
         lowest = top = min(alive, key=lambda p: p['score'])
         for p in alive:
             if (p['base_lr'], p['momentum']) > (top['base_lr'], top['momentum']) and \
-                    (p['score'] <= buffer * lowest['score'] or tie(p, lowest)):
+                    (p['score'] <= buffer * lowest['score'] or
+                     (p['score'] <= REGRESSION * lowest['score'] and tie(p, lowest))):
                 top = p
         return top
 

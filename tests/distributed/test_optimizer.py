@@ -229,6 +229,16 @@ def test_a_trial_whose_loss_blew_up_is_no_tie():
     assert Optimizer.best(points, buffer=1.01)['base_lr'] == 0.001
 
 
+def test_a_score_that_more_than_doubled_is_no_tie_however_few_the_pairs():
+    # The digits' cold start at 2 groups with 5-update trials (jitter seed 1): rate 0.1 with
+    # momentum 0.9 blew up (a mean of 25 against 1.26), yet one pair of 5 in its favour leaves
+    # the signed-rank test no evidence (p = 0.06).
+    lowest = _point(0.01, 0.9, [1.95, 0.89, 1.06, 1.77, 0.62])
+    blew_up = _point(0.1, 0.9, [5.88, 0.76, 4.19, 35.0, 80.51])
+    assert tie(blew_up, lowest)
+    assert Optimizer.best([lowest, blew_up]) is lowest
+
+
 def test_the_signed_rank_tail_is_exact():
     # 5 pairs all worse: 1/32, the fewest pairs that can reject at 5 %; 10 pairs whose three
     # smallest differences favour the point: P(W <= 6) = 14/1024 (scipy.stats.wilcoxon, exact).
