@@ -7,7 +7,7 @@ accuracy; simulated clock, real gradients, one jitter seed for all (common rando
 With --test, each trial's end state is also scored on the test net (accuracy and loss over its
 test_iter batches), the target's own measure.
 
-    git checkout 9ba34db     # the optimizer before the sign-test tie made the README's state
+    git checkout 9ba34db     # the optimizer with the buffer alone made the README's state
     python benchmarks/omnivore_simulation.py --digits /tmp/digits --clusters omnivore_cpu \\
         --reuse-grid benchmarks/results/omnivore_simulation.json --seeds 2 --workdir /tmp/omni
     git checkout main
